@@ -1,0 +1,32 @@
+//! Kino's events on RabbitMQ.
+//!
+//! * [`topology`]: the exchanges and shared queues, declared idempotently on every connection;
+//! * [`envelope`]: the versioned envelope every event travels in (every event has an id, so
+//!   every consumer can be idempotent);
+//! * [`rabbit`]: a connection that is made lazily and remade after a failure, so services
+//!   start without RabbitMQ and recover when it returns;
+//! * [`publisher`]: publishing with publisher confirms: `publish` returns only once the
+//!   broker has taken responsibility for the message (persistent, on a durable exchange).
+
+pub mod envelope;
+pub mod publisher;
+pub mod rabbit;
+pub mod topology;
+
+pub use envelope::{Envelope, Event};
+pub use publisher::Publisher;
+pub use rabbit::Rabbit;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("RabbitMQ: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("RabbitMQ did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("the broker refused the message (nack)")]
+    Nacked,
+    #[error("the message could not be routed to any queue")]
+    Unroutable,
+    #[error("event encoding: {0}")]
+    Encoding(#[from] serde_json::Error),
+}

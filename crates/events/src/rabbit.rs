@@ -1,0 +1,73 @@
+//! A RabbitMQ connection that is made on first use and remade after it breaks.
+//!
+//! lapin's connection does not reconnect by itself once its socket dies. [`Rabbit`] keeps the
+//! current connection and replaces it when it is no longer connected, declaring the topology
+//! on every new connection. Channels are cheap; callers take a fresh one per consumer or
+//! publisher and take another after an error.
+
+use std::{sync::Arc, time::Duration};
+
+use lapin::{Channel, Connection, ConnectionProperties};
+use tokio::sync::Mutex;
+
+use crate::{Error, topology};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub struct Rabbit {
+    url: String,
+    name: String,
+    current: Mutex<Option<Arc<Connection>>>,
+}
+
+impl Rabbit {
+    /// Does not connect: the first [`Rabbit::channel`] or [`Rabbit::check`] does.
+    pub fn new(url: impl Into<String>, name: impl Into<String>) -> Arc<Self> {
+        Arc::new(Self {
+            url: url.into(),
+            name: name.into(),
+            current: Mutex::new(None),
+        })
+    }
+
+    /// The live connection, reconnecting if needed.
+    pub async fn connection(&self) -> Result<Arc<Connection>, Error> {
+        let mut current = self.current.lock().await;
+        if let Some(conn) = current.as_ref() {
+            if conn.status().connected() {
+                return Ok(conn.clone());
+            }
+            tracing::warn!("RabbitMQ connection lost; reconnecting");
+        }
+        let props = ConnectionProperties::default().with_connection_name(self.name.clone().into());
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&self.url, props))
+            .await
+            .map_err(|_| Error::Timeout(CONNECT_TIMEOUT))??;
+        let channel = conn.create_channel().await?;
+        topology::declare(&channel).await?;
+        channel.close(200, "topology declared".into()).await.ok();
+        tracing::info!("connected to RabbitMQ");
+        let conn = Arc::new(conn);
+        *current = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// A new channel on the live connection.
+    pub async fn channel(&self) -> Result<Channel, Error> {
+        Ok(self.connection().await?.create_channel().await?)
+    }
+
+    /// Closes the connection (graceful shutdown).
+    pub async fn close(&self) {
+        if let Some(conn) = self.current.lock().await.take() {
+            conn.close(200, "shutting down".into()).await.ok();
+        }
+    }
+}
+
+/// Readiness: connected, or able to connect now.
+impl platform::health::Check for Rabbit {
+    async fn check(&self) -> Result<(), String> {
+        self.connection().await.map(drop).map_err(|e| e.to_string())
+    }
+}

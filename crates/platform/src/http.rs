@@ -1,0 +1,175 @@
+//! The axum side of the shared plumbing.
+//!
+//! [`ops_router`] serves `/healthz`, `/readyz` and `/metrics`, both at the root (what
+//! Kubernetes probes and Prometheus call on the pod) and under the service's public prefix
+//! (`/media/healthz`: what the gateway routes to). [`with_observability`] wraps a router
+//! with request ids, a tracing span per request and per-route metrics. [`serve`] runs it
+//! until shutdown, then drains.
+
+use std::{future::IntoFuture, io, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::{MatchedPath, Request},
+    http::{HeaderName, HeaderValue, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use tokio::{net::TcpListener, time::Instant};
+use tower_http::{
+    request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+use crate::{Readiness, Shutdown};
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// `/healthz`, `/readyz`, `/metrics` at the root and under `prefix` (e.g. `/media`).
+pub fn ops_router(prefix: &str, readiness: Readiness) -> Router {
+    let ops = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(readiness);
+    if prefix.is_empty() || prefix == "/" {
+        ops
+    } else {
+        Router::new().merge(ops.clone()).nest(prefix, ops)
+    }
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(axum::extract::State(readiness): axum::extract::State<Readiness>) -> Response {
+    let report = readiness.report().await;
+    let status = if report.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(report)).into_response()
+}
+
+async fn metrics() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
+        .into_response()
+}
+
+/// Request ids (taken from `X-Request-Id` when the caller sent a sane one, else a new
+/// UUIDv7; echoed on the response), a tracing span carrying it, and per-route metrics.
+pub fn with_observability(router: Router) -> Router {
+    router
+        .layer(middleware::from_fn(record_metrics))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let request_id = req
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestIdV7))
+        .layer(middleware::map_request(drop_insane_request_id))
+}
+
+/// Forgets a caller-supplied request id that is not worth propagating, so a new one is made.
+async fn drop_insane_request_id(mut req: Request) -> Request {
+    if let Some(id) = req.headers().get(REQUEST_ID) {
+        if !is_sane_request_id(id.as_bytes()) {
+            req.headers_mut().remove(REQUEST_ID);
+        }
+    }
+    req
+}
+
+/// [`SetRequestIdLayer`] calls it only when the request carries no id.
+#[derive(Clone, Copy)]
+struct MakeRequestIdV7;
+
+impl MakeRequestId for MakeRequestIdV7 {
+    fn make_request_id<B>(&mut self, _request: &http::Request<B>) -> Option<RequestId> {
+        Some(RequestId::new(new_request_id()))
+    }
+}
+
+/// A fresh request id.
+pub fn new_request_id() -> HeaderValue {
+    HeaderValue::from_str(&uuid::Uuid::now_v7().to_string()).expect("uuid is a valid header")
+}
+
+/// Whether a caller-supplied request id is worth propagating: short, visible ASCII.
+pub fn is_sane_request_id(value: &[u8]) -> bool {
+    !value.is_empty() && value.len() <= 128 && value.iter().all(|b| b.is_ascii_graphic())
+}
+
+async fn record_metrics(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    // The route template keeps the label set bounded; unmatched paths share one label.
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(req).await;
+    crate::metrics::record_http(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// Serves a service: its own routes plus the ops routes under `prefix`, with observability.
+pub async fn serve_service(
+    listener: TcpListener,
+    prefix: &str,
+    routes: Router,
+    readiness: Readiness,
+    shutdown: Shutdown,
+    grace: Duration,
+) -> io::Result<()> {
+    let app = with_observability(ops_router(prefix, readiness).merge(routes));
+    serve(listener, app, shutdown, grace).await
+}
+
+/// Serves `app` on `listener` until `shutdown` fires, then stops accepting and lets the
+/// requests in flight finish, for at most `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: Shutdown,
+    grace: Duration,
+) -> io::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.triggered());
+    match shutdown.drain(grace, server.into_future()).await {
+        Some(result) => result,
+        None => Ok(()), // grace period over: remaining connections are dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_must_be_short_visible_ascii() {
+        assert!(is_sane_request_id(b"abc-123"));
+        assert!(!is_sane_request_id(b""));
+        assert!(!is_sane_request_id(b"has space"));
+        assert!(!is_sane_request_id(&[b'a'; 129]));
+    }
+}

@@ -1,0 +1,31 @@
+//! What every Kino service shares, so that each service's `main` is a few lines and every
+//! service looks the same from the outside:
+//!
+//! * [`config`]: typed configuration read from environment variables, with local defaults;
+//! * [`telemetry`]: JSON logs through `tracing`;
+//! * [`metrics`]: the process-wide Prometheus recorder and the HTTP request metrics;
+//! * [`health`]: `/healthz` (the process) and `/readyz` (each named dependency);
+//! * [`http`]: the axum plumbing (request ids, metrics, ops routes, graceful serve);
+//! * [`shutdown`]: SIGTERM/SIGINT turned into one cancellation token;
+//! * [`postgres`], [`redis`], [`mongo`], [`s3`]: store connections that tolerate a store
+//!   being down at start-up and recover when it returns, with a readiness check each.
+//!
+//! With the `rocket` feature, [`rocket`](crate::rocket) gives the auth service the same
+//! request ids, metrics and ops routes.
+
+pub mod config;
+pub mod health;
+pub mod http;
+pub mod metrics;
+pub mod mongo;
+pub mod postgres;
+pub mod redis;
+pub mod s3;
+pub mod shutdown;
+pub mod telemetry;
+
+#[cfg(feature = "rocket")]
+pub mod rocket;
+
+pub use health::Readiness;
+pub use shutdown::Shutdown;

@@ -1,0 +1,144 @@
+//! Each test's own slice of the real stores: a fresh PostgreSQL database, a fresh S3 bucket,
+//! a unique Redis key prefix, and the shared servers' URLs (from the same environment
+//! variables the services read, with the same local defaults). Dropping a [`TestEnv`]
+//! removes its database and bucket, so tests run in parallel and leave nothing behind.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+#[derive(Clone)]
+pub struct TestEnv {
+    /// Unique per test, usable in names (`[a-z0-9_]`).
+    pub id: String,
+    /// A database URL for a fresh database `<prefix>_<id>` (created by the service).
+    pub database_url: String,
+    pub redis_url: String,
+    /// Prefix for every Redis key the test's services write.
+    pub redis_prefix: String,
+    pub amqp_url: String,
+    pub mongodb_uri: String,
+    /// A fresh MongoDB database name.
+    pub mongodb_database: String,
+    pub s3: platform::s3::S3Config,
+    _cleanup: Arc<Cleanup>,
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// The PostgreSQL server (no database) tests create their databases on.
+pub fn postgres_server() -> String {
+    env_or("KINO_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+}
+
+impl TestEnv {
+    /// `prefix` names the service or test family (`auth`, `media`…), for humans reading
+    /// `\l` while a test runs.
+    pub fn new(prefix: &str) -> Self {
+        let id = Uuid::now_v7().simple().to_string();
+        let database = format!("{prefix}_test_{id}");
+        let s3 = platform::s3::S3Config {
+            endpoint: env_or("S3_ENDPOINT", "http://127.0.0.1:9000"),
+            region: env_or("S3_REGION", "us-east-1"),
+            access_key: env_or("S3_ACCESS_KEY", "kino"),
+            secret_key: env_or("S3_SECRET_KEY", "kino-local-secret"),
+            bucket: format!("test-{id}"),
+        };
+        let mongodb_database = format!("{prefix}_test_{id}");
+        let mongodb_uri = env_or(
+            "MONGODB_URI",
+            "mongodb://127.0.0.1:27017/?directConnection=true",
+        );
+        Self {
+            database_url: format!("{}/{database}", postgres_server()),
+            redis_url: env_or("REDIS_URL", "redis://127.0.0.1:6379"),
+            redis_prefix: format!("test:{id}:"),
+            amqp_url: env_or("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+            mongodb_uri: mongodb_uri.clone(),
+            mongodb_database: mongodb_database.clone(),
+            _cleanup: Arc::new(Cleanup {
+                database,
+                s3: s3.clone(),
+                mongodb_uri,
+                mongodb_database,
+            }),
+            s3,
+            id,
+        }
+    }
+}
+
+struct Cleanup {
+    database: String,
+    s3: platform::s3::S3Config,
+    mongodb_uri: String,
+    mongodb_database: String,
+}
+
+impl Drop for Cleanup {
+    /// Runs on a thread of its own: `Drop` cannot be async, and the test's runtime may be
+    /// shutting down.
+    fn drop(&mut self) {
+        let (database, s3) = (self.database.clone(), self.s3.clone());
+        let (mongodb_uri, mongodb_database) =
+            (self.mongodb_uri.clone(), self.mongodb_database.clone());
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                if let Ok(pool) =
+                    sqlx::PgPool::connect(&format!("{}/postgres", postgres_server())).await
+                {
+                    let _ = sqlx::query(&format!(
+                        r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#
+                    ))
+                    .execute(&pool)
+                    .await;
+                }
+                delete_bucket(&s3).await;
+                if let Ok(client) = platform::mongo::connect(&mongodb_uri, "kino-tests").await {
+                    let _ = client.database(&mongodb_database).drop().await;
+                }
+            });
+        });
+        let _ = done.join();
+    }
+}
+
+async fn delete_bucket(s3: &platform::s3::S3Config) {
+    let client = platform::s3::client(s3);
+    let mut token = None;
+    loop {
+        let Ok(page) = client
+            .list_objects_v2()
+            .bucket(&s3.bucket)
+            .set_continuation_token(token.take())
+            .send()
+            .await
+        else {
+            return; // no bucket: nothing to clean
+        };
+        for object in page.contents() {
+            if let Some(key) = object.key() {
+                let _ = client
+                    .delete_object()
+                    .bucket(&s3.bucket)
+                    .key(key)
+                    .send()
+                    .await;
+            }
+        }
+        match page.next_continuation_token() {
+            Some(next) => token = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let _ = client.delete_bucket().bucket(&s3.bucket).send().await;
+}

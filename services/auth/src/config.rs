@@ -1,0 +1,25 @@
+//! The auth service's configuration; every variable has a local default.
+
+use platform::{
+    config::{self, ConfigError, HttpConfig},
+    postgres::PostgresConfig,
+};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub postgres: PostgresConfig,
+    pub redis_url: String,
+    pub amqp_url: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            http: HttpConfig::from_env("0.0.0.0:8081")?,
+            postgres: PostgresConfig::from_env("auth")?,
+            redis_url: config::redis_url()?,
+            amqp_url: config::amqp_url()?,
+        })
+    }
+}

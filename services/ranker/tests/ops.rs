@@ -1,0 +1,68 @@
+//! The ranker's readiness follows each of its dependencies.
+
+use std::time::Duration;
+
+use platform::{Shutdown, config::HttpConfig};
+use testkit::{
+    TestEnv,
+    ops::{Dependency, readiness_follows},
+};
+
+const DEPENDENCIES: &[&str] = &["redis", "mongodb", "rabbitmq"];
+
+fn config(env: &TestEnv) -> ranker::Config {
+    ranker::Config {
+        http: HttpConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            shutdown_grace: Duration::from_secs(5),
+        },
+        redis_url: env.redis_url.clone(),
+        mongodb_uri: env.mongodb_uri.clone(),
+        mongodb_database: env.mongodb_database.clone(),
+        amqp_url: env.amqp_url.clone(),
+    }
+}
+
+/// Starts the worker in-process on a random port; resolves to its ops base URL.
+fn spawn_app(env: &TestEnv) -> impl Future<Output = String> + use<> {
+    let config = config(env);
+    async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(ranker::run(config, listener, Shutdown::new()));
+        format!("http://{addr}/ranker")
+    }
+}
+
+#[tokio::test]
+async fn readiness_follows_redis() {
+    readiness_follows(
+        Dependency::Redis,
+        DEPENDENCIES,
+        TestEnv::new("ranker"),
+        spawn_app,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn readiness_follows_mongodb() {
+    readiness_follows(
+        Dependency::MongoDb,
+        DEPENDENCIES,
+        TestEnv::new("ranker"),
+        spawn_app,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn readiness_follows_rabbitmq() {
+    readiness_follows(
+        Dependency::RabbitMq,
+        DEPENDENCIES,
+        TestEnv::new("ranker"),
+        spawn_app,
+    )
+    .await;
+}

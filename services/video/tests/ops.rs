@@ -1,0 +1,70 @@
+//! The video service's readiness follows each of its dependencies.
+
+use std::time::Duration;
+
+use platform::{Shutdown, config::HttpConfig, postgres::PostgresConfig};
+use testkit::{
+    TestEnv,
+    ops::{Dependency, readiness_follows},
+};
+
+const DEPENDENCIES: &[&str] = &["postgres", "s3", "rabbitmq"];
+
+fn config(env: &TestEnv) -> video::Config {
+    video::Config {
+        http: HttpConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            shutdown_grace: Duration::from_secs(5),
+        },
+        postgres: PostgresConfig {
+            url: env.database_url.clone(),
+            max_connections: 4,
+        },
+        s3: env.s3.clone(),
+        amqp_url: env.amqp_url.clone(),
+    }
+}
+
+/// Starts the service in-process on a random port; resolves to its public base URL.
+fn spawn_app(env: &TestEnv) -> impl Future<Output = String> + use<> {
+    let config = config(env);
+    async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(video::run(config, listener, Shutdown::new()));
+        format!("http://{addr}/video")
+    }
+}
+
+#[tokio::test]
+async fn readiness_follows_postgres() {
+    readiness_follows(
+        Dependency::Postgres,
+        DEPENDENCIES,
+        TestEnv::new("video"),
+        spawn_app,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn readiness_follows_s3() {
+    readiness_follows(
+        Dependency::S3,
+        DEPENDENCIES,
+        TestEnv::new("video"),
+        spawn_app,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn readiness_follows_rabbitmq() {
+    readiness_follows(
+        Dependency::RabbitMq,
+        DEPENDENCIES,
+        TestEnv::new("video"),
+        spawn_app,
+    )
+    .await;
+}
