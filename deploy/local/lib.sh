@@ -25,7 +25,8 @@ KINO_VENV=$KINO_CACHE_DIR/venv
 KINO_TOOLS=$KINO_CACHE_DIR/tools
 
 # Local defaults shared by every service; each can be overridden from the environment.
-export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}
+# KINO_POSTGRES is the server; each service gets its own database on it (DATABASE_URL).
+export KINO_POSTGRES=${KINO_POSTGRES:-postgres://postgres@127.0.0.1:5432}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 export S3_ACCESS_KEY=${S3_ACCESS_KEY:-kino}
@@ -63,16 +64,19 @@ url_host_port() {
   echo "$host ${port:-$2}"
 }
 
+SUDO=""
+[[ $(id -u) -eq 0 ]] || SUDO=sudo
 apt_updated=""
 apt_install() {
   command -v apt-get >/dev/null || die "cannot install $* (no apt-get); install it by hand"
   if [[ -z $apt_updated ]]; then
     log "apt-get update"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || die "apt-get update failed"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || die "apt-get update failed"
     apt_updated=1
   fi
   log "apt-get install $*"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null || die "apt-get install $* failed"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null \
+    || die "apt-get install $* failed"
 }
 
 # start_bg NAME LOGFILE CMD...: start a detached process that outlives this script and

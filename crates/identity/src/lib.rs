@@ -1,3 +1,22 @@
-//! Identity shared by the services: JWT claims, Ed25519 signing and verification, JWKS and
-//! the revocation check. The auth service issues tokens with it; media verifies WebSocket
-//! tokens with it. (Filled in with the auth service.)
+//! Identity shared by the services.
+//!
+//! * [`Claims`]: what an access token says (`sub`, `name`, `jti`, `iss`, `aud`, `iat`, `exp`);
+//! * [`SigningKey`]: an Ed25519 key from PKCS#8 PEM, its `kid` (RFC 7638 thumbprint) and JWK;
+//! * [`Signer`]: issues EdDSA access tokens;
+//! * [`Verifier`]: checks them with a fixed algorithm allowlist (EdDSA only, so `alg: none`
+//!   and algorithm confusion are impossible), `kid` lookup, and required `iss`/`aud`/`exp`;
+//! * [`Revocations`]: the Redis denylist of revoked token ids, kept until the token expires.
+//!
+//! The auth service issues tokens with it; media verifies WebSocket tokens with it.
+
+mod claims;
+mod keys;
+mod revocation;
+mod signer;
+mod verifier;
+
+pub use claims::Claims;
+pub use keys::{Jwk, Jwks, KeyError, SigningKey};
+pub use revocation::Revocations;
+pub use signer::Signer;
+pub use verifier::{Verifier, VerifyError};

@@ -33,13 +33,19 @@ fn env_or(name: &str, default: &str) -> String {
 
 /// The PostgreSQL server (no database) tests create their databases on.
 pub fn postgres_server() -> String {
-    env_or("KINO_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+    env_or("KINO_POSTGRES", "postgres://postgres@127.0.0.1:5432")
 }
 
 impl TestEnv {
     /// `prefix` names the service or test family (`auth`, `media`…), for humans reading
     /// `\l` while a test runs.
     pub fn new(prefix: &str) -> Self {
+        Self::with_databases(prefix, &[""])
+    }
+
+    /// Like [`TestEnv::new`], for several services in one test: service `s` uses the
+    /// database `<database_url>_<s>`, and all of them are dropped at the end.
+    pub fn with_databases(prefix: &str, suffixes: &[&str]) -> Self {
         let id = Uuid::now_v7().simple().to_string();
         let database = format!("{prefix}_test_{id}");
         let s3 = platform::s3::S3Config {
@@ -62,7 +68,16 @@ impl TestEnv {
             mongodb_uri: mongodb_uri.clone(),
             mongodb_database: mongodb_database.clone(),
             _cleanup: Arc::new(Cleanup {
-                database,
+                databases: suffixes
+                    .iter()
+                    .map(|s| {
+                        if s.is_empty() {
+                            database.clone()
+                        } else {
+                            format!("{database}_{s}")
+                        }
+                    })
+                    .collect(),
                 s3: s3.clone(),
                 mongodb_uri,
                 mongodb_database,
@@ -74,7 +89,7 @@ impl TestEnv {
 }
 
 struct Cleanup {
-    database: String,
+    databases: Vec<String>,
     s3: platform::s3::S3Config,
     mongodb_uri: String,
     mongodb_database: String,
@@ -84,7 +99,7 @@ impl Drop for Cleanup {
     /// Runs on a thread of its own: `Drop` cannot be async, and the test's runtime may be
     /// shutting down.
     fn drop(&mut self) {
-        let (database, s3) = (self.database.clone(), self.s3.clone());
+        let (databases, s3) = (self.databases.clone(), self.s3.clone());
         let (mongodb_uri, mongodb_database) =
             (self.mongodb_uri.clone(), self.mongodb_database.clone());
         let done = std::thread::spawn(move || {
@@ -96,11 +111,10 @@ impl Drop for Cleanup {
                 if let Ok(pool) =
                     sqlx::PgPool::connect(&format!("{}/postgres", postgres_server())).await
                 {
-                    let _ = sqlx::query(&format!(
-                        r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#
-                    ))
-                    .execute(&pool)
-                    .await;
+                    for database in databases {
+                        let drop = format!(r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#);
+                        let _ = sqlx::query(&drop).execute(&pool).await;
+                    }
                 }
                 delete_bucket(&s3).await;
                 if let Ok(client) = platform::mongo::connect(&mongodb_uri, "kino-tests").await {

@@ -4,6 +4,7 @@
 
 pub mod env;
 pub mod gate;
+pub mod gateway;
 pub mod ops;
 pub mod process;
 

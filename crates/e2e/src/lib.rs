@@ -1,0 +1,93 @@
+//! The whole platform in one test process: every service on a random port with the test's
+//! own databases and bucket, behind the real gateway. [`Stack::start`] is the end-to-end
+//! `spawn_app()`.
+
+use std::time::Duration;
+
+use platform::{Shutdown, config::HttpConfig, postgres::PostgresConfig};
+use testkit::{
+    TestEnv,
+    gateway::{Gateway, Upstreams},
+};
+
+pub struct Stack {
+    pub gateway: Gateway,
+    pub env: TestEnv,
+    pub shutdown: Shutdown,
+}
+
+fn http() -> HttpConfig {
+    HttpConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        shutdown_grace: Duration::from_secs(3),
+    }
+}
+
+fn postgres(env: &TestEnv, service: &str) -> PostgresConfig {
+    // One database per service, as in production.
+    PostgresConfig {
+        url: format!("{}_{service}", env.database_url),
+        max_connections: 4,
+    }
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        let env = TestEnv::with_databases("e2e", &["auth", "media", "video"]);
+        let shutdown = Shutdown::new();
+
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let auth = auth::Config {
+            http: http(),
+            postgres: postgres(&env, "auth"),
+            redis_url: env.redis_url.clone(),
+            amqp_url: env.amqp_url.clone(),
+        };
+        tokio::spawn(auth::run(auth, shutdown.clone(), Some(tx)));
+        let auth_addr = rx.await.expect("auth started");
+
+        let media = media::Config {
+            http: http(),
+            postgres: postgres(&env, "media"),
+            mongodb_uri: env.mongodb_uri.clone(),
+            mongodb_database: env.mongodb_database.clone(),
+            redis_url: env.redis_url.clone(),
+            amqp_url: env.amqp_url.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let media_addr = listener.local_addr().unwrap();
+        tokio::spawn(media::run(media, listener, shutdown.clone()));
+
+        let video = video::Config {
+            http: http(),
+            postgres: postgres(&env, "video"),
+            s3: env.s3.clone(),
+            amqp_url: env.amqp_url.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let video_addr = listener.local_addr().unwrap();
+        tokio::spawn(video::run(video, listener, shutdown.clone()));
+
+        let gateway = Gateway::start(Upstreams {
+            auth: Some(auth_addr.to_string()),
+            media: Some(media_addr.to_string()),
+            video: Some(video_addr.to_string()),
+        })
+        .await;
+        Self {
+            gateway,
+            env,
+            shutdown,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.gateway.base)
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}

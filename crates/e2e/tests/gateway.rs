@@ -1,0 +1,61 @@
+//! Through the gateway: every public service answers its health and readiness endpoints
+//! at its own prefix, with its dependencies listed, and unknown prefixes get a problem+json 404.
+
+use std::time::Duration;
+
+use e2e::Stack;
+use testkit::{ops::get_json, wait_for};
+
+#[tokio::test]
+async fn every_service_is_healthy_and_ready_through_the_gateway() {
+    let stack = Stack::start().await;
+    let expected: &[(&str, &[&str])] = &[
+        ("auth", &["postgres", "redis", "rabbitmq"]),
+        ("media", &["postgres", "mongodb", "redis", "rabbitmq"]),
+        ("video", &["postgres", "s3", "rabbitmq"]),
+    ];
+    for (service, dependencies) in expected {
+        let (status, body) = get_json(&stack.url(&format!("/{service}/healthz"))).await;
+        assert_eq!(
+            (status, &body["status"]),
+            (200, &"ok".into()),
+            "{service}: {body}"
+        );
+
+        let body = wait_for(
+            &format!("{service} ready"),
+            Duration::from_secs(30),
+            || async {
+                let (status, body) = get_json(&stack.url(&format!("/{service}/readyz"))).await;
+                (status == 200).then_some(body)
+            },
+        )
+        .await;
+        for dependency in *dependencies {
+            assert_eq!(
+                body["checks"][dependency]["status"], "up",
+                "{service}/{dependency}: {body}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_gateway_propagates_request_ids_and_rejects_unknown_prefixes() {
+    let stack = Stack::start().await;
+    let client = reqwest::Client::new();
+    let response = client
+        .get(stack.url("/media/healthz"))
+        .header("X-Request-Id", "e2e-trace-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "e2e-trace-1");
+
+    let response = client.get(stack.url("/nowhere")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+}

@@ -1,0 +1,48 @@
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{Claims, SigningKey};
+
+/// Issues EdDSA access tokens.
+pub struct Signer {
+    kid: String,
+    key: EncodingKey,
+    issuer: String,
+    audience: String,
+    ttl: Duration,
+}
+
+impl Signer {
+    pub fn new(key: &SigningKey, issuer: &str, audience: &str, ttl: Duration) -> Self {
+        Self {
+            kid: key.kid.clone(),
+            key: EncodingKey::from_ed_pem(key.pem.as_bytes())
+                .expect("SigningKey holds a valid Ed25519 PEM"),
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            ttl,
+        }
+    }
+
+    /// A new token for `user`; returns the token and its claims (for the jti and exp).
+    pub fn issue(&self, user: Uuid, name: &str) -> (String, Claims) {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let claims = Claims {
+            sub: user,
+            name: name.to_owned(),
+            jti: Uuid::now_v7(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            iat: now,
+            exp: now + self.ttl.as_secs() as i64,
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.key)
+            .expect("Ed25519 signing does not fail");
+        (token, claims)
+    }
+}
