@@ -37,12 +37,12 @@ impl Stack {
         let shutdown = Shutdown::new();
 
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let auth = auth::Config {
-            http: http(),
-            postgres: postgres(&env, "auth"),
-            redis_url: env.redis_url.clone(),
-            amqp_url: env.amqp_url.clone(),
-        };
+        let mut auth = auth::Config::from_env_with_key(identity::SigningKey::generate()).unwrap();
+        auth.http = http();
+        auth.postgres = postgres(&env, "auth");
+        auth.redis_url = env.redis_url.clone();
+        auth.redis_prefix = env.redis_prefix.clone();
+        auth.amqp_url = env.amqp_url.clone();
         tokio::spawn(auth::run(auth, shutdown.clone(), Some(tx)));
         let auth_addr = rx.await.expect("auth started");
 

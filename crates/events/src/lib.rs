@@ -6,12 +6,17 @@
 //! * [`rabbit`]: a connection that is made lazily and remade after a failure, so services
 //!   start without RabbitMQ and recover when it returns;
 //! * [`publisher`]: publishing with publisher confirms: `publish` returns only once the
-//!   broker has taken responsibility for the message (persistent, on a durable exchange).
+//!   broker has taken responsibility for the message (persistent, on a durable exchange);
+//! * [`outbox`]: events written in the same transaction as the change they announce, and
+//!   the relay that publishes them;
+//! * [`user`]: the account events.
 
 pub mod envelope;
+pub mod outbox;
 pub mod publisher;
 pub mod rabbit;
 pub mod topology;
+pub mod user;
 
 pub use envelope::{Envelope, Event};
 pub use publisher::Publisher;
@@ -27,6 +32,8 @@ pub enum Error {
     Nacked,
     #[error("the message could not be routed to any queue")]
     Unroutable,
+    #[error("outbox: {0}")]
+    Outbox(sqlx::Error),
     #[error("event encoding: {0}")]
     Encoding(#[from] serde_json::Error),
 }

@@ -137,6 +137,12 @@ pub fn install(
                 });
             })
         }))
-        .mount("/", rocket::routes![healthz, readyz, metrics])
-        .mount(prefix, rocket::routes![healthz, readyz, metrics])
+        .mount("/", ops_routes())
+        .mount(prefix, ops_routes())
+}
+
+/// `/healthz`, `/readyz`, `/metrics`, to mount under further prefixes. Needs the
+/// [`Readiness`] that [`install`] manages.
+pub fn ops_routes() -> Vec<rocket::Route> {
+    rocket::routes![healthz, readyz, metrics]
 }

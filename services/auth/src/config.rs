@@ -1,8 +1,17 @@
-//! The auth service's configuration; every variable has a local default.
+//! The auth service's configuration; every variable has a local default (see README).
 
+use std::time::Duration;
+
+use identity::SigningKey;
 use platform::{
-    config::{self, ConfigError, HttpConfig},
+    config::{self, ConfigError, HttpConfig, secs, var},
     postgres::PostgresConfig,
+};
+
+use crate::{
+    gateway::policy::{DEFAULT_PUBLIC_ROUTES, Policy},
+    tokens::{client_ip::Cidr, throttle::Limits},
+    users::passwords::HashParams,
 };
 
 #[derive(Debug, Clone)]
@@ -10,16 +19,116 @@ pub struct Config {
     pub http: HttpConfig,
     pub postgres: PostgresConfig,
     pub redis_url: String,
+    /// `REDIS_PREFIX`: namespace of every Redis key (the revocation list is shared with
+    /// media, so both must agree).
+    pub redis_prefix: String,
     pub amqp_url: String,
+    pub tokens: TokenConfig,
+    pub hashing: HashParams,
+    pub login_limits: Limits,
+    /// `TRUSTED_PROXIES`: peers whose `X-Forwarded-For` is believed (comma-separated CIDRs).
+    pub trusted_proxies: Vec<Cidr>,
+    /// `PUBLIC_ROUTES`: see [`crate::gateway::policy`].
+    pub public_routes: Policy,
+    /// `MAX_BODY_BYTES`: larger JSON bodies get 413.
+    pub max_body_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    /// Loaded from `JWT_SIGNING_KEY_FILE` (PKCS#8 PEM).
+    pub signing_key: SigningKey,
+    /// `JWT_ISSUER`.
+    pub issuer: String,
+    /// `JWT_AUDIENCE`.
+    pub audience: String,
+    /// `ACCESS_TOKEN_TTL_SECS`.
+    pub access_ttl: Duration,
+    /// `REFRESH_TOKEN_TTL_SECS`.
+    pub refresh_ttl: Duration,
+    /// `JWT_LEEWAY_SECS`: tolerated clock skew.
+    pub leeway: Duration,
+}
+
+fn list<T: std::str::FromStr<Err = String>>(
+    name: &str,
+    default: &str,
+) -> Result<Vec<T>, ConfigError> {
+    let raw: String = var(name, default)?;
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse())
+        .collect::<Result<_, String>>()
+        .map_err(|reason| ConfigError {
+            name: name.into(),
+            value: raw.clone(),
+            reason,
+        })
 }
 
 impl Config {
+    /// Reads the environment; the signing key comes from `JWT_SIGNING_KEY_FILE`
+    /// (default `.kino/keys/jwt-ed25519.pem`, which deploy/local/deps creates).
     pub fn from_env() -> Result<Self, ConfigError> {
+        let path: String = var("JWT_SIGNING_KEY_FILE", ".kino/keys/jwt-ed25519.pem")?;
+        let error = |reason: String| ConfigError {
+            name: "JWT_SIGNING_KEY_FILE".into(),
+            value: path.clone(),
+            reason,
+        };
+        let pem = std::fs::read_to_string(&path)
+            .map_err(|e| error(format!("{e} (deploy/local/deps creates a development key)")))?;
+        let key = SigningKey::from_pem(&pem).map_err(|e| error(e.to_string()))?;
+        Self::from_env_with_key(key)
+    }
+
+    /// Reads the environment, with the signing key given (tests).
+    pub fn from_env_with_key(signing_key: SigningKey) -> Result<Self, ConfigError> {
+        let cpus = std::thread::available_parallelism()
+            .map_or(2, usize::from)
+            .to_string();
+        let hashing = HashParams {
+            memory_kib: var("ARGON2_MEMORY_KIB", "19456")?,
+            iterations: var("ARGON2_ITERATIONS", "2")?,
+            concurrency: var("ARGON2_CONCURRENCY", &cpus)?,
+        };
+        if hashing.memory_kib < 19_456 || hashing.iterations < 2 {
+            return Err(ConfigError {
+                name: "ARGON2_MEMORY_KIB/ARGON2_ITERATIONS".into(),
+                value: format!("{}/{}", hashing.memory_kib, hashing.iterations),
+                reason: "below OWASP's minimum (19456 KiB, 2 iterations)".into(),
+            });
+        }
         Ok(Self {
             http: HttpConfig::from_env("0.0.0.0:8081")?,
             postgres: PostgresConfig::from_env("auth")?,
             redis_url: config::redis_url()?,
+            redis_prefix: var("REDIS_PREFIX", "kino:")?,
             amqp_url: config::amqp_url()?,
+            tokens: TokenConfig {
+                signing_key,
+                issuer: var("JWT_ISSUER", "kino-auth")?,
+                audience: var("JWT_AUDIENCE", "kino")?,
+                access_ttl: secs("ACCESS_TOKEN_TTL_SECS", "900")?,
+                refresh_ttl: secs("REFRESH_TOKEN_TTL_SECS", "2592000")?,
+                leeway: secs("JWT_LEEWAY_SECS", "5")?,
+            },
+            hashing,
+            login_limits: Limits {
+                account_failures: var("LOGIN_ACCOUNT_FAILURES", "10")?,
+                ip_attempts: var("LOGIN_IP_ATTEMPTS", "100")?,
+                window_secs: var("LOGIN_WINDOW_SECS", "900")?,
+            },
+            trusted_proxies: list("TRUSTED_PROXIES", "127.0.0.1/32,::1/128")?,
+            public_routes: var::<String>("PUBLIC_ROUTES", DEFAULT_PUBLIC_ROUTES)?
+                .parse()
+                .map_err(|reason| ConfigError {
+                    name: "PUBLIC_ROUTES".into(),
+                    value: String::new(),
+                    reason,
+                })?,
+            max_body_bytes: var("MAX_BODY_BYTES", "16384")?,
         })
     }
 }

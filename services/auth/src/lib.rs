@@ -1,17 +1,31 @@
 //! The auth service (Rocket): accounts, tokens, profiles and the gateway's ForwardAuth
 //! endpoint. This crate is the whole service; `main.rs` only reads the configuration and
 //! waits for a signal, so tests run the real thing in-process on a random port.
+//!
+//! * [`users`]: registration, profile, public profiles (`/auth/register`, `/user/profile`, `/user/list`);
+//! * [`tokens`]: login, refresh rotation, logout, login throttling, the `Viewer` guard;
+//! * [`gateway`]: `GET /user/token_verify` and its public-route policy;
+//! * [`keys`]: the JWKS document and the OpenAPI description.
 
 pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod keys;
+pub mod tokens;
+pub mod users;
 
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context as _;
+use events::{Publisher, outbox::Relay};
+use identity::{Jwks, Revocations, Signer, Verifier};
 use platform::{Readiness, Shutdown, postgres::Postgres};
-use rocket::{Build, Rocket};
+use rocket::{Build, Rocket, data::ToByteUnit};
 use tokio::sync::oneshot;
 
 pub use config::Config;
+
+use crate::{tokens::throttle::Throttle, users::passwords::Hasher};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
@@ -22,6 +36,13 @@ pub struct Context {
     pub db: Postgres,
     pub redis: platform::redis::ConnectionManager,
     pub rabbit: Arc<events::Rabbit>,
+    pub relay: Relay,
+    pub hasher: Hasher,
+    pub signer: Arc<Signer>,
+    pub verifier: Arc<Verifier>,
+    pub jwks: Jwks,
+    pub revocations: Revocations,
+    pub throttle: Throttle,
 }
 
 impl Context {
@@ -30,11 +51,30 @@ impl Context {
         let db = Postgres::start(&config.postgres, &MIGRATOR, shutdown).context("DATABASE_URL")?;
         let redis = platform::redis::connect(&config.redis_url).context("REDIS_URL")?;
         let rabbit = events::Rabbit::new(&config.amqp_url, "kino-auth");
+        let relay = Relay::spawn(
+            db.pool().clone(),
+            Arc::new(Publisher::new(rabbit.clone())),
+            shutdown.triggered(),
+        );
+        let t = &config.tokens;
+        let signer = Signer::new(&t.signing_key, &t.issuer, &t.audience, t.access_ttl);
+        let jwks = Jwks {
+            keys: vec![t.signing_key.jwk()],
+        };
+        let verifier =
+            Verifier::new(&jwks, &t.issuer, &t.audience, t.leeway).context("JWT keys")?;
         Ok(Self {
+            hasher: Hasher::new(config.hashing),
+            revocations: Revocations::new(redis.clone(), &config.redis_prefix),
+            throttle: Throttle::new(redis.clone(), &config.redis_prefix, config.login_limits),
+            signer: Arc::new(signer),
+            verifier: Arc::new(verifier),
+            jwks,
             config: Arc::new(config),
             db,
             redis,
             rabbit,
+            relay,
         })
     }
 
@@ -48,14 +88,24 @@ impl Context {
 
 /// The Rocket instance, configured from [`Config`] (not from Rocket.toml or ROCKET_*).
 pub fn rocket(ctx: Context, shutdown: Shutdown) -> Rocket<Build> {
+    let limits = rocket::data::Limits::default().limit("json", ctx.config.max_body_bytes.bytes());
     let figment = rocket::Config::figment()
         .merge(("address", ctx.config.http.bind.ip()))
         .merge(("port", ctx.config.http.bind.port()))
-        .merge(("ident", "kino-auth"));
+        .merge(("ident", "kino-auth"))
+        .merge(("limits", limits));
     let grace = ctx.config.http.shutdown_grace;
     let readiness = ctx.readiness();
-    let app = rocket::custom(figment).manage(ctx);
-    platform::rocket::install(app, "/auth", readiness, shutdown, grace)
+    let app = rocket::custom(figment)
+        .manage(ctx)
+        .mount("/", users::routes())
+        .mount("/", tokens::routes())
+        .mount("/", gateway::routes())
+        .mount("/", keys::routes())
+        .register("/", rocket::catchers![error::default_catcher]);
+    let app = platform::rocket::install(app, "/auth", readiness.clone(), shutdown.clone(), grace);
+    // The ops endpoints under /user too, so the gateway's /user prefix has them.
+    app.mount("/user", platform::rocket::ops_routes())
 }
 
 /// Runs the service until `shutdown` fires, then drains and returns. When `bound` is given

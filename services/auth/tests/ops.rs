@@ -14,18 +14,19 @@ use testkit::{
 const DEPENDENCIES: &[&str] = &["postgres", "redis", "rabbitmq"];
 
 fn config(env: &TestEnv) -> auth::Config {
-    auth::Config {
-        http: HttpConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            shutdown_grace: Duration::from_secs(5),
-        },
-        postgres: PostgresConfig {
-            url: env.database_url.clone(),
-            max_connections: 4,
-        },
-        redis_url: env.redis_url.clone(),
-        amqp_url: env.amqp_url.clone(),
-    }
+    let mut config = auth::Config::from_env_with_key(identity::SigningKey::generate()).unwrap();
+    config.http = HttpConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        shutdown_grace: Duration::from_secs(5),
+    };
+    config.postgres = PostgresConfig {
+        url: env.database_url.clone(),
+        max_connections: 4,
+    };
+    config.redis_url = env.redis_url.clone();
+    config.redis_prefix = env.redis_prefix.clone();
+    config.amqp_url = env.amqp_url.clone();
+    config
 }
 
 /// Starts the service in-process on a random port; resolves to its public base URL.
@@ -136,9 +137,12 @@ async fn sigterm_drains_the_request_in_flight_then_exits_zero() {
     let env = TestEnv::new("auth");
     let gate = Gate::start(&authority(&env.amqp_url, 5672), true).await;
     gate.set_delay(Duration::from_millis(1500));
+    let key_file = std::env::temp_dir().join(format!("kino-auth-key-{}.pem", env.id));
+    std::fs::write(&key_file, identity::SigningKey::generate().pem()).unwrap();
     let mut service = ServiceProcess::start(
         env!("CARGO_BIN_EXE_auth"),
         &[
+            ("JWT_SIGNING_KEY_FILE", key_file.display().to_string()),
             ("DATABASE_URL", env.database_url.clone()),
             ("REDIS_URL", env.redis_url.clone()),
             ("AMQP_URL", with_authority(&env.amqp_url, &gate.authority())),
@@ -166,4 +170,5 @@ async fn sigterm_drains_the_request_in_flight_then_exits_zero() {
         .expect("exits after draining")
         .unwrap();
     assert_eq!(status.code(), Some(0), "clean exit");
+    std::fs::remove_file(key_file).unwrap();
 }

@@ -1,0 +1,90 @@
+//! The gateway's authentication hop (Traefik ForwardAuth; Caddy `forward_auth` locally).
+//!
+//! For every request on `/user`, `/media` and `/video`, the gateway asks
+//! `GET /user/token_verify` with the client's `Authorization` header and the original
+//! method and URI in `X-Forwarded-Method` / `X-Forwarded-Uri`:
+//!
+//! * a valid token: 200 with `X-User-Id` and `X-User-Name`, which the gateway copies onto
+//!   the upstream request (after removing any the client sent);
+//! * no token on a public route: 200 without identity headers (anonymous);
+//! * a bad, expired or revoked token (on any route), or no token on a protected route:
+//!   401 problem+json with `WWW-Authenticate: Bearer`, which the gateway returns as is.
+
+pub mod policy;
+
+use rocket::{
+    Request, State,
+    http::Header,
+    response::{self, Responder},
+};
+
+use crate::{
+    Context,
+    error::{ApiError, ApiResult},
+    tokens::viewer::bearer,
+};
+
+pub fn routes() -> Vec<rocket::Route> {
+    rocket::routes![token_verify]
+}
+
+/// What the gateway forwarded about the original request.
+pub struct Forwarded<'r> {
+    method: Option<&'r str>,
+    uri: Option<&'r str>,
+    token: Option<&'r str>,
+}
+
+#[rocket::async_trait]
+impl<'r> rocket::request::FromRequest<'r> for Forwarded<'r> {
+    type Error = std::convert::Infallible;
+    async fn from_request(req: &'r Request<'_>) -> rocket::request::Outcome<Self, Self::Error> {
+        rocket::request::Outcome::Success(Forwarded {
+            method: req.headers().get_one("X-Forwarded-Method"),
+            uri: req.headers().get_one("X-Forwarded-Uri"),
+            token: bearer(req),
+        })
+    }
+}
+
+/// 200, with the identity headers when there is an identity.
+pub struct Verified(Option<identity::Claims>);
+
+impl<'r> Responder<'r, 'static> for Verified {
+    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
+        let mut response = rocket::Response::build();
+        response
+            .status(rocket::http::Status::Ok)
+            .header(Header::new("Cache-Control", "no-store"));
+        if let Some(claims) = self.0 {
+            response
+                .header(Header::new("X-User-Id", claims.sub.to_string()))
+                .header(Header::new("X-User-Name", claims.name));
+        }
+        Ok(response.finalize())
+    }
+}
+
+/// ForwardAuth: decide whether the original request may pass, and as whom.
+#[utoipa::path(get, path = "/user/token_verify", tag = "gateway",
+    params(("X-Forwarded-Method" = Option<String>, Header, description = "the original request's method"),
+           ("X-Forwarded-Uri" = Option<String>, Header, description = "the original request's path and query")),
+    responses((status = 200, description = "let it through; X-User-Id and X-User-Name when authenticated"),
+              (status = 401, description = "bad token, or no token on a protected route")))]
+#[rocket::get("/user/token_verify")]
+async fn token_verify(ctx: &State<Context>, forwarded: Forwarded<'_>) -> ApiResult<Verified> {
+    match forwarded.token {
+        Some(token) => Ok(Verified(Some(ctx.authenticate(token).await?))),
+        None => {
+            let public = match (forwarded.method, forwarded.uri) {
+                (Some(method), Some(uri)) => ctx.config.public_routes.is_public(method, uri),
+                _ => false,
+            };
+            if public {
+                Ok(Verified(None))
+            } else {
+                Err(ApiError::Unauthorized("this route needs an access token"))
+            }
+        }
+    }
+}

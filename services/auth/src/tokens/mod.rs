@@ -1,0 +1,12 @@
+//! Sessions: login, refresh-token rotation with reuse detection, logout; and the `Viewer`
+//! request guard that authenticates a bearer access token.
+
+pub mod client_ip;
+mod refresh;
+pub(crate) mod routes;
+pub mod throttle;
+pub mod viewer;
+
+pub use refresh::{live_access_tokens, revoke_families};
+pub use routes::{TokenPair, routes};
+pub use viewer::Viewer;

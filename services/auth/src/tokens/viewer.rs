@@ -1,0 +1,56 @@
+//! `Viewer`: the request guard for endpoints that act as the signed-in user. It checks the
+//! bearer token itself (signature, expiry, audience, revocation) rather than trusting a
+//! gateway header, so these endpoints are safe even when reached without the gateway.
+
+use identity::Claims;
+use rocket::{
+    Request,
+    http::Status,
+    request::{FromRequest, Outcome},
+};
+
+use crate::{Context, error::ApiError};
+
+pub struct Viewer {
+    pub claims: Claims,
+}
+
+/// The token from `Authorization: Bearer <token>`, if any.
+pub fn bearer<'r>(req: &'r Request<'_>) -> Option<&'r str> {
+    let value = req.headers().get_one("Authorization")?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl Context {
+    /// Verifies an access token completely: signature and claims, then the denylist.
+    pub async fn authenticate(&self, token: &str) -> Result<Claims, ApiError> {
+        let claims = self.verifier.verify(token).map_err(|reason| {
+            tracing::debug!(%reason, "token refused");
+            ApiError::Unauthorized("the access token is invalid or expired")
+        })?;
+        if self.revocations.is_revoked(claims.jti).await? {
+            return Err(ApiError::Unauthorized("the access token has been revoked"));
+        }
+        Ok(claims)
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Viewer {
+    type Error = ApiError;
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        let ctx = req.rocket().state::<Context>().expect("context is managed");
+        let Some(token) = bearer(req) else {
+            return Outcome::Error((
+                Status::Unauthorized,
+                ApiError::Unauthorized("no access token"),
+            ));
+        };
+        match ctx.authenticate(token).await {
+            Ok(claims) => Outcome::Success(Viewer { claims }),
+            Err(e @ ApiError::Unavailable(_)) => Outcome::Error((Status::ServiceUnavailable, e)),
+            Err(e) => Outcome::Error((Status::Unauthorized, e)),
+        }
+    }
+}

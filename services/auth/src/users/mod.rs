@@ -1,0 +1,10 @@
+//! Accounts: registration, the signed-in user's profile, and public profiles for other
+//! services.
+
+pub mod domain;
+pub mod passwords;
+pub(crate) mod routes;
+pub(crate) mod store;
+
+pub use routes::routes;
+pub use store::{PublicProfile, User};
