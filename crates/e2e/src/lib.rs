@@ -14,6 +14,11 @@ pub struct Stack {
     pub gateway: Gateway,
     pub env: TestEnv,
     pub shutdown: Shutdown,
+    /// The key auth signs with (tests forge tokens with it).
+    pub signing_key: identity::SigningKey,
+    /// Direct addresses of the services, bypassing the gateway.
+    pub auth_addr: std::net::SocketAddr,
+    pub media_addr: std::net::SocketAddr,
 }
 
 fn http() -> HttpConfig {
@@ -33,16 +38,23 @@ fn postgres(env: &TestEnv, service: &str) -> PostgresConfig {
 
 impl Stack {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`Stack::start`], with a chance to adjust auth's configuration first.
+    pub async fn start_with(adjust_auth: impl FnOnce(&mut auth::Config)) -> Self {
         let env = TestEnv::with_databases("e2e", &["auth", "media", "video"]);
         let shutdown = Shutdown::new();
 
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let mut auth = auth::Config::from_env_with_key(identity::SigningKey::generate()).unwrap();
+        let signing_key = identity::SigningKey::generate();
+        let mut auth = auth::Config::from_env_with_key(signing_key.clone()).unwrap();
         auth.http = http();
         auth.postgres = postgres(&env, "auth");
         auth.redis_url = env.redis_url.clone();
         auth.redis_prefix = env.redis_prefix.clone();
         auth.amqp_url = env.amqp_url.clone();
+        adjust_auth(&mut auth);
         tokio::spawn(auth::run(auth, shutdown.clone(), Some(tx)));
         let auth_addr = rx.await.expect("auth started");
 
@@ -78,11 +90,45 @@ impl Stack {
             gateway,
             env,
             shutdown,
+            signing_key,
+            auth_addr,
+            media_addr,
         }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.gateway.base)
+    }
+
+    /// The URL of auth's own database, for tests that check nothing changed.
+    pub fn auth_database_url(&self) -> String {
+        format!("{}_auth", self.env.database_url)
+    }
+
+    /// Registers `username` (email `<username>@example.com`); panics unless 201.
+    pub async fn register(&self, username: &str, password: &str) -> serde_json::Value {
+        let response = reqwest::Client::new()
+            .post(self.url("/auth/register"))
+            .json(&serde_json::json!({
+                "username": username, "email": format!("{username}@example.com"), "password": password
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "register {username}");
+        response.json().await.unwrap()
+    }
+
+    /// Logs in; panics unless 200. Returns the token pair.
+    pub async fn login(&self, login: &str, password: &str) -> serde_json::Value {
+        let response = reqwest::Client::new()
+            .post(self.url("/auth/login"))
+            .json(&serde_json::json!({ "login": login, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "login {login}");
+        response.json().await.unwrap()
     }
 }
 

@@ -45,7 +45,13 @@ impl SigningKey {
     /// A fresh random key (development and tests); returns it with its PEM encoding.
     pub fn generate() -> Self {
         let key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
-        let pem = key
+        // PKCS#8 v1 (no embedded public key), as `openssl genpkey` writes it: the form
+        // every library reads (v2 trips some, e.g. Python's cryptography).
+        let bytes = ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: key.to_bytes(),
+            public_key: None,
+        };
+        let pem = bytes
             .to_pkcs8_pem(LineEnding::LF)
             .expect("encode Ed25519 key")
             .to_string();

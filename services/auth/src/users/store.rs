@@ -57,7 +57,7 @@ pub async fn by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<User>, sq
 /// Looks a user up by username or email (citext: case-insensitive).
 pub async fn by_login(pool: &PgPool, login: &str) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE username = $1 OR email = $1 LIMIT 1"
+        "SELECT {USER_COLUMNS} FROM users WHERE username = $1::citext OR email = $1::citext LIMIT 1"
     ))
     .bind(login)
     .fetch_optional(pool)
