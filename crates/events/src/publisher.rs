@@ -83,10 +83,8 @@ impl Publisher {
 
     async fn confirm_channel(&self) -> Result<Channel, Error> {
         let mut slot = self.channel.lock().await;
-        if let Some(channel) = slot.as_ref() {
-            if channel.status().connected() {
-                return Ok(channel.clone());
-            }
+        if let Some(channel) = slot.as_ref().filter(|c| c.status().connected()) {
+            return Ok(channel.clone());
         }
         let channel = self.rabbit.channel().await?;
         channel

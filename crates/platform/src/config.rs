@@ -77,6 +77,27 @@ impl HttpConfig {
     }
 }
 
+/// `REDIS_URL`.
+pub fn redis_url() -> Result<String, ConfigError> {
+    var("REDIS_URL", "redis://127.0.0.1:6379")
+}
+
+/// `AMQP_URL`.
+pub fn amqp_url() -> Result<String, ConfigError> {
+    var("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+}
+
+/// `MONGODB_URI` and `MONGODB_DATABASE`.
+pub fn mongodb() -> Result<(String, String), ConfigError> {
+    Ok((
+        var(
+            "MONGODB_URI",
+            "mongodb://127.0.0.1:27017/?directConnection=true",
+        )?,
+        var("MONGODB_DATABASE", "media")?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,25 +118,4 @@ mod tests {
             Duration::from_millis(2500)
         );
     }
-}
-
-/// `REDIS_URL`.
-pub fn redis_url() -> Result<String, ConfigError> {
-    var("REDIS_URL", "redis://127.0.0.1:6379")
-}
-
-/// `AMQP_URL`.
-pub fn amqp_url() -> Result<String, ConfigError> {
-    var("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
-}
-
-/// `MONGODB_URI` and `MONGODB_DATABASE`.
-pub fn mongodb() -> Result<(String, String), ConfigError> {
-    Ok((
-        var(
-            "MONGODB_URI",
-            "mongodb://127.0.0.1:27017/?directConnection=true",
-        )?,
-        var("MONGODB_DATABASE", "media")?,
-    ))
 }

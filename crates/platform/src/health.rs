@@ -158,7 +158,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_hanging_check_counts_as_down_after_the_timeout() {
-        let readiness = Readiness::new().with("slow", || std::future::pending());
+        let readiness = Readiness::new().with("slow", std::future::pending);
         let report = readiness.report().await;
         assert_eq!(report.checks["slow"].status, Status::Down);
         assert!(

@@ -85,10 +85,12 @@ pub fn with_observability(router: Router) -> Router {
 
 /// Forgets a caller-supplied request id that is not worth propagating, so a new one is made.
 async fn drop_insane_request_id(mut req: Request) -> Request {
-    if let Some(id) = req.headers().get(REQUEST_ID) {
-        if !is_sane_request_id(id.as_bytes()) {
-            req.headers_mut().remove(REQUEST_ID);
-        }
+    if req
+        .headers()
+        .get(REQUEST_ID)
+        .is_some_and(|id| !is_sane_request_id(id.as_bytes()))
+    {
+        req.headers_mut().remove(REQUEST_ID);
     }
     req
 }
