@@ -39,7 +39,17 @@ pub enum ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        Self::Unavailable(e.into())
+        // SQLSTATE class 22 (data exception: a NUL byte in text, a value out of range) is
+        // the client's input, not an outage.
+        let data_exception = e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c.starts_with("22"));
+        if data_exception {
+            Self::BadRequest("the request contains a value that cannot be stored".into())
+        } else {
+            Self::Unavailable(e.into())
+        }
     }
 }
 

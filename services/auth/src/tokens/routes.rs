@@ -58,7 +58,12 @@ async fn login(
     body: Json<LoginRequest>,
 ) -> ApiResult<Json<TokenPair>> {
     let login = body.login.trim();
-    if login.is_empty() || login.len() > 254 || body.password.len() > 1024 {
+    // No account can have such a login, so refusing early reveals nothing about accounts.
+    if login.is_empty()
+        || login.len() > 254
+        || login.chars().any(char::is_control)
+        || body.password.len() > 1024
+    {
         return Err(ApiError::Unauthorized(BAD_CREDENTIALS));
     }
     ctx.throttle.admit(login, ip.0).await?;
