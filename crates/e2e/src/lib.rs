@@ -43,6 +43,8 @@ impl Stack {
 
     /// Like [`Stack::start`], with a chance to adjust auth's configuration first.
     pub async fn start_with(adjust_auth: impl FnOnce(&mut auth::Config)) -> Self {
+        // Service logs land in the test's output, which nextest shows when a test fails.
+        platform::telemetry::init("e2e");
         let env = TestEnv::with_databases("e2e", &["auth", "media", "video"]);
         let shutdown = Shutdown::new();
 
@@ -86,6 +88,19 @@ impl Stack {
             video: Some(video_addr.to_string()),
         })
         .await;
+        // Like an orchestrator, send no traffic before every service reports ready (its
+        // database created and migrated, its broker connection up).
+        for addr in [auth_addr, media_addr, video_addr] {
+            testkit::wait_for(
+                &format!("{addr} ready"),
+                Duration::from_secs(30),
+                || async move {
+                    let response = reqwest::get(format!("http://{addr}/readyz")).await.ok()?;
+                    response.status().is_success().then_some(())
+                },
+            )
+            .await;
+        }
         Self {
             gateway,
             env,

@@ -5,16 +5,19 @@
 //! * [`Signer`]: issues EdDSA access tokens;
 //! * [`Verifier`]: checks them with a fixed algorithm allowlist (EdDSA only, so `alg: none`
 //!   and algorithm confusion are impossible), `kid` lookup, and required `iss`/`aud`/`exp`;
-//! * [`Revocations`]: the Redis denylist of revoked token ids, kept until the token expires.
+//! * [`Revocations`]: the Redis denylist of revoked token ids, kept until the token expires;
+//! * [`Authenticator`]: all of the above with bounded caches, for hot paths.
 //!
 //! The auth service issues tokens with it; media verifies WebSocket tokens with it.
 
+mod authenticator;
 mod claims;
 mod keys;
 mod revocation;
 mod signer;
 mod verifier;
 
+pub use authenticator::{AuthError, Authenticator};
 pub use claims::Claims;
 pub use keys::{Jwk, Jwks, KeyError, SigningKey};
 pub use revocation::Revocations;

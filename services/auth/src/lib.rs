@@ -18,7 +18,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context as _;
 use events::{Publisher, outbox::Relay};
-use identity::{Jwks, Revocations, Signer, Verifier};
+use identity::{Authenticator, Jwks, Revocations, Signer, Verifier};
 use platform::{Readiness, Shutdown, postgres::Postgres};
 use rocket::{Build, Rocket, data::ToByteUnit};
 use tokio::sync::oneshot;
@@ -39,9 +39,9 @@ pub struct Context {
     pub relay: Relay,
     pub hasher: Hasher,
     pub signer: Arc<Signer>,
-    pub verifier: Arc<Verifier>,
+    /// Verifies access tokens (with caches) and revokes them.
+    pub authenticator: Arc<Authenticator>,
     pub jwks: Jwks,
-    pub revocations: Revocations,
     pub throttle: Throttle,
 }
 
@@ -65,10 +65,13 @@ impl Context {
             Verifier::new(&jwks, &t.issuer, &t.audience, t.leeway).context("JWT keys")?;
         Ok(Self {
             hasher: Hasher::new(config.hashing),
-            revocations: Revocations::new(redis.clone(), &config.redis_prefix),
+            authenticator: Arc::new(Authenticator::new(
+                verifier,
+                Revocations::new(redis.clone(), &config.redis_prefix),
+                t.leeway,
+            )),
             throttle: Throttle::new(redis.clone(), &config.redis_prefix, config.login_limits),
             signer: Arc::new(signer),
-            verifier: Arc::new(verifier),
             jwks,
             config: Arc::new(config),
             db,

@@ -123,7 +123,7 @@ impl Context {
     /// Denylists access tokens until their expiry.
     pub async fn deny(&self, tokens: &[(Uuid, i64)]) -> ApiResult<()> {
         for (jti, exp) in tokens {
-            self.revocations.revoke(*jti, *exp).await?;
+            self.authenticator.revoke(*jti, *exp).await?;
         }
         Ok(())
     }
@@ -183,7 +183,7 @@ async fn logout(
 ) -> ApiResult<Status> {
     let body = body.map(Json::into_inner).unwrap_or_default();
     let claims = &viewer.claims;
-    ctx.revocations.revoke(claims.jti, claims.exp).await?;
+    ctx.authenticator.revoke(claims.jti, claims.exp).await?;
     let mut tx = ctx.db.pool().begin().await?;
     let families = refresh::families_of(
         &mut tx,

@@ -2,7 +2,7 @@
 //! bearer token itself (signature, expiry, audience, revocation) rather than trusting a
 //! gateway header, so these endpoints are safe even when reached without the gateway.
 
-use identity::Claims;
+use identity::{AuthError, Claims, VerifyError};
 use rocket::{
     Request,
     http::Status,
@@ -25,14 +25,19 @@ pub fn bearer<'r>(req: &'r Request<'_>) -> Option<&'r str> {
 impl Context {
     /// Verifies an access token completely: signature and claims, then the denylist.
     pub async fn authenticate(&self, token: &str) -> Result<Claims, ApiError> {
-        let claims = self.verifier.verify(token).map_err(|reason| {
-            tracing::debug!(%reason, "token refused");
-            ApiError::Unauthorized("the access token is invalid or expired")
-        })?;
-        if self.revocations.is_revoked(claims.jti).await? {
-            return Err(ApiError::Unauthorized("the access token has been revoked"));
-        }
-        Ok(claims)
+        self.authenticator
+            .authenticate(token)
+            .await
+            .map_err(|e| match e {
+                AuthError::Invalid(VerifyError::Revoked) => {
+                    ApiError::Unauthorized("the access token has been revoked")
+                }
+                AuthError::Invalid(reason) => {
+                    tracing::debug!(%reason, "token refused");
+                    ApiError::Unauthorized("the access token is invalid or expired")
+                }
+                AuthError::Unavailable(e) => e.into(),
+            })
     }
 }
 
