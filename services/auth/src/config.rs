@@ -85,9 +85,10 @@ impl Config {
 
     /// Reads the environment, with the signing key given (tests).
     pub fn from_env_with_key(signing_key: SigningKey) -> Result<Self, ConfigError> {
-        let cpus = std::thread::available_parallelism()
-            .map_or(2, usize::from)
-            .to_string();
+        // Half the CPUs at most: a login storm must leave CPU for token verification,
+        // which every request through the gateway needs.
+        let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+        let cpus = (cpus / 2).max(1).to_string();
         let hashing = HashParams {
             memory_kib: var("ARGON2_MEMORY_KIB", "19456")?,
             iterations: var("ARGON2_ITERATIONS", "2")?,

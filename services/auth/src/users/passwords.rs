@@ -25,7 +25,7 @@ pub struct HashParams {
     pub memory_kib: u32,
     /// `ARGON2_ITERATIONS` (at least 2).
     pub iterations: u32,
-    /// `ARGON2_CONCURRENCY`: hashes running at once (default: the number of CPUs).
+    /// `ARGON2_CONCURRENCY`: hashes running at once (default: half the CPUs, at least 1).
     pub concurrency: usize,
 }
 
