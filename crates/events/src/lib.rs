@@ -30,8 +30,6 @@ pub enum Error {
     Timeout(std::time::Duration),
     #[error("the broker refused the message (nack)")]
     Nacked,
-    #[error("the message could not be routed to any queue")]
-    Unroutable,
     #[error("outbox: {0}")]
     Outbox(sqlx::Error),
     #[error("event encoding: {0}")]

@@ -1,9 +1,12 @@
 //! Publishing with publisher confirms.
 //!
 //! [`Publisher::publish`] returns `Ok` only after the broker confirmed the message: it is
-//! persistent, on a durable exchange, and routed to at least one queue (`mandatory`), so an
-//! acknowledged event is not lost when the broker restarts. Any failure surfaces as an
-//! error; the caller (usually the outbox relay) keeps the event and tries again later.
+//! persistent and on a durable exchange, so every durable queue bound at that moment has it
+//! safely, even across a broker restart. Any failure surfaces as an error; the caller
+//! (usually the outbox relay) keeps the event and tries again later.
+//!
+//! Messages are not `mandatory`: queues belong to consumers, and an event nobody has
+//! subscribed to yet (no queue bound) is dropped by design rather than retried forever.
 
 use std::{sync::Arc, time::Duration};
 
@@ -56,10 +59,7 @@ impl Publisher {
                 .basic_publish(
                     exchange.into(),
                     routing_key.into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..Default::default()
-                    },
+                    BasicPublishOptions::default(),
                     payload,
                     props,
                 )
@@ -67,8 +67,7 @@ impl Publisher {
             match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
                 Err(_) => Err(Error::Timeout(CONFIRM_TIMEOUT)),
                 Ok(confirmation) => match confirmation? {
-                    Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
-                    Confirmation::Ack(Some(_returned)) => Err(Error::Unroutable),
+                    Confirmation::Ack(_) | Confirmation::NotRequested => Ok(()),
                     Confirmation::Nack(_) => Err(Error::Nacked),
                 },
             }

@@ -80,10 +80,11 @@ impl Authenticator {
     }
 
     async fn is_revoked(&self, jti: Uuid) -> Result<bool, redis::RedisError> {
-        if let Some((checked, revoked)) = self.revoked.get(&jti) {
-            if revoked || checked.elapsed() < self.recheck {
-                return Ok(revoked);
-            }
+        let cached = self.revoked.get(&jti);
+        if let Some((_, revoked)) =
+            cached.filter(|(checked, revoked)| *revoked || checked.elapsed() < self.recheck)
+        {
+            return Ok(revoked);
         }
         let revoked = self.revocations.is_revoked(jti).await?;
         self.revoked.insert(jti, (Instant::now(), revoked));
