@@ -6,7 +6,7 @@
 //!
 //! * verified tokens (token -> claims) until they expire: the signature is checked once per
 //!   token per process;
-//! * the revocation status of each `jti` for [`Authenticator::recheck`] (default 500 ms):
+//! * the revocation status of each `jti` for 500 ms:
 //!   a logout on another replica is seen within that time, which keeps the promise that
 //!   a logged-out token stops working everywhere within one second. A revocation made
 //!   through this process is seen here at once.
@@ -47,15 +47,6 @@ impl Authenticator {
             recheck: Duration::from_millis(500),
             leeway: leeway.as_secs() as i64,
         }
-    }
-
-    /// How long a "not revoked" answer is trusted before Redis is asked again.
-    pub fn recheck(&self) -> Duration {
-        self.recheck
-    }
-
-    pub fn verifier(&self) -> &Verifier {
-        &self.verifier
     }
 
     /// Signature, claims, expiry, then the denylist.

@@ -89,11 +89,6 @@ impl Verifier {
                 _ => VerifyError::Malformed,
             })
     }
-
-    /// The public keys this verifier accepts.
-    pub fn kids(&self) -> impl Iterator<Item = &str> {
-        self.keys.keys().map(String::as_str)
-    }
 }
 
 #[cfg(test)]

@@ -97,11 +97,6 @@ impl Readiness {
         })
     }
 
-    /// The names of the dependencies, in the order they were added.
-    pub fn names(&self) -> Vec<&'static str> {
-        self.checks.iter().map(|(name, _)| *name).collect()
-    }
-
     /// Runs every check concurrently.
     pub async fn report(&self) -> Report {
         let results = futures::future::join_all(self.checks.iter().map(|(name, check)| {

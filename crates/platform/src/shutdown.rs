@@ -35,17 +35,9 @@ impl Shutdown {
         self.token.cancel();
     }
 
-    pub fn is_triggered(&self) -> bool {
-        self.token.is_cancelled()
-    }
-
     /// Resolves once shutdown has been triggered.
     pub fn triggered(&self) -> impl Future<Output = ()> + Send + 'static {
         self.token.clone().cancelled_owned()
-    }
-
-    pub fn token(&self) -> CancellationToken {
-        self.token.clone()
     }
 
     /// Runs `work` (which should itself stop when shutdown triggers), but once shutdown has
