@@ -59,6 +59,16 @@ async fn user_count(stack: &Stack) -> i64 {
     n
 }
 
+async fn refresh(stack: &Stack, refresh_token: &str) -> Response {
+    let body = json!({ "refresh_token": refresh_token });
+    Client::new()
+        .post(stack.url("/auth/refresh"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn profile(stack: &Stack, token: &str) -> Response {
     Client::new()
         .get(stack.url("/user/profile"))
@@ -308,55 +318,33 @@ async fn wrong_password_and_unknown_user_look_the_same_and_logins_are_throttled(
 async fn refresh_rotates_and_reuse_revokes_the_family() {
     let stack = Stack::start().await;
     stack.register("rotor", PASSWORD).await;
+    let token = |pair: &Value, which: &str| pair[which].as_str().unwrap().to_owned();
     let first = stack.login("rotor", PASSWORD).await;
-    let refresh = |token: &str| {
-        Client::new()
-            .post(stack.url("/auth/refresh"))
-            .json(&json!({"refresh_token": token}))
-            .send()
-    };
 
-    let second: Value = refresh(first["refresh_token"].as_str().unwrap())
+    let second: Value = refresh(&stack, &token(&first, "refresh_token"))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_ne!(second["refresh_token"], first["refresh_token"]);
     assert_eq!(
-        profile(&stack, second["access_token"].as_str().unwrap())
+        profile(&stack, &token(&second, "access_token"))
             .await
             .status(),
         200
     );
 
     // The first refresh token was rotated: presenting it again is reuse.
-    problem(
-        refresh(first["refresh_token"].as_str().unwrap())
-            .await
-            .unwrap(),
-        401,
-    )
-    .await;
+    problem(refresh(&stack, &token(&first, "refresh_token")).await, 401).await;
     // The whole family is dead now: the newest refresh token and its access token too.
-    problem(
-        refresh(second["refresh_token"].as_str().unwrap())
-            .await
-            .unwrap(),
-        401,
-    )
-    .await;
-    problem(
-        profile(&stack, second["access_token"].as_str().unwrap()).await,
-        401,
-    )
-    .await;
+    problem(refresh(&stack, &token(&second, "refresh_token")).await, 401).await;
+    problem(profile(&stack, &token(&second, "access_token")).await, 401).await;
     // Garbage is just invalid.
-    problem(refresh("garbage").await.unwrap(), 401).await;
+    problem(refresh(&stack, "garbage").await, 401).await;
     // Another session of the same user is untouched.
     let other = stack.login("rotor", PASSWORD).await;
     assert_eq!(
-        profile(&stack, other["access_token"].as_str().unwrap())
+        profile(&stack, &token(&other, "access_token"))
             .await
             .status(),
         200
