@@ -559,34 +559,22 @@ async fn identity_headers_from_clients_never_reach_upstreams() {
     let client = Client::new();
 
     // Anonymous, on a public route, pretending to be alice.
-    let seen = client
+    let request = client
         .post(format!("{}/media/graphql", gateway.base))
         .header("X-User-Id", alice["id"].as_str().unwrap())
-        .header("X-User-Name", "alice")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-        .to_lowercase();
+        .header("X-User-Name", "alice");
+    let seen = seen_by_upstream(request).await;
     assert!(
         !seen.contains("x-user-id") && !seen.contains("x-user-name"),
         "{seen}"
     );
 
     // Mallory's valid token, pretending to be alice.
-    let seen = client
+    let request = client
         .post(format!("{}/media/graphql", gateway.base))
         .bearer_auth(mallory["access_token"].as_str().unwrap())
-        .header("X-User-Id", alice["id"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-        .to_lowercase();
+        .header("X-User-Id", alice["id"].as_str().unwrap());
+    let seen = seen_by_upstream(request).await;
     let ids: Vec<&str> = seen
         .lines()
         .filter(|l| l.starts_with("x-user-id:"))
@@ -607,6 +595,18 @@ async fn identity_headers_from_clients_never_reach_upstreams() {
         2,
         "the refused request never reached the upstream"
     );
+}
+
+/// The request head the echo upstream received, lower-cased.
+async fn seen_by_upstream(request: reqwest::RequestBuilder) -> String {
+    request
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .to_lowercase()
 }
 
 /// A minimal HTTP upstream that answers every request with its request head.
