@@ -9,14 +9,18 @@
 //!   broker has taken responsibility for the message (persistent, on a durable exchange);
 //! * [`outbox`]: events written in the same transaction as the change they announce, and
 //!   the relay that publishes them;
-//! * [`user`]: the account events.
+//! * [`consumer`]: consuming a service's own queue across reconnects, settling each
+//!   delivery only after it was handled;
+//! * [`user`], [`video`]: the event types.
 
+pub mod consumer;
 pub mod envelope;
 pub mod outbox;
 pub mod publisher;
 pub mod rabbit;
 pub mod topology;
 pub mod user;
+pub mod video;
 
 pub use envelope::{Envelope, Event};
 pub use publisher::Publisher;

@@ -1,0 +1,184 @@
+//! Consuming a service's own queue, one delivery at a time, across reconnects.
+//!
+//! [`spawn`] declares the queue and its bindings (idempotently, on every connection), then
+//! hands each delivery to the handler and settles it by the handler's [`Outcome`]. A delivery
+//! is acknowledged only after the handler returned: a crash in between redelivers it, so
+//! handlers must be idempotent (every event has an id for that). When the connection breaks
+//! the loop waits a little and starts again; unacknowledged deliveries go back to the queue.
+//!
+//! Shutdown stops taking new deliveries; the one being handled finishes first.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use lapin::{
+    Channel,
+    message::Delivery,
+    options::{
+        BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+        QueueBindOptions, QueueDeclareOptions,
+    },
+    types::FieldTable,
+};
+use serde::de::DeserializeOwned;
+
+use crate::{Envelope, Error, Rabbit};
+
+/// A queue owned by the consuming service, and what it is bound to.
+#[derive(Debug, Clone)]
+pub struct QueueSpec {
+    pub name: String,
+    /// `(exchange, routing key pattern)` pairs.
+    pub bindings: Vec<(String, String)>,
+    pub arguments: FieldTable,
+}
+
+impl QueueSpec {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            bindings: Vec::new(),
+            arguments: FieldTable::default(),
+        }
+    }
+
+    pub fn bind(mut self, exchange: &str, pattern: &str) -> Self {
+        self.bindings.push((exchange.to_owned(), pattern.to_owned()));
+        self
+    }
+
+    /// Declares the queue (durable) and its bindings.
+    pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        channel
+            .queue_declare(self.name.as_str().into(), durable, self.arguments.clone())
+            .await?;
+        for (exchange, pattern) in &self.bindings {
+            channel
+                .queue_bind(
+                    self.name.as_str().into(),
+                    exchange.as_str().into(),
+                    pattern.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// What to do with a delivery once handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done (or a duplicate): remove it from the queue.
+    Ack,
+    /// A transient failure (a store is down): put it back and try again after a pause.
+    Retry,
+    /// It can never succeed (undecodable, unknown version): drop it, or dead-letter it if
+    /// the queue has a dead-letter exchange. Logged.
+    Reject,
+}
+
+/// Pause before a retried delivery is handed back, so a store outage does not spin.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// Pause before reconnecting after the channel broke.
+const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
+
+/// Consumes `spec`'s queue until `shutdown` resolves. `prefetch` bounds the deliveries in
+/// flight from the broker (they are still handled one at a time).
+pub fn spawn<H, F>(
+    rabbit: Arc<Rabbit>,
+    spec: QueueSpec,
+    prefetch: u16,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    handler: H,
+) -> tokio::task::JoinHandle<()>
+where
+    H: Fn(Delivery) -> F + Send + Sync + 'static,
+    F: Future<Output = Outcome> + Send,
+{
+    tokio::spawn(async move {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                result = consume(&rabbit, &spec, prefetch, &handler) => {
+                    if let Err(e) = result {
+                        tracing::warn!(queue = %spec.name, error = %e, "consumer: reconnecting");
+                    }
+                }
+                () = &mut shutdown => return,
+            }
+            tokio::select! {
+                () = tokio::time::sleep(RECONNECT_PAUSE) => {}
+                () = &mut shutdown => return,
+            }
+        }
+    })
+}
+
+/// One connection's worth of consuming. Returns when the channel breaks.
+///
+/// Cancelled (by shutdown) only while waiting for the next delivery or in the handler;
+/// either way the unacknowledged delivery goes back to the queue when the channel closes.
+async fn consume<H, F>(
+    rabbit: &Rabbit,
+    spec: &QueueSpec,
+    prefetch: u16,
+    handler: &H,
+) -> Result<(), Error>
+where
+    H: Fn(Delivery) -> F,
+    F: Future<Output = Outcome>,
+{
+    let channel = rabbit.channel().await?;
+    spec.declare(&channel).await?;
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
+    let mut deliveries = channel
+        .basic_consume(
+            spec.name.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    while let Some(delivery) = deliveries.next().await {
+        let delivery = delivery?;
+        let acker = delivery.acker.clone();
+        let routing_key = delivery.routing_key.to_string();
+        match handler(delivery).await {
+            Outcome::Ack => {
+                acker.ack(BasicAckOptions::default()).await?;
+            }
+            Outcome::Retry => {
+                tokio::time::sleep(RETRY_PAUSE).await;
+                acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await?;
+            }
+            Outcome::Reject => {
+                tracing::error!(queue = %spec.name, %routing_key, "consumer: rejected a delivery");
+                acker
+                    .nack(BasicNackOptions {
+                        requeue: false,
+                        ..Default::default()
+                    })
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Decodes a delivery's body as an envelope of `T`.
+pub fn decode<T: DeserializeOwned>(data: &[u8]) -> Result<Envelope<T>, serde_json::Error> {
+    serde_json::from_slice(data)
+}

@@ -1,0 +1,272 @@
+//! Events about videos, published on [`VIDEO_EVENTS`], and the transcode job.
+//!
+//! The lifecycle, in order: `created` (an upload began; carries the metadata the uploader
+//! gave) → `uploaded` (all bytes stored; a transcode job was queued) → `progress`* →
+//! `ready` | `failed`. `deleted` ends it at any point; `updated` announces metadata edits
+//! made in the catalogue. Consumers must accept these out of order and more than once: a
+//! status never goes backwards (see [`VideoStatus::rank`]).
+//!
+//! `video.progress` is the only event not sent through an outbox: it is frequent, disposable
+//! (a newer one supersedes it) and published straight from the transcoder.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    Event,
+    topology::{TRANSCODE_JOBS, VIDEO_EVENTS},
+};
+
+/// Who may see a video. `unlisted` videos are reachable by id but not listed in feeds or
+/// search; `private` ones only by their owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    #[default]
+    Public,
+    Unlisted,
+    Private,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Unlisted => "unlisted",
+            Self::Private => "private",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "public" => Some(Self::Public),
+            "unlisted" => Some(Self::Unlisted),
+            "private" => Some(Self::Private),
+            _ => None,
+        }
+    }
+}
+
+/// Where a video is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoStatus {
+    Uploading,
+    Processing,
+    Ready,
+    Failed,
+}
+
+impl VideoStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Uploading => "uploading",
+            Self::Processing => "processing",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "uploading" => Some(Self::Uploading),
+            "processing" => Some(Self::Processing),
+            "ready" => Some(Self::Ready),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+
+    /// Statuses only move to a higher rank: an event that would lower it arrived late and
+    /// is ignored. `ready` and `failed` are both final.
+    pub fn rank(self) -> i16 {
+        match self {
+            Self::Uploading => 0,
+            Self::Processing => 1,
+            Self::Ready | Self::Failed => 2,
+        }
+    }
+}
+
+/// The metadata an uploader gives (tus `Upload-Metadata`) and the catalogue edits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct VideoMetadata {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub visibility: Visibility,
+}
+
+/// An upload began: the video exists, with status `uploading`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoCreated {
+    pub video_id: Uuid,
+    pub owner_id: Uuid,
+    #[serde(flatten)]
+    pub metadata: VideoMetadata,
+}
+
+impl Event for VideoCreated {
+    const EXCHANGE: &'static str = VIDEO_EVENTS;
+    const TYPE: &'static str = "video.created";
+}
+
+/// All bytes are stored (`sources/{id}`) and a transcode job is queued: `processing`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoUploaded {
+    pub video_id: Uuid,
+    pub owner_id: Uuid,
+    pub size_bytes: u64,
+}
+
+impl Event for VideoUploaded {
+    const EXCHANGE: &'static str = VIDEO_EVENTS;
+    const TYPE: &'static str = "video.uploaded";
+}
+
+/// Transcoding progress, at most every 500 ms per job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoProgress {
+    pub video_id: Uuid,
+    pub owner_id: Uuid,
+    /// `probing`, `transcoding`, `uploading` (outputs to storage) or `done`.
+    pub stage: String,
+    /// 0.0 ..= 100.0, never decreasing within one attempt.
+    pub percent: f64,
+    /// Encoding speed relative to real time (ffmpeg's `speed`), when known.
+    pub speed: Option<f64>,
+    /// Estimated seconds left, when known.
+    pub eta_seconds: Option<f64>,
+}
+
+impl Event for VideoProgress {
+    const EXCHANGE: &'static str = VIDEO_EVENTS;
+    const TYPE: &'static str = "video.progress";
+}
+
+/// One rung of the ABR ladder as it was produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rendition {
+    /// e.g. `720p`.
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    /// Peak bits per second, as in the master playlist's `BANDWIDTH`.
+    pub bandwidth: u64,
+    /// Key of the variant playlist, e.g. `hls/{id}/720p/index.m3u8`.
+    pub playlist_key: String,
+}
+
+/// Transcoding finished: HLS is playable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoReady {
+    pub video_id: Uuid,
+    pub owner_id: Uuid,
+    /// e.g. `hls/{id}/master.m3u8`.
+    pub manifest_key: String,
+    pub thumbnail_key: Option<String>,
+    pub duration_seconds: f64,
+    pub renditions: Vec<Rendition>,
+}
+
+impl Event for VideoReady {
+    const EXCHANGE: &'static str = VIDEO_EVENTS;
+    const TYPE: &'static str = "video.ready";
+}
+
+/// Transcoding gave up (corrupt or non-video source, or retries exhausted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoFailed {
+    pub video_id: Uuid,
+    pub owner_id: Uuid,
+    /// Readable by the uploader, e.g. "the file is not a video".
+    pub reason: String,
+}
+
+impl Event for VideoFailed {
+    const EXCHANGE: &'static str = VIDEO_EVENTS;
+    const TYPE: &'static str = "video.failed";
+}
+
+/// The video is gone (deleted by its owner through video or media, or with its account).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoDeleted {
+    pub video_id: Uuid,
+    pub owner_id: Uuid,
+}
+
+impl Event for VideoDeleted {
+    const EXCHANGE: &'static str = VIDEO_EVENTS;
+    const TYPE: &'static str = "video.deleted";
+}
+
+/// The owner edited the metadata in the catalogue (media's `updateVideo`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoUpdated {
+    pub video_id: Uuid,
+    pub owner_id: Uuid,
+    #[serde(flatten)]
+    pub metadata: VideoMetadata,
+}
+
+impl Event for VideoUpdated {
+    const EXCHANGE: &'static str = VIDEO_EVENTS;
+    const TYPE: &'static str = "video.updated";
+}
+
+/// A job on the [`TRANSCODE_JOBS`] work queue (published to the default exchange, whose
+/// routing key is the queue name). The video service enqueues it through its outbox in the
+/// transaction that marks the upload complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscodeJob {
+    pub video_id: Uuid,
+    pub owner_id: Uuid,
+    /// e.g. `sources/{id}`.
+    pub source_key: String,
+}
+
+impl Event for TranscodeJob {
+    const EXCHANGE: &'static str = "";
+    const TYPE: &'static str = TRANSCODE_JOBS;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_flattens_metadata_into_the_payload() {
+        let event = VideoCreated {
+            video_id: Uuid::nil(),
+            owner_id: Uuid::nil(),
+            metadata: VideoMetadata {
+                title: "t".into(),
+                tags: vec!["a".into()],
+                visibility: Visibility::Unlisted,
+                ..Default::default()
+            },
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["title"], "t");
+        assert_eq!(json["visibility"], "unlisted");
+        assert_eq!(json["tags"][0], "a");
+        let back: VideoCreated = serde_json::from_value(json).unwrap();
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn statuses_only_move_forward() {
+        use VideoStatus::*;
+        assert!(Uploading.rank() < Processing.rank());
+        assert!(Processing.rank() < Ready.rank());
+        assert_eq!(Ready.rank(), Failed.rank());
+        for s in [Uploading, Processing, Ready, Failed] {
+            assert_eq!(VideoStatus::parse(s.as_str()), Some(s));
+        }
+    }
+}
