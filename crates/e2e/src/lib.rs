@@ -19,6 +19,12 @@ pub struct Stack {
     /// Direct addresses of the services, bypassing the gateway.
     pub auth_addr: std::net::SocketAddr,
     pub media_addr: std::net::SocketAddr,
+    /// Media's configuration as started (its queue names, limits).
+    pub media_config: media::Config,
+    /// Issues access tokens as auth would (same key, issuer and audience), for tests that
+    /// need many users without paying for their password hashes.
+    pub signer: identity::Signer,
+    publisher: tokio::sync::OnceCell<events::Publisher>,
 }
 
 fn http() -> HttpConfig {
@@ -43,6 +49,14 @@ impl Stack {
 
     /// Like [`Stack::start`], with a chance to adjust auth's configuration first.
     pub async fn start_with(adjust_auth: impl FnOnce(&mut auth::Config)) -> Self {
+        Self::start_configured(adjust_auth, |_| {}).await
+    }
+
+    /// Like [`Stack::start`], adjusting auth's and media's configuration first.
+    pub async fn start_configured(
+        adjust_auth: impl FnOnce(&mut auth::Config),
+        adjust_media: impl FnOnce(&mut media::Config),
+    ) -> Self {
         // Service logs land in the test's output, which nextest shows when a test fails.
         platform::telemetry::init("e2e");
         let env = TestEnv::with_databases("e2e", &["auth", "media", "video"]);
@@ -57,19 +71,30 @@ impl Stack {
         auth.redis_prefix = env.redis_prefix.clone();
         auth.amqp_url = env.amqp_url.clone();
         adjust_auth(&mut auth);
+        let signer = identity::Signer::new(
+            &signing_key,
+            &auth.tokens.issuer,
+            &auth.tokens.audience,
+            auth.tokens.access_ttl,
+        );
         tokio::spawn(auth::run(auth, shutdown.clone(), Some(tx)));
         let auth_addr = rx.await.expect("auth started");
 
-        let media = media::Config {
-            http: http(),
-            postgres: postgres(&env, "media"),
-            mongodb_uri: env.mongodb_uri.clone(),
-            mongodb_database: env.mongodb_database.clone(),
-            redis_url: env.redis_url.clone(),
-            amqp_url: env.amqp_url.clone(),
-        };
+        let mut media = media::Config::from_env().unwrap();
+        media.http = http();
+        media.postgres = postgres(&env, "media");
+        media.mongodb_uri = env.mongodb_uri.clone();
+        media.mongodb_database = env.mongodb_database.clone();
+        media.redis_url = env.redis_url.clone();
+        media.redis_prefix = env.redis_prefix.clone();
+        media.amqp_url = env.amqp_url.clone();
+        media.auth_url = format!("http://{auth_addr}");
+        media.queue_prefix = format!("{}.", env.id);
+        media.queue_expires = Some(Duration::from_secs(60));
+        adjust_media(&mut media);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let media_addr = listener.local_addr().unwrap();
+        let media_config = media.clone();
         tokio::spawn(media::run(media, listener, shutdown.clone()));
 
         let video = video::Config {
@@ -108,6 +133,9 @@ impl Stack {
             signing_key,
             auth_addr,
             media_addr,
+            media_config,
+            signer,
+            publisher: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -144,6 +172,79 @@ impl Stack {
             .unwrap();
         assert_eq!(response.status(), 200, "login {login}");
         response.json().await.unwrap()
+    }
+}
+
+/// GraphQL through the gateway.
+impl Stack {
+    /// Runs a GraphQL operation through the gateway, as `token`'s user (or anonymously),
+    /// and returns the whole response body (`data` and `errors`). Panics unless HTTP 200.
+    pub async fn graphql(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> serde_json::Value {
+        let mut request = reqwest::Client::new()
+            .post(self.url("/media/graphql"))
+            .json(&serde_json::json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Like [`Stack::graphql`], but panics on any GraphQL error and returns `data`.
+    pub async fn graphql_ok(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> serde_json::Value {
+        let body = self.graphql(token, query, variables).await;
+        assert!(body.get("errors").is_none(), "{query}: {body}");
+        body["data"].clone()
+    }
+
+    /// An access token for a user that auth need not know (signed with auth's key).
+    pub fn token_for(&self, user: uuid::Uuid, name: &str) -> String {
+        self.signer.issue(user, name).0
+    }
+
+    /// Delivers a video event straight into this stack's catalogue queue (other stacks on
+    /// the same broker do not see it), waiting for the broker's confirm.
+    pub async fn deliver_video_event<T: events::Event>(&self, data: T) -> events::Envelope<T> {
+        let envelope = events::Envelope::new(data);
+        self.deliver_raw_video_event(T::TYPE, &envelope).await;
+        envelope
+    }
+
+    /// Delivers an already-built envelope (to deliver the same event twice).
+    pub async fn deliver_raw_video_event(&self, kind: &str, envelope: &impl serde::Serialize) {
+        let queue = self.media_config.queue("media.catalogue");
+        let publisher = self.publisher().await;
+        let payload = serde_json::to_vec(envelope).unwrap();
+        publisher
+            .publish_raw("", &queue.name, &uuid::Uuid::now_v7().to_string(), &payload)
+            .await
+            .unwrap_or_else(|e| panic!("deliver {kind}: {e}"));
+    }
+
+    async fn publisher(&self) -> &events::Publisher {
+        self.publisher
+            .get_or_init(|| async {
+                let rabbit = events::Rabbit::new(&self.env.amqp_url, "e2e");
+                // The queue may not exist yet if media's consumer has not started.
+                let channel = rabbit.channel().await.unwrap();
+                let queue = self.media_config.queue("media.catalogue");
+                queue.declare(&channel).await.unwrap();
+                events::Publisher::new(rabbit)
+            })
+            .await
     }
 }
 

@@ -15,8 +15,8 @@ use lapin::{
     Channel,
     message::Delivery,
     options::{
-        BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-        QueueBindOptions, QueueDeclareOptions,
+        BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, QueueBindOptions,
+        QueueDeclareOptions,
     },
     types::FieldTable,
 };
@@ -43,7 +43,17 @@ impl QueueSpec {
     }
 
     pub fn bind(mut self, exchange: &str, pattern: &str) -> Self {
-        self.bindings.push((exchange.to_owned(), pattern.to_owned()));
+        self.bindings
+            .push((exchange.to_owned(), pattern.to_owned()));
+        self
+    }
+
+    /// Lets the broker delete the queue once unused for `after` (throw-away stacks, tests).
+    pub fn expires(mut self, after: Duration) -> Self {
+        self.arguments.insert(
+            "x-expires".into(),
+            lapin::types::AMQPValue::LongUInt(after.as_millis().min(u32::MAX as u128) as u32),
+        );
         self
     }
 

@@ -1,7 +1,9 @@
 //! The media service's configuration; every variable has a local default.
 
+use std::time::Duration;
+
 use platform::{
-    config::{self, ConfigError, HttpConfig},
+    config::{self, ConfigError, HttpConfig, secs, var, var_opt},
     postgres::PostgresConfig,
 };
 
@@ -12,7 +14,38 @@ pub struct Config {
     pub mongodb_uri: String,
     pub mongodb_database: String,
     pub redis_url: String,
+    /// `REDIS_PREFIX`: namespace of every Redis key (shared with auth).
+    pub redis_prefix: String,
     pub amqp_url: String,
+    /// `AUTH_URL`: where auth answers service-to-service calls (`POST /user/list`),
+    /// directly, not through the gateway.
+    pub auth_url: String,
+    /// `QUEUE_PREFIX`: prepended to the names of media's own queues (`media.catalogue`,
+    /// `media.users`), so several stacks can share one broker (tests do).
+    pub queue_prefix: String,
+    /// `QUEUE_EXPIRES_SECS`: when set, media's queues are deleted by the broker after being
+    /// unused that long (for throw-away stacks; leave unset in production).
+    pub queue_expires: Option<Duration>,
+    /// `USER_CACHE_TTL_SECS`: how long a user profile stays in the Redis cache. Updates
+    /// and deletions evict it at once (user.* events); the TTL bounds any missed eviction.
+    pub user_cache_ttl: Duration,
+    /// `COMMENT_RECOUNT_INTERVAL_SECS`: how often every video's comment counter is
+    /// recomputed from MongoDB (see comments::recount).
+    pub comment_recount_interval: Duration,
+    pub limits: Limits,
+}
+
+/// What one GraphQL request may ask for.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `GRAPHQL_MAX_DEPTH`
+    pub max_depth: usize,
+    /// `GRAPHQL_MAX_COMPLEXITY`: each field costs 1, a list field `first` times its child.
+    pub max_complexity: usize,
+    /// `GRAPHQL_MAX_PAGE`: the largest `first`.
+    pub max_page: usize,
+    /// `GRAPHQL_MAX_BODY_BYTES`
+    pub max_body_bytes: usize,
 }
 
 impl Config {
@@ -24,7 +57,28 @@ impl Config {
             mongodb_uri,
             mongodb_database,
             redis_url: config::redis_url()?,
+            redis_prefix: var("REDIS_PREFIX", "kino:")?,
             amqp_url: config::amqp_url()?,
+            auth_url: var("AUTH_URL", "http://127.0.0.1:8081")?,
+            queue_prefix: var("QUEUE_PREFIX", "")?,
+            queue_expires: var_opt::<f64>("QUEUE_EXPIRES_SECS")?.map(Duration::from_secs_f64),
+            user_cache_ttl: secs("USER_CACHE_TTL_SECS", "600")?,
+            comment_recount_interval: secs("COMMENT_RECOUNT_INTERVAL_SECS", "3600")?,
+            limits: Limits {
+                max_depth: var("GRAPHQL_MAX_DEPTH", "12")?,
+                max_complexity: var("GRAPHQL_MAX_COMPLEXITY", "5000")?,
+                max_page: var("GRAPHQL_MAX_PAGE", "100")?,
+                max_body_bytes: var("GRAPHQL_MAX_BODY_BYTES", "65536")?,
+            },
         })
+    }
+
+    /// A queue spec for one of media's own queues.
+    pub fn queue(&self, name: &str) -> events::consumer::QueueSpec {
+        let spec = events::consumer::QueueSpec::new(format!("{}{name}", self.queue_prefix));
+        match self.queue_expires {
+            Some(after) => spec.expires(after),
+            None => spec,
+        }
     }
 }

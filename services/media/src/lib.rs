@@ -1,20 +1,46 @@
 //! The media service: the catalogue and its GraphQL API (feed, search, likes, comments,
-//! subscriptions). This crate is the whole service; `main.rs` only reads the configuration
-//! and waits for a signal, so tests run the real thing in-process on a random port.
+//! channel subscriptions). This crate is the whole service; `main.rs` only reads the
+//! configuration and waits for a signal, so tests run the real thing in-process on a
+//! random port.
+//!
+//! Features, one folder each: [`catalogue`] (videos from video.* events, feed, owner
+//! edits), [`search`], [`likes`], [`channels`] (subscriptions), [`comments`], [`users`]
+//! (profiles from auth, cached). [`schema`] merges them; [`routes`] serves them.
 
+pub mod catalogue;
+pub mod channels;
+pub mod comments;
 pub mod config;
+pub mod cursor;
+pub mod error;
+pub mod likes;
+pub mod routes;
+pub mod schema;
+pub mod search;
+pub mod users;
+pub mod viewer;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
+use async_graphql::dataloader::DataLoader;
+use events::{Publisher, outbox::Relay};
 use platform::{Readiness, Shutdown, postgres::Postgres};
 use tokio::net::TcpListener;
 
 pub use config::Config;
 
+use crate::{
+    channels::{FollowLoader, SubscriberCountLoader},
+    comments::store::Comments,
+    likes::LikeLoader,
+    users::directory::{Directory, UserLoader},
+};
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
-/// Everything a request handler may need, cloned cheaply into each handler.
+/// Everything a resolver may need, cloned cheaply into each task. The DataLoaders are
+/// shared by all requests (none caches), so concurrent requests also share batches.
 #[derive(Clone)]
 pub struct Context {
     pub config: Arc<Config>,
@@ -22,6 +48,13 @@ pub struct Context {
     pub mongo: mongodb::Database,
     pub redis: platform::redis::ConnectionManager,
     pub rabbit: Arc<events::Rabbit>,
+    pub relay: Relay,
+    pub comments: Comments,
+    pub directory: Directory,
+    pub users: Arc<DataLoader<UserLoader>>,
+    pub likes: Arc<DataLoader<LikeLoader>>,
+    pub subscriber_counts: Arc<DataLoader<SubscriberCountLoader>>,
+    pub follows: Arc<DataLoader<FollowLoader>>,
 }
 
 impl Context {
@@ -34,12 +67,31 @@ impl Context {
             .database(&config.mongodb_database);
         let redis = platform::redis::connect(&config.redis_url).context("REDIS_URL")?;
         let rabbit = events::Rabbit::new(&config.amqp_url, "kino-media");
+        let relay = Relay::spawn(
+            db.pool().clone(),
+            Arc::new(Publisher::new(rabbit.clone())),
+            shutdown.triggered(),
+        );
+        let directory = Directory::new(
+            redis.clone(),
+            &config.auth_url,
+            &config.redis_prefix,
+            config.user_cache_ttl,
+        );
+        let pool = db.pool().clone();
         Ok(Self {
+            users: Arc::new(loader(UserLoader(directory.clone()))),
+            likes: Arc::new(loader(LikeLoader(pool.clone()))),
+            subscriber_counts: Arc::new(loader(SubscriberCountLoader(pool.clone()))),
+            follows: Arc::new(loader(FollowLoader(pool))),
+            comments: Comments::new(&mongo),
+            directory,
             config: Arc::new(config),
             db,
             mongo,
             redis,
             rabbit,
+            relay,
         })
     }
 
@@ -52,11 +104,45 @@ impl Context {
     }
 }
 
+/// A DataLoader that batches what resolvers ask for within 1 ms, without caching (values
+/// change under it; each request sees fresh state).
+fn loader<T>(inner: T) -> DataLoader<T> {
+    DataLoader::new(inner, tokio::spawn)
+        .delay(Duration::from_millis(1))
+        .max_batch_size(500)
+}
+
+/// Creates the MongoDB indexes, retrying until MongoDB answers (start-up never waits).
+fn ensure_indexes(comments: Comments, shutdown: &Shutdown) {
+    let stop = shutdown.triggered();
+    tokio::spawn(async move {
+        tokio::pin!(stop);
+        loop {
+            match comments.ensure_indexes().await {
+                Ok(()) => return,
+                Err(e) => tracing::warn!(error = %e, "comment indexes: will retry"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                () = &mut stop => return,
+            }
+        }
+    });
+}
+
 /// Runs the service on `listener` until `shutdown` fires, then drains and returns.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let grace = config.http.shutdown_grace;
+    let limits = config.limits;
+    let recount_every = config.comment_recount_interval;
     let ctx = Context::connect(config, &shutdown).await?;
-    let routes = axum::Router::new();
+    ensure_indexes(ctx.comments.clone(), &shutdown);
+    catalogue::events::spawn(&ctx, shutdown.triggered());
+    users::events::spawn(&ctx, ctx.directory.clone(), shutdown.triggered());
+    comments::recount::spawn(ctx.clone(), recount_every, shutdown.triggered());
+
+    let schema = schema::build(Some(ctx.clone()), limits);
+    let routes = routes::router(schema, limits.max_body_bytes);
     platform::http::serve_service(listener, "/media", routes, ctx.readiness(), shutdown, grace)
         .await?;
     ctx.rabbit.close().await;

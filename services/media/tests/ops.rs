@@ -14,20 +14,23 @@ use testkit::{
 const DEPENDENCIES: &[&str] = &["postgres", "mongodb", "redis", "rabbitmq"];
 
 fn config(env: &TestEnv) -> media::Config {
-    media::Config {
-        http: HttpConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            shutdown_grace: Duration::from_secs(5),
-        },
-        postgres: PostgresConfig {
-            url: env.database_url.clone(),
-            max_connections: 4,
-        },
-        mongodb_uri: env.mongodb_uri.clone(),
-        mongodb_database: env.mongodb_database.clone(),
-        redis_url: env.redis_url.clone(),
-        amqp_url: env.amqp_url.clone(),
-    }
+    let mut config = media::Config::from_env().unwrap();
+    config.http = HttpConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        shutdown_grace: Duration::from_secs(5),
+    };
+    config.postgres = PostgresConfig {
+        url: env.database_url.clone(),
+        max_connections: 4,
+    };
+    config.mongodb_uri = env.mongodb_uri.clone();
+    config.mongodb_database = env.mongodb_database.clone();
+    config.redis_url = env.redis_url.clone();
+    config.redis_prefix = env.redis_prefix.clone();
+    config.amqp_url = env.amqp_url.clone();
+    config.queue_prefix = format!("{}.", env.id);
+    config.queue_expires = Some(Duration::from_secs(60));
+    config
 }
 
 /// Starts the service in-process on a random port; resolves to its public base URL.

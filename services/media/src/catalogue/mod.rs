@@ -1,0 +1,229 @@
+//! The catalogue: media's copy of every video, filled from the video service's events
+//! ([`events`]), read by the feed, search and everything else, and edited by owners
+//! ([`graphql`]).
+
+pub mod events;
+pub mod graphql;
+pub mod store;
+
+use async_graphql::{Context, Enum, ID, Object, Result, connection::Connection};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{
+    cursor::{Cursor, Page},
+    error::Error,
+    likes,
+    schema::{AppContext, viewer},
+    users::User,
+};
+
+/// A row of `videos`, as every query selects it ([`store::COLUMNS`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VideoRow {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub category: Option<String>,
+    pub visibility: String,
+    pub status: String,
+    pub failure_reason: Option<String>,
+    pub duration_seconds: Option<f64>,
+    pub manifest_key: Option<String>,
+    pub thumbnail_key: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub published_at: Option<OffsetDateTime>,
+    pub deleted_at: Option<OffsetDateTime>,
+    pub likes_count: i64,
+    pub comments_count: i64,
+    pub views_count: i64,
+    pub watch_seconds: i64,
+}
+
+impl VideoRow {
+    /// Owners see their videos in every state; others only ready, non-private ones.
+    pub fn visible_to(&self, viewer: Option<Uuid>) -> bool {
+        self.deleted_at.is_none()
+            && (viewer == Some(self.owner_id)
+                || (self.status == "ready" && self.visibility != "private"))
+    }
+
+    /// Feed and search order: newest published first.
+    pub fn feed_cursor(&self) -> Cursor {
+        Cursor::new(self.published_at.unwrap_or(self.created_at), self.id)
+    }
+
+    /// A creator's own list: newest created first.
+    pub fn created_cursor(&self) -> Cursor {
+        Cursor::new(self.created_at, self.id)
+    }
+}
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "::events::video::Visibility")]
+pub enum Visibility {
+    /// Listed in feeds and search.
+    Public,
+    /// Reachable by id, never listed.
+    Unlisted,
+    /// Only its owner sees it.
+    Private,
+}
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "::events::video::VideoStatus")]
+pub enum VideoStatus {
+    Uploading,
+    Processing,
+    Ready,
+    Failed,
+}
+
+/// A video as clients see it.
+#[derive(Clone, Debug)]
+pub struct Video {
+    pub row: VideoRow,
+    /// Search relevance, when the video came from a search (part of the cursor).
+    pub rank: Option<f64>,
+}
+
+impl From<VideoRow> for Video {
+    fn from(row: VideoRow) -> Self {
+        Self { row, rank: None }
+    }
+}
+
+#[Object]
+impl Video {
+    async fn id(&self) -> ID {
+        ID(self.row.id.to_string())
+    }
+
+    /// The uploader; null if their account is gone.
+    async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        AppContext::get(ctx)
+            .users
+            .load_one(self.row.owner_id)
+            .await
+    }
+
+    async fn title(&self) -> &str {
+        &self.row.title
+    }
+
+    async fn description(&self) -> &str {
+        &self.row.description
+    }
+
+    async fn tags(&self) -> &[String] {
+        &self.row.tags
+    }
+
+    async fn category(&self) -> Option<&str> {
+        self.row.category.as_deref()
+    }
+
+    async fn visibility(&self) -> Visibility {
+        ::events::video::Visibility::parse(&self.row.visibility)
+            .unwrap_or_default()
+            .into()
+    }
+
+    async fn status(&self) -> VideoStatus {
+        ::events::video::VideoStatus::parse(&self.row.status)
+            .unwrap_or(::events::video::VideoStatus::Processing)
+            .into()
+    }
+
+    /// Why processing failed (owner only).
+    async fn failure_reason(&self, ctx: &Context<'_>) -> Option<&str> {
+        viewer(ctx)
+            .is(self.row.owner_id)
+            .then_some(self.row.failure_reason.as_deref())
+            .flatten()
+    }
+
+    async fn duration_seconds(&self) -> Option<f64> {
+        self.row.duration_seconds
+    }
+
+    /// The HLS master playlist, through the gateway; null until ready.
+    async fn hls_url(&self) -> Option<String> {
+        self.row
+            .manifest_key
+            .as_deref()
+            .and_then(|key| self.public_url(key))
+    }
+
+    async fn thumbnail_url(&self) -> Option<String> {
+        self.row
+            .thumbnail_key
+            .as_deref()
+            .and_then(|key| self.public_url(key))
+    }
+
+    async fn created_at(&self) -> OffsetDateTime {
+        self.row.created_at
+    }
+
+    async fn published_at(&self) -> Option<OffsetDateTime> {
+        self.row.published_at
+    }
+
+    async fn like_count(&self) -> i64 {
+        self.row.likes_count
+    }
+
+    async fn comment_count(&self) -> i64 {
+        self.row.comments_count
+    }
+
+    async fn view_count(&self) -> i64 {
+        self.row.views_count
+    }
+
+    /// Total seconds watched (owner only).
+    async fn watch_time_seconds(&self, ctx: &Context<'_>) -> Option<i64> {
+        viewer(ctx)
+            .is(self.row.owner_id)
+            .then_some(self.row.watch_seconds)
+    }
+
+    /// Whether the viewer likes this video (false when signed out).
+    async fn viewer_has_liked(&self, ctx: &Context<'_>) -> Result<bool> {
+        let Some(user) = viewer(ctx).id() else {
+            return Ok(false);
+        };
+        let app = AppContext::get(ctx);
+        Ok(app.likes.load_one((user, self.row.id)).await?.is_some())
+    }
+
+    /// Who liked it, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn liked_by(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<Cursor, User>> {
+        let app = AppContext::get(ctx);
+        let page = Page::parse(first, after, app.config.limits.max_page)?;
+        likes::liked_by(app, self.row.id, page).await
+    }
+}
+
+impl Video {
+    /// `hls/{id}/rest` → `/video/{id}/hls/rest`: the video service serves its own keys.
+    fn public_url(&self, key: &str) -> Option<String> {
+        let prefix = format!("hls/{}/", self.row.id);
+        key.strip_prefix(&prefix)
+            .map(|rest| format!("/video/{}/hls/{rest}", self.row.id))
+    }
+}
+
+/// Parses a video id argument.
+pub fn parse_id(id: &ID) -> Result<Uuid, Error> {
+    Uuid::parse_str(id.as_str()).map_err(|_| Error::bad_input("not a video id"))
+}

@@ -1,0 +1,310 @@
+//! Comment queries and mutations.
+
+use async_graphql::{Context, ID, Object, Result, connection::Connection};
+use mongodb::bson::DateTime;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::store::{CommentDoc, to_time};
+use crate::{
+    catalogue::{VideoRow, parse_id, store as videos},
+    cursor::{Cursor, Page},
+    error::Error,
+    schema::{AppContext, count_query, viewer},
+    users::User,
+};
+
+/// At most this many characters in a comment.
+pub const MAX_BODY_CHARS: usize = 5000;
+
+pub struct Comment(pub CommentDoc);
+
+#[Object]
+impl Comment {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+
+    /// The text; null once deleted.
+    async fn body(&self) -> Option<&str> {
+        (!self.0.deleted).then_some(self.0.body.as_str())
+    }
+
+    /// Deleted comments keep their place in the thread, without text or author.
+    async fn deleted(&self) -> bool {
+        self.0.deleted
+    }
+
+    async fn author(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        if self.0.deleted {
+            return Ok(None);
+        }
+        let Ok(author) = Uuid::parse_str(&self.0.author_id) else {
+            return Ok(None);
+        };
+        AppContext::get(ctx).users.load_one(author).await
+    }
+
+    async fn video_id(&self) -> ID {
+        ID(self.0.video_id.clone())
+    }
+
+    /// The comment this one replies to; null for a top-level comment.
+    async fn parent_id(&self) -> Option<ID> {
+        self.0.parent_id.clone().map(ID)
+    }
+
+    async fn created_at(&self) -> OffsetDateTime {
+        to_time(self.0.created_at)
+    }
+
+    async fn edited_at(&self) -> Option<OffsetDateTime> {
+        self.0.edited_at.map(to_time)
+    }
+
+    async fn reply_count(&self) -> i64 {
+        self.0.reply_count
+    }
+
+    /// Replies, oldest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn replies(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<Cursor, Comment>> {
+        replies_of(ctx, self.0.uuid(), first, after).await
+    }
+}
+
+fn cursor(c: &Comment) -> Cursor {
+    Cursor::new(to_time(c.0.created_at), c.0.uuid())
+}
+
+async fn replies_of(
+    ctx: &Context<'_>,
+    parent: Uuid,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<Connection<Cursor, Comment>> {
+    let app = AppContext::get(ctx);
+    let page = Page::parse(first, after, app.config.limits.max_page)?;
+    count_query("mongodb", "replies");
+    let docs = app
+        .comments
+        .replies(parent, page.after.map(|c| c.id), page.limit())
+        .await
+        .map_err(Error::from)?;
+    Ok(page.connection(docs.into_iter().map(Comment).collect(), cursor))
+}
+
+/// The video if the viewer may see it.
+async fn visible_video(ctx: &Context<'_>, video: Uuid) -> Result<VideoRow, Error> {
+    let app = AppContext::get(ctx);
+    count_query("postgres", "video");
+    videos::get(app.db.pool(), video)
+        .await?
+        .filter(|v| v.visible_to(viewer(ctx).id()))
+        .ok_or(Error::NotFound("no such video"))
+}
+
+#[derive(Default)]
+pub struct CommentQuery;
+
+#[Object]
+impl CommentQuery {
+    /// A video's top-level comments, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn comments(
+        &self,
+        ctx: &Context<'_>,
+        video_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<Cursor, Comment>> {
+        let video = parse_id(&video_id)?;
+        let app = AppContext::get(ctx);
+        let page = Page::parse(first, after, app.config.limits.max_page)?;
+        visible_video(ctx, video).await?;
+        count_query("mongodb", "comments");
+        let docs = app
+            .comments
+            .top_level(video, page.after.map(|c| c.id), page.limit())
+            .await
+            .map_err(Error::from)?;
+        Ok(page.connection(docs.into_iter().map(Comment).collect(), cursor))
+    }
+
+    /// A comment's replies, oldest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn replies(
+        &self,
+        ctx: &Context<'_>,
+        comment_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<Cursor, Comment>> {
+        let parent = parse_comment_id(&comment_id)?;
+        let app = AppContext::get(ctx);
+        let comment = app
+            .comments
+            .get(parent)
+            .await
+            .map_err(Error::from)?
+            .ok_or(Error::NotFound("no such comment"))?;
+        visible_video(ctx, Uuid::parse_str(&comment.video_id).unwrap_or_default()).await?;
+        replies_of(ctx, parent, first, after).await
+    }
+}
+
+fn parse_comment_id(id: &ID) -> Result<Uuid, Error> {
+    Uuid::parse_str(id.as_str()).map_err(|_| Error::bad_input("not a comment id"))
+}
+
+/// 1–5,000 characters, not only whitespace.
+fn check_body(body: &str) -> Result<(), Error> {
+    if body.trim().is_empty() || body.chars().count() > MAX_BODY_CHARS {
+        return Err(Error::bad_input(format!(
+            "a comment must be 1–{MAX_BODY_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+pub struct CommentMutation;
+
+#[Object]
+impl CommentMutation {
+    /// Comments on a video, or replies to a top-level comment of it (`parentId`).
+    async fn add_comment(
+        &self,
+        ctx: &Context<'_>,
+        video_id: ID,
+        body: String,
+        parent_id: Option<ID>,
+    ) -> Result<Comment> {
+        let me = viewer(ctx).require()?;
+        let video = parse_id(&video_id)?;
+        check_body(&body)?;
+        let app = AppContext::get(ctx);
+        visible_video(ctx, video).await?;
+        let parent = match parent_id {
+            None => None,
+            Some(id) => {
+                let parent = app
+                    .comments
+                    .get(parse_comment_id(&id)?)
+                    .await
+                    .map_err(Error::from)?
+                    .filter(|p| p.video_id == video.to_string())
+                    .ok_or(Error::NotFound("no such comment on this video"))?;
+                if parent.parent_id.is_some() {
+                    return Err(Error::bad_input("replies go to a top-level comment").into());
+                }
+                if parent.deleted {
+                    return Err(Error::bad_input("that comment was deleted").into());
+                }
+                Some(parent.id)
+            }
+        };
+        let comment = CommentDoc {
+            id: Uuid::now_v7().to_string(),
+            video_id: video.to_string(),
+            parent_id: parent.clone(),
+            author_id: me.to_string(),
+            body,
+            created_at: DateTime::now(),
+            edited_at: None,
+            deleted: false,
+            reply_count: 0,
+        };
+        app.comments.insert(&comment).await.map_err(Error::from)?;
+        // From here on the comment exists; the counters follow (and are repaired by the
+        // recount sweep should we crash before they do).
+        if let Some(parent) = &parent {
+            app.comments
+                .bump_replies(parent, 1)
+                .await
+                .map_err(Error::from)?;
+        }
+        bump_video_count(app, video, 1).await?;
+        Ok(Comment(comment))
+    }
+
+    /// Rewrites one's own comment.
+    async fn edit_comment(&self, ctx: &Context<'_>, id: ID, body: String) -> Result<Comment> {
+        let me = viewer(ctx).require()?;
+        let id = parse_comment_id(&id)?;
+        check_body(&body)?;
+        let app = AppContext::get(ctx);
+        let comment = app
+            .comments
+            .get(id)
+            .await
+            .map_err(Error::from)?
+            .filter(|c| !c.deleted)
+            .ok_or(Error::NotFound("no such comment"))?;
+        if comment.author_id != me.to_string() {
+            return Err(Error::Forbidden("only its author may edit a comment").into());
+        }
+        let edited = app
+            .comments
+            .edit(id, &body)
+            .await
+            .map_err(Error::from)?
+            .ok_or(Error::NotFound("no such comment"))?;
+        Ok(Comment(edited))
+    }
+
+    /// Deletes a comment (its author or the video's owner). Replies stay.
+    async fn delete_comment(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        let me = viewer(ctx).require()?;
+        let comment_id = parse_comment_id(&id)?;
+        let app = AppContext::get(ctx);
+        let comment = app
+            .comments
+            .get(comment_id)
+            .await
+            .map_err(Error::from)?
+            .ok_or(Error::NotFound("no such comment"))?;
+        let video = Uuid::parse_str(&comment.video_id).unwrap_or_default();
+        if comment.author_id != me.to_string() {
+            let owner = videos::get(app.db.pool(), video)
+                .await
+                .map_err(Error::from)?
+                .map(|v| v.owner_id);
+            if owner != Some(me) {
+                return Err(Error::Forbidden(
+                    "only its author or the video's owner may delete a comment",
+                )
+                .into());
+            }
+        }
+        if app
+            .comments
+            .soft_delete(comment_id)
+            .await
+            .map_err(Error::from)?
+        {
+            if let Some(parent) = &comment.parent_id {
+                app.comments
+                    .bump_replies(parent, -1)
+                    .await
+                    .map_err(Error::from)?;
+            }
+            bump_video_count(app, video, -1).await?;
+        }
+        Ok(id)
+    }
+}
+
+async fn bump_video_count(app: &AppContext, video: Uuid, by: i64) -> Result<(), Error> {
+    sqlx::query("UPDATE videos SET comments_count = comments_count + $2 WHERE id = $1")
+        .bind(video)
+        .bind(by)
+        .execute(app.db.pool())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! The `comments` collection.
+//!
+//! `_id` is a UUIDv7 in its text form, so it sorts by creation time: pages are keyset
+//! ranges on `_id` served by the indexes [`ensure_indexes`] creates.
+
+use futures::TryStreamExt;
+use mongodb::{
+    Collection, Database, IndexModel,
+    bson::{Bson, DateTime, doc},
+    options::{FindOneAndUpdateOptions, ReturnDocument},
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommentDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub video_id: String,
+    pub parent_id: Option<String>,
+    pub author_id: String,
+    pub body: String,
+    pub created_at: DateTime,
+    pub edited_at: Option<DateTime>,
+    pub deleted: bool,
+    pub reply_count: i64,
+}
+
+impl CommentDoc {
+    pub fn uuid(&self) -> Uuid {
+        Uuid::parse_str(&self.id).unwrap_or_default()
+    }
+}
+
+#[derive(Clone)]
+pub struct Comments {
+    collection: Collection<CommentDoc>,
+}
+
+impl Comments {
+    pub fn new(db: &Database) -> Self {
+        Self {
+            collection: db.collection("comments"),
+        }
+    }
+
+    /// Top-level comments of a video, newest first; replies of a comment, oldest first.
+    pub async fn ensure_indexes(&self) -> mongodb::error::Result<()> {
+        self.collection
+            .create_indexes([
+                IndexModel::builder()
+                    .keys(doc! { "video_id": 1, "parent_id": 1, "_id": -1 })
+                    .build(),
+                IndexModel::builder()
+                    .keys(doc! { "parent_id": 1, "_id": 1 })
+                    .build(),
+            ])
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get(&self, id: Uuid) -> mongodb::error::Result<Option<CommentDoc>> {
+        self.collection
+            .find_one(doc! { "_id": id.to_string() })
+            .await
+    }
+
+    pub async fn insert(&self, comment: &CommentDoc) -> mongodb::error::Result<()> {
+        self.collection.insert_one(comment).await?;
+        Ok(())
+    }
+
+    pub async fn bump_replies(&self, parent: &str, by: i64) -> mongodb::error::Result<()> {
+        self.collection
+            .update_one(
+                doc! { "_id": parent },
+                doc! { "$inc": { "reply_count": by } },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces the body of a live comment; None if it is gone or deleted.
+    pub async fn edit(&self, id: Uuid, body: &str) -> mongodb::error::Result<Option<CommentDoc>> {
+        self.collection
+            .find_one_and_update(
+                doc! { "_id": id.to_string(), "deleted": false },
+                doc! { "$set": { "body": body, "edited_at": DateTime::now() } },
+            )
+            .with_options(
+                FindOneAndUpdateOptions::builder()
+                    .return_document(ReturnDocument::After)
+                    .build(),
+            )
+            .await
+    }
+
+    /// Soft-deletes; true if this call deleted it (false if it already was).
+    pub async fn soft_delete(&self, id: Uuid) -> mongodb::error::Result<bool> {
+        let result = self
+            .collection
+            .update_one(
+                doc! { "_id": id.to_string(), "deleted": false },
+                doc! { "$set": { "deleted": true, "body": "", "deleted_at": DateTime::now() } },
+            )
+            .await?;
+        Ok(result.modified_count == 1)
+    }
+
+    /// One page of a video's top-level comments, newest first.
+    pub async fn top_level(
+        &self,
+        video: Uuid,
+        before: Option<Uuid>,
+        limit: i64,
+    ) -> mongodb::error::Result<Vec<CommentDoc>> {
+        let mut filter = doc! { "video_id": video.to_string(), "parent_id": Bson::Null };
+        if let Some(before) = before {
+            filter.insert("_id", doc! { "$lt": before.to_string() });
+        }
+        self.collection
+            .find(filter)
+            .sort(doc! { "_id": -1 })
+            .limit(limit)
+            .await?
+            .try_collect()
+            .await
+    }
+
+    /// One page of a comment's replies, oldest first.
+    pub async fn replies(
+        &self,
+        parent: Uuid,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> mongodb::error::Result<Vec<CommentDoc>> {
+        let mut filter = doc! { "parent_id": parent.to_string() };
+        if let Some(after) = after {
+            filter.insert("_id", doc! { "$gt": after.to_string() });
+        }
+        self.collection
+            .find(filter)
+            .sort(doc! { "_id": 1 })
+            .limit(limit)
+            .await?
+            .try_collect()
+            .await
+    }
+
+    /// Live (not deleted) comments per video, for the given videos.
+    pub async fn live_counts(
+        &self,
+        videos: &[Uuid],
+    ) -> mongodb::error::Result<std::collections::HashMap<Uuid, i64>> {
+        let ids: Vec<String> = videos.iter().map(Uuid::to_string).collect();
+        let pipeline = [
+            doc! { "$match": { "video_id": { "$in": ids }, "deleted": false } },
+            doc! { "$group": { "_id": "$video_id", "n": { "$sum": 1 } } },
+        ];
+        let mut counts = std::collections::HashMap::new();
+        let mut cursor = self.collection.aggregate(pipeline).await?;
+        while let Some(row) = cursor.try_next().await? {
+            let video = row
+                .get_str("_id")
+                .ok()
+                .and_then(|s| Uuid::parse_str(s).ok());
+            let n = match row.get("n") {
+                Some(Bson::Int32(n)) => i64::from(*n),
+                Some(Bson::Int64(n)) => *n,
+                Some(Bson::Double(n)) => *n as i64,
+                _ => continue,
+            };
+            if let Some(video) = video {
+                counts.insert(video, n);
+            }
+        }
+        Ok(counts)
+    }
+}
+
+/// A BSON timestamp (milliseconds) as `time`.
+pub fn to_time(at: DateTime) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(at.timestamp_millis() as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}

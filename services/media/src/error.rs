@@ -1,0 +1,89 @@
+//! The media service's one error type, and how it reaches GraphQL clients: a message meant
+//! for people and a stable `extensions.code` meant for programs. Internal failures are
+//! logged with their cause and reported as `INTERNAL` without it, so nothing about the
+//! stores leaks to clients.
+
+use async_graphql::ErrorExtensions;
+
+///
+/// Deliberately not `Display`: async-graphql converts anything `Display` into an error
+/// without a code (and with the raw message, which for a store error would leak
+/// internals). Store errors must go through `Error::from` (`.map_err(Error::from)?`).
+#[derive(Debug)]
+pub enum Error {
+    /// The operation needs a signed-in viewer.
+    Unauthenticated,
+    /// Signed in, but not allowed (not the owner or author).
+    Forbidden(&'static str),
+    NotFound(&'static str),
+    /// Input that does not validate; the message says what is wrong.
+    BadInput(String),
+    /// A store failed. The request may be retried.
+    Internal(anyhow::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::BadInput(_) => "BAD_USER_INPUT",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// What the client reads.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Unauthenticated => "sign in to do this".into(),
+            Self::Forbidden(m) | Self::NotFound(m) => (*m).into(),
+            Self::BadInput(m) => m.clone(),
+            Self::Internal(_) => "internal error".into(),
+        }
+    }
+
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::BadInput(message.into())
+    }
+}
+
+impl From<Error> for async_graphql::Error {
+    fn from(e: Error) -> Self {
+        if let Error::Internal(cause) = &e {
+            tracing::error!(error = ?cause, "request failed");
+        }
+        let code = e.code();
+        async_graphql::Error::new(e.message()).extend_with(|_, ext| ext.set("code", code))
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        // SQLSTATE class 22 (data exception: a NUL byte, a value out of range) is the
+        // client's input, not an outage.
+        let data_exception = e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c.starts_with("22"));
+        if data_exception {
+            Self::BadInput("the request contains a value that cannot be stored".into())
+        } else {
+            Self::Internal(e.into())
+        }
+    }
+}
+
+impl From<mongodb::error::Error> for Error {
+    fn from(e: mongodb::error::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl From<redis::RedisError> for Error {
+    fn from(e: redis::RedisError) -> Self {
+        Self::Internal(e.into())
+    }
+}

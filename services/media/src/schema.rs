@@ -1,0 +1,82 @@
+//! The GraphQL schema: the feature modules' queries and mutations merged, with the limits
+//! every request is held to, and the per-request data resolvers read.
+
+use async_graphql::{
+    Context as GqlContext, EmptySubscription, MergedObject, Schema,
+    extensions::apollo_persisted_queries::{ApolloPersistedQueries, LruCacheStorage},
+};
+
+use crate::{
+    Context,
+    catalogue::graphql::{CatalogueMutation, CatalogueQuery},
+    channels::ChannelMutation,
+    comments::{CommentMutation, CommentQuery},
+    config::Limits,
+    likes::LikeMutation,
+    search::SearchQuery,
+    viewer::Viewer,
+};
+
+/// What resolvers reach through `AppContext::get(ctx)`: the service's [`Context`].
+pub type AppContext = Context;
+
+impl Context {
+    /// The service context from inside a resolver.
+    pub fn get<'a>(ctx: &GqlContext<'a>) -> &'a Context {
+        ctx.data_unchecked::<Context>()
+    }
+}
+
+/// The viewer of the current request (anonymous when the request carried no identity).
+pub fn viewer(ctx: &GqlContext<'_>) -> Viewer {
+    ctx.data_opt::<Viewer>().copied().unwrap_or(Viewer(None))
+}
+
+/// Counts a store round trip (`media_store_queries_total{store, query}`): tests assert
+/// that a page costs a bounded number of them, whatever its size.
+pub fn count_query(store: &'static str, query: &'static str) {
+    metrics::counter!("media_store_queries_total", "store" => store, "query" => query).increment(1);
+}
+
+#[derive(MergedObject, Default)]
+pub struct Query(CatalogueQuery, SearchQuery, CommentQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    CatalogueMutation,
+    LikeMutation,
+    ChannelMutation,
+    CommentMutation,
+);
+
+pub type KinoSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The schema with its limits; `ctx` is absent only when exporting the SDL.
+pub fn build(ctx: Option<Context>, limits: Limits) -> KinoSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(32)
+        .limit_directives(16)
+        // Parsed documents of persisted queries are kept per replica; a client whose
+        // hash is unknown here resends the query once (the APQ protocol).
+        .extension(ApolloPersistedQueries::new(LruCacheStorage::new(1024)));
+    if let Some(ctx) = ctx {
+        builder = builder.data(ctx);
+    }
+    builder.finish()
+}
+
+/// The SDL clients build against (checked in as `schema.graphql`).
+pub fn sdl() -> String {
+    build(
+        None,
+        Limits {
+            max_depth: 1,
+            max_complexity: 1,
+            max_page: 1,
+            max_body_bytes: 1,
+        },
+    )
+    .sdl()
+}
