@@ -180,6 +180,11 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     if (have as usize) < n_videos {
         let rabbit = Rabbit::new(&amqp, "seed");
+        // Media declares its queue when its consumer starts; do it too, so nothing published
+        // before that is dropped.
+        events::consumer::QueueSpec::new(queue.clone())
+            .declare(&rabbit.channel().await?)
+            .await?;
         let publisher = Arc::new(Publisher::new(rabbit));
         let mut rng = Rng::new(42 + have as u64);
         let batch: Vec<(Uuid, Uuid, VideoMetadata)> = (have as usize..n_videos)
