@@ -32,6 +32,8 @@ pub struct Config {
     /// `COMMENT_RECOUNT_INTERVAL_SECS`: how often every video's comment counter is
     /// recomputed from MongoDB (see comments::recount).
     pub comment_recount_interval: Duration,
+    /// `FEED_CACHE_MILLIS`: how long a feed page is reused for all viewers (0: never).
+    pub feed_cache: Duration,
     pub limits: Limits,
 }
 
@@ -64,6 +66,7 @@ impl Config {
             queue_expires: var_opt::<f64>("QUEUE_EXPIRES_SECS")?.map(Duration::from_secs_f64),
             user_cache_ttl: secs("USER_CACHE_TTL_SECS", "600")?,
             comment_recount_interval: secs("COMMENT_RECOUNT_INTERVAL_SECS", "3600")?,
+            feed_cache: Duration::from_millis(var("FEED_CACHE_MILLIS", "1000")?),
             limits: Limits {
                 max_depth: var("GRAPHQL_MAX_DEPTH", "12")?,
                 max_complexity: var("GRAPHQL_MAX_COMPLEXITY", "5000")?,

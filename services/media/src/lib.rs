@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 pub use config::Config;
 
 use crate::{
+    catalogue::feed_cache::FeedCache,
     channels::{FollowLoader, SubscriberCountLoader},
     comments::store::Comments,
     likes::LikeLoader,
@@ -55,6 +56,7 @@ pub struct Context {
     pub likes: Arc<DataLoader<LikeLoader>>,
     pub subscriber_counts: Arc<DataLoader<SubscriberCountLoader>>,
     pub follows: Arc<DataLoader<FollowLoader>>,
+    pub feed_cache: FeedCache,
 }
 
 impl Context {
@@ -85,6 +87,7 @@ impl Context {
             subscriber_counts: Arc::new(loader(SubscriberCountLoader(pool.clone()))),
             follows: Arc::new(loader(FollowLoader(pool))),
             comments: Comments::new(&mongo),
+            feed_cache: FeedCache::new(config.feed_cache),
             directory,
             config: Arc::new(config),
             db,

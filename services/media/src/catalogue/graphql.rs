@@ -31,16 +31,18 @@ impl CatalogueQuery {
         after: Option<String>,
     ) -> Result<Connection<Cursor, Video>> {
         let app = AppContext::get(ctx);
+        let cache_key = after.clone();
         let page = Page::parse(first, after, app.config.limits.max_page)?;
-        count_query("postgres", "feed");
-        let rows = store::feed(app.db.pool(), page)
+        let rows = app
+            .feed_cache
+            .get_or_load(cache_key, page.first, async {
+                count_query("postgres", "feed");
+                store::feed(app.db.pool(), page).await
+            })
             .await
             .map_err(Error::from)?;
-        Ok(
-            page.connection(rows.into_iter().map(Video::from).collect(), |v| {
-                v.row.feed_cursor()
-            }),
-        )
+        let videos = rows.iter().cloned().map(Video::from).collect();
+        Ok(page.connection(videos, |v| v.row.feed_cursor()))
     }
 
     /// The newest videos of the channels the viewer subscribes to.

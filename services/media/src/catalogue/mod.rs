@@ -3,6 +3,7 @@
 //! ([`graphql`]).
 
 pub mod events;
+pub mod feed_cache;
 pub mod graphql;
 pub mod store;
 
@@ -103,10 +104,7 @@ impl Video {
 
     /// The uploader; null if their account is gone.
     async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        AppContext::get(ctx)
-            .users
-            .load_one(self.row.owner_id)
-            .await
+        AppContext::get(ctx).users.load_one(self.row.owner_id).await
     }
 
     async fn title(&self) -> &str {
