@@ -16,11 +16,14 @@ use quick_cache::sync::Cache;
 
 use super::VideoRow;
 
+/// (the `after` cursor as sent, page size)
 type Key = (Option<String>, usize);
+/// When the page was loaded, and its rows.
+type Entry = (Instant, Arc<Vec<VideoRow>>);
 
 #[derive(Clone)]
 pub struct FeedCache {
-    pages: Arc<Cache<Key, (Instant, Arc<Vec<VideoRow>>)>>,
+    pages: Arc<Cache<Key, Entry>>,
     ttl: Duration,
 }
 
