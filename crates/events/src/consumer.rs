@@ -15,8 +15,8 @@ use lapin::{
     Channel,
     message::Delivery,
     options::{
-        BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-        QueueBindOptions, QueueDeclareOptions,
+        BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, QueueBindOptions,
+        QueueDeclareOptions,
     },
     types::FieldTable,
 };
@@ -43,7 +43,8 @@ impl QueueSpec {
     }
 
     pub fn bind(mut self, exchange: &str, pattern: &str) -> Self {
-        self.bindings.push((exchange.to_owned(), pattern.to_owned()));
+        self.bindings
+            .push((exchange.to_owned(), pattern.to_owned()));
         self
     }
 
