@@ -3,15 +3,18 @@
 
 mod video_common;
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
+
+use tokio::process::Command;
 
 use e2e::Stack;
 use reqwest::Client;
 use serde_json::Value;
 use video_common::*;
 
-/// ffprobe's duration of an HLS playlist (or any media) at `url`.
-fn probe_duration(url: &str) -> f64 {
+/// ffprobe's duration of an HLS playlist (or any media) at `url`. Async: the services
+/// it fetches from run on this test's runtime.
+async fn probe_duration(url: &str) -> f64 {
     let output = Command::new("ffprobe")
         .args([
             "-v",
@@ -23,6 +26,7 @@ fn probe_duration(url: &str) -> f64 {
             url,
         ])
         .output()
+        .await
         .unwrap();
     assert!(
         output.status.success(),
@@ -36,10 +40,11 @@ fn probe_duration(url: &str) -> f64 {
 }
 
 /// Every segment of the playlist decodes without error.
-fn decodes(url: &str) {
+async fn decodes(url: &str) {
     let output = Command::new("ffmpeg")
         .args(["-v", "error", "-i", url, "-f", "null", "-"])
         .output()
+        .await
         .unwrap();
     assert!(output.status.success(), "decoding {url}");
     assert!(
@@ -55,7 +60,7 @@ async fn an_upload_becomes_a_valid_hls_ladder_with_live_progress() {
     stack.start_transcoder().await;
     let (_, token) = user(&stack, "creator").await;
     let file = scratch(&stack).join("source.mp4");
-    generate_video(&file, "640x360", 6, "1M");
+    generate_video(&file, "640x360", 6, "1M", false);
     let mut events =
         Events::listen(&stack, &["video.progress", "video.ready", "video.failed"]).await;
 
@@ -116,12 +121,12 @@ async fn an_upload_becomes_a_valid_hls_ladder_with_live_progress() {
             "{master}"
         );
         let variant = stack.url(&format!("/video/{id}/hls/{name}/index.m3u8"));
-        let variant_duration = probe_duration(&variant);
+        let variant_duration = probe_duration(&variant).await;
         assert!(
             (variant_duration - duration).abs() <= 0.5,
             "{name}: {variant_duration} vs {duration}"
         );
-        decodes(&variant);
+        decodes(&variant).await;
     }
 
     // Segments are served with Range support and long-lived cache headers.
@@ -162,7 +167,7 @@ async fn private_media_is_for_its_owner_and_deletion_removes_everything() {
     let (_, token) = user(&stack, "private").await;
     let (_, other) = user(&stack, "other").await;
     let file = scratch(&stack).join("private.mp4");
-    generate_video(&file, "256x144", 3, "300k");
+    generate_video(&file, "256x144", 3, "300k", false);
     let report = tus(
         &stack,
         &token,

@@ -20,7 +20,7 @@ async fn a_tus_client_uploads_a_720p_video_in_small_chunks() {
     let stack = Stack::start().await;
     let (owner, token) = user(&stack, "uploader").await;
     let file = scratch(&stack).join("720p.mp4");
-    generate_video(&file, "1280x720", 20, "6M");
+    generate_video(&file, "1280x720", 20, "6M", true);
     let bytes = std::fs::read(&file).unwrap();
     assert!(bytes.len() > 8 * MIB, "the file spans more than one part");
     let mut events = Events::listen(&stack, &["video.created", "video.uploaded"]).await;
@@ -132,7 +132,7 @@ async fn an_upload_cut_off_midway_resumes_after_a_restart() {
     let mut stack = Stack::start().await;
     let (_, token) = user(&stack, "resumer").await;
     let file = scratch(&stack).join("resume.mp4");
-    generate_video(&file, "640x360", 10, "8M");
+    generate_video(&file, "640x360", 10, "8M", true);
     let bytes = std::fs::read(&file).unwrap();
     assert!(
         bytes.len() > 9 * MIB,

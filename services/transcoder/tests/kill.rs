@@ -53,7 +53,7 @@ fn generate(path: &Path) {
 }
 
 fn start(env: &TestEnv, prefix: &str, work_dir: &Path) -> impl Future<Output = ServiceProcess> {
-    let vars = vec![
+    let vars = [
         ("S3_ENDPOINT", env.s3.endpoint.clone()),
         ("S3_BUCKET", env.s3.bucket.clone()),
         ("S3_ACCESS_KEY", env.s3.access_key.clone()),

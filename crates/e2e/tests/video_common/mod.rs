@@ -36,27 +36,19 @@ pub fn scratch(stack: &Stack) -> PathBuf {
     dir
 }
 
-/// An H.264/AAC MP4 of ffmpeg's test pattern and a tone.
-pub fn generate_video(path: &Path, size: &str, seconds: u32, video_bitrate: &str) {
+/// An H.264/AAC MP4 of ffmpeg's test pattern and a tone. `noisy` adds grain so the
+/// encoder really spends the bitrate (a file of a predictable, large size).
+pub fn generate_video(path: &Path, size: &str, seconds: u32, video_bitrate: &str, noisy: bool) {
+    let filter = if noisy {
+        "noise=alls=30:allf=t"
+    } else {
+        "null"
+    };
     let status = std::process::Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
-        .arg(format!("testsrc=size={size}:rate=25"))
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-        ])
-        .arg(seconds.to_string())
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(["-f", "lavfi", "-i", &format!("testsrc=size={size}:rate=25")])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string(), "-vf", filter])
         .args([
             "-c:v",
             "libx264",
@@ -64,9 +56,15 @@ pub fn generate_video(path: &Path, size: &str, seconds: u32, video_bitrate: &str
             "ultrafast",
             "-pix_fmt",
             "yuv420p",
-            "-b:v",
         ])
-        .arg(video_bitrate)
+        .args([
+            "-b:v",
+            video_bitrate,
+            "-maxrate",
+            video_bitrate,
+            "-bufsize",
+            video_bitrate,
+        ])
         .args(["-c:a", "aac", "-shortest"])
         .arg(path)
         .status()

@@ -164,7 +164,7 @@ async fn create(
         .key(keys::source(id))
         .send()
         .await
-        .map_err(|e| ApiError::storage(e))?;
+        .map_err(ApiError::storage)?;
     let upload_id = multipart.upload_id().unwrap_or_default().to_owned();
 
     let mut tx = ctx.db.pool().begin().await?;

@@ -204,7 +204,7 @@ async fn flush_part(
         .body(ByteStream::from(part))
         .send()
         .await
-        .map_err(|e| ApiError::storage(e))?;
+        .map_err(ApiError::storage)?;
     let etag = uploaded.e_tag().unwrap_or_default().to_owned();
 
     let new_offset = state.offset + fresh;
@@ -256,7 +256,7 @@ async fn stage_piece(
         .body(ByteStream::from(bytes))
         .send()
         .await
-        .map_err(|e| ApiError::storage(e))?;
+        .map_err(ApiError::storage)?;
     let mut tx = ctx.db.pool().begin().await?;
     sqlx::query(
         "INSERT INTO upload_pieces (video_id, start_offset, size) VALUES ($1, $2, $3)
@@ -321,7 +321,7 @@ async fn read_pieces(
             .key(keys::piece(id, piece.start_offset))
             .send()
             .await
-            .map_err(|e| ApiError::storage(e))?;
+            .map_err(ApiError::storage)?;
         object
             .body
             .into_async_read()
