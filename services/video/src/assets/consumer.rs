@@ -104,15 +104,19 @@ async fn ready_(ctx: &Context, ready: VideoReady) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Outputs of a video deleted while it was transcoding arrive after the purge: purge again.
+/// Outputs of a video deleted while it was transcoding arrive after (or during) the purge:
+/// remove them again. With the row already gone only the outputs are left to remove.
 async fn purge_if_deleted(ctx: &Context, id: uuid::Uuid) -> Result<(), sqlx::Error> {
-    let deleted: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM videos WHERE id = $1 AND status = $2)")
-            .bind(id)
-            .bind(DELETED)
-            .fetch_one(ctx.db.pool())
-            .await?;
-    if deleted && let Err(error) = super::purge(ctx, id).await {
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM videos WHERE id = $1")
+        .bind(id)
+        .fetch_optional(ctx.db.pool())
+        .await?;
+    let purged = match status.as_deref() {
+        Some(DELETED) => super::purge(ctx, id).await,
+        None => super::purge_outputs(ctx, id).await,
+        Some(_) => Ok(()), // a duplicate of a result already recorded
+    };
+    if let Err(error) = purged {
         tracing::warn!(video_id = %id, %error, "purge incomplete; the sweeper retries");
     }
     Ok(())

@@ -143,9 +143,9 @@ pub async fn purge(ctx: &Context, id: Uuid) -> Result<(), String> {
             }
         }
     }
-    storage::delete_keys(ctx, vec![keys::source(id), keys::thumbnail(id)]).await?;
+    storage::delete_keys(ctx, vec![keys::source(id)]).await?;
     storage::delete_prefix(ctx, &keys::staging_prefix(id)).await?;
-    storage::delete_prefix(ctx, &keys::hls_prefix(id)).await?;
+    purge_outputs(ctx, id).await?;
     sqlx::query("DELETE FROM videos WHERE id = $1 AND status = $2")
         .bind(id)
         .bind(DELETED)
@@ -154,4 +154,10 @@ pub async fn purge(ctx: &Context, id: Uuid) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     tracing::info!(video_id = %id, "video purged");
     Ok(())
+}
+
+/// Removes what the transcoder wrote for a video.
+pub async fn purge_outputs(ctx: &Context, id: Uuid) -> Result<(), String> {
+    storage::delete_keys(ctx, vec![keys::thumbnail(id)]).await?;
+    storage::delete_prefix(ctx, &keys::hls_prefix(id)).await
 }
