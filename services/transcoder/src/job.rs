@@ -116,9 +116,14 @@ async fn transcode(ctx: &Context, job: &TranscodeJob) -> Result<(), String> {
             .await
             .map_err(|e| format!("no scratch space: {e}"))?;
     }
-    encode(ctx, &source_path, &out, &rungs, &source, &mut reporter).await?;
+    // The thumbnail (one seek, one frame) is taken while the ladder encodes, off the
+    // job's critical path.
     let thumbnail = work.path().join("thumbnail.jpg");
-    let has_thumbnail = make_thumbnail(ctx, &source_path, &thumbnail, source.duration).await;
+    let (encoded, has_thumbnail) = tokio::join!(
+        encode(ctx, &source_path, &out, &rungs, &source, &mut reporter),
+        make_thumbnail(ctx, &source_path, &thumbnail, source.duration),
+    );
+    encoded?;
 
     let files = output_files(&out).await?;
     let total = files.len() + usize::from(has_thumbnail);
