@@ -25,6 +25,10 @@ pub struct Stack {
     /// need many users without paying for their password hashes.
     pub signer: identity::Signer,
     publisher: tokio::sync::OnceCell<events::Publisher>,
+    pub video_addr: std::net::SocketAddr,
+    /// The video service's own shutdown, so a test can restart it alone.
+    video_shutdown: Shutdown,
+    video_task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 fn http() -> HttpConfig {
@@ -97,15 +101,14 @@ impl Stack {
         let media_config = media.clone();
         tokio::spawn(media::run(media, listener, shutdown.clone()));
 
-        let video = video::Config {
-            http: http(),
-            postgres: postgres(&env, "video"),
-            s3: env.s3.clone(),
-            amqp_url: env.amqp_url.clone(),
-        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let video_addr = listener.local_addr().unwrap();
-        tokio::spawn(video::run(video, listener, shutdown.clone()));
+        let video_shutdown = Shutdown::new();
+        let video_task = tokio::spawn(video::run(
+            video_config(&env),
+            listener,
+            video_shutdown.clone(),
+        ));
 
         let gateway = Gateway::start(Upstreams {
             auth: Some(auth_addr.to_string()),
@@ -136,7 +139,84 @@ impl Stack {
             media_config,
             signer,
             publisher: tokio::sync::OnceCell::new(),
+            video_addr,
+            video_shutdown,
+            video_task: Some(video_task),
         }
+    }
+
+    /// Stops the video service (gracefully, as on SIGTERM) and starts a new instance on
+    /// the same address with the same stores: what a rolling restart looks like.
+    pub async fn restart_video(&mut self) {
+        self.video_shutdown.trigger();
+        if let Some(task) = self.video_task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        let listener = testkit::wait_for(
+            "the video port to be free",
+            Duration::from_secs(10),
+            || async { tokio::net::TcpListener::bind(self.video_addr).await.ok() },
+        )
+        .await;
+        self.video_shutdown = Shutdown::new();
+        self.video_task = Some(tokio::spawn(video::run(
+            video_config(&self.env),
+            listener,
+            self.video_shutdown.clone(),
+        )));
+        let addr = self.video_addr;
+        testkit::wait_for(
+            "video ready again",
+            Duration::from_secs(30),
+            || async move {
+                let response = reqwest::get(format!("http://{addr}/readyz")).await.ok()?;
+                response.status().is_success().then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// The URL of the video service's own database.
+    pub fn video_database_url(&self) -> String {
+        format!("{}_video", self.env.database_url)
+    }
+
+    /// The transcode queues' prefix this stack's services use.
+    pub fn queue_prefix(&self) -> String {
+        queue_prefix(&self.env)
+    }
+
+    /// A transcoder configuration for this stack's bucket and queues, with a scratch
+    /// directory of its own (`name` tells several apart) and quick retries.
+    pub fn transcoder_config(&self, name: &str) -> transcoder::Config {
+        transcoder::Config {
+            http: http(),
+            s3: self.env.s3.clone(),
+            amqp_url: self.env.amqp_url.clone(),
+            ffmpeg: transcoder::ffmpeg::Tools {
+                ffmpeg: "ffmpeg".into(),
+                ffprobe: "ffprobe".into(),
+            },
+            jobs: transcoder::JobConfig {
+                queue_prefix: self.queue_prefix(),
+                work_dir: std::env::temp_dir()
+                    .join(format!("kino-transcoder-{}-{name}", self.env.id)),
+                max_attempts: 2,
+                retry_backoff: Duration::from_millis(200),
+                preset: "ultrafast".into(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Runs a transcoder in-process until the stack is dropped.
+    pub async fn start_transcoder(&self) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        tokio::spawn(transcoder::run(
+            self.transcoder_config("in-process"),
+            listener,
+            self.shutdown.clone(),
+        ));
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -251,5 +331,21 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         self.shutdown.trigger();
+        self.video_shutdown.trigger();
+    }
+}
+
+fn queue_prefix(env: &TestEnv) -> String {
+    format!("test-{}.", env.id)
+}
+
+fn video_config(env: &TestEnv) -> video::Config {
+    video::Config {
+        http: http(),
+        postgres: postgres(env, "video"),
+        s3: env.s3.clone(),
+        amqp_url: env.amqp_url.clone(),
+        uploads: video::UploadConfig::default(),
+        queue_prefix: queue_prefix(env),
     }
 }

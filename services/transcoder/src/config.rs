@@ -1,5 +1,7 @@
 //! The transcoder's configuration; every variable has a local default.
 
+use std::{path::PathBuf, time::Duration};
+
 use platform::{
     config::{self, ConfigError, HttpConfig, var},
     s3::S3Config,
@@ -13,10 +15,44 @@ pub struct Config {
     pub s3: S3Config,
     pub amqp_url: String,
     pub ffmpeg: Tools,
+    pub jobs: JobConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    /// `QUEUE_PREFIX`: must match the video service's (empty in production).
+    pub queue_prefix: String,
+    /// `TRANSCODE_WORK_DIR`: where sources and outputs live while a job runs. Each job
+    /// gets a subdirectory, removed when it ends; leftovers of a killed process are
+    /// removed at start, so give each worker process its own directory.
+    pub work_dir: PathBuf,
+    /// `TRANSCODE_MAX_ATTEMPTS`: attempts before a job goes to `transcode.dead` and the
+    /// video is marked failed.
+    pub max_attempts: u32,
+    /// `TRANSCODE_RETRY_BACKOFF_SECS`: the wait before the second attempt; doubles after.
+    pub retry_backoff: Duration,
+    /// `TRANSCODE_PRESET`: the x264 preset (speed against size).
+    pub preset: String,
+    /// `TRANSCODE_PROGRESS_INTERVAL_SECS`: the least time between two progress events.
+    pub progress_interval: Duration,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        Self {
+            queue_prefix: String::new(),
+            work_dir: std::env::temp_dir().join("kino-transcoder"),
+            max_attempts: 3,
+            retry_backoff: Duration::from_secs(10),
+            preset: "veryfast".into(),
+            progress_interval: Duration::from_millis(500),
+        }
+    }
 }
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
+        let defaults = JobConfig::default();
         Ok(Self {
             http: HttpConfig::from_env("0.0.0.0:8084")?,
             s3: S3Config::from_env()?,
@@ -24,6 +60,17 @@ impl Config {
             ffmpeg: Tools {
                 ffmpeg: var("FFMPEG_PATH", "ffmpeg")?,
                 ffprobe: var("FFPROBE_PATH", "ffprobe")?,
+            },
+            jobs: JobConfig {
+                queue_prefix: var("QUEUE_PREFIX", "")?,
+                work_dir: var(
+                    "TRANSCODE_WORK_DIR",
+                    defaults.work_dir.to_str().unwrap_or("/tmp/kino-transcoder"),
+                )?,
+                max_attempts: var("TRANSCODE_MAX_ATTEMPTS", "3")?,
+                retry_backoff: config::secs("TRANSCODE_RETRY_BACKOFF_SECS", "10")?,
+                preset: var("TRANSCODE_PRESET", "veryfast")?,
+                progress_interval: config::secs("TRANSCODE_PROGRESS_INTERVAL_SECS", "0.5")?,
             },
         })
     }

@@ -1,16 +1,30 @@
 //! The transcoder worker: takes jobs from `transcode.jobs`, runs one ffmpeg process per
 //! source to produce the HLS ladder, uploads it to S3 and reports progress. Besides its
-//! consumers it serves only the ops endpoints (`/healthz`, `/readyz`, `/metrics`).
+//! consumer it serves only the ops endpoints (`/healthz`, `/readyz`, `/metrics`).
+//!
+//! [`job`] is one job end to end; [`ladder`] chooses the renditions; [`ffmpeg`] builds the
+//! commands; [`progress`] parses and throttles progress; [`queues`] holds the retry and
+//! dead-letter design; [`workdir`] keeps scratch files from outliving their job.
 
 pub mod config;
 pub mod ffmpeg;
+pub mod job;
+pub mod ladder;
+pub mod progress;
+pub mod queues;
+pub mod workdir;
 
 use std::sync::Arc;
 
+use aws_sdk_s3::config::RequestChecksumCalculation;
+use events::{
+    Publisher,
+    consumer::{self, QueueSpec},
+};
 use platform::{Readiness, Shutdown, s3::Bucket};
 use tokio::net::TcpListener;
 
-pub use config::Config;
+pub use config::{Config, JobConfig};
 
 #[derive(Clone)]
 pub struct Context {
@@ -18,22 +32,39 @@ pub struct Context {
     pub storage: Bucket,
     pub rabbit: Arc<events::Rabbit>,
     pub ffmpeg: ffmpeg::Tools,
+    pub publisher: Arc<Publisher>,
+    pub queues: Arc<queues::JobQueues>,
 }
 
 impl Context {
     pub fn connect(config: Config, shutdown: &Shutdown) -> Self {
+        let client = platform::s3::client(&config.s3);
+        let client = aws_sdk_s3::Client::from_conf(
+            client
+                .config()
+                .to_builder()
+                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+                .build(),
+        );
         let storage = Bucket {
-            client: platform::s3::client(&config.s3),
+            client,
             name: config.s3.bucket.clone(),
         };
         storage.ensure_in_background(shutdown);
         let rabbit = events::Rabbit::new(&config.amqp_url, "kino-transcoder");
         let ffmpeg = config.ffmpeg.clone();
+        let publisher = Arc::new(Publisher::new(rabbit.clone()));
+        let queues = Arc::new(queues::JobQueues::new(
+            rabbit.clone(),
+            queues::Names::new(&config.jobs.queue_prefix),
+        ));
         Self {
             config: Arc::new(config),
             storage,
             rabbit,
             ffmpeg,
+            publisher,
+            queues,
         }
     }
 
@@ -45,10 +76,28 @@ impl Context {
     }
 }
 
-/// Runs the worker until `shutdown` fires, then drains and returns.
+/// Runs the worker until `shutdown` fires, then drains and returns. A job in progress at
+/// shutdown is abandoned (ffmpeg killed, scratch removed) and its unacknowledged delivery
+/// goes back to the queue for another worker.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let grace = config.http.shutdown_grace;
+    workdir::clear(&config.jobs.work_dir)?;
     let ctx = Context::connect(config, &shutdown);
+    let names = ctx.queues.names.clone();
+    let mut spec = QueueSpec::new(names.jobs.clone());
+    spec.arguments = names.arguments();
+    let worker = ctx.clone();
+    // Prefetch 1: a worker holds one job; others wait in the queue for free workers.
+    consumer::spawn(
+        ctx.rabbit.clone(),
+        spec,
+        1,
+        shutdown.triggered(),
+        move |delivery| {
+            let ctx = worker.clone();
+            async move { job::handle(&ctx, delivery).await }
+        },
+    );
     platform::http::serve_service(
         listener,
         "/transcoder",

@@ -21,6 +21,11 @@ fn config(env: &TestEnv, ffmpeg: Tools) -> transcoder::Config {
         s3: env.s3.clone(),
         amqp_url: env.amqp_url.clone(),
         ffmpeg,
+        jobs: transcoder::JobConfig {
+            queue_prefix: format!("test-{}.", env.id),
+            work_dir: std::env::temp_dir().join(format!("kino-transcoder-{}", env.id)),
+            ..Default::default()
+        },
     }
 }
 

@@ -1,7 +1,9 @@
 //! The video service's configuration; every variable has a local default.
 
+use std::time::Duration;
+
 use platform::{
-    config::{self, ConfigError, HttpConfig},
+    config::{self, ConfigError, HttpConfig, var},
     postgres::PostgresConfig,
     s3::S3Config,
 };
@@ -12,15 +14,68 @@ pub struct Config {
     pub postgres: PostgresConfig,
     pub s3: S3Config,
     pub amqp_url: String,
+    pub uploads: UploadConfig,
+    /// `QUEUE_PREFIX`: prepended to the names of the transcode queues and of this
+    /// service's own queue, so parallel tests (or several stacks on one broker) do not
+    /// take each other's jobs. Empty in production.
+    pub queue_prefix: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct UploadConfig {
+    /// `UPLOAD_PART_SIZE`: bytes per S3 multipart part, and so the memory one active
+    /// upload may hold. At least 5 MiB (S3's minimum for every part but the last).
+    pub part_size: usize,
+    /// `UPLOAD_MAX_SIZE`: the largest `Upload-Length` accepted (advertised as `Tus-Max-Size`).
+    pub max_size: u64,
+    /// `UPLOAD_EXPIRY_SECS`: an unfinished upload untouched this long is removed.
+    pub expiry: Duration,
+    /// `UPLOAD_LOCK_WAIT_SECS`: how long a PATCH waits for another request on the same
+    /// upload (say, one whose client gave up) to finish before answering 423.
+    pub lock_wait: Duration,
+    /// `SWEEP_INTERVAL_SECS`: how often unfinished completions, expired uploads and
+    /// interrupted purges are looked for.
+    pub sweep_interval: Duration,
+}
+
+/// S3's lower bound for a multipart part that is not the last.
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        Self {
+            part_size: 8 * 1024 * 1024,
+            max_size: 10 * 1024 * 1024 * 1024,
+            expiry: Duration::from_secs(24 * 3600),
+            lock_wait: Duration::from_secs(10),
+            sweep_interval: Duration::from_secs(30),
+        }
+    }
 }
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
+        let part_size: usize = var("UPLOAD_PART_SIZE", "8388608")?;
+        if part_size < MIN_PART_SIZE {
+            return Err(ConfigError {
+                name: "UPLOAD_PART_SIZE".into(),
+                value: part_size.to_string(),
+                reason: format!("must be at least {MIN_PART_SIZE} (S3's minimum part size)"),
+            });
+        }
         Ok(Self {
             http: HttpConfig::from_env("0.0.0.0:8083")?,
             postgres: PostgresConfig::from_env("video")?,
             s3: S3Config::from_env()?,
             amqp_url: config::amqp_url()?,
+            uploads: UploadConfig {
+                part_size,
+                max_size: var("UPLOAD_MAX_SIZE", "10737418240")?,
+                expiry: config::secs("UPLOAD_EXPIRY_SECS", "86400")?,
+                lock_wait: config::secs("UPLOAD_LOCK_WAIT_SECS", "10")?,
+                sweep_interval: config::secs("SWEEP_INTERVAL_SECS", "30")?,
+            },
+            queue_prefix: var("QUEUE_PREFIX", "")?,
         })
     }
 }

@@ -1,16 +1,35 @@
 //! The video service: resumable (tus) uploads into S3, asset status and deletion, HLS
 //! delivery. This crate is the whole service; `main.rs` only reads the configuration and
 //! waits for a signal, so tests run the real thing in-process on a random port.
+//!
+//! Features: [`tus`] (the protocol surface) over [`uploads`] (bytes into an S3 multipart
+//! upload, durably), [`assets`] (status, deletion, transcode results), [`hls`] (delivery),
+//! [`sweeper`] (completions, expiry and purges that a crash cut short).
 
+pub mod assets;
 pub mod config;
+pub mod error;
+pub mod hls;
+pub mod identity;
+pub mod queues;
+pub mod storage;
+pub mod sweeper;
+pub mod tus;
+pub mod uploads;
+pub mod videos;
 
-use std::sync::Arc;
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use anyhow::Context as _;
+use aws_sdk_s3::config::RequestChecksumCalculation;
+use events::{Publisher, outbox::Relay};
 use platform::{Readiness, Shutdown, postgres::Postgres, s3::Bucket};
 use tokio::net::TcpListener;
 
-pub use config::Config;
+pub use config::{Config, UploadConfig};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
@@ -21,14 +40,26 @@ pub struct Context {
     pub db: Postgres,
     pub storage: Bucket,
     pub rabbit: Arc<events::Rabbit>,
+    /// Set once the transcode queue is declared (see [`start_relay`]).
+    relay: Arc<OnceLock<Relay>>,
 }
 
 impl Context {
     /// Connects lazily to every store: nothing here waits for a store to be up.
     pub fn connect(config: Config, shutdown: &Shutdown) -> anyhow::Result<Self> {
         let db = Postgres::start(&config.postgres, &MIGRATOR, shutdown).context("DATABASE_URL")?;
+        let client = platform::s3::client(&config.s3);
+        // Checksums only where S3 requires them: parts are streamed once and S3-compatible
+        // servers differ in their support for the newer default (CRC32 on every request).
+        let client = aws_sdk_s3::Client::from_conf(
+            client
+                .config()
+                .to_builder()
+                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+                .build(),
+        );
         let storage = Bucket {
-            client: platform::s3::client(&config.s3),
+            client,
             name: config.s3.bucket.clone(),
         };
         storage.ensure_in_background(shutdown);
@@ -38,6 +69,7 @@ impl Context {
             db,
             storage,
             rabbit,
+            relay: Arc::new(OnceLock::new()),
         })
     }
 
@@ -47,13 +79,59 @@ impl Context {
             .add("s3", self.storage.clone())
             .add("rabbitmq", self.rabbit.clone())
     }
+
+    /// Tells the outbox relay a transaction just committed events.
+    pub fn wake_relay(&self) {
+        if let Some(relay) = self.relay.get() {
+            relay.notify();
+        }
+    }
+}
+
+/// Declares the jobs queue first (the relay publishes jobs to it without `mandatory`, so
+/// a missing queue would drop them), then starts the outbox relay.
+fn start_relay(ctx: &Context, shutdown: &Shutdown) {
+    let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match queues::declare_jobs(&ctx.rabbit, &ctx.config.queue_prefix).await {
+                Ok(()) => break,
+                Err(error) => tracing::warn!(%error, "cannot declare the transcode queue yet"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = shutdown.triggered() => return,
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        let publisher = Arc::new(Publisher::new(ctx.rabbit.clone()));
+        let relay = Relay::spawn(ctx.db.pool().clone(), publisher, shutdown.triggered());
+        relay.notify();
+        let _ = ctx.relay.set(relay);
+    });
+}
+
+pub fn router(ctx: Context) -> axum::Router {
+    axum::Router::new()
+        .merge(tus::routes())
+        .merge(assets::routes())
+        .merge(hls::routes())
+        .with_state(ctx)
 }
 
 /// Runs the service on `listener` until `shutdown` fires, then drains and returns.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let grace = config.http.shutdown_grace;
     let ctx = Context::connect(config, &shutdown)?;
-    let routes = axum::Router::new();
+    start_relay(&ctx, &shutdown);
+    assets::consumer::spawn(ctx.clone(), shutdown.clone());
+    sweeper::spawn(
+        ctx.clone(),
+        ctx.config.uploads.sweep_interval,
+        shutdown.clone(),
+    );
+    let routes = router(ctx.clone());
     platform::http::serve_service(listener, "/video", routes, ctx.readiness(), shutdown, grace)
         .await?;
     ctx.rabbit.close().await;

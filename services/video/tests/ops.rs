@@ -22,6 +22,8 @@ fn config(env: &TestEnv) -> video::Config {
         },
         s3: env.s3.clone(),
         amqp_url: env.amqp_url.clone(),
+        uploads: video::UploadConfig::default(),
+        queue_prefix: format!("test-{}.", env.id),
     }
 }
 

@@ -8,9 +8,11 @@
 use std::str::FromStr;
 
 /// The default table: the ops endpoints, and the catalogue's read-only entry points (the
-/// services themselves decide what an anonymous viewer may see).
-pub const DEFAULT_PUBLIC_ROUTES: &str = "GET /media/healthz, GET /media/readyz, GET /video/healthz, \
-     GET /video/readyz, GET /user/healthz, GET /user/readyz, GET /media/graphql, POST /media/graphql";
+/// services themselves decide what an anonymous viewer may see). `GET /video` covers
+/// video status and HLS delivery (the video service serves private videos to their owner
+/// only); `OPTIONS /video/upload` is tus capability discovery.
+pub const DEFAULT_PUBLIC_ROUTES: &str = "GET /media/healthz, GET /media/readyz, GET /video, \
+     OPTIONS /video/upload, GET /user/healthz, GET /user/readyz, GET /media/graphql, POST /media/graphql";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {

@@ -1,0 +1,267 @@
+//! Shared by the video end-to-end tests: test media made with ffmpeg, the tuspy client,
+//! direct looks at the test's bucket and queues, and a listener for video events.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use e2e::Stack;
+use futures::StreamExt;
+use lapin::{
+    Channel,
+    options::{BasicConsumeOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions},
+    types::FieldTable,
+};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A signed-in user: (id, access token).
+pub async fn user(stack: &Stack, name: &str) -> (String, String) {
+    let registered = stack.register(name, PASSWORD).await;
+    let tokens = stack.login(name, PASSWORD).await;
+    (
+        registered["id"].as_str().unwrap().to_owned(),
+        tokens["access_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A scratch directory for this test's files.
+pub fn scratch(stack: &Stack) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kino-e2e-video-{}", stack.env.id));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// An H.264/AAC MP4 of ffmpeg's test pattern and a tone. `noisy` adds grain so the
+/// encoder really spends the bitrate (a file of a predictable, large size).
+pub fn generate_video(path: &Path, size: &str, seconds: u32, video_bitrate: &str, noisy: bool) {
+    let filter = if noisy {
+        "noise=alls=30:allf=t"
+    } else {
+        "null"
+    };
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(["-f", "lavfi", "-i", &format!("testsrc=size={size}:rate=25")])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string(), "-vf", filter])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args([
+            "-b:v",
+            video_bitrate,
+            "-maxrate",
+            video_bitrate,
+            "-bufsize",
+            video_bitrate,
+        ])
+        .args(["-c:a", "aac", "-shortest"])
+        .arg(path)
+        .status()
+        .expect("ffmpeg runs (deploy/local/deps installs it)");
+    assert!(status.success(), "generating {}", path.display());
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// Runs tuspy (tus_upload.py) and returns its JSON report.
+pub async fn tus(
+    stack: &Stack,
+    token: &str,
+    file: &Path,
+    chunk_size: usize,
+    extra: &[&str],
+) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tus_upload.py");
+    let output = tokio::process::Command::new("/var/tmp/kino/venv/bin/python")
+        .arg(script)
+        .args([
+            "--endpoint",
+            &stack.url("/video/upload"),
+            "--token",
+            token,
+            "--file",
+        ])
+        .arg(file)
+        .args(["--chunk-size", &chunk_size.to_string()])
+        .args(extra)
+        .output()
+        .await
+        .expect("python venv at /var/tmp/kino/venv (deploy/local/deps)");
+    assert!(
+        output.status.success(),
+        "tuspy failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The video id at the end of an upload URL.
+pub fn video_id(upload_url: &str) -> String {
+    upload_url.rsplit('/').next().unwrap().to_owned()
+}
+
+pub fn s3(stack: &Stack) -> aws_sdk_s3::Client {
+    platform::s3::client(&stack.env.s3)
+}
+
+pub async fn object(stack: &Stack, key: &str) -> Option<Vec<u8>> {
+    let object = s3(stack)
+        .get_object()
+        .bucket(&stack.env.s3.bucket)
+        .key(key)
+        .send()
+        .await
+        .ok()?;
+    Some(object.body.collect().await.unwrap().to_vec())
+}
+
+pub async fn keys(stack: &Stack, prefix: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let page = s3(stack)
+            .list_objects_v2()
+            .bucket(&stack.env.s3.bucket)
+            .prefix(prefix)
+            .set_continuation_token(token.take())
+            .send()
+            .await
+            .unwrap();
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+        match page.next_continuation_token() {
+            Some(next) => token = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    keys.sort();
+    keys
+}
+
+/// `GET /video/{id}` as `token`'s user (anonymous without).
+pub async fn status(stack: &Stack, id: &str, token: Option<&str>) -> (u16, Value) {
+    let mut request = reqwest::Client::new().get(stack.url(&format!("/video/{id}")));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn wait_for_status(
+    stack: &Stack,
+    id: &str,
+    token: &str,
+    want: &str,
+    timeout: Duration,
+) -> Value {
+    testkit::wait_for(&format!("video {id} {want}"), timeout, || async {
+        let (_, body) = status(stack, id, Some(token)).await;
+        (body["status"] == want).then_some(body)
+    })
+    .await
+}
+
+/// Video events of the given routing keys, from an exclusive queue of the test's own.
+pub struct Events {
+    _rabbit: std::sync::Arc<events::Rabbit>,
+    _channel: Channel,
+    consumer: lapin::Consumer,
+}
+
+impl Events {
+    pub async fn listen(stack: &Stack, keys: &[&str]) -> Self {
+        let rabbit = events::Rabbit::new(&stack.env.amqp_url, "e2e-video-events");
+        let channel = rabbit.channel().await.unwrap();
+        let exclusive = QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..Default::default()
+        };
+        let queue = channel
+            .queue_declare("".into(), exclusive, FieldTable::default())
+            .await
+            .unwrap();
+        for key in keys {
+            channel
+                .queue_bind(
+                    queue.name().clone(),
+                    "video.events".into(),
+                    (*key).into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+        }
+        let no_ack = BasicConsumeOptions {
+            no_ack: true,
+            ..Default::default()
+        };
+        let consumer = channel
+            .basic_consume(
+                queue.name().clone(),
+                "".into(),
+                no_ack,
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        Self {
+            _rabbit: rabbit,
+            _channel: channel,
+            consumer,
+        }
+    }
+
+    /// Events about `video_id` until (and including) the first of type `last`.
+    pub async fn until(&mut self, video_id: &str, last: &str, timeout: Duration) -> Vec<Value> {
+        let mut seen = Vec::new();
+        let collect = async {
+            while let Some(delivery) = self.consumer.next().await {
+                let event: Value = serde_json::from_slice(&delivery.unwrap().data).unwrap();
+                if event["data"]["video_id"] == video_id {
+                    let done = event["type"] == last;
+                    seen.push(event);
+                    if done {
+                        return;
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(timeout, collect)
+            .await
+            .unwrap_or_else(|_| panic!("no {last} for {video_id} within {timeout:?}"));
+        seen
+    }
+}
+
+/// Takes one message from a queue of the stack's broker (None when empty).
+pub async fn basic_get(stack: &Stack, queue: &str) -> Option<lapin::message::BasicGetMessage> {
+    let rabbit = events::Rabbit::new(&stack.env.amqp_url, "e2e-video-get");
+    let channel = rabbit.channel().await.unwrap();
+    let message = channel
+        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+        .await
+        .ok()
+        .flatten();
+    rabbit.close().await;
+    message
+}

@@ -1,0 +1,379 @@
+//! One transcode job: source from S3 → ffprobe → one ffmpeg for the whole ladder →
+//! outputs to S3 → `video.ready`. Output keys are fixed by the video id and rung names, so
+//! a repeated job (redelivery after a crash, a retry) overwrites the same objects; keys
+//! of an earlier attempt that this one did not produce are removed.
+
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    process::Stdio,
+};
+
+use aws_sdk_s3::{error::DisplayErrorContext, primitives::ByteStream};
+use events::{
+    Envelope,
+    consumer::{self, Outcome},
+    video::{Rendition, TranscodeJob, VideoFailed, VideoReady},
+};
+use futures::StreamExt;
+use lapin::message::Delivery;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+use crate::{
+    Context,
+    ffmpeg::{self, Source},
+    ladder::{self, Rung},
+    progress::{self, Parser, Reporter},
+    queues,
+    workdir::WorkDir,
+};
+
+/// Settles one delivery of the jobs queue (see [`queues`] for the retry design).
+pub async fn handle(ctx: &Context, delivery: Delivery) -> Outcome {
+    let attempt = queues::attempt(&delivery);
+    let max = ctx.config.jobs.max_attempts.max(1);
+    let job = match consumer::decode::<TranscodeJob>(&delivery.data) {
+        Ok(envelope) => envelope.data,
+        Err(e) => {
+            tracing::error!(error = %e, "undecodable transcode job; parking it");
+            let reason = format!("undecodable job: {e}");
+            return match ctx.queues.dead(&delivery.data, attempt, &reason).await {
+                Ok(()) => Outcome::Ack,
+                Err(_) => Outcome::Retry,
+            };
+        }
+    };
+    let video_id = job.video_id;
+    tracing::info!(%video_id, attempt, max, "transcoding");
+    let started = std::time::Instant::now();
+    let reason = match transcode(ctx, &job).await {
+        Ok(()) => {
+            tracing::info!(%video_id, seconds = started.elapsed().as_secs_f64(), "transcoded");
+            metrics::record(true);
+            return Outcome::Ack;
+        }
+        Err(reason) => reason,
+    };
+    metrics::record(false);
+    if attempt < max {
+        let next = attempt + 1;
+        let delay = queues::backoff(ctx.config.jobs.retry_backoff, next);
+        tracing::warn!(%video_id, attempt, %reason, ?delay, "transcode failed; will retry");
+        return match ctx.queues.retry(&delivery.data, next, delay).await {
+            Ok(()) => Outcome::Ack,
+            Err(_) => Outcome::Retry,
+        };
+    }
+    tracing::error!(%video_id, attempt, %reason, "transcode failed for good");
+    if ctx
+        .queues
+        .dead(&delivery.data, attempt, &reason)
+        .await
+        .is_err()
+    {
+        return Outcome::Retry;
+    }
+    let failed = Envelope::new(VideoFailed {
+        video_id,
+        owner_id: job.owner_id,
+        reason,
+    });
+    match ctx.publisher.publish(&failed).await {
+        Ok(()) => Outcome::Ack,
+        // Parked twice at worst; the video service treats the second failure as a duplicate.
+        Err(_) => Outcome::Retry,
+    }
+}
+
+mod metrics {
+    pub fn record(ok: bool) {
+        ::metrics::counter!("transcode_jobs_total", "outcome" => if ok { "ok" } else { "failed" })
+            .increment(1);
+    }
+}
+
+/// Runs the job; the error is the reason shown to the uploader if it is the last attempt.
+async fn transcode(ctx: &Context, job: &TranscodeJob) -> Result<(), String> {
+    let id = job.video_id;
+    let mut reporter = Reporter::start(
+        ctx.publisher.clone(),
+        id,
+        job.owner_id,
+        ctx.config.jobs.progress_interval,
+    );
+    reporter.update("probing", 0.0, None, None);
+    let work = WorkDir::create(&ctx.config.jobs.work_dir, &id.to_string())
+        .await
+        .map_err(|e| format!("no scratch space: {e}"))?;
+    let source_path = work.path().join("source");
+    download(ctx, &job.source_key, &source_path).await?;
+    let source = ffmpeg::probe(&ctx.ffmpeg, &source_path).await?;
+    let rungs = ladder::choose(source.width, source.height);
+
+    let out = work.path().join("hls");
+    for rung in &rungs {
+        tokio::fs::create_dir_all(out.join(&rung.name))
+            .await
+            .map_err(|e| format!("no scratch space: {e}"))?;
+    }
+    // The thumbnail (one seek, one frame) is taken while the ladder encodes, off the
+    // job's critical path.
+    let thumbnail = work.path().join("thumbnail.jpg");
+    let (encoded, has_thumbnail) = tokio::join!(
+        encode(ctx, &source_path, &out, &rungs, &source, &mut reporter),
+        make_thumbnail(ctx, &source_path, &thumbnail, source.duration),
+    );
+    encoded?;
+
+    let files = output_files(&out).await?;
+    let total = files.len() + usize::from(has_thumbnail);
+    let hls_prefix = format!("hls/{id}/");
+    // Variant playlists after their segments, the master last: whoever sees the master
+    // finds everything it names.
+    let mut ordered = files;
+    ordered.sort_by_key(|(rel, _)| (rel == "master.m3u8", rel.ends_with(".m3u8"), rel.clone()));
+    let (segments, playlists): (Vec<_>, Vec<_>) = ordered
+        .into_iter()
+        .partition(|(rel, _)| !rel.ends_with(".m3u8"));
+    let mut uploaded = 0usize;
+    let mut keys = HashSet::new();
+    for batch in [segments, playlists] {
+        let mut puts = futures::stream::iter(batch.into_iter().map(|(rel, path)| {
+            let key = format!("{hls_prefix}{rel}");
+            async move { put(ctx, &key, &path).await.map(|()| key) }
+        }))
+        .buffered(4);
+        while let Some(result) = puts.next().await {
+            keys.insert(result?);
+            uploaded += 1;
+            let percent = progress::ENCODING_SHARE
+                + (100.0 - progress::ENCODING_SHARE) * uploaded as f64 / total.max(1) as f64;
+            reporter.update("uploading", percent.min(99.9), None, None);
+        }
+    }
+    let thumbnail_key = if has_thumbnail {
+        let key = format!("thumbnails/{id}.jpg");
+        put(ctx, &key, &thumbnail).await?;
+        Some(key)
+    } else {
+        None
+    };
+    remove_stale(ctx, &hls_prefix, &keys).await?;
+
+    reporter.update("done", 100.0, None, Some(0.0));
+    reporter.finish().await;
+    let ready = Envelope::new(VideoReady {
+        video_id: id,
+        owner_id: job.owner_id,
+        manifest_key: format!("{hls_prefix}master.m3u8"),
+        thumbnail_key,
+        duration_seconds: source.duration,
+        renditions: rungs
+            .iter()
+            .map(|r| Rendition {
+                name: r.name.clone(),
+                width: r.width,
+                height: r.height,
+                bandwidth: r.bandwidth(source.has_audio),
+                playlist_key: format!("{hls_prefix}{}/index.m3u8", r.name),
+            })
+            .collect(),
+    });
+    ctx.publisher
+        .publish(&ready)
+        .await
+        .map_err(|e| format!("could not announce the result: {e}"))?;
+    drop(work);
+    Ok(())
+}
+
+async fn download(ctx: &Context, key: &str, to: &Path) -> Result<(), String> {
+    let object = ctx
+        .storage
+        .client
+        .get_object()
+        .bucket(&ctx.storage.name)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| format!("could not read the source: {}", DisplayErrorContext(e)))?;
+    let mut file = tokio::fs::File::create(to)
+        .await
+        .map_err(|e| format!("no scratch space: {e}"))?;
+    tokio::io::copy(&mut object.body.into_async_read(), &mut file)
+        .await
+        .map_err(|e| format!("could not read the source: {e}"))?;
+    file.sync_all()
+        .await
+        .map_err(|e| format!("no scratch space: {e}"))?;
+    Ok(())
+}
+
+async fn encode(
+    ctx: &Context,
+    input: &Path,
+    out: &Path,
+    rungs: &[Rung],
+    source: &Source,
+    reporter: &mut Reporter,
+) -> Result<(), String> {
+    let args = ffmpeg::ladder_args(input, out, rungs, source.has_audio, &ctx.config.jobs.preset);
+    let mut child = tokio::process::Command::new(&ctx.ffmpeg.ffmpeg)
+        .args(&args)
+        .current_dir(out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Cancelled job (shutdown) or dropped future: no orphan encoder.
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("ffmpeg could not start: {e}"))?;
+    // Drain stderr concurrently (a full pipe would stall ffmpeg), keeping the tail.
+    let mut stderr = child.stderr.take().expect("piped");
+    let stderr_tail = tokio::spawn(async move {
+        let mut text = String::new();
+        let mut buf = vec![0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if text.len() > 8192 {
+                text.drain(..text.len() - 4096);
+            }
+        }
+        text
+    });
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let mut parser = Parser::default();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(sample) = parser.line(&line) {
+            reporter.update(
+                "transcoding",
+                progress::encoding_percent(sample.out_time, source.duration),
+                sample.speed,
+                progress::eta(sample.out_time, source.duration, sample.speed),
+            );
+        }
+    }
+    let status = child.wait().await.map_err(|e| format!("ffmpeg: {e}"))?;
+    let stderr = stderr_tail.await.unwrap_or_default();
+    if !status.success() {
+        return Err(format!(
+            "the video could not be transcoded ({})",
+            ffmpeg::last_line(&stderr)
+        ));
+    }
+    Ok(())
+}
+
+async fn make_thumbnail(ctx: &Context, input: &Path, output: &Path, duration: f64) -> bool {
+    let status = tokio::process::Command::new(&ctx.ffmpeg.ffmpeg)
+        .args(ffmpeg::thumbnail_args(input, output, duration))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .status()
+        .await;
+    let ok = status.is_ok_and(|s| s.success()) && output.exists();
+    if !ok {
+        tracing::warn!("no thumbnail could be made; continuing without");
+    }
+    ok
+}
+
+/// Every file under `out`, as (path relative to `out`, path).
+async fn output_files(out: &Path) -> Result<Vec<(String, PathBuf)>, String> {
+    let mut files = Vec::new();
+    let mut dirs = vec![out.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let mut entries = tokio::fs::read_dir(&dir)
+            .await
+            .map_err(|e| format!("reading outputs: {e}"))?;
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(|e| format!("reading outputs: {e}"))?
+        {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let rel = path
+                    .strip_prefix(out)
+                    .expect("under out")
+                    .to_string_lossy()
+                    .into_owned();
+                files.push((rel, path));
+            }
+        }
+    }
+    if !files.iter().any(|(rel, _)| rel == "master.m3u8") {
+        return Err("ffmpeg wrote no master playlist".into());
+    }
+    Ok(files)
+}
+
+fn content_type(key: &str) -> &'static str {
+    if key.ends_with(".m3u8") {
+        "application/vnd.apple.mpegurl"
+    } else if key.ends_with(".ts") {
+        "video/mp2t"
+    } else if key.ends_with(".jpg") {
+        "image/jpeg"
+    } else {
+        "application/octet-stream"
+    }
+}
+
+async fn put(ctx: &Context, key: &str, path: &Path) -> Result<(), String> {
+    let body = ByteStream::from_path(path)
+        .await
+        .map_err(|e| format!("reading output {}: {e}", path.display()))?;
+    ctx.storage
+        .client
+        .put_object()
+        .bucket(&ctx.storage.name)
+        .key(key)
+        .content_type(content_type(key))
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("could not store {key}: {}", DisplayErrorContext(e)))?;
+    Ok(())
+}
+
+/// Removes keys under `prefix` this attempt did not write (left by an earlier attempt
+/// with a different ladder), so the stored set is exactly this attempt's.
+async fn remove_stale(ctx: &Context, prefix: &str, keep: &HashSet<String>) -> Result<(), String> {
+    let mut token = None;
+    loop {
+        let page = ctx
+            .storage
+            .client
+            .list_objects_v2()
+            .bucket(&ctx.storage.name)
+            .prefix(prefix)
+            .set_continuation_token(token.take())
+            .send()
+            .await
+            .map_err(|e| format!("listing outputs: {}", DisplayErrorContext(e)))?;
+        for key in page.contents().iter().filter_map(|o| o.key()) {
+            if !keep.contains(key) {
+                ctx.storage
+                    .client
+                    .delete_object()
+                    .bucket(&ctx.storage.name)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| format!("removing {key}: {}", DisplayErrorContext(e)))?;
+            }
+        }
+        match page.next_continuation_token() {
+            Some(next) => token = Some(next.to_owned()),
+            None => return Ok(()),
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! This service's queue of video events: what the transcoder produced (`video.ready`,
+//! `video.failed`) becomes the asset's status; catalogue edits (`video.updated`) and
+//! deletions made through media (`video.deleted`) keep HLS access and storage in step.
+//!
+//! Every handler is idempotent: a status only moves forward (`uploading`/`processing` to
+//! `ready`/`failed`), so duplicates and late arrivals change nothing.
+
+use events::{
+    consumer::{self, Outcome, QueueSpec},
+    topology::VIDEO_EVENTS,
+    video::{VideoDeleted, VideoFailed, VideoReady, VideoUpdated},
+};
+use lapin::message::Delivery;
+use serde::de::DeserializeOwned;
+
+use crate::{
+    Context, queues,
+    videos::{DELETED, FAILED, READY},
+};
+
+pub fn spawn(ctx: Context, shutdown: platform::Shutdown) {
+    let prefix = &ctx.config.queue_prefix;
+    let mut spec = QueueSpec::new(queues::assets(prefix));
+    for key in [
+        "video.ready",
+        "video.failed",
+        "video.updated",
+        "video.deleted",
+    ] {
+        spec = spec.bind(VIDEO_EVENTS, key);
+    }
+    spec.arguments = queues::arguments(prefix);
+    consumer::spawn(
+        ctx.rabbit.clone(),
+        spec,
+        16,
+        shutdown.triggered(),
+        move |delivery| {
+            let ctx = ctx.clone();
+            async move { handle(&ctx, delivery).await }
+        },
+    );
+}
+
+fn decode<T: DeserializeOwned>(delivery: &Delivery) -> Option<T> {
+    match consumer::decode::<T>(&delivery.data) {
+        Ok(envelope) => Some(envelope.data),
+        Err(error) => {
+            tracing::error!(%error, "undecodable video event");
+            None
+        }
+    }
+}
+
+async fn handle(ctx: &Context, delivery: Delivery) -> Outcome {
+    let outcome = match delivery.routing_key.as_str() {
+        "video.ready" => match decode::<VideoReady>(&delivery) {
+            Some(ready) => ready_(ctx, ready).await,
+            None => return Outcome::Reject,
+        },
+        "video.failed" => match decode::<VideoFailed>(&delivery) {
+            Some(failed) => failed_(ctx, failed).await,
+            None => return Outcome::Reject,
+        },
+        "video.updated" => match decode::<VideoUpdated>(&delivery) {
+            Some(updated) => updated_(ctx, updated).await,
+            None => return Outcome::Reject,
+        },
+        "video.deleted" => match decode::<VideoDeleted>(&delivery) {
+            Some(deleted) => deleted_(ctx, deleted).await,
+            None => return Outcome::Reject,
+        },
+        _ => Ok(()),
+    };
+    match outcome {
+        Ok(()) => Outcome::Ack,
+        Err(error) => {
+            tracing::warn!(%error, "video event not handled yet; will retry");
+            Outcome::Retry
+        }
+    }
+}
+
+async fn ready_(ctx: &Context, ready: VideoReady) -> Result<(), sqlx::Error> {
+    let status: Option<String> = sqlx::query_scalar(
+        "UPDATE videos SET status = $2, manifest_key = $3, thumbnail_key = $4,
+                duration_seconds = $5, renditions = $6, failure_reason = NULL, updated_at = now()
+         WHERE id = $1 AND status IN ('uploading', 'processing')
+         RETURNING status",
+    )
+    .bind(ready.video_id)
+    .bind(READY)
+    .bind(&ready.manifest_key)
+    .bind(&ready.thumbnail_key)
+    .bind(ready.duration_seconds)
+    .bind(sqlx::types::Json(&ready.renditions))
+    .fetch_optional(ctx.db.pool())
+    .await?;
+    if status.is_some() {
+        tracing::info!(video_id = %ready.video_id, "video ready");
+    } else {
+        purge_if_deleted(ctx, ready.video_id).await?;
+    }
+    Ok(())
+}
+
+/// Outputs of a video deleted while it was transcoding arrive after (or during) the purge:
+/// remove them again. With the row already gone only the outputs are left to remove.
+async fn purge_if_deleted(ctx: &Context, id: uuid::Uuid) -> Result<(), sqlx::Error> {
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM videos WHERE id = $1")
+        .bind(id)
+        .fetch_optional(ctx.db.pool())
+        .await?;
+    let purged = match status.as_deref() {
+        Some(DELETED) => super::purge(ctx, id).await,
+        None => super::purge_outputs(ctx, id).await,
+        Some(_) => Ok(()), // a duplicate of a result already recorded
+    };
+    if let Err(error) = purged {
+        tracing::warn!(video_id = %id, %error, "purge incomplete; the sweeper retries");
+    }
+    Ok(())
+}
+
+async fn failed_(ctx: &Context, failed: VideoFailed) -> Result<(), sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE videos SET status = $2, failure_reason = $3, updated_at = now()
+         WHERE id = $1 AND status IN ('uploading', 'processing')",
+    )
+    .bind(failed.video_id)
+    .bind(FAILED)
+    .bind(&failed.reason)
+    .execute(ctx.db.pool())
+    .await?;
+    if updated.rows_affected() == 1 {
+        tracing::info!(video_id = %failed.video_id, reason = failed.reason, "video failed");
+    }
+    Ok(())
+}
+
+async fn updated_(ctx: &Context, updated: VideoUpdated) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE videos SET metadata = $3, updated_at = now()
+         WHERE id = $1 AND owner_id = $2 AND status <> 'deleted'",
+    )
+    .bind(updated.video_id)
+    .bind(updated.owner_id)
+    .bind(sqlx::types::Json(&updated.metadata))
+    .execute(ctx.db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Deleted through the catalogue: mark it (without announcing it again) and purge.
+async fn deleted_(ctx: &Context, deleted: VideoDeleted) -> Result<(), sqlx::Error> {
+    let marked = sqlx::query(
+        "UPDATE videos SET status = $3, updated_at = now()
+         WHERE id = $1 AND owner_id = $2 AND status <> $3",
+    )
+    .bind(deleted.video_id)
+    .bind(deleted.owner_id)
+    .bind(DELETED)
+    .execute(ctx.db.pool())
+    .await?;
+    if marked.rows_affected() == 1
+        && let Err(error) = super::purge(ctx, deleted.video_id).await
+    {
+        tracing::warn!(video_id = %deleted.video_id, %error, "purge incomplete; the sweeper retries");
+    }
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! The video service's one error type, and how each variant reaches the client: an RFC 9457
+//! `application/problem+json` body with a stable `type` and a human `detail`.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+use crate::tus::TUS_VERSION;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Input that does not parse or validate (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No identity from the gateway (401).
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Missing, or not visible to this caller (404): other people's private videos and
+    /// uploads are indistinguishable from absent ones.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// The upload expired and was removed (410).
+    #[error("the upload expired")]
+    Gone,
+    /// The request does not match the resource's state (409), e.g. a tus offset mismatch.
+    #[error("{0}")]
+    Conflict(String),
+    /// Another request is writing this upload right now (423).
+    #[error("another request is writing this upload; retry shortly")]
+    Locked,
+    /// More bytes than declared or allowed (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// A tus request without `Tus-Resumable: 1.0.0` (412).
+    #[error("unsupported tus version; this server speaks {TUS_VERSION}")]
+    TusVersion,
+    /// Wrong `Content-Type` for a tus PATCH (415).
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
+    /// A `Range` outside the object (416).
+    #[error("the requested range is not satisfiable")]
+    RangeNotSatisfiable,
+    /// A dependency failed (503): nothing was acknowledged; the request may be retried.
+    #[error("temporarily unavailable")]
+    Unavailable(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn unavailable(e: impl Into<anyhow::Error>) -> Self {
+        Self::Unavailable(e.into())
+    }
+
+    /// An S3 failure, with the SDK's whole error chain in the log.
+    pub fn storage(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Unavailable(anyhow::anyhow!(
+            aws_sdk_s3::error::DisplayErrorContext(e).to_string()
+        ))
+    }
+
+    fn status_and_kind(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request"),
+            Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
+            Self::Gone => (StatusCode::GONE, "upload-expired"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::Locked => (StatusCode::LOCKED, "upload-locked"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large"),
+            Self::TusVersion => (StatusCode::PRECONDITION_FAILED, "tus-version"),
+            Self::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type")
+            }
+            Self::RangeNotSatisfiable => (StatusCode::RANGE_NOT_SATISFIABLE, "range"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Unavailable(e.into())
+    }
+}
+
+#[derive(Serialize)]
+struct Problem {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'static str,
+    status: u16,
+    detail: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind) = self.status_and_kind();
+        if let Self::Unavailable(e) = &self {
+            tracing::warn!(error = format!("{e:#}"), "request failed on a dependency");
+        }
+        let problem = Problem {
+            kind: format!("https://kino.dev/problems/{kind}"),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.to_string(),
+        };
+        let mut response = (status, Json(problem)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        match self {
+            Self::Unauthenticated => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::TusVersion => {
+                headers.insert("tus-version", HeaderValue::from_static(TUS_VERSION));
+            }
+            Self::Locked => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}

@@ -1,0 +1,199 @@
+//! HLS delivery: `/video/{id}/hls/{path}` and `/video/{id}/thumbnail.jpg`, streamed from
+//! S3 with `Range` support. Public and unlisted videos are served to anyone, private ones
+//! to their owner only (and cached privately).
+
+use axum::{
+    Router,
+    body::Body,
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use events::video::Visibility;
+use tokio_util::io::ReaderStream;
+use uuid::Uuid;
+
+use crate::{
+    Context,
+    error::ApiError,
+    identity::Viewer,
+    videos::{READY, Video, keys},
+};
+
+pub fn routes() -> Router<Context> {
+    Router::new()
+        .route("/video/{id}/hls/{*path}", get(hls))
+        .route("/video/{id}/thumbnail.jpg", get(thumbnail))
+}
+
+/// A relative path inside the video's HLS tree: plain names only, nothing that climbs out.
+fn is_plain_path(path: &str) -> bool {
+    !path.is_empty()
+        && path.len() <= 200
+        && path.split('/').all(|segment| {
+            !segment.is_empty()
+                && !segment.starts_with('.')
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        })
+}
+
+async fn playable(ctx: &Context, id: Uuid, viewer: Option<Uuid>) -> Result<Video, ApiError> {
+    Video::find(ctx.db.pool(), id)
+        .await?
+        .filter(|v| v.visible_to(viewer) && v.status == READY)
+        .ok_or(ApiError::NotFound("no such video, or not ready"))
+}
+
+async fn hls(
+    State(ctx): State<Context>,
+    Viewer(viewer): Viewer,
+    Path((id, path)): Path<(Uuid, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !is_plain_path(&path) {
+        return Err(ApiError::NotFound("no such file"));
+    }
+    let video = playable(&ctx, id, viewer).await?;
+    serve(
+        &ctx,
+        &video,
+        &format!("{}{path}", keys::hls_prefix(id)),
+        &headers,
+    )
+    .await
+}
+
+async fn thumbnail(
+    State(ctx): State<Context>,
+    Viewer(viewer): Viewer,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let video = playable(&ctx, id, viewer).await?;
+    let key = video
+        .thumbnail_key
+        .clone()
+        .ok_or(ApiError::NotFound("this video has no thumbnail"))?;
+    serve(&ctx, &video, &key, &headers).await
+}
+
+fn content_type(key: &str) -> &'static str {
+    match key.rsplit('.').next() {
+        Some("m3u8") => "application/vnd.apple.mpegurl",
+        Some("ts") => "video/mp2t",
+        Some("m4s") => "video/iso.segment",
+        Some("mp4") => "video/mp4",
+        Some("jpg") => "image/jpeg",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Segments and thumbnails never change under their key; playlists might be rewritten by
+/// a re-transcode, so they are cached briefly. Private media stays out of shared caches.
+fn cache_control(key: &str, visibility: Visibility) -> String {
+    let scope = if visibility == Visibility::Private {
+        "private"
+    } else {
+        "public"
+    };
+    if key.ends_with(".m3u8") {
+        format!("{scope}, max-age=60")
+    } else {
+        format!("{scope}, max-age=31536000, immutable")
+    }
+}
+
+async fn serve(
+    ctx: &Context,
+    video: &Video,
+    key: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let object = ctx
+        .storage
+        .client
+        .get_object()
+        .bucket(&ctx.storage.name)
+        .key(key)
+        .set_range(range.clone())
+        .send()
+        .await;
+    let object = match object {
+        Ok(object) => object,
+        Err(e) => {
+            if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                return Err(ApiError::NotFound("no such file"));
+            }
+            if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) {
+                return Err(ApiError::RangeNotSatisfiable);
+            }
+            return Err(ApiError::storage(e));
+        }
+    };
+    let partial = object.content_range().is_some();
+    let mut response = Response::builder()
+        .status(if partial {
+            StatusCode::PARTIAL_CONTENT
+        } else {
+            StatusCode::OK
+        })
+        .header(header::CONTENT_TYPE, content_type(key))
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(
+            header::CACHE_CONTROL,
+            cache_control(key, video.metadata.visibility),
+        );
+    if let Some(length) = object.content_length() {
+        response = response.header(header::CONTENT_LENGTH, length);
+    }
+    if let Some(range) = object.content_range() {
+        response = response.header(header::CONTENT_RANGE, range);
+    }
+    if let Some(etag) = object.e_tag().and_then(|e| HeaderValue::from_str(e).ok()) {
+        response = response.header(header::ETAG, etag);
+    }
+    if video.metadata.visibility == Visibility::Private {
+        response = response.header(header::VARY, "Authorization");
+    }
+    let body = Body::from_stream(ReaderStream::new(object.body.into_async_read()));
+    Ok(response
+        .body(body)
+        .map_err(ApiError::unavailable)?
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_paths_are_served() {
+        assert!(is_plain_path("master.m3u8"));
+        assert!(is_plain_path("720p/seg_00001.ts"));
+        assert!(!is_plain_path("../sources/x"));
+        assert!(!is_plain_path("720p/../../x"));
+        assert!(!is_plain_path(".hidden"));
+        assert!(!is_plain_path("a//b"));
+        assert!(!is_plain_path("a/b%2e"));
+        assert!(!is_plain_path(""));
+    }
+
+    #[test]
+    fn private_media_is_cached_privately() {
+        assert_eq!(
+            cache_control("720p/seg_00000.ts", Visibility::Public),
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(
+            cache_control("master.m3u8", Visibility::Private),
+            "private, max-age=60"
+        );
+    }
+}

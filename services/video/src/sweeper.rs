@@ -1,0 +1,68 @@
+//! Background upkeep, safe on every replica at once: finishes uploads whose completion was
+//! cut short, removes expired uploads (tus expiration), and finishes purges of deleted
+//! videos. Runs at start and then every `interval`.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::{Context, assets, uploads, videos::Video};
+
+pub fn spawn(ctx: Context, interval: Duration, shutdown: platform::Shutdown) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = sweep(&ctx).await {
+                tracing::debug!(%error, "sweep skipped");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = shutdown.triggered() => return,
+            }
+        }
+    });
+}
+
+async fn ids(ctx: &Context, sql: &str) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(sql).fetch_all(ctx.db.pool()).await
+}
+
+pub async fn sweep(ctx: &Context) -> Result<(), sqlx::Error> {
+    let complete = ids(
+        ctx,
+        "SELECT id FROM videos WHERE status = 'uploading' AND upload_offset = upload_length LIMIT 100",
+    )
+    .await?;
+    for id in complete {
+        // Skip an upload a request is writing right now: that request finishes it.
+        if let Some(lock) = uploads::try_lock(ctx, id).await? {
+            if let Err(error) = uploads::finalize(ctx, id).await {
+                tracing::warn!(video_id = %id, %error, "could not finish an upload");
+            }
+            lock.rollback().await.ok();
+        }
+    }
+    let expired = ids(
+        ctx,
+        "SELECT id FROM videos WHERE status = 'uploading' AND expires_at < now() LIMIT 100",
+    )
+    .await?;
+    for id in expired {
+        if let Some(video) = Video::find(ctx.db.pool(), id).await? {
+            tracing::info!(video_id = %id, "removing an expired upload");
+            if let Err(error) = assets::delete(ctx, &video).await {
+                tracing::warn!(video_id = %id, %error, "could not remove an expired upload");
+            }
+        }
+    }
+    let deleted = ids(
+        ctx,
+        "SELECT id FROM videos WHERE status = 'deleted' LIMIT 100",
+    )
+    .await?;
+    for id in deleted {
+        if let Err(error) = assets::purge(ctx, id).await {
+            tracing::warn!(video_id = %id, %error, "purge incomplete");
+        }
+    }
+    Ok(())
+}
