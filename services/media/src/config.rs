@@ -34,6 +34,9 @@ pub struct Config {
     pub comment_recount_interval: Duration,
     /// `FEED_CACHE_MILLIS`: how long a feed page is reused for all viewers (0: never).
     pub feed_cache: Duration,
+    /// `SEARCH_CACHE_MILLIS`: how long a search result page is reused for every viewer
+    /// asking the same search (0: never).
+    pub search_cache: Duration,
     pub limits: Limits,
 }
 
@@ -67,6 +70,7 @@ impl Config {
             user_cache_ttl: secs("USER_CACHE_TTL_SECS", "600")?,
             comment_recount_interval: secs("COMMENT_RECOUNT_INTERVAL_SECS", "3600")?,
             feed_cache: Duration::from_millis(var("FEED_CACHE_MILLIS", "1000")?),
+            search_cache: Duration::from_millis(var("SEARCH_CACHE_MILLIS", "1000")?),
             limits: Limits {
                 max_depth: var("GRAPHQL_MAX_DEPTH", "12")?,
                 max_complexity: var("GRAPHQL_MAX_COMPLEXITY", "5000")?,

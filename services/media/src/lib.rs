@@ -14,6 +14,7 @@ pub mod config;
 pub mod cursor;
 pub mod error;
 pub mod likes;
+pub mod page_cache;
 pub mod routes;
 pub mod schema;
 pub mod search;
@@ -31,7 +32,7 @@ use tokio::net::TcpListener;
 pub use config::Config;
 
 use crate::{
-    catalogue::feed_cache::FeedCache,
+    catalogue::FeedPages,
     channels::{FollowLoader, SubscriberCountLoader},
     comments::store::Comments,
     likes::LikeLoader,
@@ -56,7 +57,8 @@ pub struct Context {
     pub likes: Arc<DataLoader<LikeLoader>>,
     pub subscriber_counts: Arc<DataLoader<SubscriberCountLoader>>,
     pub follows: Arc<DataLoader<FollowLoader>>,
-    pub feed_cache: FeedCache,
+    pub feed_cache: FeedPages,
+    pub search_cache: search::SearchPages,
 }
 
 impl Context {
@@ -87,7 +89,8 @@ impl Context {
             subscriber_counts: Arc::new(loader(SubscriberCountLoader(pool.clone()))),
             follows: Arc::new(loader(FollowLoader(pool))),
             comments: Comments::new(&mongo),
-            feed_cache: FeedCache::new(config.feed_cache),
+            feed_cache: FeedPages::new(config.feed_cache),
+            search_cache: search::SearchPages::new(config.search_cache),
             directory,
             config: Arc::new(config),
             db,
