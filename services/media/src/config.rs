@@ -35,6 +35,8 @@ pub struct Config {
     /// `FEED_CACHE_MILLIS`: how long a feed page is reused for all viewers (0: never).
     pub feed_cache: Duration,
     pub limits: Limits,
+    /// Live updates (`REALTIME_*`, `JWT_*`): see [`crate::realtime::RealtimeConfig`].
+    pub realtime: crate::realtime::RealtimeConfig,
 }
 
 /// What one GraphQL request may ask for.
@@ -73,6 +75,7 @@ impl Config {
                 max_page: var("GRAPHQL_MAX_PAGE", "100")?,
                 max_body_bytes: var("GRAPHQL_MAX_BODY_BYTES", "65536")?,
             },
+            realtime: crate::realtime::RealtimeConfig::from_env()?,
         })
     }
 
