@@ -119,7 +119,9 @@ impl WsClient {
     pub async fn recv_within(&mut self, wait: Duration) -> Option<Received> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let frame = tokio::time::timeout_at(deadline, self.socket.next()).await.ok()?;
+            let frame = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .ok()?;
             match frame {
                 None => return Some(Received::Closed(1006, "no close frame".into())),
                 Some(Err(e)) => return Some(Received::Closed(1006, e.to_string())),

@@ -79,7 +79,12 @@ fn ready(video_id: Uuid, owner: Uuid) -> VideoReady {
 }
 
 /// Runs GraphQL straight against one replica, as the gateway would call it for `user`.
-async fn graphql_on(addr: std::net::SocketAddr, user: Uuid, query: &str, variables: Value) -> Value {
+async fn graphql_on(
+    addr: std::net::SocketAddr,
+    user: Uuid,
+    query: &str,
+    variables: Value,
+) -> Value {
     let body: Value = reqwest::Client::new()
         .post(format!("http://{addr}/media/graphql"))
         .header("x-user-id", user.to_string())
@@ -128,14 +133,19 @@ async fn events_reach_subscribers_on_every_replica_whichever_replica_produced_th
     let viewer = Uuid::now_v7();
     let video = ready_video(&stack, owner, Visibility::Public).await;
 
-    let mut on_a =
-        WsClient::connect_init(&media_ws_url(stack.media_addr), Some(&stack.token_for(owner, "o")))
-            .await;
-    on_a.subscribe("c", COMMENT_EVENTS, json!({ "v": video })).await;
+    let mut on_a = WsClient::connect_init(
+        &media_ws_url(stack.media_addr),
+        Some(&stack.token_for(owner, "o")),
+    )
+    .await;
+    on_a.subscribe("c", COMMENT_EVENTS, json!({ "v": video }))
+        .await;
     on_a.subscribe("p", PROGRESS, json!({ "v": video })).await;
     // A second viewer on A, to see one Redis message fan out locally.
     let mut also_on_a = WsClient::connect_init(&media_ws_url(stack.media_addr), None).await;
-    also_on_a.subscribe("c", COMMENT_EVENTS, json!({ "v": video })).await;
+    also_on_a
+        .subscribe("c", COMMENT_EVENTS, json!({ "v": video }))
+        .await;
     wait_channels(&stack.media, 2).await;
 
     // A comment posted through replica B reaches A's subscribers.
@@ -153,7 +163,11 @@ async fn events_reach_subscribers_on_every_replica_whichever_replica_produced_th
     for (i, config) in consumers.into_iter().enumerate() {
         let percent = 10.0 * (i + 1) as f64;
         stack
-            .deliver_to_media_queue(config, "media.progress", progress(video, owner, "transcoding", percent))
+            .deliver_to_media_queue(
+                config,
+                "media.progress",
+                progress(video, owner, "transcoding", percent),
+            )
             .await;
         let data = on_a.next_data("p").await;
         assert_eq!(data["uploadProgress"]["percent"], percent);
@@ -162,7 +176,11 @@ async fn events_reach_subscribers_on_every_replica_whichever_replica_produced_th
     }
     // Someone else's progress on this channel never reaches the owner's subscription.
     stack
-        .deliver_to_media_queue(&b_config, "media.progress", progress(video, viewer, "transcoding", 99.0))
+        .deliver_to_media_queue(
+            &b_config,
+            "media.progress",
+            progress(video, viewer, "transcoding", 99.0),
+        )
         .await;
     // `video.ready` ends it.
     stack
@@ -205,7 +223,9 @@ async fn a_resumed_subscription_replays_exactly_what_it_missed_then_goes_live() 
     let url = media_ws_url(stack.media_addr);
 
     let mut client = WsClient::connect_init(&url, None).await;
-    client.subscribe("1", COMMENT_EVENTS, json!({ "v": video })).await;
+    client
+        .subscribe("1", COMMENT_EVENTS, json!({ "v": video }))
+        .await;
     wait_channels(&stack.media, 1).await;
     add_comment(b_addr, author, video, "seen").await;
     let cursor = client.next_data("1").await["commentEvents"]["cursor"]
@@ -247,7 +267,11 @@ async fn a_resumed_subscription_replays_exactly_what_it_missed_then_goes_live() 
         received.push(event["comment"]["id"].as_str().unwrap().to_owned());
     }
     let live = posting.await.unwrap();
-    assert_eq!(received[..20], missed[..], "exactly the missed ones first, in order");
+    assert_eq!(
+        received[..20],
+        missed[..],
+        "exactly the missed ones first, in order"
+    );
     let unique: HashSet<&String> = received.iter().collect();
     assert_eq!(unique.len(), 30, "no duplicates: {received:?}");
     let expected: HashSet<&String> = missed.iter().chain(live.iter()).collect();
@@ -277,12 +301,19 @@ async fn a_resumed_subscription_replays_exactly_what_it_missed_then_goes_live() 
     assert_eq!(edited["commentEvents"]["comment"]["body"], "edited");
     let deleted = client.next_data("3").await;
     assert_eq!(deleted["commentEvents"]["kind"], "DELETED");
-    assert_eq!(deleted["commentEvents"]["comment"]["id"], missed[1].as_str());
+    assert_eq!(
+        deleted["commentEvents"]["comment"]["id"],
+        missed[1].as_str()
+    );
     assert_eq!(deleted["commentEvents"]["comment"]["body"], Value::Null);
 
     // A cursor that is not one is refused with the operation's `error`.
     client
-        .subscribe("4", COMMENT_EVENTS, json!({ "v": video, "after": "garbage" }))
+        .subscribe(
+            "4",
+            COMMENT_EVENTS,
+            json!({ "v": video, "after": "garbage" }),
+        )
         .await;
     match client.recv().await {
         Received::Json(m) => {
@@ -324,11 +355,14 @@ async fn a_client_that_reads_nothing_costs_bounded_memory_and_slows_nobody() {
     socket.set_recv_buffer_size(4096).unwrap();
     let tcp = socket.connect(stack.media_addr).await.unwrap();
     let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url.as_str())
-            .unwrap();
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
     let (socket, _) =
         tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
             .await
@@ -389,7 +423,10 @@ async fn a_client_that_reads_nothing_costs_bounded_memory_and_slows_nobody() {
     // What the hub holds for the stalled subscriber never exceeds the channel's capacity…
     assert!(max_buffered <= CAPACITY, "buffered {max_buffered}");
     assert!(stats.buffered <= CAPACITY, "{stats:?}");
-    assert_eq!(stats.subscribers, 2, "the stalled client is still connected");
+    assert_eq!(
+        stats.subscribers, 2,
+        "the stalled client is still connected"
+    );
     // …and the process did not keep the 40 MB that went by (measured over the whole
     // process, which also holds Redis, GraphQL and socket buffers).
     assert!(
@@ -413,14 +450,20 @@ async fn a_client_that_reads_nothing_costs_bounded_memory_and_slows_nobody() {
             other => panic!("{other:?}"),
         }
     };
-    assert!(got < EVENTS / 2, "the stalled client was not buffered for: {got}");
+    assert!(
+        got < EVENTS / 2,
+        "the stalled client was not buffered for: {got}"
+    );
     assert_eq!(resync["comment"], Value::Null);
     assert_eq!(
         stalled.recv().await,
         Received::Json(json!({ "id": "s", "type": "complete" }))
     );
     let metrics = platform::metrics::render();
-    assert!(metrics.contains("media_realtime_resyncs_total"), "{metrics}");
+    assert!(
+        metrics.contains("media_realtime_resyncs_total"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -435,9 +478,7 @@ async fn every_protocol_violation_gets_its_close_code() {
     .await;
     let url = media_ws_url(stack.media_addr);
     let video = ready_video(&stack, Uuid::now_v7(), Visibility::Public).await;
-    let sub = |id: &str| {
-        json!({ "id": id, "type": "subscribe", "payload": { "query": COMMENT_EVENTS, "variables": { "v": video } } })
-    };
+    let sub = |id: &str| json!({ "id": id, "type": "subscribe", "payload": { "query": COMMENT_EVENTS, "variables": { "v": video } } });
 
     // No connection_init in time: 4408.
     let mut c = WsClient::connect(&url).await;
@@ -458,7 +499,10 @@ async fn every_protocol_violation_gets_its_close_code() {
     c.send(sub("same")).await;
     c.send(sub("same")).await;
     let (code, reason) = c.closed().await;
-    assert_eq!((code, reason.as_str()), (4409, "Subscriber for same already exists"));
+    assert_eq!(
+        (code, reason.as_str()),
+        (4409, "Subscriber for same already exists")
+    );
 
     // Malformed messages: 4400.
     for bad in [
@@ -491,24 +535,33 @@ async fn every_protocol_violation_gets_its_close_code() {
     // Keep-alive: ping is answered with pong; the server pings too, and a client that
     // answers nothing is closed.
     let mut c = WsClient::connect_init(&url, None).await;
-    c.send(json!({ "type": "ping", "payload": { "n": 1 } })).await;
+    c.send(json!({ "type": "ping", "payload": { "n": 1 } }))
+        .await;
     assert_eq!(
         c.recv().await,
         Received::Json(json!({ "type": "pong", "payload": { "n": 1 } }))
     );
-    let frame = tokio::time::timeout(Duration::from_secs(5), futures::StreamExt::next(&mut c.socket))
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let frame = tokio::time::timeout(
+        Duration::from_secs(5),
+        futures::StreamExt::next(&mut c.socket),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
     assert_eq!(frame.to_text().unwrap(), r#"{"type":"ping"}"#);
     // (recv() would answer pings; read raw frames and stay silent.)
     let code = loop {
-        match tokio::time::timeout(Duration::from_secs(5), futures::StreamExt::next(&mut c.socket))
-            .await
-            .unwrap()
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            futures::StreamExt::next(&mut c.socket),
+        )
+        .await
+        .unwrap()
         {
-            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(f)))) => break u16::from(f.code),
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(f)))) => {
+                break u16::from(f.code);
+            }
             Some(Ok(_)) => continue,
             other => panic!("{other:?}"),
         }
@@ -517,7 +570,8 @@ async fn every_protocol_violation_gets_its_close_code() {
 
     // Operations that fail before they start end with `error` and the connection stays.
     let mut c = WsClient::connect_init(&url, None).await;
-    c.subscribe("bad", "subscription { noSuchField }", json!({})).await;
+    c.subscribe("bad", "subscription { noSuchField }", json!({}))
+        .await;
     match c.recv().await {
         Received::Json(m) => {
             assert_eq!(m["type"], "error");
@@ -535,7 +589,8 @@ async fn every_protocol_violation_gets_its_close_code() {
         other => panic!("{other:?}"),
     }
     // The connection still works; `complete` from the client stops an operation.
-    c.subscribe("ok", COMMENT_EVENTS, json!({ "v": video })).await;
+    c.subscribe("ok", COMMENT_EVENTS, json!({ "v": video }))
+        .await;
     wait_channels(&stack.media, 1).await;
     c.complete("ok").await;
     wait_channels(&stack.media, 0).await;
@@ -605,9 +660,7 @@ async fn only_valid_unrevoked_tokens_open_subscriptions() {
         .send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } }))
         .await;
     assert_eq!(revoked.closed().await.0, 4403);
-    // …and no new subscription on the connection it opened before (within the
-    // revocation cache's half second).
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // …and no new subscription on the connection it opened before.
     c.subscribe("p2", STATS, json!({ "v": video })).await;
     assert_eq!(c.closed().await.0, 4403);
 }
@@ -656,7 +709,11 @@ async fn video_stats_are_live_and_coalesced() {
         }
         assert!(started.elapsed() < Duration::from_secs(20), "{updates:?}");
     }
-    assert!(updates.len() <= 10, "{} updates for 35 changes", updates.len());
+    assert!(
+        updates.len() <= 10,
+        "{} updates for 35 changes",
+        updates.len()
+    );
     for pair in updates.windows(2) {
         let gap = pair[1].0 - pair[0].0;
         assert!(gap >= Duration::from_millis(250), "updates {gap:?} apart");

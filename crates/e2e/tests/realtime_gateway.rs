@@ -25,7 +25,12 @@ fn graphql_ws(
     let url = stack.url("/media/graphql/ws").replace("http://", "ws://");
     Command::new("node")
         .arg(script)
-        .args([url.as_str(), query, &variables.to_string(), token.unwrap_or("")])
+        .args([
+            url.as_str(),
+            query,
+            &variables.to_string(),
+            token.unwrap_or(""),
+        ])
         .arg(max.to_string())
         .env("NODE_PATH", format!("{cache}/node/node_modules"))
         .stdout(Stdio::piped())
@@ -119,16 +124,20 @@ async fn a_browser_client_follows_its_upload_and_the_comments_through_the_gatewa
     assert!(percents.windows(2).all(|w| w[0] <= w[1]), "{percents:?}");
 
     // Now public and ready: an anonymous browser watches its comments.
-    testkit::wait_for("ready in the catalogue", Duration::from_secs(30), || async {
-        let data = stack
-            .graphql_ok(
-                None,
-                "query($id: ID!) { video(id: $id) { status } }",
-                json!({ "id": video }),
-            )
-            .await;
-        (data["video"]["status"] == "READY").then_some(())
-    })
+    testkit::wait_for(
+        "ready in the catalogue",
+        Duration::from_secs(30),
+        || async {
+            let data = stack
+                .graphql_ok(
+                    None,
+                    "query($id: ID!) { video(id: $id) { status } }",
+                    json!({ "id": video }),
+                )
+                .await;
+            (data["video"]["status"] == "READY").then_some(())
+        },
+    )
     .await;
     let comments = graphql_ws(
         &stack,

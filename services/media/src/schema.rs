@@ -58,14 +58,18 @@ pub type KinoSchema = Schema<Query, Mutation, Subscription>;
 
 /// The schema with its limits; `ctx` is absent only when exporting the SDL.
 pub fn build(ctx: Option<Context>, limits: Limits) -> KinoSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
-        .limit_recursive_depth(32)
-        .limit_directives(16)
-        // Parsed documents of persisted queries are kept per replica; a client whose
-        // hash is unknown here resends the query once (the APQ protocol).
-        .extension(ApolloPersistedQueries::new(LruCacheStorage::new(1024)));
+    let mut builder = Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .limit_depth(limits.max_depth)
+    .limit_complexity(limits.max_complexity)
+    .limit_recursive_depth(32)
+    .limit_directives(16)
+    // Parsed documents of persisted queries are kept per replica; a client whose
+    // hash is unknown here resends the query once (the APQ protocol).
+    .extension(ApolloPersistedQueries::new(LruCacheStorage::new(1024)));
     if let Some(ctx) = ctx {
         builder = builder.data(ctx);
     }

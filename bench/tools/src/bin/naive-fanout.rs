@@ -40,20 +40,23 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(tcp: TcpStream, client: redis::Client, prefix: String) -> anyhow::Result<()> {
-    let mut socket = tokio_tungstenite::accept_hdr_async(tcp, |_: &Request, mut response: Response| {
-        response.headers_mut().insert(
-            "sec-websocket-protocol",
-            HeaderValue::from_static("graphql-transport-ws"),
-        );
-        Ok(response)
-    })
-    .await?;
+    let mut socket =
+        tokio_tungstenite::accept_hdr_async(tcp, |_: &Request, mut response: Response| {
+            response.headers_mut().insert(
+                "sec-websocket-protocol",
+                HeaderValue::from_static("graphql-transport-ws"),
+            );
+            Ok(response)
+        })
+        .await?;
     // connection_init -> ack; then one subscribe.
     let (id, video) = loop {
         let Some(frame) = socket.next().await else {
             return Ok(());
         };
-        let Message::Text(text) = frame? else { continue };
+        let Message::Text(text) = frame? else {
+            continue;
+        };
         let message: Value = serde_json::from_str(text.as_str())?;
         match message["type"].as_str() {
             Some("connection_init") => {
@@ -74,7 +77,9 @@ async fn serve(tcp: TcpStream, client: redis::Client, prefix: String) -> anyhow:
     };
     // The naive part: a Redis subscription of its own for this one client.
     let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(format!("{prefix}comments:{video}")).await?;
+    pubsub
+        .subscribe(format!("{prefix}comments:{video}"))
+        .await?;
     let mut messages = pubsub.on_message();
     loop {
         tokio::select! {

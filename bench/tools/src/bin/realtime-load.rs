@@ -98,8 +98,12 @@ async fn main() -> anyhow::Result<()> {
                 continue;
             }
         };
-        let (window, stop, latencies, errors) =
-            (window.clone(), stop.clone(), latencies.clone(), errors.clone());
+        let (window, stop, latencies, errors) = (
+            window.clone(),
+            stop.clone(),
+            latencies.clone(),
+            errors.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             read(socket, &window, &stop, &mut mine, &errors).await;
@@ -234,9 +238,8 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Connects, initialises and subscribes one client.
 async fn open(url: &str, video: &str) -> anyhow::Result<Socket> {
@@ -247,7 +250,9 @@ async fn open(url: &str, video: &str) -> anyhow::Result<Socket> {
     let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
     socket
         .send(Message::Text(
-            json!({ "type": "connection_init", "payload": {} }).to_string().into(),
+            json!({ "type": "connection_init", "payload": {} })
+                .to_string()
+                .into(),
         ))
         .await?;
     loop {
@@ -327,7 +332,10 @@ async fn seed_videos(path: &str, media_url: &str, n: usize) -> anyhow::Result<()
         Envelope, Publisher, Rabbit,
         video::{VideoCreated, VideoMetadata, VideoReady},
     };
-    let amqp: String = env_or("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f".to_string());
+    let amqp: String = env_or(
+        "AMQP_URL",
+        "amqp://guest:guest@127.0.0.1:5672/%2f".to_string(),
+    );
     let queue: String = env_or("CATALOGUE_QUEUE", "media.catalogue".to_string());
     let publisher = Publisher::new(Rabbit::new(&amqp, "bench-realtime"));
     let owner = Uuid::now_v7();
@@ -396,10 +404,14 @@ fn server_rss() -> Option<u64> {
 fn redis_channels() -> serde_json::Value {
     let pattern: String = env_or("REDIS_CHANNEL_PATTERN", "kino:rt:*".to_string());
     let cli = |args: &[&str]| -> Option<String> {
-        let out = std::process::Command::new("redis-cli").args(args).output().ok()?;
+        let out = std::process::Command::new("redis-cli")
+            .args(args)
+            .output()
+            .ok()?;
         Some(String::from_utf8_lossy(&out.stdout).into_owned())
     };
-    let channels = cli(&["PUBSUB", "CHANNELS", &pattern]).map(|o| o.lines().filter(|l| !l.is_empty()).count());
+    let channels =
+        cli(&["PUBSUB", "CHANNELS", &pattern]).map(|o| o.lines().filter(|l| !l.is_empty()).count());
     let clients = cli(&["INFO", "clients"]).and_then(|o| {
         o.lines()
             .find_map(|l| l.strip_prefix("connected_clients:"))

@@ -280,7 +280,10 @@ impl RealtimeSubscription {
         let app = AppContext::get(ctx);
         // The catalogue may not know the video yet (its `video.created` is on its way);
         // then the events' owner decides, below.
-        if let Some(row) = videos::get(app.db.pool(), video).await.map_err(Error::from)? {
+        if let Some(row) = videos::get(app.db.pool(), video)
+            .await
+            .map_err(Error::from)?
+        {
             if row.owner_id != me || row.deleted_at.is_some() {
                 return Err(Error::Forbidden("only its owner follows an upload").into());
             }
@@ -621,7 +624,11 @@ mod tests {
             views: 2,
             comments: 1,
         });
-        let json = serde_json::to_vec(&super::super::hub::Wire { at: 5, event: &event }).unwrap();
+        let json = serde_json::to_vec(&super::super::hub::Wire {
+            at: 5,
+            event: &event,
+        })
+        .unwrap();
         let back: super::super::hub::Wire<Event> = serde_json::from_slice(&json).unwrap();
         assert_eq!(back.at, 5);
         assert!(matches!(back.event, Event::Stats(s) if s.likes == 3));

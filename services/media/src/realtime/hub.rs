@@ -337,7 +337,9 @@ async fn run(
                 };
                 match result {
                     Ok(()) => return, // the hub is gone
-                    Err(e) => tracing::warn!(error = %e, "realtime hub: Redis pub/sub lost; reconnecting"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "realtime hub: Redis pub/sub lost; reconnecting")
+                    }
                 }
                 reconnect = true;
             }
@@ -378,7 +380,10 @@ async fn session(
         .collect();
     drop(inner);
     if !current.is_empty() {
-        let keys: Vec<String> = current.iter().map(|(c, _)| format!("{prefix}{c}")).collect();
+        let keys: Vec<String> = current
+            .iter()
+            .map(|(c, _)| format!("{prefix}{c}"))
+            .collect();
         sink.subscribe(&keys).await?;
         for (channel, generation) in &current {
             mark_ready(hub, channel, *generation, reconnect);

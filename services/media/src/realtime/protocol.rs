@@ -300,7 +300,10 @@ impl Connection {
             return Flow::Close(4429, "Too many initialisation requests".into());
         }
         self.initialised = true;
-        if payload.as_ref().is_some_and(|p| !p.is_object() && !p.is_null()) {
+        if payload
+            .as_ref()
+            .is_some_and(|p| !p.is_object() && !p.is_null())
+        {
             return invalid("the connection_init payload must be an object");
         }
         let token = match tokens::bearer_from_payload(payload.as_ref().filter(|p| !p.is_null())) {

@@ -68,29 +68,45 @@ impl TokenAuth {
         }
     }
 
-    /// Signature, claims, expiry and revocation.
+    /// Signature, claims, expiry and revocation. The revocation list is asked every time
+    /// (one Redis `EXISTS`), not trusted from the authenticator's half-second cache: a
+    /// connection or subscription is opened once and then lives long, so a token logged
+    /// out a moment ago must not open one.
     pub async fn authenticate(&self, token: &str) -> Result<Claims, TokenError> {
         let authenticator = match self.authenticator() {
             Some(a) => a,
             None => self.reload(None).await?,
         };
-        match authenticator.authenticate(token).await {
+        let claims = match authenticator.authenticate(token).await {
             Err(AuthError::Invalid(VerifyError::UnknownKey)) => {
                 // Perhaps auth rotated its key since we fetched the set.
                 let fresh = self.reload(Some(&authenticator)).await?;
-                fresh.authenticate(token).await.map_err(into_token_error)
+                fresh.authenticate(token).await.map_err(into_token_error)?
             }
-            other => other.map_err(into_token_error),
+            other => other.map_err(into_token_error)?,
+        };
+        let revocations = Revocations::new(self.redis.clone(), &self.redis_prefix);
+        match revocations.is_revoked(claims.jti).await {
+            Ok(false) => Ok(claims),
+            Ok(true) => Err(TokenError::Invalid(VerifyError::Revoked)),
+            Err(e) => Err(TokenError::Unavailable(e.to_string())),
         }
     }
 
     fn authenticator(&self) -> Option<Arc<Authenticator>> {
-        self.current.lock().unwrap().as_ref().map(|(a, _)| a.clone())
+        self.current
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|(a, _)| a.clone())
     }
 
     /// Fetches the keys again unless another task just did (or did so recently), and
     /// returns the authenticator to use.
-    async fn reload(&self, stale: Option<&Arc<Authenticator>>) -> Result<Arc<Authenticator>, TokenError> {
+    async fn reload(
+        &self,
+        stale: Option<&Arc<Authenticator>>,
+    ) -> Result<Arc<Authenticator>, TokenError> {
         let _one_at_a_time = self.refresh.lock().await;
         if let Some((current, fetched)) = self.current.lock().unwrap().clone() {
             let replaced = stale.is_none_or(|s| !Arc::ptr_eq(s, &current));
@@ -146,7 +162,9 @@ pub fn bearer_from_payload(payload: Option<&serde_json::Value>) -> Result<Option
     };
     let value = value.as_str().ok_or(())?.trim();
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(Some(token.trim()))
         }
         _ => Err(()),
