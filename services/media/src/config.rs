@@ -38,6 +38,8 @@ pub struct Config {
     /// asking the same search (0: never).
     pub search_cache: Duration,
     pub limits: Limits,
+    /// Live updates (`REALTIME_*`, `JWT_*`): see [`crate::realtime::RealtimeConfig`].
+    pub realtime: crate::realtime::RealtimeConfig,
 }
 
 /// What one GraphQL request may ask for.
@@ -77,6 +79,7 @@ impl Config {
                 max_page: var("GRAPHQL_MAX_PAGE", "100")?,
                 max_body_bytes: var("GRAPHQL_MAX_BODY_BYTES", "65536")?,
             },
+            realtime: crate::realtime::RealtimeConfig::from_env()?,
         })
     }
 

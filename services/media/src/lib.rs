@@ -5,7 +5,8 @@
 //!
 //! Features, one folder each: [`catalogue`] (videos from video.* events, feed, owner
 //! edits), [`search`], [`likes`], [`channels`] (subscriptions), [`comments`], [`users`]
-//! (profiles from auth, cached). [`schema`] merges them; [`routes`] serves them.
+//! (profiles from auth, cached), [`realtime`] (GraphQL subscriptions over WebSocket,
+//! fanned out across replicas). [`schema`] merges them; [`routes`] serves them.
 
 pub mod catalogue;
 pub mod channels;
@@ -15,6 +16,7 @@ pub mod cursor;
 pub mod error;
 pub mod likes;
 pub mod page_cache;
+pub mod realtime;
 pub mod routes;
 pub mod schema;
 pub mod search;
@@ -59,6 +61,7 @@ pub struct Context {
     pub follows: Arc<DataLoader<FollowLoader>>,
     pub feed_cache: FeedPages,
     pub search_cache: search::SearchPages,
+    pub realtime: realtime::Realtime,
 }
 
 impl Context {
@@ -83,7 +86,23 @@ impl Context {
             config.user_cache_ttl,
         );
         let pool = db.pool().clone();
+        let realtime = realtime::Realtime::start(
+            config.realtime.clone(),
+            &config.redis_url,
+            &config.redis_prefix,
+            redis.clone(),
+            pool.clone(),
+            realtime::tokens::TokenAuth::new(
+                &config.auth_url,
+                redis.clone(),
+                &config.redis_prefix,
+                &config.realtime,
+            ),
+            shutdown,
+        )
+        .context("REDIS_URL")?;
         Ok(Self {
+            realtime,
             users: Arc::new(loader(UserLoader(directory.clone()))),
             likes: Arc::new(loader(LikeLoader(pool.clone()))),
             subscriber_counts: Arc::new(loader(SubscriberCountLoader(pool.clone()))),
@@ -138,17 +157,25 @@ fn ensure_indexes(comments: Comments, shutdown: &Shutdown) {
 
 /// Runs the service on `listener` until `shutdown` fires, then drains and returns.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
-    let grace = config.http.shutdown_grace;
-    let limits = config.limits;
-    let recount_every = config.comment_recount_interval;
     let ctx = Context::connect(config, &shutdown).await?;
+    serve(ctx, listener, shutdown).await
+}
+
+/// [`run`] with a context made beforehand (tests keep a handle on it, e.g. its hub).
+pub async fn serve(ctx: Context, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    let grace = ctx.config.http.shutdown_grace;
+    let limits = ctx.config.limits;
+    let recount_every = ctx.config.comment_recount_interval;
     ensure_indexes(ctx.comments.clone(), &shutdown);
     catalogue::events::spawn(&ctx, shutdown.triggered());
     users::events::spawn(&ctx, ctx.directory.clone(), shutdown.triggered());
     comments::recount::spawn(ctx.clone(), recount_every, shutdown.triggered());
 
+    realtime::progress::spawn(&ctx, shutdown.triggered());
+
     let schema = schema::build(Some(ctx.clone()), limits);
-    let routes = routes::router(schema, limits.max_body_bytes);
+    let routes = routes::router(schema.clone(), limits.max_body_bytes)
+        .merge(realtime::protocol::router(schema, ctx.realtime.clone()));
     platform::http::serve_service(listener, "/media", routes, ctx.readiness(), shutdown, grace)
         .await?;
     ctx.rabbit.close().await;

@@ -71,9 +71,15 @@ async fn execute(schema: KinoSchema, headers: HeaderMap, request: GraphQLRequest
         Err(message) => return bad_request(&message),
     };
     let mut response = schema.execute(request.into_inner().data(viewer)).await;
+    with_error_codes(&mut response);
+    GraphQLResponse::from(response).into_response()
+}
+
+/// Gives every error an `extensions.code`. Resolver errors carry theirs (crate::error);
+/// what is left comes from parsing, validation and limits: the client's request is at
+/// fault. (Also used for results sent over WebSocket.)
+pub fn with_error_codes(response: &mut async_graphql::Response) {
     for error in &mut response.errors {
-        // Resolver errors carry their code (crate::error). What is left comes from
-        // parsing, validation and limits: the client's request is at fault.
         let extensions = error
             .extensions
             .get_or_insert_with(ErrorExtensionValues::default);
@@ -86,7 +92,6 @@ async fn execute(schema: KinoSchema, headers: HeaderMap, request: GraphQLRequest
             extensions.set("code", Value::from(code));
         }
     }
-    GraphQLResponse::from(response).into_response()
 }
 
 /// A request that never reached GraphQL, answered in GraphQL's error shape.

@@ -2,7 +2,7 @@
 //! every request is held to, and the per-request data resolvers read.
 
 use async_graphql::{
-    Context as GqlContext, EmptySubscription, MergedObject, Schema,
+    Context as GqlContext, MergedObject, MergedSubscription, Schema,
     extensions::apollo_persisted_queries::{ApolloPersistedQueries, LruCacheStorage},
 };
 
@@ -13,6 +13,7 @@ use crate::{
     comments::{CommentMutation, CommentQuery},
     config::Limits,
     likes::LikeMutation,
+    realtime::RealtimeSubscription,
     search::SearchQuery,
     viewer::Viewer,
 };
@@ -49,18 +50,26 @@ pub struct Mutation(
     CommentMutation,
 );
 
-pub type KinoSchema = Schema<Query, Mutation, EmptySubscription>;
+/// Live updates, over graphql-transport-ws at `/media/graphql/ws` (see `realtime`).
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(RealtimeSubscription);
+
+pub type KinoSchema = Schema<Query, Mutation, Subscription>;
 
 /// The schema with its limits; `ctx` is absent only when exporting the SDL.
 pub fn build(ctx: Option<Context>, limits: Limits) -> KinoSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
-        .limit_recursive_depth(32)
-        .limit_directives(16)
-        // Parsed documents of persisted queries are kept per replica; a client whose
-        // hash is unknown here resends the query once (the APQ protocol).
-        .extension(ApolloPersistedQueries::new(LruCacheStorage::new(1024)));
+    let mut builder = Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .limit_depth(limits.max_depth)
+    .limit_complexity(limits.max_complexity)
+    .limit_recursive_depth(32)
+    .limit_directives(16)
+    // Parsed documents of persisted queries are kept per replica; a client whose
+    // hash is unknown here resends the query once (the APQ protocol).
+    .extension(ApolloPersistedQueries::new(LruCacheStorage::new(1024)));
     if let Some(ctx) = ctx {
         builder = builder.data(ctx);
     }

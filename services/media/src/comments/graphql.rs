@@ -10,6 +10,7 @@ use crate::{
     catalogue::{VideoRow, parse_id, store as videos},
     cursor::{Cursor, Page},
     error::Error,
+    realtime::graphql::ChangeKind,
     schema::{AppContext, count_query, viewer},
     users::User,
 };
@@ -209,8 +210,10 @@ impl CommentMutation {
                 Some(parent.id)
             }
         };
+        let id = Uuid::now_v7().to_string();
         let comment = CommentDoc {
-            id: Uuid::now_v7().to_string(),
+            version: Some(id.clone()),
+            id,
             video_id: video.to_string(),
             parent_id: parent.clone(),
             author_id: me.to_string(),
@@ -230,6 +233,9 @@ impl CommentMutation {
                 .map_err(Error::from)?;
         }
         bump_video_count(app, video, 1).await?;
+        app.realtime
+            .comment_changed(ChangeKind::Added, &comment)
+            .await;
         Ok(Comment(comment))
     }
 
@@ -255,6 +261,9 @@ impl CommentMutation {
             .await
             .map_err(Error::from)?
             .ok_or(Error::NotFound("no such comment"))?;
+        app.realtime
+            .comment_changed(ChangeKind::Edited, &edited)
+            .await;
         Ok(Comment(edited))
     }
 
@@ -282,7 +291,7 @@ impl CommentMutation {
                 .into());
             }
         }
-        if app
+        if let Some(deleted) = app
             .comments
             .soft_delete(comment_id)
             .await
@@ -295,6 +304,9 @@ impl CommentMutation {
                     .map_err(Error::from)?;
             }
             bump_video_count(app, video, -1).await?;
+            app.realtime
+                .comment_changed(ChangeKind::Deleted, &deleted)
+                .await;
         }
         Ok(id)
     }

@@ -24,6 +24,11 @@ pub struct CommentDoc {
     pub edited_at: Option<DateTime>,
     pub deleted: bool,
     pub reply_count: i64,
+    /// A UUIDv7 stamped by every write (insert, edit, delete): the comment's place in its
+    /// video's change history, which `commentEvents(after:)` replays in order. Absent on
+    /// comments written before live updates existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 impl CommentDoc {
@@ -44,7 +49,8 @@ impl Comments {
         }
     }
 
-    /// Top-level comments of a video, newest first; replies of a comment, oldest first.
+    /// Top-level comments of a video, newest first; replies of a comment, oldest first;
+    /// a video's changes in order.
     pub async fn ensure_indexes(&self) -> mongodb::error::Result<()> {
         self.collection
             .create_indexes([
@@ -53,6 +59,9 @@ impl Comments {
                     .build(),
                 IndexModel::builder()
                     .keys(doc! { "parent_id": 1, "_id": 1 })
+                    .build(),
+                IndexModel::builder()
+                    .keys(doc! { "video_id": 1, "version": 1 })
                     .build(),
             ])
             .await?;
@@ -82,10 +91,11 @@ impl Comments {
 
     /// Replaces the body of a live comment; None if it is gone or deleted.
     pub async fn edit(&self, id: Uuid, body: &str) -> mongodb::error::Result<Option<CommentDoc>> {
+        let version = Uuid::now_v7().to_string();
         self.collection
             .find_one_and_update(
                 doc! { "_id": id.to_string(), "deleted": false },
-                doc! { "$set": { "body": body, "edited_at": DateTime::now() } },
+                doc! { "$set": { "body": body, "edited_at": DateTime::now(), "version": version } },
             )
             .with_options(
                 FindOneAndUpdateOptions::builder()
@@ -95,16 +105,39 @@ impl Comments {
             .await
     }
 
-    /// Soft-deletes; true if this call deleted it (false if it already was).
-    pub async fn soft_delete(&self, id: Uuid) -> mongodb::error::Result<bool> {
-        let result = self
-            .collection
-            .update_one(
+    /// Soft-deletes; the comment as deleted if this call deleted it (None if it already
+    /// was, or is gone).
+    pub async fn soft_delete(&self, id: Uuid) -> mongodb::error::Result<Option<CommentDoc>> {
+        let version = Uuid::now_v7().to_string();
+        self.collection
+            .find_one_and_update(
                 doc! { "_id": id.to_string(), "deleted": false },
-                doc! { "$set": { "deleted": true, "body": "", "deleted_at": DateTime::now() } },
+                doc! { "$set": {
+                    "deleted": true, "body": "", "deleted_at": DateTime::now(), "version": version,
+                } },
             )
-            .await?;
-        Ok(result.modified_count == 1)
+            .with_options(
+                FindOneAndUpdateOptions::builder()
+                    .return_document(ReturnDocument::After)
+                    .build(),
+            )
+            .await
+    }
+
+    /// A video's comments (replies included) changed after `version`, in change order.
+    pub async fn changed_since(
+        &self,
+        video: Uuid,
+        version: &str,
+        limit: i64,
+    ) -> mongodb::error::Result<Vec<CommentDoc>> {
+        self.collection
+            .find(doc! { "video_id": video.to_string(), "version": { "$gt": version } })
+            .sort(doc! { "version": 1 })
+            .limit(limit)
+            .await?
+            .try_collect()
+            .await
     }
 
     /// One page of a video's top-level comments, newest first.

@@ -70,6 +70,9 @@ async fn set_like(ctx: &Context<'_>, video_id: &ID, like: bool) -> Result<Video,
         .await?;
     }
     tx.commit().await?;
+    if changed == 1 {
+        app.realtime.stats.touch(video_id);
+    }
     Ok(video.into())
 }
 

@@ -1,0 +1,175 @@
+//! A bare graphql-transport-ws client for tests: every protocol message is visible, so
+//! tests can also send what a well-behaved client never would. (The real browser client,
+//! graphql-ws from npm, is driven by `tests/graphql_ws_client.mjs`.)
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{
+        Message,
+        client::IntoClientRequest,
+        http::{HeaderName, HeaderValue},
+        protocol::CloseFrame,
+    },
+};
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub struct WsClient {
+    pub socket: Socket,
+}
+
+/// What the server said, as the tests look at it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Received {
+    Json(Value),
+    Closed(u16, String),
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+impl WsClient {
+    /// Opens `url` (`ws://host:port/media/graphql/ws`) offering graphql-transport-ws, with
+    /// extra handshake headers.
+    pub async fn connect_with(url: &str, headers: &[(&str, &str)], protocol: Option<&str>) -> Self {
+        let mut request = url.into_client_request().unwrap();
+        if let Some(protocol) = protocol {
+            request.headers_mut().insert(
+                "sec-websocket-protocol",
+                HeaderValue::from_str(protocol).unwrap(),
+            );
+        }
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+        Self { socket }
+    }
+
+    pub async fn connect(url: &str) -> Self {
+        Self::connect_with(url, &[], Some("graphql-transport-ws")).await
+    }
+
+    /// Connects and completes `connection_init` (with a bearer token when given).
+    pub async fn connect_init(url: &str, token: Option<&str>) -> Self {
+        let mut client = Self::connect(url).await;
+        client.init(token).await;
+        client
+    }
+
+    pub async fn send(&mut self, message: Value) {
+        self.socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.socket
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .unwrap();
+    }
+
+    /// `connection_init`, expecting `connection_ack`.
+    pub async fn init(&mut self, token: Option<&str>) {
+        let payload = match token {
+            Some(token) => json!({ "authorization": format!("Bearer {token}") }),
+            None => json!({}),
+        };
+        self.send(json!({ "type": "connection_init", "payload": payload }))
+            .await;
+        let ack = self.recv().await;
+        assert_eq!(
+            ack,
+            Received::Json(json!({ "type": "connection_ack" })),
+            "expected an ack"
+        );
+    }
+
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({
+            "id": id, "type": "subscribe",
+            "payload": { "query": query, "variables": variables },
+        }))
+        .await;
+    }
+
+    pub async fn complete(&mut self, id: &str) {
+        self.send(json!({ "id": id, "type": "complete" })).await;
+    }
+
+    /// The next protocol message (answering server pings on the way), or the close.
+    pub async fn recv(&mut self) -> Received {
+        self.recv_within(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("nothing received within {WAIT:?}"))
+    }
+
+    /// Like [`WsClient::recv`], `None` if nothing arrives within `wait`.
+    pub async fn recv_within(&mut self, wait: Duration) -> Option<Received> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .ok()?;
+            match frame {
+                None => return Some(Received::Closed(1006, "no close frame".into())),
+                Some(Err(e)) => return Some(Received::Closed(1006, e.to_string())),
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(text.as_str()).unwrap();
+                    if value["type"] == "ping" {
+                        self.send(json!({ "type": "pong" })).await;
+                        continue;
+                    }
+                    return Some(Received::Json(value));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let (code, reason) = frame.map_or((1005, String::new()), |f: CloseFrame| {
+                        (u16::from(f.code), f.reason.to_string())
+                    });
+                    return Some(Received::Closed(code, reason));
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// The next `next` payload's `data` for operation `id`; panics on anything else.
+    pub async fn next_data(&mut self, id: &str) -> Value {
+        match self.recv().await {
+            Received::Json(message) if message["type"] == "next" && message["id"] == id => {
+                assert!(
+                    message["payload"].get("errors").is_none(),
+                    "errors in {message}"
+                );
+                message["payload"]["data"].clone()
+            }
+            other => panic!("expected next for {id}, got {other:?}"),
+        }
+    }
+
+    /// Waits for the server to close the connection; its code and reason.
+    pub async fn closed(&mut self) -> (u16, String) {
+        loop {
+            match self.recv().await {
+                Received::Closed(code, reason) => return (code, reason),
+                Received::Json(_) => continue,
+            }
+        }
+    }
+}
+
+/// `ws://…/media/graphql/ws` of a media replica listening on `addr`.
+pub fn media_ws_url(addr: std::net::SocketAddr) -> String {
+    format!("ws://{addr}/media/graphql/ws")
+}

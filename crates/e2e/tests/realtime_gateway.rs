@@ -1,0 +1,187 @@
+//! Live updates as a browser gets them: the graphql-ws npm client, through the gateway
+//! (Caddy with its ForwardAuth hop), with the token in `connection_init`. An upload's
+//! transcoding progress arrives as it happens, then a comment posted by someone else.
+
+mod video_common;
+
+use std::{process::Stdio, time::Duration};
+
+use e2e::Stack;
+use serde_json::{Value, json};
+use tokio::process::Command;
+use video_common::{generate_video, scratch, user};
+
+/// Starts `graphql_ws_client.cjs` for one subscription; its stdout has one JSON result
+/// per line.
+fn graphql_ws(
+    stack: &Stack,
+    query: &str,
+    variables: Value,
+    token: Option<&str>,
+    max: usize,
+) -> tokio::process::Child {
+    let cache = std::env::var("KINO_CACHE_DIR").unwrap_or_else(|_| "/var/tmp/kino".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/graphql_ws_client.cjs");
+    let url = stack.url("/media/graphql/ws").replace("http://", "ws://");
+    Command::new("node")
+        .arg(script)
+        .args([
+            url.as_str(),
+            query,
+            &variables.to_string(),
+            token.unwrap_or(""),
+        ])
+        .arg(max.to_string())
+        .env("NODE_PATH", format!("{cache}/node/node_modules"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node (deploy/local/deps installs graphql-ws)")
+}
+
+/// Waits for the client to finish; its results.
+async fn results(child: tokio::process::Child) -> Vec<Value> {
+    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("the graphql-ws client finished")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "graphql-ws client: {stderr}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// Waits until media's hub watches `n` channels (the client's subscription is live).
+async fn subscribed(stack: &Stack, n: usize) {
+    testkit::wait_for("subscription live", Duration::from_secs(20), || async {
+        (stack.media.realtime.hub.stats().channels >= n).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_browser_client_follows_its_upload_and_the_comments_through_the_gateway() {
+    let stack = Stack::start().await;
+    stack.start_transcoder().await;
+    let (_, token) = user(&stack, "uploader").await;
+    let (_, commenter) = user(&stack, "commenter").await;
+    let file = scratch(&stack).join("live.mp4");
+    generate_video(&file, "320x240", 4, "300k", false);
+    let bytes = std::fs::read(&file).unwrap();
+
+    // Create the upload (tus), so the video has an id to follow before any byte arrives.
+    let http = reqwest::Client::new();
+    let created = http
+        .post(stack.url("/video/upload"))
+        .bearer_auth(&token)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", bytes.len().to_string())
+        .header("Upload-Metadata", "title bGl2ZQ==") // "live"
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let video = location.rsplit('/').next().unwrap().to_owned();
+
+    let progress = graphql_ws(
+        &stack,
+        "subscription($v: ID!) { uploadProgress(videoId: $v) { stage percent } }",
+        json!({ "v": video }),
+        Some(&token),
+        usize::MAX,
+    );
+    subscribed(&stack, 1).await;
+
+    let patched = http
+        .patch(stack.url(&location))
+        .bearer_auth(&token)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Offset", "0")
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 204);
+
+    // Progress to the end, never backwards; the server completes the subscription.
+    let updates = results(progress).await;
+    let stages: Vec<&str> = updates
+        .iter()
+        .map(|u| u["data"]["uploadProgress"]["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages.last(), Some(&"ready"), "{updates:?}");
+    assert!(stages.contains(&"transcoding"), "{stages:?}");
+    let percents: Vec<f64> = updates
+        .iter()
+        .map(|u| u["data"]["uploadProgress"]["percent"].as_f64().unwrap())
+        .collect();
+    assert!(percents.windows(2).all(|w| w[0] <= w[1]), "{percents:?}");
+
+    // Now public and ready: an anonymous browser watches its comments.
+    testkit::wait_for(
+        "ready in the catalogue",
+        Duration::from_secs(30),
+        || async {
+            let data = stack
+                .graphql_ok(
+                    None,
+                    "query($id: ID!) { video(id: $id) { status } }",
+                    json!({ "id": video }),
+                )
+                .await;
+            (data["video"]["status"] == "READY").then_some(())
+        },
+    )
+    .await;
+    let comments = graphql_ws(
+        &stack,
+        "subscription($v: ID!) { commentEvents(videoId: $v) { kind comment { body author { username } } } }",
+        json!({ "v": video }),
+        None,
+        1,
+    );
+    subscribed(&stack, 1).await;
+    stack
+        .graphql_ok(
+            Some(&commenter),
+            "mutation($v: ID!) { addComment(videoId: $v, body: \"first!\") { id } }",
+            json!({ "v": video }),
+        )
+        .await;
+    let events = results(comments).await;
+    assert_eq!(
+        events,
+        vec![json!({ "data": { "commentEvents": {
+            "kind": "ADDED", "comment": { "body": "first!", "author": { "username": "commenter" } }
+        } } })]
+    );
+
+    // A revoked token cannot open a subscription through the gateway either.
+    let response = http
+        .post(stack.url("/auth/logout"))
+        .bearer_auth(&commenter)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let refused = graphql_ws(
+        &stack,
+        "subscription($v: ID!) { videoStats(videoId: $v) { likeCount } }",
+        json!({ "v": video }),
+        Some(&commenter),
+        1,
+    );
+    let output = tokio::time::timeout(Duration::from_secs(30), refused.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("4403"), "{stderr}");
+}

@@ -1,0 +1,106 @@
+//! Transcoding progress from RabbitMQ into the hub.
+//!
+//! The transcoder publishes `video.progress` (at most every 500 ms per job) and finally
+//! `video.ready` or `video.failed` on the `video.events` exchange. Media binds one queue,
+//! `media.progress`, shared by all its replicas: the broker gives each event to one of
+//! them, which publishes it on the video's hub channel, and the hub delivers it to the
+//! owner's `uploadProgress` subscription on whichever replica it is connected to.
+//!
+//! Progress is disposable (the next one supersedes it), so the queue drops messages older
+//! than [`MESSAGE_TTL`]: after an outage nobody is shown minutes-old progress, and the
+//! queue cannot grow while no media replica runs.
+
+use std::time::Duration;
+
+use events::{
+    consumer::{self, Outcome},
+    topology::VIDEO_EVENTS,
+    video::{VideoFailed, VideoProgress, VideoReady},
+};
+use lapin::types::AMQPValue;
+
+use super::{Event, Hub, channels, graphql::ProgressUpdate};
+use crate::Context;
+
+pub const MESSAGE_TTL: Duration = Duration::from_secs(30);
+
+/// Consumes media's `media.progress` queue until shutdown.
+pub fn spawn(ctx: &Context, shutdown: impl Future<Output = ()> + Send + 'static) {
+    let mut spec = ctx.config.queue("media.progress");
+    for key in ["video.progress", "video.ready", "video.failed"] {
+        spec = spec.bind(VIDEO_EVENTS, key);
+    }
+    spec.arguments.insert(
+        "x-message-ttl".into(),
+        AMQPValue::LongUInt(MESSAGE_TTL.as_millis() as u32),
+    );
+    let hub = ctx.realtime.hub.clone();
+    consumer::spawn(ctx.rabbit.clone(), spec, 64, shutdown, move |delivery| {
+        let hub = hub.clone();
+        async move { handle(&hub, &delivery.data).await }
+    });
+}
+
+async fn handle(hub: &Hub, body: &[u8]) -> Outcome {
+    let Some(update) = decode(body) else {
+        tracing::error!("undecodable progress event");
+        return Outcome::Reject;
+    };
+    let channel = channels::progress(&update.video_id);
+    match hub.publish(&channel, &Event::Progress(update)).await {
+        Ok(()) => Outcome::Ack,
+        Err(e) => {
+            tracing::warn!(error = %e, "progress not published; will retry");
+            Outcome::Retry
+        }
+    }
+}
+
+/// The update an event stands for (by its envelope's `type`).
+pub fn decode(body: &[u8]) -> Option<ProgressUpdate> {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    let kind = serde_json::from_slice::<Kind>(body).ok()?.kind;
+    match kind.as_str() {
+        "video.progress" => {
+            let p = consumer::decode::<VideoProgress>(body).ok()?.data;
+            Some(ProgressUpdate {
+                video_id: p.video_id,
+                owner_id: p.owner_id,
+                stage: p.stage,
+                percent: p.percent,
+                speed: p.speed,
+                eta_seconds: p.eta_seconds,
+                failure_reason: None,
+            })
+        }
+        "video.ready" => {
+            let r = consumer::decode::<VideoReady>(body).ok()?.data;
+            Some(ProgressUpdate {
+                video_id: r.video_id,
+                owner_id: r.owner_id,
+                stage: "ready".into(),
+                percent: 100.0,
+                speed: None,
+                eta_seconds: Some(0.0),
+                failure_reason: None,
+            })
+        }
+        "video.failed" => {
+            let f = consumer::decode::<VideoFailed>(body).ok()?.data;
+            Some(ProgressUpdate {
+                video_id: f.video_id,
+                owner_id: f.owner_id,
+                stage: "failed".into(),
+                percent: 100.0,
+                speed: None,
+                eta_seconds: None,
+                failure_reason: Some(f.reason),
+            })
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,427 @@
+//! The graphql-transport-ws protocol (the `graphql-ws` library's protocol, the one
+//! browsers' GraphQL clients speak) on axum's WebSocket, at `GET /media/graphql/ws`.
+//!
+//! # Why not async-graphql's handler
+//!
+//! async-graphql-axum ships a `GraphQLWebSocket`, but it leaves parts of the protocol out:
+//! no connection-initialisation timeout (4408), a subscribe before the acknowledgement
+//! closes with 1011 instead of 4401, a duplicate operation id silently replaces the
+//! running one instead of closing with 4409, and a malformed message closes with 1002
+//! instead of 4400. Clients rely on these codes (graphql-ws decides from them whether to
+//! retry), so this module implements the protocol itself: a small state machine around
+//! `Schema::execute_stream`, which does all the GraphQL work.
+//!
+//! # One connection
+//!
+//! One task owns the socket and loops over four things at once (`tokio::select!`):
+//!
+//! * the client's next message: `connection_init` (authenticate, then `connection_ack`),
+//!   `subscribe` (start an operation), `complete` (stop one), `ping` (answer `pong`),
+//!   `pong` (nothing);
+//! * the next result of any running operation (a `StreamMap` keyed by operation id):
+//!   sent as `next`, then `complete` when the operation's stream ends, or as `error`
+//!   when the operation failed before producing anything (validation, authorisation);
+//! * the keep-alive timer: a `ping` every `REALTIME_KEEPALIVE_SECS`, and a close when the
+//!   client has been silent for two intervals (a dead peer);
+//! * the initialisation deadline and the service's shutdown.
+//!
+//! Writing a message waits for the socket, so a client that stops reading stops its own
+//! operations from being polled: their hub subscriptions fall behind (bounded, see
+//! [`super::hub`]) instead of anything queueing here. A write that cannot complete within
+//! `REALTIME_SEND_TIMEOUT_SECS` ends the connection.
+//!
+//! # Close codes
+//!
+//! | code | when |
+//! |---|---|
+//! | 4400 | a message that is not valid JSON of the protocol, or a binary frame |
+//! | 4401 | `subscribe` before `connection_ack` |
+//! | 4403 | the token in `connection_init` is invalid, expired or revoked (also checked again at every `subscribe`), or names another user than the gateway's header |
+//! | 4406 | the client did not offer the `graphql-transport-ws` subprotocol |
+//! | 4408 | no `connection_init` within `REALTIME_INIT_TIMEOUT_MILLIS` |
+//! | 4409 | `subscribe` with the id of a running operation |
+//! | 4429 | a second `connection_init` |
+//! | 4500 | the token could not be checked (auth or Redis unreachable); retry later |
+//! | 1001 | the server is shutting down, or the client stopped answering pings or reading |
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use async_graphql::{Response, ServerError};
+use axum::{
+    Router,
+    extract::{
+        State,
+        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
+    },
+    http::HeaderMap,
+    response::{IntoResponse, Response as HttpResponse},
+    routing::get,
+};
+use futures::{StreamExt, stream::BoxStream};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+use tokio_stream::StreamMap;
+use uuid::Uuid;
+
+use super::{Realtime, graphql::Probe, metrics, tokens};
+use crate::{routes::with_error_codes, schema::KinoSchema, viewer::Viewer};
+
+pub const PATH: &str = "/media/graphql/ws";
+pub const PROTOCOL: &str = "graphql-transport-ws";
+
+#[derive(Clone)]
+pub struct WsState {
+    pub schema: KinoSchema,
+    pub realtime: Realtime,
+}
+
+pub fn router(schema: KinoSchema, realtime: Realtime) -> Router {
+    Router::new()
+        .route(PATH, get(upgrade))
+        .with_state(WsState { schema, realtime })
+}
+
+async fn upgrade(
+    State(state): State<WsState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> HttpResponse {
+    // The gateway's identity, if the upgrade request carried a token (non-browser clients).
+    let viewer = match Viewer::from_headers(&headers) {
+        Ok(viewer) => viewer,
+        Err(message) => return (axum::http::StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    let ws = ws
+        .protocols([PROTOCOL])
+        .max_message_size(state.realtime.config.max_message_bytes)
+        .max_frame_size(state.realtime.config.max_message_bytes);
+    let negotiated = ws.selected_protocol().is_some();
+    ws.on_upgrade(move |socket| async move {
+        metrics::connection_opened();
+        let mut connection = Connection::new(state, viewer, socket);
+        if negotiated {
+            connection.run().await;
+        } else {
+            connection
+                .close(4406, "Subprotocol not acceptable".into())
+                .await;
+        }
+        metrics::connection_closed();
+    })
+}
+
+/// Client → server messages.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    ConnectionInit {
+        #[serde(default)]
+        payload: Option<serde_json::Value>,
+    },
+    Ping {
+        #[serde(default)]
+        payload: Option<serde_json::Value>,
+    },
+    Pong {
+        #[serde(default)]
+        #[allow(dead_code)]
+        payload: Option<serde_json::Value>,
+    },
+    Subscribe {
+        id: String,
+        payload: Box<async_graphql::Request>,
+    },
+    Complete {
+        id: String,
+    },
+}
+
+/// Server → client messages.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ServerMessage<'a> {
+    ConnectionAck,
+    Ping,
+    Pong {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        payload: Option<serde_json::Value>,
+    },
+    Next {
+        id: &'a str,
+        payload: &'a Response,
+    },
+    Error {
+        id: &'a str,
+        payload: &'a [ServerError],
+    },
+    Complete {
+        id: &'a str,
+    },
+}
+
+/// How the loop goes on after handling something.
+enum Flow {
+    Continue,
+    /// Close the connection with this code and reason.
+    Close(u16, String),
+    /// The peer is gone (or the socket broke): just drop it.
+    Gone,
+}
+
+/// An operation's results; `None` marks its end.
+type Results = BoxStream<'static, Option<Response>>;
+
+struct Connection {
+    state: WsState,
+    socket: WebSocket,
+    /// From the gateway's header; replaced by the token's subject after `connection_init`.
+    viewer: Viewer,
+    /// The token from `connection_init`, checked again at each `subscribe`.
+    token: Option<String>,
+    initialised: bool,
+    acknowledged: bool,
+    operations: StreamMap<String, Results>,
+    probes: std::collections::HashMap<String, Probe>,
+    /// Ids whose first result has not been sent yet (an error then is an `error` message).
+    unstarted: HashSet<String>,
+    last_heard: Instant,
+}
+
+impl Connection {
+    fn new(state: WsState, viewer: Viewer, socket: WebSocket) -> Self {
+        Self {
+            state,
+            socket,
+            viewer,
+            token: None,
+            initialised: false,
+            acknowledged: false,
+            operations: StreamMap::new(),
+            probes: Default::default(),
+            unstarted: HashSet::new(),
+            last_heard: Instant::now(),
+        }
+    }
+
+    async fn run(&mut self) {
+        let config = self.state.realtime.config.clone();
+        let init_deadline = tokio::time::sleep(config.init_timeout);
+        tokio::pin!(init_deadline);
+        let mut keepalive = tokio::time::interval(config.keepalive);
+        keepalive.tick().await;
+        let shutdown = self.state.realtime.shutdown.triggered();
+        tokio::pin!(shutdown);
+        let flow = loop {
+            let flow = tokio::select! {
+                () = &mut shutdown => Flow::Close(1001, "server shutting down".into()),
+                () = &mut init_deadline, if !self.initialised => {
+                    Flow::Close(4408, "Connection initialisation timeout".into())
+                }
+                frame = self.socket.recv() => match frame {
+                    Some(Ok(frame)) => {
+                        self.last_heard = Instant::now();
+                        self.on_frame(frame).await
+                    }
+                    _ => Flow::Gone,
+                },
+                Some((id, result)) = self.operations.next(), if !self.operations.is_empty() => {
+                    self.on_result(id, result).await
+                }
+                _ = keepalive.tick() => {
+                    if self.last_heard.elapsed() > config.keepalive * 2 {
+                        Flow::Close(1001, "keep-alive timeout".into())
+                    } else {
+                        self.send(&ServerMessage::Ping).await
+                    }
+                }
+            };
+            match flow {
+                Flow::Continue => {}
+                other => break other,
+            }
+        };
+        if let Flow::Close(code, reason) = flow {
+            self.close(code, reason).await;
+        }
+    }
+
+    async fn close(&mut self, code: u16, reason: String) {
+        metrics::closed(code);
+        let frame = CloseFrame {
+            code,
+            reason: truncate(reason).into(),
+        };
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            self.socket.send(Message::Close(Some(frame))),
+        )
+        .await;
+    }
+
+    async fn send(&mut self, message: &ServerMessage<'_>) -> Flow {
+        let text = serde_json::to_string(message).expect("protocol messages serialise");
+        let timeout = self.state.realtime.config.send_timeout;
+        match tokio::time::timeout(timeout, self.socket.send(Message::Text(text.into()))).await {
+            Ok(Ok(())) => Flow::Continue,
+            Ok(Err(_)) => Flow::Gone,
+            Err(_) => Flow::Close(1001, "the client does not read".into()),
+        }
+    }
+
+    async fn on_frame(&mut self, frame: Message) -> Flow {
+        let text = match frame {
+            Message::Text(text) => text,
+            Message::Binary(_) => return invalid("binary frames are not part of the protocol"),
+            // WebSocket-level pings are answered by the library.
+            Message::Ping(_) | Message::Pong(_) => return Flow::Continue,
+            Message::Close(_) => return Flow::Gone,
+        };
+        let message = match serde_json::from_str::<ClientMessage>(text.as_str()) {
+            Ok(message) => message,
+            Err(e) => return invalid(&e.to_string()),
+        };
+        match message {
+            ClientMessage::ConnectionInit { payload } => self.on_init(payload).await,
+            ClientMessage::Ping { payload } => self.send(&ServerMessage::Pong { payload }).await,
+            ClientMessage::Pong { .. } => Flow::Continue,
+            ClientMessage::Subscribe { id, payload } => self.on_subscribe(id, *payload).await,
+            ClientMessage::Complete { id } => {
+                // The client is done with it: stop it, and say nothing (per protocol).
+                self.operations.remove(&id);
+                self.probes.remove(&id);
+                self.unstarted.remove(&id);
+                Flow::Continue
+            }
+        }
+    }
+
+    async fn on_init(&mut self, payload: Option<serde_json::Value>) -> Flow {
+        if self.initialised {
+            return Flow::Close(4429, "Too many initialisation requests".into());
+        }
+        self.initialised = true;
+        if payload
+            .as_ref()
+            .is_some_and(|p| !p.is_object() && !p.is_null())
+        {
+            return invalid("the connection_init payload must be an object");
+        }
+        let token = match tokens::bearer_from_payload(payload.as_ref().filter(|p| !p.is_null())) {
+            Ok(token) => token.map(str::to_owned),
+            Err(()) => return Flow::Close(4403, "Forbidden".into()),
+        };
+        if let Some(token) = token {
+            match Self::authenticate(self.state.realtime.tokens.clone(), &token).await {
+                Ok(user) => {
+                    // A token for someone else than the gateway vouched for is refused.
+                    if self.viewer.id().is_some_and(|v| v != user) {
+                        return Flow::Close(4403, "Forbidden".into());
+                    }
+                    self.viewer = Viewer(Some(user));
+                    self.token = Some(token);
+                }
+                Err(flow) => return flow,
+            }
+        }
+        self.acknowledged = true;
+        self.send(&ServerMessage::ConnectionAck).await
+    }
+
+    /// (Takes no `&self`: the connection is not `Sync`, and this future must be `Send`.)
+    async fn authenticate(tokens: Arc<tokens::TokenAuth>, token: &str) -> Result<Uuid, Flow> {
+        match tokens.authenticate(token).await {
+            Ok(claims) => Ok(claims.sub),
+            Err(tokens::TokenError::Invalid(why)) => {
+                tracing::info!(reason = %why, "WebSocket token refused");
+                Err(Flow::Close(4403, "Forbidden".into()))
+            }
+            Err(tokens::TokenError::Unavailable(why)) => {
+                tracing::warn!(reason = %why, "WebSocket token could not be checked");
+                Err(Flow::Close(4500, "Internal server error".into()))
+            }
+        }
+    }
+
+    async fn on_subscribe(&mut self, id: String, request: async_graphql::Request) -> Flow {
+        if !self.acknowledged {
+            return Flow::Close(4401, "Unauthorized".into());
+        }
+        if self.operations.contains_key(&id) {
+            return Flow::Close(4409, format!("Subscriber for {id} already exists"));
+        }
+        if self.operations.len() >= self.state.realtime.config.max_subscriptions {
+            return invalid("too many operations on one connection");
+        }
+        // A token revoked since connection_init opens nothing more.
+        if let Some(token) = self.token.clone()
+            && let Err(flow) = Self::authenticate(self.state.realtime.tokens.clone(), &token).await
+        {
+            return flow;
+        }
+        let probe = Probe::default();
+        let request = request.data(self.viewer).data(probe.clone());
+        let results = self
+            .state
+            .schema
+            .execute_stream(request)
+            .map(Some)
+            .chain(futures::stream::once(async { None }))
+            .boxed();
+        self.operations.insert(id.clone(), results);
+        self.probes.insert(id.clone(), probe);
+        self.unstarted.insert(id);
+        Flow::Continue
+    }
+
+    async fn on_result(&mut self, id: String, result: Option<Response>) -> Flow {
+        let first = self.unstarted.remove(&id);
+        let Some(mut response) = result else {
+            self.probes.remove(&id);
+            return self.send(&ServerMessage::Complete { id: &id }).await;
+        };
+        with_error_codes(&mut response);
+        if first && response.is_err() && response.data == async_graphql::Value::Null {
+            // The operation failed before it started (validation, arguments, access):
+            // `error` ends it; no `complete` follows.
+            self.operations.remove(&id);
+            self.probes.remove(&id);
+            return self
+                .send(&ServerMessage::Error {
+                    id: &id,
+                    payload: &response.errors,
+                })
+                .await;
+        }
+        let flow = self
+            .send(&ServerMessage::Next {
+                id: &id,
+                payload: &response,
+            })
+            .await;
+        if matches!(flow, Flow::Continue) {
+            let latency = self
+                .probes
+                .get(&id)
+                .and_then(Probe::take)
+                .map(|at| (super::hub::now_micros() - at) as f64 / 1e6);
+            metrics::delivered(latency);
+        }
+        flow
+    }
+}
+
+fn invalid(why: &str) -> Flow {
+    Flow::Close(4400, format!("Invalid message received: {why}"))
+}
+
+/// Close reasons are limited to 123 bytes.
+fn truncate(mut reason: String) -> String {
+    if reason.len() > 120 {
+        let mut cut = 120;
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+    }
+    reason
+}
