@@ -5,7 +5,9 @@
 //!
 //! Features, one folder each: [`catalogue`] (videos from video.* events, feed, owner
 //! edits), [`search`], [`likes`], [`channels`] (subscriptions), [`comments`], [`users`]
-//! (profiles from auth, cached). [`schema`] merges them; [`routes`] serves them.
+//! (profiles from auth, cached), [`interactions`] (views, shares, watch time → the
+//! ranker), [`trending`] (the ranker's lists). [`schema`] merges them; [`routes`] serves
+//! them.
 
 pub mod catalogue;
 pub mod channels;
@@ -13,10 +15,12 @@ pub mod comments;
 pub mod config;
 pub mod cursor;
 pub mod error;
+pub mod interactions;
 pub mod likes;
 pub mod routes;
 pub mod schema;
 pub mod search;
+pub mod trending;
 pub mod users;
 pub mod viewer;
 
@@ -34,6 +38,7 @@ use crate::{
     catalogue::feed_cache::FeedCache,
     channels::{FollowLoader, SubscriberCountLoader},
     comments::store::Comments,
+    interactions::Interactions,
     likes::LikeLoader,
     users::directory::{Directory, UserLoader},
 };
@@ -57,6 +62,7 @@ pub struct Context {
     pub subscriber_counts: Arc<DataLoader<SubscriberCountLoader>>,
     pub follows: Arc<DataLoader<FollowLoader>>,
     pub feed_cache: FeedCache,
+    pub interactions: Interactions,
 }
 
 impl Context {
@@ -88,6 +94,12 @@ impl Context {
             follows: Arc::new(loader(FollowLoader(pool))),
             comments: Comments::new(&mongo),
             feed_cache: FeedCache::new(config.feed_cache),
+            interactions: Interactions::new(
+                rabbit.clone(),
+                &config.queue_prefix,
+                config.interaction_buffer,
+                config.interaction_batch,
+            ),
             directory,
             config: Arc::new(config),
             db,
@@ -143,6 +155,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     catalogue::events::spawn(&ctx, shutdown.triggered());
     users::events::spawn(&ctx, ctx.directory.clone(), shutdown.triggered());
     comments::recount::spawn(ctx.clone(), recount_every, shutdown.triggered());
+    interactions::counters::spawn(&ctx, shutdown.triggered());
 
     let schema = schema::build(Some(ctx.clone()), limits);
     let routes = routes::router(schema, limits.max_body_bytes);

@@ -12,8 +12,10 @@ use crate::{
     channels::ChannelMutation,
     comments::{CommentMutation, CommentQuery},
     config::Limits,
+    interactions::InteractionMutation,
     likes::LikeMutation,
     search::SearchQuery,
+    trending::TrendingQuery,
     viewer::Viewer,
 };
 
@@ -39,7 +41,7 @@ pub fn count_query(store: &'static str, query: &'static str) {
 }
 
 #[derive(MergedObject, Default)]
-pub struct Query(CatalogueQuery, SearchQuery, CommentQuery);
+pub struct Query(CatalogueQuery, SearchQuery, CommentQuery, TrendingQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
@@ -47,6 +49,7 @@ pub struct Mutation(
     LikeMutation,
     ChannelMutation,
     CommentMutation,
+    InteractionMutation,
 );
 
 pub type KinoSchema = Schema<Query, Mutation, EmptySubscription>;
