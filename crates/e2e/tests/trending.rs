@@ -255,23 +255,68 @@ async fn bad_interactions_are_refused_and_publish_nothing() {
     let user = stack.token_for(Uuid::now_v7(), "someone");
     let watch = "mutation($v: ID!, $n: Int!, $s: String) { recordWatchTime(videoId: $v, seconds: $n, sessionId: $s) }";
     let cases: Vec<(Option<&str>, &str, Value, &str)> = vec![
-        (Some(&user), watch, json!({ "v": video, "n": 0 }), "BAD_USER_INPUT"),
-        (Some(&user), watch, json!({ "v": video, "n": 3601 }), "BAD_USER_INPUT"),
+        (
+            Some(&user),
+            watch,
+            json!({ "v": video, "n": 0 }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            Some(&user),
+            watch,
+            json!({ "v": video, "n": 3601 }),
+            "BAD_USER_INPUT",
+        ),
         (None, watch, json!({ "v": video, "n": 5 }), "BAD_USER_INPUT"),
         (None, VIEW, json!({ "v": video }), "BAD_USER_INPUT"),
-        (None, VIEW, json!({ "v": video, "s": "short" }), "BAD_USER_INPUT"),
-        (None, VIEW, json!({ "v": video, "s": "has spaces in it" }), "BAD_USER_INPUT"),
-        (None, VIEW, json!({ "v": "not-a-uuid", "s": "session-aaaaaaaa" }), "BAD_USER_INPUT"),
-        (None, VIEW, json!({ "v": Uuid::now_v7(), "s": "session-aaaaaaaa" }), "NOT_FOUND"),
+        (
+            None,
+            VIEW,
+            json!({ "v": video, "s": "short" }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            None,
+            VIEW,
+            json!({ "v": video, "s": "has spaces in it" }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            None,
+            VIEW,
+            json!({ "v": "not-a-uuid", "s": "session-aaaaaaaa" }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            None,
+            VIEW,
+            json!({ "v": Uuid::now_v7(), "s": "session-aaaaaaaa" }),
+            "NOT_FOUND",
+        ),
         (
             Some(&user),
             "mutation($v: ID!) { shareVideo(videoId: $v) }",
             json!({ "v": Uuid::now_v7() }),
             "NOT_FOUND",
         ),
-        (None, "{ trending(limit: 0) { id } }", json!({}), "BAD_USER_INPUT"),
-        (None, "{ trending(limit: 101) { id } }", json!({}), "BAD_USER_INPUT"),
-        (None, "{ trending(category: \"\") { id } }", json!({}), "BAD_USER_INPUT"),
+        (
+            None,
+            "{ trending(limit: 0) { id } }",
+            json!({}),
+            "BAD_USER_INPUT",
+        ),
+        (
+            None,
+            "{ trending(limit: 101) { id } }",
+            json!({}),
+            "BAD_USER_INPUT",
+        ),
+        (
+            None,
+            "{ trending(category: \"\") { id } }",
+            json!({}),
+            "BAD_USER_INPUT",
+        ),
         (
             None,
             "{ channelTrending(userId: \"nope\") { id } }",
@@ -339,7 +384,10 @@ async fn a_full_publish_buffer_answers_rate_limited_and_loses_nothing_acknowledg
             break;
         }
     }
-    assert!(limited > 0, "a buffer of 1 under 100 concurrent views refuses some");
+    assert!(
+        limited > 0,
+        "a buffer of 1 under 100 concurrent views refuses some"
+    );
     assert!(accepted > 0);
     // Every acknowledged view (distinct sessions) is counted and archived, and only those.
     expect_views(&stack, video, accepted).await;

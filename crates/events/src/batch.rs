@@ -66,7 +66,9 @@ impl BatchPublisher {
             payload,
             done,
         };
-        self.tx.try_send(item).map_err(|_| PublishError::Full(Full))?;
+        self.tx
+            .try_send(item)
+            .map_err(|_| PublishError::Full(Full))?;
         metrics::gauge!("events_publish_buffered").increment(1.0);
         Ok(async move {
             // A dropped sender means the task died with the message: not confirmed.

@@ -292,9 +292,7 @@ where
                 for &index in &reject {
                     if let Some(&tag) = tags.get(index) {
                         tracing::error!(queue = %spec.name, "consumer: rejected a delivery");
-                        channel
-                            .basic_nack(tag, BasicNackOptions::default())
-                            .await?;
+                        channel.basic_nack(tag, BasicNackOptions::default()).await?;
                     }
                 }
                 let highest = (0..tags.len())

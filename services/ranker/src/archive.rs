@@ -45,7 +45,10 @@ pub fn spawn(ctx: &Context, shutdown: impl Future<Output = ()> + Send + 'static)
 
 /// The archived form of one raw event.
 fn document(envelope: Envelope<serde_json::Value>) -> Result<Document, bson::ser::Error> {
-    let millis = envelope.occurred_at.unix_timestamp_nanos().div_euclid(1_000_000) as i64;
+    let millis = envelope
+        .occurred_at
+        .unix_timestamp_nanos()
+        .div_euclid(1_000_000) as i64;
     Ok(doc! {
         "_id": envelope.id.to_string(),
         "type": envelope.kind,
@@ -87,7 +90,10 @@ async fn handle(collection: &Collection<Document>, batch: Vec<Delivery>) -> Batc
 }
 
 /// Inserts `docs`, treating already-archived ones as done.
-pub async fn insert(collection: &Collection<Document>, docs: Vec<Document>) -> mongodb::error::Result<()> {
+pub async fn insert(
+    collection: &Collection<Document>,
+    docs: Vec<Document>,
+) -> mongodb::error::Result<()> {
     let unordered = InsertManyOptions::builder().ordered(false).build();
     match collection.insert_many(docs).with_options(unordered).await {
         Ok(_) => Ok(()),

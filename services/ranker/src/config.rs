@@ -139,7 +139,8 @@ impl Config {
                 &default.as_millis().to_string(),
             )?))
         };
-        let seconds = |name: &str, default: Duration| secs(name, &default.as_secs_f64().to_string());
+        let seconds =
+            |name: &str, default: Duration| secs(name, &default.as_secs_f64().to_string());
         Ok(Self {
             http: HttpConfig::from_env("0.0.0.0:8085")?,
             redis_url: config::redis_url()?,
@@ -162,9 +163,18 @@ impl Config {
                     )?,
                 },
                 half_lives: HalfLives {
-                    hour: positive("HALF_LIFE_HOUR_SECS", var("HALF_LIFE_HOUR_SECS", &h.hour.to_string())?)?,
-                    day: positive("HALF_LIFE_DAY_SECS", var("HALF_LIFE_DAY_SECS", &h.day.to_string())?)?,
-                    week: positive("HALF_LIFE_WEEK_SECS", var("HALF_LIFE_WEEK_SECS", &h.week.to_string())?)?,
+                    hour: positive(
+                        "HALF_LIFE_HOUR_SECS",
+                        var("HALF_LIFE_HOUR_SECS", &h.hour.to_string())?,
+                    )?,
+                    day: positive(
+                        "HALF_LIFE_DAY_SECS",
+                        var("HALF_LIFE_DAY_SECS", &h.day.to_string())?,
+                    )?,
+                    week: positive(
+                        "HALF_LIFE_WEEK_SECS",
+                        var("HALF_LIFE_WEEK_SECS", &h.week.to_string())?,
+                    )?,
                 },
             },
             ingest: Ingest {
@@ -175,7 +185,10 @@ impl Config {
                 rebase_check: seconds("REBASE_CHECK_SECS", i.rebase_check)?,
                 rebase_after_half_lives: positive(
                     "REBASE_AFTER_HALF_LIVES",
-                    var("REBASE_AFTER_HALF_LIVES", &i.rebase_after_half_lives.to_string())?,
+                    var(
+                        "REBASE_AFTER_HALF_LIVES",
+                        &i.rebase_after_half_lives.to_string(),
+                    )?,
                 )?,
                 prune_below: var("TRENDING_PRUNE_BELOW", &i.prune_below.to_string())?,
                 counter_flush: millis("COUNTER_FLUSH_MILLIS", i.counter_flush)?,

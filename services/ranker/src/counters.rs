@@ -40,7 +40,11 @@ pub fn spawn(
 }
 
 /// Publishes the pending counters, if any.
-pub async fn flush(store: &Store, publisher: &Publisher, queue_prefix: &str) -> Result<(), crate::Error> {
+pub async fn flush(
+    store: &Store,
+    publisher: &Publisher,
+    queue_prefix: &str,
+) -> Result<(), crate::Error> {
     let Some((id, fields)) = store.take_counters(&Uuid::now_v7().to_string()).await? else {
         return Ok(());
     };

@@ -81,7 +81,11 @@ struct Decoded {
     at: f64,
 }
 
-pub fn spawn(ctx: &Context, ingestor: Arc<Ingestor>, shutdown: impl Future<Output = ()> + Send + 'static) {
+pub fn spawn(
+    ctx: &Context,
+    ingestor: Arc<Ingestor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     let spec = ctx.config.queue("ranker.interactions");
     let ingest = ctx.config.ingest;
     consumer::spawn_batched(
@@ -229,7 +233,10 @@ impl Ingestor {
                     return Ok(n);
                 }
                 Applied::Stale(stale) => {
-                    tracing::info!(sets = stale.len(), "landmarks moved under a batch; recomputing");
+                    tracing::info!(
+                        sets = stale.len(),
+                        "landmarks moved under a batch; recomputing"
+                    );
                     self.landmarks.forget(&stale);
                 }
             }

@@ -60,7 +60,13 @@ pub async fn rebase_due(ingestor: &Ingestor) -> Result<usize, crate::Error> {
         }
         let factor = scoring::rebase_factor(t0, now, scoring.lambda(window));
         if store
-            .rebase(&key, &t0_text, &now_text, factor, ingestor.ingest.prune_below)
+            .rebase(
+                &key,
+                &t0_text,
+                &now_text,
+                factor,
+                ingestor.ingest.prune_below,
+            )
             .await?
         {
             ingestor.landmarks.set(&key, &now_text);

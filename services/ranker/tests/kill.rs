@@ -227,7 +227,8 @@ async fn scores_equal_a_recomputation_from_the_archive_after_three_sigkills() {
         .collect();
     let hour_global = trending_key(&env.redis_prefix, Window::Hour, &Scope::Global);
     assert!(
-        landmarks[&hour_global] > workload.sent[0].occurred_at.unix_timestamp() as f64 + HOUR_HALF_LIFE,
+        landmarks[&hour_global]
+            > workload.sent[0].occurred_at.unix_timestamp() as f64 + HOUR_HALF_LIFE,
         "the hour sets were rebased during the run"
     );
     let accepted_views = accepted_views(&redis, &env, &docs).await;
@@ -288,7 +289,10 @@ async fn scores_equal_a_recomputation_from_the_archive_after_three_sigkills() {
         landmarks.len(),
         "no sorted set without events"
     );
-    eprintln!("{compared} scores in {} sets equal the recomputation", expected.len());
+    eprintln!(
+        "{compared} scores in {} sets equal the recomputation",
+        expected.len()
+    );
     rabbit.close().await;
 }
 

@@ -118,7 +118,12 @@ fn spawn_poller(
 }
 
 /// The seeds' consumer: one message at a time, one ZINCRBY of its weight, one ack.
-fn spawn_naive(rabbit: Arc<events::Rabbit>, prefix: String, redis: redis::aio::ConnectionManager, key: String) {
+fn spawn_naive(
+    rabbit: Arc<events::Rabbit>,
+    prefix: String,
+    redis: redis::aio::ConnectionManager,
+    key: String,
+) {
     let prefetch: u16 = env_or("NAIVE_PREFETCH", 100);
     tokio::spawn(async move {
         let channel = rabbit.channel().await.unwrap();
@@ -155,7 +160,11 @@ fn spawn_naive(rabbit: Arc<events::Rabbit>, prefix: String, redis: redis::aio::C
                 .query_async(&mut conn)
                 .await
                 .unwrap();
-            delivery.acker.ack(BasicAckOptions::default()).await.unwrap();
+            delivery
+                .acker
+                .ack(BasicAckOptions::default())
+                .await
+                .unwrap();
         }
     });
 }
@@ -170,7 +179,10 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let amqp: String = env_or("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
+    let amqp: String = env_or(
+        "AMQP_URL",
+        "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
+    );
     let redis_url: String = env_or("REDIS_URL", "redis://127.0.0.1:6379".to_owned());
     let prefix: String = env_or("QUEUE_PREFIX", "bench-ranker.".to_owned());
     let redis_prefix: String = env_or("REDIS_PREFIX", "bench:ranker:".to_owned());
@@ -218,7 +230,10 @@ async fn main() -> anyhow::Result<()> {
         let probe = (i + 1 == events).then(Uuid::new_v4);
         let envelope = load.event(probe);
         if let Some(id) = probe {
-            pending.lock().unwrap().insert(id.to_string(), Instant::now());
+            pending
+                .lock()
+                .unwrap()
+                .insert(id.to_string(), Instant::now());
         }
         load.send(&envelope).await;
     }
@@ -240,7 +255,10 @@ async fn main() -> anyhow::Result<()> {
         let probe = (i % 50 == 0).then(Uuid::new_v4);
         let envelope = load.event(probe);
         if let Some(id) = probe {
-            pending.lock().unwrap().insert(id.to_string(), Instant::now());
+            pending
+                .lock()
+                .unwrap()
+                .insert(id.to_string(), Instant::now());
         }
         load.send(&envelope).await;
         if i % 200 == 199 {
@@ -256,7 +274,10 @@ async fn main() -> anyhow::Result<()> {
     let lost = pending.lock().unwrap().len();
     let mut latencies = seen.lock().unwrap().clone();
     latencies.sort();
-    eprintln!("{mode}: offered {offered:.0} events/s, {} probes, {lost} not visible within 120 s", latencies.len());
+    eprintln!(
+        "{mode}: offered {offered:.0} events/s, {} probes, {lost} not visible within 120 s",
+        latencies.len()
+    );
     println!(
         "{mode} {throughput:.0} {:.1} {:.1} {:.1} {offered:.0}",
         percentile(&latencies, 0.5),

@@ -44,7 +44,12 @@ pub struct Interactions {
 }
 
 impl Interactions {
-    pub fn new(rabbit: std::sync::Arc<events::Rabbit>, prefix: &str, buffer: usize, batch: usize) -> Self {
+    pub fn new(
+        rabbit: std::sync::Arc<events::Rabbit>,
+        prefix: &str,
+        buffer: usize,
+        batch: usize,
+    ) -> Self {
         Self {
             publisher: BatchPublisher::spawn(rabbit, buffer, batch),
             prefix: prefix.to_owned(),
@@ -70,13 +75,15 @@ impl Interactions {
     pub async fn enqueue(&self, conn: &mut PgConnection, event: Interaction) -> sqlx::Result<()> {
         let routing_key = event.routing_key(&self.prefix);
         let envelope = Envelope::new(event);
-        sqlx::query("INSERT INTO outbox (id, exchange, routing_key, payload) VALUES ($1, $2, $3, $4)")
-            .bind(envelope.id)
-            .bind(Interaction::EXCHANGE)
-            .bind(routing_key)
-            .bind(sqlx::types::Json(&envelope))
-            .execute(conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO outbox (id, exchange, routing_key, payload) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(envelope.id)
+        .bind(Interaction::EXCHANGE)
+        .bind(routing_key)
+        .bind(sqlx::types::Json(&envelope))
+        .execute(conn)
+        .await?;
         Ok(())
     }
 }
@@ -165,10 +172,9 @@ impl InteractionMutation {
         session_id: Option<String>,
     ) -> Result<bool> {
         if !(1..=MAX_WATCH_REPORT_SECS).contains(&seconds) {
-            return Err(Error::bad_input(format!(
-                "seconds must be 1–{MAX_WATCH_REPORT_SECS}"
-            ))
-            .into());
+            return Err(
+                Error::bad_input(format!("seconds must be 1–{MAX_WATCH_REPORT_SECS}")).into(),
+            );
         }
         let action = Action::Watch {
             seconds: seconds as u32,

@@ -21,9 +21,9 @@ use events::interaction::{Action, user_viewer};
 
 use crate::{
     catalogue::{self, Video, store},
-    interactions,
     cursor::{Cursor, Page},
     error::Error,
+    interactions,
     schema::{AppContext, count_query, viewer},
     users::User,
 };
@@ -60,7 +60,9 @@ async fn set_like(ctx: &Context<'_>, video_id: &ID, like: bool) -> Result<Video,
              RETURNING created_at",
         )
     } else {
-        sqlx::query_scalar("DELETE FROM likes WHERE user_id = $1 AND video_id = $2 RETURNING created_at")
+        sqlx::query_scalar(
+            "DELETE FROM likes WHERE user_id = $1 AND video_id = $2 RETURNING created_at",
+        )
     }
     .bind(user)
     .bind(video_id)

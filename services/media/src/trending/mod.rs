@@ -74,7 +74,10 @@ async fn listed(app: &AppContext, ids: &[Uuid]) -> Result<Vec<VideoRow>, Error> 
         store::COLUMNS,
         store::LISTED
     );
-    Ok(sqlx::query_as(&sql).bind(ids).fetch_all(app.db.pool()).await?)
+    Ok(sqlx::query_as(&sql)
+        .bind(ids)
+        .fetch_all(app.db.pool())
+        .await?)
 }
 
 fn check_limit(app: &AppContext, limit: i32) -> Result<usize, Error> {

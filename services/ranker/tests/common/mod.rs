@@ -85,7 +85,13 @@ impl Publisher {
     }
 }
 
-pub fn interaction(video: uuid::Uuid, owner: uuid::Uuid, category: Option<&str>, viewer: &str, action: Action) -> Interaction {
+pub fn interaction(
+    video: uuid::Uuid,
+    owner: uuid::Uuid,
+    category: Option<&str>,
+    viewer: &str,
+    action: Action,
+) -> Interaction {
     Interaction {
         video_id: video,
         owner_id: owner,
