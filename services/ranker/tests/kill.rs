@@ -188,7 +188,7 @@ async fn scores_equal_a_recomputation_from_the_archive_after_three_sigkills() {
     let seen_pattern = format!("{}seen:*", env.redis_prefix);
     testkit::wait_for(
         "every event ranked and archived",
-        Duration::from_secs(120),
+        Duration::from_secs(240),
         || {
             let (redis, env, pattern) = (redis.clone(), env.clone(), seen_pattern.clone());
             let expected = published.len();
