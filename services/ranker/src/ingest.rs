@@ -228,8 +228,7 @@ impl Ingestor {
                 .await?
             {
                 Applied::Accepted(n) => {
-                    self.landmarks
-                        .fill(keys.iter().cloned().zip(landmarks.into_iter()));
+                    self.landmarks.fill(keys.iter().cloned().zip(landmarks));
                     return Ok(n);
                 }
                 Applied::Stale(stale) => {

@@ -136,7 +136,7 @@ mod tests {
 
     #[test]
     fn formatted_floats_round_trip() {
-        for v in [0.1, 1.0 / 3.0, 1e300, -2.5e-300, 123456789.123456789] {
+        for v in [0.1, 1.0 / 3.0, 1e300, -2.5e-300, 123_456_789.123_456_78] {
             assert_eq!(format_f64(v).parse::<f64>().unwrap(), v);
         }
         assert_eq!(format_f64(f64::NEG_INFINITY), "-inf");
