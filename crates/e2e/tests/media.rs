@@ -829,11 +829,14 @@ async fn a_feed_page_costs_a_bounded_number_of_store_queries_whatever_its_size()
     }
     // The feed, then one batch per DataLoader (likes, subscriber counts, follows, the
     // user cache; the cold page also asks auth and fills the cache). A DataLoader batch
-    // closes 1 ms after its first key, so a slow (debug, loaded) build may split one in
-    // two: the bound allows that, and stays far below one query per item (300+ here).
+    // closes 1 ms after its first key, so a slow (debug, loaded) build splits batches: on
+    // a machine with load 7 on 2 cores one loader was seen in 4 batches and a cold page
+    // cost 16 queries. The bound allows that and stays an order of magnitude below one
+    // query per item (300+ here).
     let total = |d: &Vec<(String, f64)>| d.iter().map(|(_, v)| v).sum::<f64>();
     for (cost, page) in costs.iter().zip(["cold 100", "warm 10", "warm 100"]) {
-        assert!(total(cost) <= 12.0, "{page}: {cost:?}");
+        assert!(total(cost) <= 30.0, "{page}: {cost:?}");
+        assert!(cost.iter().all(|(_, n)| *n <= 6.0), "{page}: {cost:?}");
     }
 }
 

@@ -34,6 +34,9 @@ pub struct Config {
     pub comment_recount_interval: Duration,
     /// `FEED_CACHE_MILLIS`: how long a feed page is reused for all viewers (0: never).
     pub feed_cache: Duration,
+    /// `SEARCH_CACHE_MILLIS`: how long a search result page is reused for every viewer
+    /// asking the same search (0: never).
+    pub search_cache: Duration,
     pub limits: Limits,
     /// `INTERACTION_BUFFER`: interactions waiting for the broker at most; past it
     /// `recordView` & co. answer RATE_LIMITED.
@@ -72,6 +75,7 @@ impl Config {
             user_cache_ttl: secs("USER_CACHE_TTL_SECS", "600")?,
             comment_recount_interval: secs("COMMENT_RECOUNT_INTERVAL_SECS", "3600")?,
             feed_cache: Duration::from_millis(var("FEED_CACHE_MILLIS", "1000")?),
+            search_cache: Duration::from_millis(var("SEARCH_CACHE_MILLIS", "1000")?),
             interaction_buffer: var("INTERACTION_BUFFER", "10000")?,
             interaction_batch: var("INTERACTION_BATCH", "500")?,
             limits: Limits {

@@ -17,6 +17,7 @@ pub mod cursor;
 pub mod error;
 pub mod interactions;
 pub mod likes;
+pub mod page_cache;
 pub mod routes;
 pub mod schema;
 pub mod search;
@@ -35,7 +36,7 @@ use tokio::net::TcpListener;
 pub use config::Config;
 
 use crate::{
-    catalogue::feed_cache::FeedCache,
+    catalogue::FeedPages,
     channels::{FollowLoader, SubscriberCountLoader},
     comments::store::Comments,
     interactions::Interactions,
@@ -61,7 +62,8 @@ pub struct Context {
     pub likes: Arc<DataLoader<LikeLoader>>,
     pub subscriber_counts: Arc<DataLoader<SubscriberCountLoader>>,
     pub follows: Arc<DataLoader<FollowLoader>>,
-    pub feed_cache: FeedCache,
+    pub feed_cache: FeedPages,
+    pub search_cache: search::SearchPages,
     pub interactions: Interactions,
 }
 
@@ -93,7 +95,8 @@ impl Context {
             subscriber_counts: Arc::new(loader(SubscriberCountLoader(pool.clone()))),
             follows: Arc::new(loader(FollowLoader(pool))),
             comments: Comments::new(&mongo),
-            feed_cache: FeedCache::new(config.feed_cache),
+            feed_cache: FeedPages::new(config.feed_cache),
+            search_cache: search::SearchPages::new(config.search_cache),
             interactions: Interactions::new(
                 rabbit.clone(),
                 &config.queue_prefix,

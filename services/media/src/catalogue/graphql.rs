@@ -35,7 +35,7 @@ impl CatalogueQuery {
         let page = Page::parse(first, after, app.config.limits.max_page)?;
         let rows = app
             .feed_cache
-            .get_or_load(cache_key, page.first, async {
+            .get_or_load((cache_key, page.first), async {
                 count_query("postgres", "feed");
                 store::feed(app.db.pool(), page).await
             })

@@ -3,9 +3,11 @@
 //! ([`graphql`]).
 
 pub mod events;
-pub mod feed_cache;
 pub mod graphql;
 pub mod store;
+
+/// Feed pages shared by all viewers for a moment, by (the `after` cursor as sent, page size).
+pub type FeedPages = crate::page_cache::PageCache<(Option<String>, usize), VideoRow>;
 
 use async_graphql::{Context, Enum, ID, Object, Result, connection::Connection};
 use time::OffsetDateTime;

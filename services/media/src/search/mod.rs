@@ -9,6 +9,8 @@
 //!   is similar enough. "progrmming" finds "programming".
 //! * Filters (all given tags, category) combine with the query.
 //! * Order: relevance (`ts_rank`), then recency; the cursor carries all three keys.
+//! * Popular searches repeat: a result page is shared by everyone asking the same search
+//!   for `SEARCH_CACHE_MILLIS` (1 s; see crate::page_cache), typo correction included.
 
 use std::collections::HashMap;
 
@@ -19,8 +21,22 @@ use crate::{
     catalogue::{Video, VideoRow, graphql::normalise_tags, store},
     cursor::{Cursor, Page},
     error::Error,
+    page_cache::PageCache,
     schema::{AppContext, count_query},
 };
+
+/// Search result pages by everything that selects them.
+pub type SearchPages = PageCache<SearchKey, Video>;
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SearchKey {
+    query: String,
+    tags: Option<Vec<String>>,
+    category: Option<String>,
+    /// The `after` cursor as sent.
+    after: Option<String>,
+    first: usize,
+}
 
 /// Longest query accepted, in characters.
 pub const MAX_QUERY_CHARS: usize = 200;
@@ -45,6 +61,7 @@ impl SearchQuery {
         after: Option<String>,
     ) -> Result<Connection<Cursor, Video>> {
         let app = AppContext::get(ctx);
+        let cursor = after.clone();
         let page = Page::parse(first, after, app.config.limits.max_page)?;
         let query = query.unwrap_or_default();
         if query.chars().count() > MAX_QUERY_CHARS {
@@ -64,10 +81,23 @@ impl SearchQuery {
             tags: (!tags.is_empty()).then_some(tags),
             category,
         };
+        let key = SearchKey {
+            query,
+            tags: filters.tags.clone(),
+            category: filters.category.clone(),
+            after: cursor,
+            first: page.first,
+        };
         let pool = app.db.pool();
-        let query = correct_typos(pool, &query).await?;
-        count_query("postgres", "search");
-        let videos = search(pool, &query, &filters, page).await?;
+        let videos = app
+            .search_cache
+            .get_or_load(key.clone(), async {
+                let query = correct_typos(pool, &key.query).await?;
+                count_query("postgres", "search");
+                search(pool, &query, &filters, page).await
+            })
+            .await?;
+        let videos = videos.iter().cloned().collect();
         Ok(page.connection(videos, |v| Cursor {
             score: v.rank,
             ..v.row.feed_cursor()
