@@ -292,6 +292,43 @@ impl Stack {
         ));
     }
 
+    /// A ranker configuration on this stack's stores and media's queue prefix (so it sees
+    /// this stack's interactions only), with quick counter reports.
+    pub fn ranker_config(&self) -> ranker::Config {
+        let mut config = ranker::Config::from_env().unwrap();
+        config.http = http();
+        config.redis_url = self.env.redis_url.clone();
+        config.redis_prefix = self.env.redis_prefix.clone();
+        config.mongodb_uri = self.env.mongodb_uri.clone();
+        config.mongodb_database = self.env.mongodb_database.clone();
+        config.amqp_url = self.env.amqp_url.clone();
+        config.queue_prefix = self.media_config.queue_prefix.clone();
+        config.queue_expires = Some(Duration::from_secs(60));
+        config.ingest.counter_flush = Duration::from_millis(200);
+        config.ingest.batch_wait = Duration::from_millis(5);
+        config
+    }
+
+    /// Runs a ranker in-process until the stack is dropped; waits until it is ready.
+    pub async fn start_ranker(&self, config: ranker::Config) {
+        // Its queues exist before the first interaction is published (an unbound
+        // interaction would be dropped by the broker).
+        let rabbit = events::Rabbit::new(&config.amqp_url, "e2e-ranker-queues");
+        let channel = rabbit.channel().await.unwrap();
+        for name in ["ranker.interactions", "ranker.archive"] {
+            config.queue(name).declare(&channel).await.unwrap();
+        }
+        rabbit.close().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(ranker::run(config, listener, self.shutdown.clone()));
+        testkit::wait_for("ranker ready", Duration::from_secs(30), || async move {
+            let response = reqwest::get(format!("http://{addr}/readyz")).await.ok()?;
+            response.status().is_success().then_some(())
+        })
+        .await;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.gateway.base)
     }

@@ -192,3 +192,134 @@ where
 pub fn decode<T: DeserializeOwned>(data: &[u8]) -> Result<Envelope<T>, serde_json::Error> {
     serde_json::from_slice(data)
 }
+
+/// What to do with a batch of deliveries once handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Everything was applied: one `multiple` ack settles the batch. The deliveries at
+    /// `reject` (indices) can never succeed (undecodable): they are rejected, logged.
+    Ack { reject: Vec<usize> },
+    /// A transient failure: the whole batch goes back to the queue after a pause.
+    Retry,
+}
+
+/// Consumes `spec`'s queue in batches until `shutdown` resolves: up to `batch_size`
+/// deliveries, or fewer once `max_wait` passed since the first of them. The handler gets
+/// the batch and the batch is settled by its outcome, only after it returned: a crash in
+/// between redelivers the whole batch, so the handler must be idempotent for all of it.
+/// The broker sends up to two batches ahead, so the next batch is on its way while one is
+/// being handled.
+pub fn spawn_batched<H, F>(
+    rabbit: Arc<Rabbit>,
+    spec: QueueSpec,
+    batch_size: u16,
+    max_wait: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    handler: H,
+) -> tokio::task::JoinHandle<()>
+where
+    H: Fn(Vec<Delivery>) -> F + Send + Sync + 'static,
+    F: Future<Output = BatchOutcome> + Send,
+{
+    let batch_size = batch_size.max(1);
+    tokio::spawn(async move {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                result = consume_batches(&rabbit, &spec, batch_size, max_wait, &handler) => {
+                    if let Err(e) = result {
+                        tracing::warn!(queue = %spec.name, error = %e, "consumer: reconnecting");
+                    }
+                }
+                () = &mut shutdown => return,
+            }
+            tokio::select! {
+                () = tokio::time::sleep(RECONNECT_PAUSE) => {}
+                () = &mut shutdown => return,
+            }
+        }
+    })
+}
+
+async fn consume_batches<H, F>(
+    rabbit: &Rabbit,
+    spec: &QueueSpec,
+    batch_size: u16,
+    max_wait: Duration,
+    handler: &H,
+) -> Result<(), Error>
+where
+    H: Fn(Vec<Delivery>) -> F,
+    F: Future<Output = BatchOutcome>,
+{
+    let channel = rabbit.channel().await?;
+    spec.declare(&channel).await?;
+    channel
+        .basic_qos(batch_size.saturating_mul(2), BasicQosOptions::default())
+        .await?;
+    let mut deliveries = channel
+        .basic_consume(
+            spec.name.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let batch_size = usize::from(batch_size);
+    loop {
+        let Some(first) = deliveries.next().await else {
+            return Ok(());
+        };
+        let mut batch = vec![first?];
+        let deadline = tokio::time::Instant::now() + max_wait;
+        let mut ended = false;
+        while batch.len() < batch_size {
+            match tokio::time::timeout_at(deadline, deliveries.next()).await {
+                Err(_) => break,
+                Ok(None) => {
+                    ended = true;
+                    break;
+                }
+                Ok(Some(delivery)) => batch.push(delivery?),
+            }
+        }
+        let tags: Vec<u64> = batch.iter().map(|d| d.delivery_tag).collect();
+        let last = *tags.last().expect("a batch is never empty");
+        match handler(batch).await {
+            BatchOutcome::Ack { reject } => {
+                // Rejected ones first (one by one); then one ack up to the highest other
+                // tag settles the rest (a tag already rejected is no longer outstanding).
+                for &index in &reject {
+                    if let Some(&tag) = tags.get(index) {
+                        tracing::error!(queue = %spec.name, "consumer: rejected a delivery");
+                        channel.basic_nack(tag, BasicNackOptions::default()).await?;
+                    }
+                }
+                let highest = (0..tags.len())
+                    .rev()
+                    .find(|i| !reject.contains(i))
+                    .map(|i| tags[i]);
+                if let Some(tag) = highest {
+                    channel
+                        .basic_ack(tag, BasicAckOptions { multiple: true })
+                        .await?;
+                }
+            }
+            BatchOutcome::Retry => {
+                tokio::time::sleep(RETRY_PAUSE).await;
+                channel
+                    .basic_nack(
+                        last,
+                        BasicNackOptions {
+                            multiple: true,
+                            requeue: true,
+                        },
+                    )
+                    .await?;
+            }
+        }
+        if ended {
+            return Ok(());
+        }
+    }
+}

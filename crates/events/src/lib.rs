@@ -9,12 +9,16 @@
 //!   broker has taken responsibility for the message (persistent, on a durable exchange);
 //! * [`outbox`]: events written in the same transaction as the change they announce, and
 //!   the relay that publishes them;
+//! * [`batch`]: publishing many small events with confirms in batches, behind a bounded
+//!   buffer;
 //! * [`consumer`]: consuming a service's own queue across reconnects, settling each
-//!   delivery only after it was handled;
-//! * [`user`], [`video`]: the event types.
+//!   delivery (or batch of deliveries) only after it was handled;
+//! * [`user`], [`video`], [`interaction`]: the event types.
 
+pub mod batch;
 pub mod consumer;
 pub mod envelope;
+pub mod interaction;
 pub mod outbox;
 pub mod publisher;
 pub mod rabbit;
@@ -32,6 +36,8 @@ pub enum Error {
     Amqp(#[from] lapin::Error),
     #[error("RabbitMQ did not answer within {0:?}")]
     Timeout(std::time::Duration),
+    #[error("RabbitMQ unavailable: {0}")]
+    Unavailable(String),
     #[error("the broker refused the message (nack)")]
     Nacked,
     #[error("outbox: {0}")]

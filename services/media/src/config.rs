@@ -40,6 +40,11 @@ pub struct Config {
     pub limits: Limits,
     /// Live updates (`REALTIME_*`, `JWT_*`): see [`crate::realtime::RealtimeConfig`].
     pub realtime: crate::realtime::RealtimeConfig,
+    /// `INTERACTION_BUFFER`: interactions waiting for the broker at most; past it
+    /// `recordView` & co. answer RATE_LIMITED.
+    pub interaction_buffer: usize,
+    /// `INTERACTION_BATCH`: interactions published per confirm round trip at most.
+    pub interaction_batch: usize,
 }
 
 /// What one GraphQL request may ask for.
@@ -73,6 +78,8 @@ impl Config {
             comment_recount_interval: secs("COMMENT_RECOUNT_INTERVAL_SECS", "3600")?,
             feed_cache: Duration::from_millis(var("FEED_CACHE_MILLIS", "1000")?),
             search_cache: Duration::from_millis(var("SEARCH_CACHE_MILLIS", "1000")?),
+            interaction_buffer: var("INTERACTION_BUFFER", "10000")?,
+            interaction_batch: var("INTERACTION_BATCH", "500")?,
             limits: Limits {
                 max_depth: var("GRAPHQL_MAX_DEPTH", "12")?,
                 max_complexity: var("GRAPHQL_MAX_COMPLEXITY", "5000")?,

@@ -18,6 +18,8 @@ pub enum Error {
     NotFound(&'static str),
     /// Input that does not validate; the message says what is wrong.
     BadInput(String),
+    /// Too much is waiting to be published; the client should slow down and retry.
+    RateLimited,
     /// A store failed. The request may be retried.
     Internal(anyhow::Error),
 }
@@ -31,6 +33,7 @@ impl Error {
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::BadInput(_) => "BAD_USER_INPUT",
+            Self::RateLimited => "RATE_LIMITED",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -41,6 +44,7 @@ impl Error {
             Self::Unauthenticated => "sign in to do this".into(),
             Self::Forbidden(m) | Self::NotFound(m) => (*m).into(),
             Self::BadInput(m) => m.clone(),
+            Self::RateLimited => "too many requests; retry shortly".into(),
             Self::Internal(_) => "internal error".into(),
         }
     }

@@ -5,8 +5,9 @@
 //!
 //! Features, one folder each: [`catalogue`] (videos from video.* events, feed, owner
 //! edits), [`search`], [`likes`], [`channels`] (subscriptions), [`comments`], [`users`]
-//! (profiles from auth, cached), [`realtime`] (GraphQL subscriptions over WebSocket,
-//! fanned out across replicas). [`schema`] merges them; [`routes`] serves them.
+//! (profiles from auth, cached), [`interactions`] (views, shares, watch time → the
+//! ranker), [`trending`] (the ranker's lists), [`realtime`] (GraphQL subscriptions over
+//! WebSocket, fanned out across replicas). [`schema`] merges them; [`routes`] serves them.
 
 pub mod catalogue;
 pub mod channels;
@@ -14,12 +15,14 @@ pub mod comments;
 pub mod config;
 pub mod cursor;
 pub mod error;
+pub mod interactions;
 pub mod likes;
 pub mod page_cache;
 pub mod realtime;
 pub mod routes;
 pub mod schema;
 pub mod search;
+pub mod trending;
 pub mod users;
 pub mod viewer;
 
@@ -37,6 +40,7 @@ use crate::{
     catalogue::FeedPages,
     channels::{FollowLoader, SubscriberCountLoader},
     comments::store::Comments,
+    interactions::Interactions,
     likes::LikeLoader,
     users::directory::{Directory, UserLoader},
 };
@@ -62,6 +66,7 @@ pub struct Context {
     pub feed_cache: FeedPages,
     pub search_cache: search::SearchPages,
     pub realtime: realtime::Realtime,
+    pub interactions: Interactions,
 }
 
 impl Context {
@@ -110,6 +115,12 @@ impl Context {
             comments: Comments::new(&mongo),
             feed_cache: FeedPages::new(config.feed_cache),
             search_cache: search::SearchPages::new(config.search_cache),
+            interactions: Interactions::new(
+                rabbit.clone(),
+                &config.queue_prefix,
+                config.interaction_buffer,
+                config.interaction_batch,
+            ),
             directory,
             config: Arc::new(config),
             db,
@@ -170,6 +181,7 @@ pub async fn serve(ctx: Context, listener: TcpListener, shutdown: Shutdown) -> a
     catalogue::events::spawn(&ctx, shutdown.triggered());
     users::events::spawn(&ctx, ctx.directory.clone(), shutdown.triggered());
     comments::recount::spawn(ctx.clone(), recount_every, shutdown.triggered());
+    interactions::counters::spawn(&ctx, shutdown.triggered());
 
     realtime::progress::spawn(&ctx, shutdown.triggered());
 

@@ -12,9 +12,11 @@ use crate::{
     channels::ChannelMutation,
     comments::{CommentMutation, CommentQuery},
     config::Limits,
+    interactions::InteractionMutation,
     likes::LikeMutation,
     realtime::RealtimeSubscription,
     search::SearchQuery,
+    trending::TrendingQuery,
     viewer::Viewer,
 };
 
@@ -40,7 +42,7 @@ pub fn count_query(store: &'static str, query: &'static str) {
 }
 
 #[derive(MergedObject, Default)]
-pub struct Query(CatalogueQuery, SearchQuery, CommentQuery);
+pub struct Query(CatalogueQuery, SearchQuery, CommentQuery, TrendingQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
@@ -48,6 +50,7 @@ pub struct Mutation(
     LikeMutation,
     ChannelMutation,
     CommentMutation,
+    InteractionMutation,
 );
 
 /// Live updates, over graphql-transport-ws at `/media/graphql/ws` (see `realtime`).

@@ -1,8 +1,22 @@
 //! The ranker worker: consumes interaction events, keeps the trending sorted sets in Redis
 //! and archives raw events to MongoDB. Besides its consumers it serves only the ops
 //! endpoints (`/healthz`, `/readyz`, `/metrics`).
+//!
+//! * [`scoring`]: weights and forward decay (the math, unit- and property-tested);
+//! * [`store`]: the Redis state and the atomic scripts that change it;
+//! * [`ingest`]: the `ranker.interactions` consumer, a batch at a time;
+//! * [`rebase`]: moving each sorted set's landmark before scores outgrow f64;
+//! * [`counters`]: accepted views and watch time, reported to the catalogue exactly once;
+//! * [`archive`]: the `ranker.archive` consumer, raw events into MongoDB once each.
 
+pub mod archive;
 pub mod config;
+pub mod counters;
+pub mod error;
+pub mod ingest;
+pub mod rebase;
+pub mod scoring;
+pub mod store;
 
 use std::sync::Arc;
 
@@ -11,6 +25,7 @@ use platform::{Readiness, Shutdown};
 use tokio::net::TcpListener;
 
 pub use config::Config;
+pub use error::Error;
 
 #[derive(Clone)]
 pub struct Context {
@@ -42,12 +57,33 @@ impl Context {
             .add("mongodb", self.mongo.client().clone())
             .add("rabbitmq", self.rabbit.clone())
     }
+
+    /// The ingest state over this context's stores.
+    pub fn ingestor(&self) -> ingest::Ingestor {
+        ingest::Ingestor {
+            store: store::Store::new(self.redis.clone(), &self.config.redis_prefix),
+            scoring: self.config.scoring,
+            ingest: self.config.ingest,
+            landmarks: ingest::Landmarks::default(),
+        }
+    }
 }
 
 /// Runs the worker until `shutdown` fires, then drains and returns.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let grace = config.http.shutdown_grace;
     let ctx = Context::connect(config).await?;
+    let ingestor = Arc::new(ctx.ingestor());
+    ingest::spawn(&ctx, ingestor.clone(), shutdown.triggered());
+    archive::spawn(&ctx, shutdown.triggered());
+    rebase::spawn(ingestor.clone(), shutdown.triggered());
+    counters::spawn(
+        ingestor.store.clone(),
+        Arc::new(events::Publisher::new(ctx.rabbit.clone())),
+        ctx.config.queue_prefix.clone(),
+        ctx.config.ingest.counter_flush,
+        shutdown.triggered(),
+    );
     platform::http::serve_service(
         listener,
         "/ranker",

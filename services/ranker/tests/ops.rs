@@ -1,8 +1,8 @@
 //! The ranker's readiness follows each of its dependencies.
 
-use std::time::Duration;
+mod common;
 
-use platform::{Shutdown, config::HttpConfig};
+use platform::Shutdown;
 use testkit::{
     TestEnv,
     ops::{Dependency, readiness_follows},
@@ -10,22 +10,9 @@ use testkit::{
 
 const DEPENDENCIES: &[&str] = &["redis", "mongodb", "rabbitmq"];
 
-fn config(env: &TestEnv) -> ranker::Config {
-    ranker::Config {
-        http: HttpConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            shutdown_grace: Duration::from_secs(5),
-        },
-        redis_url: env.redis_url.clone(),
-        mongodb_uri: env.mongodb_uri.clone(),
-        mongodb_database: env.mongodb_database.clone(),
-        amqp_url: env.amqp_url.clone(),
-    }
-}
-
 /// Starts the worker in-process on a random port; resolves to its ops base URL.
 fn spawn_app(env: &TestEnv) -> impl Future<Output = String> + use<> {
-    let config = config(env);
+    let config = common::config(env);
     async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -1,6 +1,7 @@
 //! Comment queries and mutations.
 
 use async_graphql::{Context, ID, Object, Result, connection::Connection};
+use events::interaction::{Action, Interaction, user_viewer};
 use mongodb::bson::DateTime;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -10,6 +11,7 @@ use crate::{
     catalogue::{VideoRow, parse_id, store as videos},
     cursor::{Cursor, Page},
     error::Error,
+    interactions,
     realtime::graphql::ChangeKind,
     schema::{AppContext, count_query, viewer},
     users::User,
@@ -190,7 +192,7 @@ impl CommentMutation {
         let video = parse_id(&video_id)?;
         check_body(&body)?;
         let app = AppContext::get(ctx);
-        visible_video(ctx, video).await?;
+        let video_row = visible_video(ctx, video).await?;
         let parent = match parent_id {
             None => None,
             Some(id) => {
@@ -232,7 +234,8 @@ impl CommentMutation {
                 .await
                 .map_err(Error::from)?;
         }
-        bump_video_count(app, video, 1).await?;
+        let event = interactions::interaction(&video_row, user_viewer(me), Action::Comment);
+        bump_video_count(app, video, 1, Some(event)).await?;
         app.realtime
             .comment_changed(ChangeKind::Added, &comment)
             .await;
@@ -279,11 +282,11 @@ impl CommentMutation {
             .map_err(Error::from)?
             .ok_or(Error::NotFound("no such comment"))?;
         let video = Uuid::parse_str(&comment.video_id).unwrap_or_default();
+        let video_row = videos::get(app.db.pool(), video)
+            .await
+            .map_err(Error::from)?;
         if comment.author_id != me.to_string() {
-            let owner = videos::get(app.db.pool(), video)
-                .await
-                .map_err(Error::from)?
-                .map(|v| v.owner_id);
+            let owner = video_row.as_ref().map(|v| v.owner_id);
             if owner != Some(me) {
                 return Err(Error::Forbidden(
                     "only its author or the video's owner may delete a comment",
@@ -303,7 +306,11 @@ impl CommentMutation {
                     .await
                     .map_err(Error::from)?;
             }
-            bump_video_count(app, video, -1).await?;
+            let retraction = video_row.map(|row| {
+                let commented_at = to_time(comment.created_at);
+                interactions::interaction(&row, user_viewer(me), Action::Uncomment { commented_at })
+            });
+            bump_video_count(app, video, -1, retraction).await?;
             app.realtime
                 .comment_changed(ChangeKind::Deleted, &deleted)
                 .await;
@@ -312,11 +319,26 @@ impl CommentMutation {
     }
 }
 
-async fn bump_video_count(app: &AppContext, video: Uuid, by: i64) -> Result<(), Error> {
+/// Moves the video's comment counter and, in the same transaction, puts the comment's
+/// interaction event (for the ranker) in the outbox.
+async fn bump_video_count(
+    app: &AppContext,
+    video: Uuid,
+    by: i64,
+    event: Option<Interaction>,
+) -> Result<(), Error> {
+    let mut tx = app.db.pool().begin().await?;
     sqlx::query("UPDATE videos SET comments_count = comments_count + $2 WHERE id = $1")
         .bind(video)
         .bind(by)
-        .execute(app.db.pool())
+        .execute(&mut *tx)
         .await?;
+    if let Some(event) = &event {
+        app.interactions.enqueue(&mut tx, event.clone()).await?;
+    }
+    tx.commit().await?;
+    if event.is_some() {
+        app.relay.notify();
+    }
     Ok(())
 }

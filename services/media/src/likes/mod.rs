@@ -2,7 +2,9 @@
 //! transaction. The counter update takes the video's row lock, so concurrent likes
 //! serialise on it and the count always equals the rows; liking twice or unliking what
 //! was never liked changes nothing (the insert/delete affects no row, so neither does the
-//! counter).
+//! counter). A like or unlike that changed something puts its interaction event (for the
+//! ranker) in the outbox in the same transaction, so it is published exactly when it
+//! counted.
 
 use std::collections::HashMap;
 
@@ -15,10 +17,13 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use events::interaction::{Action, user_viewer};
+
 use crate::{
     catalogue::{self, Video, store},
     cursor::{Cursor, Page},
     error::Error,
+    interactions,
     schema::{AppContext, count_query, viewer},
     users::User,
 };
@@ -48,18 +53,30 @@ async fn set_like(ctx: &Context<'_>, video_id: &ID, like: bool) -> Result<Video,
         .await?
         .filter(|v| v.visible_to(Some(user)))
         .ok_or(Error::NotFound("no such video"))?;
-    let changed = if like {
-        sqlx::query("INSERT INTO likes (user_id, video_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+    // The like's time, when this call changed something (the ranker's event needs it).
+    let changed: Option<OffsetDateTime> = if like {
+        sqlx::query_scalar(
+            "INSERT INTO likes (user_id, video_id) VALUES ($1, $2) ON CONFLICT DO NOTHING
+             RETURNING created_at",
+        )
     } else {
-        sqlx::query("DELETE FROM likes WHERE user_id = $1 AND video_id = $2")
+        sqlx::query_scalar(
+            "DELETE FROM likes WHERE user_id = $1 AND video_id = $2 RETURNING created_at",
+        )
     }
     .bind(user)
     .bind(video_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    .fetch_optional(&mut *tx)
+    .await?;
     let mut video = video;
-    if changed == 1 {
+    if let Some(liked_at) = changed {
+        let action = if like {
+            Action::Like
+        } else {
+            Action::Unlike { liked_at }
+        };
+        let event = interactions::interaction(&video, user_viewer(user), action);
+        app.interactions.enqueue(&mut tx, event).await?;
         let delta: i64 = if like { 1 } else { -1 };
         video.likes_count = sqlx::query_scalar(
             "UPDATE videos SET likes_count = likes_count + $2 WHERE id = $1 RETURNING likes_count",
@@ -70,7 +87,8 @@ async fn set_like(ctx: &Context<'_>, video_id: &ID, like: bool) -> Result<Video,
         .await?;
     }
     tx.commit().await?;
-    if changed == 1 {
+    if changed.is_some() {
+        app.relay.notify();
         app.realtime.stats.touch(video_id);
     }
     Ok(video.into())

@@ -1,0 +1,206 @@
+//! What viewers do with videos, published by media on [`INTERACTIONS`] and consumed by the
+//! ranker (scores, view counters) and its archive; and the ranker's output contract (the
+//! trending windows and the Redis keys of their sorted sets), which media reads.
+//!
+//! Routing: an interaction goes out with the routing key `{QUEUE_PREFIX}interaction.{action}`
+//! (e.g. `interaction.view`), and the ranker's queues bind `{QUEUE_PREFIX}interaction.#`.
+//! The prefix is empty in production; tests and benchmarks give each stack its own, so
+//! stacks sharing one broker never see each other's interactions.
+//!
+//! The event carries what scoring needs about the video (its owner = the channel scope,
+//! its category), so the ranker never reads the catalogue.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{Event, topology::INTERACTIONS};
+
+/// One interaction. Envelope `type` is always `interaction`; [`Action`] says which.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interaction {
+    pub video_id: Uuid,
+    /// The video's uploader (the channel scope).
+    pub owner_id: Uuid,
+    /// The video's category, if it has one (the category scope).
+    #[serde(default)]
+    pub category: Option<String>,
+    /// Who did it: `user:{uuid}` for a signed-in viewer, `session:{id}` for an anonymous
+    /// one. Views are deduplicated per viewer.
+    pub viewer: String,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// What was done. Retractions carry the time of what they retract, so the ranker removes
+/// exactly the contribution the original made (like/unlike cycles add nothing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    View,
+    Like,
+    Unlike {
+        #[serde(with = "time::serde::rfc3339")]
+        liked_at: OffsetDateTime,
+    },
+    Comment,
+    Uncomment {
+        #[serde(with = "time::serde::rfc3339")]
+        commented_at: OffsetDateTime,
+    },
+    Share,
+    /// Seconds watched since the player's previous report.
+    Watch {
+        seconds: u32,
+    },
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::View => "view",
+            Self::Like => "like",
+            Self::Unlike { .. } => "unlike",
+            Self::Comment => "comment",
+            Self::Uncomment { .. } => "uncomment",
+            Self::Share => "share",
+            Self::Watch { .. } => "watch",
+        }
+    }
+}
+
+impl Event for Interaction {
+    const EXCHANGE: &'static str = INTERACTIONS;
+    const TYPE: &'static str = "interaction";
+}
+
+impl Interaction {
+    /// The routing key under `prefix` (`QUEUE_PREFIX`).
+    pub fn routing_key(&self, prefix: &str) -> String {
+        format!("{prefix}interaction.{}", self.action.name())
+    }
+}
+
+/// The binding pattern of every queue that wants all interactions under `prefix`.
+pub fn binding(prefix: &str) -> String {
+    format!("{prefix}interaction.#")
+}
+
+/// The viewer key of a signed-in user.
+pub fn user_viewer(user: Uuid) -> String {
+    format!("user:{user}")
+}
+
+/// The viewer key of an anonymous session.
+pub fn session_viewer(session: &str) -> String {
+    format!("session:{session}")
+}
+
+/// Views and watch time the ranker accepted since its previous report, per video:
+/// published by the ranker (routing key `{prefix}counters`), applied by media to the
+/// catalogue's counters exactly once (by event id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewCounters {
+    pub videos: Vec<VideoCounts>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoCounts {
+    pub video_id: Uuid,
+    pub views: i64,
+    pub watch_seconds: i64,
+}
+
+impl Event for ViewCounters {
+    const EXCHANGE: &'static str = INTERACTIONS;
+    const TYPE: &'static str = "counters";
+}
+
+/// The routing key of [`ViewCounters`] under `prefix`.
+pub fn counters_routing_key(prefix: &str) -> String {
+    format!("{prefix}counters")
+}
+
+/// A trending window: a decayed score whose half-life is configured per window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Window {
+    Hour,
+    Day,
+    Week,
+}
+
+impl Window {
+    pub const ALL: [Window; 3] = [Window::Hour, Window::Day, Window::Week];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hour => "hour",
+            Self::Day => "day",
+            Self::Week => "week",
+        }
+    }
+}
+
+/// Which videos a sorted set ranks.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Global,
+    Category(String),
+    /// One uploader's videos.
+    Channel(Uuid),
+}
+
+/// The Redis key of a trending sorted set: `{prefix}trending:{window}:{scope}` with scope
+/// `global`, `category:{name}` or `channel:{uuid}`. Members are video ids; scores are
+/// forward-decayed sums relative to the key's own `t0` (see [`t0_key`]), so only their
+/// order (and ratios) mean something.
+pub fn trending_key(prefix: &str, window: Window, scope: &Scope) -> String {
+    let window = window.as_str();
+    match scope {
+        Scope::Global => format!("{prefix}trending:{window}:global"),
+        Scope::Category(c) => format!("{prefix}trending:{window}:category:{c}"),
+        Scope::Channel(u) => format!("{prefix}trending:{window}:channel:{u}"),
+    }
+}
+
+/// The hash holding each trending key's `t0` (unix seconds, field = the sorted set's key).
+pub fn t0_key(prefix: &str) -> String {
+    format!("{prefix}trending:t0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_flatten_into_the_payload() {
+        let event = Interaction {
+            video_id: Uuid::nil(),
+            owner_id: Uuid::nil(),
+            category: Some("music".into()),
+            viewer: session_viewer("abc"),
+            action: Action::Watch { seconds: 25 },
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["action"], "watch");
+        assert_eq!(json["seconds"], 25);
+        assert_eq!(json["viewer"], "session:abc");
+        let back: Interaction = serde_json::from_value(json).unwrap();
+        assert_eq!(back, event);
+        assert_eq!(event.routing_key("t."), "t.interaction.watch");
+    }
+
+    #[test]
+    fn keys_name_window_and_scope() {
+        let u = Uuid::nil();
+        assert_eq!(
+            trending_key("kino:", Window::Day, &Scope::Channel(u)),
+            format!("kino:trending:day:channel:{u}")
+        );
+        assert_eq!(
+            trending_key("", Window::Hour, &Scope::Category("music".into())),
+            "trending:hour:category:music"
+        );
+    }
+}

@@ -1,0 +1,137 @@
+//! Trending: the ranker's sorted sets (events::interaction::trending_key), read from Redis
+//! and hydrated from the catalogue.
+//!
+//! The sets rank every video that was interacted with; what may be listed (ready, public,
+//! not deleted) is decided here, at read time, so a video made private or deleted drops
+//! out at once. Members are read a page ahead of `limit`, and further pages only when
+//! unlisted videos thinned a page out.
+
+use async_graphql::{Context, Enum, ID, Object, Result};
+use events::interaction::{Scope, trending_key};
+use uuid::Uuid;
+
+use crate::{
+    catalogue::{Video, VideoRow, store},
+    error::Error,
+    schema::{AppContext, count_query},
+};
+
+/// Pages read from a sorted set before giving up on filling `limit`.
+const MAX_PAGES: usize = 4;
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "::events::interaction::Window")]
+pub enum TrendingWindow {
+    /// Scores halve every `HALF_LIFE_HOUR_SECS` (1 hour by default).
+    Hour,
+    /// Scores halve every `HALF_LIFE_DAY_SECS` (1 day).
+    Day,
+    /// Scores halve every `HALF_LIFE_WEEK_SECS` (1 week).
+    Week,
+}
+
+/// The top `limit` listed videos of a trending set, best first.
+pub async fn top(app: &AppContext, key: &str, limit: usize) -> Result<Vec<Video>, Error> {
+    let mut out: Vec<Video> = Vec::with_capacity(limit);
+    let page = limit + limit / 2 + 10;
+    let mut redis = app.redis.clone();
+    for n in 0..MAX_PAGES {
+        let start = n * page;
+        count_query("redis", "trending");
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(key)
+            .arg(start)
+            .arg(start + page - 1)
+            .arg("REV")
+            .query_async(&mut redis)
+            .await?;
+        let ids: Vec<Uuid> = ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect();
+        if ids.is_empty() {
+            break;
+        }
+        let rows = listed(app, &ids).await?;
+        let fetched = ids.len();
+        for id in ids {
+            if out.len() == limit {
+                return Ok(out);
+            }
+            if let Some(row) = rows.iter().find(|r| r.id == id) {
+                out.push(row.clone().into());
+            }
+        }
+        if out.len() == limit || fetched < page {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// The listed videos among `ids` (any order).
+async fn listed(app: &AppContext, ids: &[Uuid]) -> Result<Vec<VideoRow>, Error> {
+    count_query("postgres", "trending_videos");
+    let sql = format!(
+        "SELECT {} FROM videos WHERE id = ANY($1) AND {}",
+        store::COLUMNS,
+        store::LISTED
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(ids)
+        .fetch_all(app.db.pool())
+        .await?)
+}
+
+fn check_limit(app: &AppContext, limit: i32) -> Result<usize, Error> {
+    let max = app.config.limits.max_page;
+    if limit < 1 || limit as usize > max {
+        return Err(Error::bad_input(format!("limit must be 1–{max}")));
+    }
+    Ok(limit as usize)
+}
+
+/// The key of `window`'s set in `scope`.
+pub fn key(app: &AppContext, window: TrendingWindow, scope: &Scope) -> String {
+    trending_key(&app.config.redis_prefix, window.into(), scope)
+}
+
+#[derive(Default)]
+pub struct TrendingQuery;
+
+#[Object]
+impl TrendingQuery {
+    /// The most popular listed videos now: views, likes, comments, shares and watch time,
+    /// each counting less as it ages (halving every half-life of `window`). With
+    /// `category`, only that category's videos.
+    #[graphql(complexity = "limit.max(0) as usize * child_complexity")]
+    async fn trending(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "TrendingWindow::Day")] window: TrendingWindow,
+        category: Option<String>,
+        #[graphql(default = 20)] limit: i32,
+    ) -> Result<Vec<Video>> {
+        let app = AppContext::get(ctx);
+        let limit = check_limit(app, limit)?;
+        let scope = match category {
+            Some(c) if c.is_empty() => return Err(Error::bad_input("category is empty").into()),
+            Some(c) => Scope::Category(c),
+            None => Scope::Global,
+        };
+        Ok(top(app, &key(app, window, &scope), limit).await?)
+    }
+
+    /// One channel's (uploader's) videos, most popular now first.
+    #[graphql(complexity = "limit.max(0) as usize * child_complexity")]
+    async fn channel_trending(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        #[graphql(default_with = "TrendingWindow::Day")] window: TrendingWindow,
+        #[graphql(default = 20)] limit: i32,
+    ) -> Result<Vec<Video>> {
+        let app = AppContext::get(ctx);
+        let limit = check_limit(app, limit)?;
+        let user =
+            Uuid::parse_str(user_id.as_str()).map_err(|_| Error::bad_input("not a user id"))?;
+        Ok(top(app, &key(app, window, &Scope::Channel(user)), limit).await?)
+    }
+}

@@ -1,0 +1,343 @@
+//! The ranker's Redis state, changed only through Lua scripts so that each change is
+//! atomic:
+//!
+//! * `{p}trending:{window}:{scope}`: the sorted sets (events::interaction::trending_key);
+//! * `{p}trending:t0`: each sorted set's landmark `t0` (a hash, field = the set's key);
+//! * `{p}seen:{event id}`: events already applied (TTL `EVENT_DEDUPE_SECS`);
+//! * `{p}view:{viewer}:{video}`: the view that counted in the current dedupe window (its
+//!   event id; TTL `VIEW_DEDUPE_SECS`);
+//! * `{p}counters:pending` / `:flushing` / `:flushing-id`: accepted views and watch
+//!   seconds not yet reported to the catalogue (see crate::counters).
+//!
+//! A batch is applied by one script ([`INGEST`]): it marks each event seen, decides view
+//! dedupe, adds the event's increments and its counters, all or nothing. If the process
+//! dies after the script and before the batch is acknowledged, the redelivered events
+//! find their marks and add nothing; if it dies before, nothing was written. The script
+//! also checks the `t0` the increments were computed against, so a concurrent rebase
+//! (here or in another replica) can never mix landmarks: a stale batch writes nothing and
+//! is recomputed.
+//!
+//! The scripts build key names from the prefix and are meant for one Redis server (not a
+//! cluster, where every key a script touches has to be declared and share a slot).
+
+use redis::{Script, Value, aio::ConnectionManager};
+
+/// Applies a batch. KEYS: `t0 hash`, `pending counters`, then the K sorted sets the batch
+/// touches. ARGV: prefix, event TTL, view TTL, K, the K expected `t0`s (strings, as stored),
+/// the number of events, then per event: id, view dedupe key (empty: not a view), video
+/// id, views (0/1), watch seconds, M, then M pairs (sorted-set index 1..K, increment).
+/// Returns `{accepted}` or, when a landmark moved, `{-1, key…}` having written nothing.
+const INGEST: &str = r#"
+local prefix = ARGV[1]
+local event_ttl = ARGV[2]
+local view_ttl = ARGV[3]
+local k = tonumber(ARGV[4])
+local stale = {}
+local fresh = {}
+for i = 1, k do
+  local key = KEYS[2 + i]
+  local current = redis.call('HGET', KEYS[1], key)
+  if current == false then
+    fresh[#fresh + 1] = i
+  elseif current ~= ARGV[4 + i] then
+    stale[#stale + 1] = key
+  end
+end
+if #stale > 0 then
+  table.insert(stale, 1, -1)
+  return stale
+end
+for _, i in ipairs(fresh) do
+  redis.call('HSET', KEYS[1], KEYS[2 + i], ARGV[4 + i])
+end
+local a = 5 + k
+local n = tonumber(ARGV[a])
+a = a + 1
+local accepted = 0
+for _ = 1, n do
+  local id, viewkey, video = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local views, watch, m = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
+  a = a + 6
+  local ok = redis.call('SET', prefix .. 'seen:' .. id, '1', 'NX', 'EX', event_ttl)
+  if ok and viewkey ~= '' then
+    ok = redis.call('SET', prefix .. 'view:' .. viewkey, id, 'NX', 'EX', view_ttl)
+  end
+  if ok then
+    accepted = accepted + 1
+    for j = 0, m - 1 do
+      redis.call('ZINCRBY', KEYS[2 + tonumber(ARGV[a + 2 * j])], ARGV[a + 2 * j + 1], video)
+    end
+    if views > 0 then
+      redis.call('HINCRBY', KEYS[2], 'v:' .. video, views)
+    end
+    if watch > 0 then
+      redis.call('HINCRBY', KEYS[2], 'w:' .. video, watch)
+    end
+  end
+  a = a + 2 * m
+end
+return {accepted}
+"#;
+
+/// Rebases one sorted set. KEYS: t0 hash, the set. ARGV: expected old t0, new t0, factor,
+/// prune floor. Every score is multiplied by the factor (formatted with 17 significant
+/// digits: Lua's default conversion would keep 14), members below the floor are removed,
+/// and the new t0 stored. Returns 1, or 0 when the old t0 was not the expected one.
+const REBASE: &str = r#"
+local current = redis.call('HGET', KEYS[1], KEYS[2])
+if current ~= ARGV[1] then
+  return 0
+end
+local factor = tonumber(ARGV[3])
+local members = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+local args = {}
+for i = 1, #members, 2 do
+  args[#args + 1] = string.format('%.17g', tonumber(members[i + 1]) * factor)
+  args[#args + 1] = members[i]
+  if #args >= 2000 then
+    redis.call('ZADD', KEYS[2], unpack(args))
+    args = {}
+  end
+end
+if #args > 0 then
+  redis.call('ZADD', KEYS[2], unpack(args))
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
+redis.call('HSET', KEYS[1], KEYS[2], ARGV[2])
+return 1
+"#;
+
+/// Takes the pending counters for reporting. KEYS: pending, flushing, flushing-id.
+/// ARGV: a fresh report id. A report already taken and not yet confirmed (a crash, or
+/// another replica) is returned again with its id, so it is published under the same id.
+/// Returns `{id, field, value, …}` or `{}` when there is nothing to report.
+const TAKE_COUNTERS: &str = r#"
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  if redis.call('EXISTS', KEYS[1]) == 0 then
+    return {}
+  end
+  redis.call('RENAME', KEYS[1], KEYS[2])
+  redis.call('SET', KEYS[3], ARGV[1])
+end
+local out = redis.call('HGETALL', KEYS[2])
+table.insert(out, 1, redis.call('GET', KEYS[3]))
+return out
+"#;
+
+/// Forgets a report once published. KEYS: flushing, flushing-id. ARGV: its id.
+const DONE_COUNTERS: &str = r#"
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('DEL', KEYS[1], KEYS[2])
+end
+return 1
+"#;
+
+#[derive(Clone)]
+pub struct Store {
+    pub redis: ConnectionManager,
+    pub prefix: String,
+    ingest: Script,
+    rebase: Script,
+    take_counters: Script,
+    done_counters: Script,
+}
+
+/// One event of a batch, ready for [`Store::apply`].
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub id: String,
+    /// `{viewer}:{video}` for a view, else empty.
+    pub view_key: String,
+    pub video: String,
+    pub views: i64,
+    pub watch_seconds: i64,
+    /// (index into the batch's keys, increment).
+    pub increments: Vec<(usize, f64)>,
+}
+
+/// What applying a batch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// This many events were new (the others were duplicates or repeated views).
+    Accepted(i64),
+    /// These sets' landmarks moved since they were read: nothing was written.
+    Stale(Vec<String>),
+}
+
+impl Store {
+    pub fn new(redis: ConnectionManager, prefix: &str) -> Self {
+        Self {
+            redis,
+            prefix: prefix.to_owned(),
+            ingest: Script::new(INGEST),
+            rebase: Script::new(REBASE),
+            take_counters: Script::new(TAKE_COUNTERS),
+            done_counters: Script::new(DONE_COUNTERS),
+        }
+    }
+
+    pub fn t0_key(&self) -> String {
+        events::interaction::t0_key(&self.prefix)
+    }
+
+    fn counter_keys(&self) -> [String; 3] {
+        [
+            format!("{}counters:pending", self.prefix),
+            format!("{}counters:flushing", self.prefix),
+            format!("{}counters:flushing-id", self.prefix),
+        ]
+    }
+
+    /// The stored landmarks of `keys` (None where a set has none yet), as stored.
+    pub async fn landmarks(&self, keys: &[String]) -> redis::RedisResult<Vec<Option<String>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.redis.clone();
+        redis::cmd("HMGET")
+            .arg(self.t0_key())
+            .arg(keys)
+            .query_async(&mut conn)
+            .await
+    }
+
+    /// Applies a batch atomically; `landmarks[i]` is the t0 `keys[i]`'s increments were
+    /// computed against (a set without one gets it).
+    pub async fn apply(
+        &self,
+        keys: &[String],
+        landmarks: &[String],
+        events: &[Prepared],
+        event_ttl_secs: u64,
+        view_ttl_secs: u64,
+    ) -> redis::RedisResult<Applied> {
+        let [pending, _, _] = self.counter_keys();
+        let mut invocation = self.ingest.prepare_invoke();
+        invocation.key(self.t0_key()).key(pending);
+        for key in keys {
+            invocation.key(key);
+        }
+        invocation
+            .arg(&self.prefix)
+            .arg(event_ttl_secs.max(1))
+            .arg(view_ttl_secs.max(1))
+            .arg(keys.len());
+        for t0 in landmarks {
+            invocation.arg(t0);
+        }
+        invocation.arg(events.len());
+        for e in events {
+            invocation
+                .arg(&e.id)
+                .arg(&e.view_key)
+                .arg(&e.video)
+                .arg(e.views)
+                .arg(e.watch_seconds)
+                .arg(e.increments.len());
+            for (index, inc) in &e.increments {
+                invocation
+                    .arg(index + 1)
+                    .arg(crate::scoring::format_f64(*inc));
+            }
+        }
+        let mut conn = self.redis.clone();
+        let reply: Vec<Value> = invocation.invoke_async(&mut conn).await?;
+        match reply.first() {
+            Some(Value::Int(-1)) => Ok(Applied::Stale(
+                reply[1..]
+                    .iter()
+                    .filter_map(|v| redis::from_redis_value(v.clone()).ok())
+                    .collect(),
+            )),
+            Some(Value::Int(n)) => Ok(Applied::Accepted(*n)),
+            other => Err(redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "ingest script",
+                format!("{other:?}"),
+            ))),
+        }
+    }
+
+    /// Rebases `key` from `old_t0` to `new_t0`; false if its landmark was not `old_t0`.
+    pub async fn rebase(
+        &self,
+        key: &str,
+        old_t0: &str,
+        new_t0: &str,
+        factor: f64,
+        prune_below: f64,
+    ) -> redis::RedisResult<bool> {
+        let mut conn = self.redis.clone();
+        let done: i64 = self
+            .rebase
+            .key(self.t0_key())
+            .key(key)
+            .arg(old_t0)
+            .arg(new_t0)
+            .arg(crate::scoring::format_f64(factor))
+            .arg(crate::scoring::format_f64(prune_below))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(done == 1)
+    }
+
+    /// Every sorted set with a landmark, and the landmark (as stored).
+    pub async fn all_landmarks(&self) -> redis::RedisResult<Vec<(String, String)>> {
+        let mut conn = self.redis.clone();
+        let mut cursor: u64 = 0;
+        let mut out = Vec::new();
+        loop {
+            let (next, page): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
+                .arg(self.t0_key())
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            out.extend(page);
+            if next == 0 {
+                return Ok(out);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Takes the pending counters: `(report id, [(field, value)])`, or None.
+    pub async fn take_counters(
+        &self,
+        fresh_id: &str,
+    ) -> redis::RedisResult<Option<(String, Vec<(String, i64)>)>> {
+        let [pending, flushing, flushing_id] = self.counter_keys();
+        let mut conn = self.redis.clone();
+        let reply: Vec<String> = self
+            .take_counters
+            .key(pending)
+            .key(flushing)
+            .key(flushing_id)
+            .arg(fresh_id)
+            .invoke_async(&mut conn)
+            .await?;
+        let mut items = reply.into_iter();
+        let Some(id) = items.next() else {
+            return Ok(None);
+        };
+        let mut fields = Vec::new();
+        while let (Some(field), Some(value)) = (items.next(), items.next()) {
+            fields.push((field, value.parse().unwrap_or(0)));
+        }
+        Ok(Some((id, fields)))
+    }
+
+    pub async fn done_counters(&self, id: &str) -> redis::RedisResult<()> {
+        let [_, flushing, flushing_id] = self.counter_keys();
+        let mut conn = self.redis.clone();
+        let _: i64 = self
+            .done_counters
+            .key(flushing)
+            .key(flushing_id)
+            .arg(id)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+}
