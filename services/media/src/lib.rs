@@ -139,6 +139,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let limits = config.limits;
     let recount_every = config.comment_recount_interval;
     let ctx = Context::connect(config, &shutdown).await?;
+    // Subscriptions hold a platform::metrics::WebSocketConnection per client.
+    platform::metrics::register_websocket_connections();
     ensure_indexes(ctx.comments.clone(), &shutdown);
     catalogue::events::spawn(&ctx, shutdown.triggered());
     users::events::spawn(&ctx, ctx.directory.clone(), shutdown.triggered());
