@@ -340,7 +340,8 @@ fn broken_manifests_are_rejected() {
 
     // Valid resources that break the deployment's own promises.
     let services = kino_services(&repo_root());
-    let mut cases: Vec<(&str, Box<dyn Fn(&mut Vec<Value>)>)> = vec![
+    type Edit = Box<dyn Fn(&mut Vec<Value>)>;
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "no readiness probe",
             Box::new(|r| {
@@ -428,7 +429,7 @@ fn broken_manifests_are_rejected() {
         "the intact render",
         &kubernetes::policy(&rendered, &services, true, true),
     );
-    for (what, edit) in cases.iter_mut() {
+    for (what, edit) in &cases {
         let mut copy = rendered.clone();
         edit(&mut copy);
         assert!(
