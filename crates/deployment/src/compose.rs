@@ -118,6 +118,19 @@ pub fn check(
         if !ports.contains_key(name) {
             problems.push(format!("{name} sets no BIND_ADDR"));
         }
+        // The runtime stage it asks for exists (the transcoder's must carry ffmpeg).
+        let runtime = build["args"]["RUNTIME"].as_str().unwrap_or("slim");
+        if !dockerfile
+            .lines()
+            .any(|l| l.trim_end().ends_with(&format!(" AS runtime-{runtime}")))
+        {
+            problems.push(format!(
+                "{name}: the Dockerfile has no runtime-{runtime} stage"
+            ));
+        }
+        if name == "transcoder" && runtime != "ffmpeg" {
+            problems.push("transcoder: its image must be built with RUNTIME=ffmpeg".to_owned());
+        }
     }
     for name in &in_dockerfile {
         if !kino_services.contains(name) {

@@ -138,6 +138,24 @@ fn compose_checks_catch_broken_files() {
             env.clone(),
         ),
         (
+            "a transcoder image without ffmpeg",
+            false,
+            compose_text.replace(
+                "args: { SERVICE: transcoder, RUNTIME: ffmpeg }",
+                "args: { SERVICE: transcoder }",
+            ),
+            env.clone(),
+        ),
+        (
+            "a runtime stage the Dockerfile lacks",
+            false,
+            compose_text.replace(
+                "args: { SERVICE: ranker }",
+                "args: { SERVICE: ranker, RUNTIME: gpu }",
+            ),
+            env.clone(),
+        ),
+        (
             "a service listening elsewhere than Traefik sends it",
             false,
             compose_text.replace("BIND_ADDR: 0.0.0.0:8082", "BIND_ADDR: 0.0.0.0:9082"),
