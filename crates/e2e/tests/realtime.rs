@@ -245,7 +245,6 @@ async fn a_resumed_subscription_replays_exactly_what_it_missed_then_goes_live() 
     // It comes back with its cursor while more comments keep arriving: the replay and
     // the live feed meet without a gap or a duplicate.
     let posting = tokio::spawn({
-        let video = video;
         async move {
             let mut ids = Vec::new();
             for i in 0..10 {

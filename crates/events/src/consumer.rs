@@ -7,6 +7,9 @@
 //! the loop waits a little and starts again; unacknowledged deliveries go back to the queue.
 //!
 //! Shutdown stops taking new deliveries; the one being handled finishes first.
+//!
+//! While consuming, the queue's depth and consumer count are reported every few seconds
+//! (`queue_messages_ready`, `queue_consumers` on `/metrics`), so a backlog is visible.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -97,6 +100,8 @@ pub enum Outcome {
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// Pause before reconnecting after the channel broke.
 const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
+/// How often a consumer asks the broker how deep its queue is.
+const DEPTH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Consumes `spec`'s queue until `shutdown` resolves. `prefetch` bounds the deliveries in
 /// flight from the broker (they are still handled one at a time).
@@ -157,6 +162,10 @@ where
             FieldTable::default(),
         )
         .await?;
+    let _depth = AbortOnDrop(tokio::spawn(report_depth(
+        channel.clone(),
+        spec.name.clone(),
+    )));
     while let Some(delivery) = deliveries.next().await {
         let delivery = delivery?;
         let acker = delivery.acker.clone();
@@ -186,6 +195,40 @@ where
         }
     }
     Ok(())
+}
+
+/// Reports the queue's depth until the channel fails (the consumer then reconnects and
+/// starts a new reporter). A passive declare only reads; the queue exists, since this
+/// consumer declared it.
+async fn report_depth(channel: Channel, queue: String) {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    loop {
+        match channel
+            .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+            .await
+        {
+            Ok(q) => {
+                platform::metrics::record_queue_depth(&queue, q.message_count(), q.consumer_count())
+            }
+            Err(e) => {
+                tracing::debug!(%queue, error = %e, "queue depth: channel gone");
+                return;
+            }
+        }
+        tokio::time::sleep(DEPTH_INTERVAL).await;
+    }
+}
+
+/// Stops the depth reporter with the consume loop, however that ends (error or shutdown).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Decodes a delivery's body as an envelope of `T`.

@@ -177,6 +177,8 @@ pub async fn serve(ctx: Context, listener: TcpListener, shutdown: Shutdown) -> a
     let grace = ctx.config.http.shutdown_grace;
     let limits = ctx.config.limits;
     let recount_every = ctx.config.comment_recount_interval;
+    // Open WebSocket connections show as 0 before the first client (realtime::metrics).
+    platform::metrics::register_websocket_connections();
     ensure_indexes(ctx.comments.clone(), &shutdown);
     catalogue::events::spawn(&ctx, shutdown.triggered());
     users::events::spawn(&ctx, ctx.directory.clone(), shutdown.triggered());

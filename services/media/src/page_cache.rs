@@ -17,10 +17,12 @@ use std::{
 
 use quick_cache::sync::Cache;
 
-/// Pages by key (whatever identifies a page: its arguments and cursor), each with the
-/// instant it was loaded.
+/// A cached page: when it was loaded, and its rows.
+type Entry<T> = (Instant, Arc<Vec<T>>);
+
+/// Pages by key (whatever identifies a page: its arguments and cursor).
 pub struct PageCache<K, T> {
-    pages: Arc<Cache<K, (Instant, Arc<Vec<T>>)>>,
+    pages: Arc<Cache<K, Entry<T>>>,
     ttl: Duration,
 }
 

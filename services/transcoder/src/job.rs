@@ -49,12 +49,12 @@ pub async fn handle(ctx: &Context, delivery: Delivery) -> Outcome {
     let reason = match transcode(ctx, &job).await {
         Ok(()) => {
             tracing::info!(%video_id, seconds = started.elapsed().as_secs_f64(), "transcoded");
-            metrics::record(true);
+            metrics::record(true, started.elapsed());
             return Outcome::Ack;
         }
         Err(reason) => reason,
     };
-    metrics::record(false);
+    metrics::record(false, started.elapsed());
     if attempt < max {
         let next = attempt + 1;
         let delay = queues::backoff(ctx.config.jobs.retry_backoff, next);
@@ -85,10 +85,29 @@ pub async fn handle(ctx: &Context, delivery: Delivery) -> Outcome {
     }
 }
 
-mod metrics {
-    pub fn record(ok: bool) {
-        ::metrics::counter!("transcode_jobs_total", "outcome" => if ok { "ok" } else { "failed" })
-            .increment(1);
+pub(crate) mod metrics {
+    use std::time::Duration;
+
+    use platform::metrics::TRANSCODE_DURATION;
+
+    const JOBS: &str = "transcode_jobs_total";
+
+    /// One finished attempt: its outcome and how long it took (download to last upload).
+    pub fn record(ok: bool, took: Duration) {
+        let outcome = if ok { "ok" } else { "failed" };
+        ::metrics::counter!(JOBS, "outcome" => outcome).increment(1);
+        ::metrics::histogram!(TRANSCODE_DURATION, "outcome" => outcome).record(took.as_secs_f64());
+    }
+
+    /// Makes both series exist from the start, at zero, so dashboards and alerts see a
+    /// worker that has not transcoded anything yet rather than "no data".
+    pub fn register() {
+        platform::metrics::handle();
+        for outcome in ["ok", "failed"] {
+            ::metrics::counter!(JOBS, "outcome" => outcome).increment(0);
+            // Registering is all: the handle itself is not needed.
+            let _ = ::metrics::histogram!(TRANSCODE_DURATION, "outcome" => outcome);
+        }
     }
 }
 

@@ -82,6 +82,7 @@ impl Context {
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let grace = config.http.shutdown_grace;
     workdir::clear(&config.jobs.work_dir)?;
+    job::metrics::register();
     let ctx = Context::connect(config, &shutdown);
     let names = ctx.queues.names.clone();
     let mut spec = QueueSpec::new(names.jobs.clone());

@@ -9,6 +9,8 @@
 //!
 //! Environment: BIND_ADDR (127.0.0.1:18390), REDIS_URL, CHANNEL_PREFIX (the hub's Redis
 //! prefix, `<REDIS_PREFIX>rt:`; media publishes comment events there).
+// tungstenite's handshake callback returns its error response by value; not ours to box.
+#![allow(clippy::result_large_err)]
 
 use futures::{SinkExt, StreamExt};
 use kino_bench::env_or;

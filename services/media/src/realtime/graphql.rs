@@ -280,13 +280,13 @@ impl RealtimeSubscription {
         let app = AppContext::get(ctx);
         // The catalogue may not know the video yet (its `video.created` is on its way);
         // then the events' owner decides, below.
-        if let Some(row) = videos::get(app.db.pool(), video)
+        let row = videos::get(app.db.pool(), video)
             .await
-            .map_err(Error::from)?
+            .map_err(Error::from)?;
+        if let Some(row) = row
+            && (row.owner_id != me || row.deleted_at.is_some())
         {
-            if row.owner_id != me || row.deleted_at.is_some() {
-                return Err(Error::Forbidden("only its owner follows an upload").into());
-            }
+            return Err(Error::Forbidden("only its owner follows an upload").into());
         }
         let subscription = subscribe(app, &channels::progress(&video)).await?;
         let state = (subscription, probe(ctx), -1.0_f64, false);

@@ -2,7 +2,7 @@
 //!
 //! | metric | kind | meaning |
 //! |---|---|---|
-//! | `media_realtime_connections` | gauge | open WebSocket connections |
+//! | `websocket_connections` | gauge | open WebSocket connections (the name every service uses, platform::metrics) |
 //! | `media_realtime_subscriptions` | gauge | running subscriptions (a connection may run several) |
 //! | `media_realtime_channels` | gauge | channels this replica is subscribed to on Redis |
 //! | `media_realtime_fanout_total` | counter | messages handed to local subscribers (one per subscriber) |
@@ -14,11 +14,11 @@
 //! | `media_realtime_closed_total{code}` | counter | connections closed by the server, by close code |
 
 pub fn connection_opened() {
-    metrics::gauge!("media_realtime_connections").increment(1.0);
+    metrics::gauge!(platform::metrics::WEBSOCKET_CONNECTIONS).increment(1.0);
 }
 
 pub fn connection_closed() {
-    metrics::gauge!("media_realtime_connections").decrement(1.0);
+    metrics::gauge!(platform::metrics::WEBSOCKET_CONNECTIONS).decrement(1.0);
 }
 
 pub fn subscription_started() {

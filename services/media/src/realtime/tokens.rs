@@ -146,7 +146,7 @@ fn into_token_error(e: AuthError) -> TokenError {
 /// The token in a `connection_init` payload: `{"authorization": "Bearer <jwt>"}` (the key
 /// in any case). `Ok(None)` when the payload carries none; `Err` when it carries something
 /// that is not a bearer token.
-pub fn bearer_from_payload(payload: Option<&serde_json::Value>) -> Result<Option<&str>, ()> {
+pub(crate) fn bearer_from_payload(payload: Option<&serde_json::Value>) -> Result<Option<&str>, ()> {
     let Some(payload) = payload else {
         return Ok(None);
     };

@@ -1,0 +1,538 @@
+//! The gateway exists three times: Traefik's dynamic configuration (docker-compose),
+//! Traefik's Kubernetes resources (k8s/base/gateway) and the local Caddyfile that plays
+//! Traefik in tests. Each is reduced here to the same [`Gateway`] model (which paths go to
+//! which service, which routes strip client identity headers and pass the ForwardAuth hop
+//! first, where that hop goes and which identity headers it copies), so that any
+//! difference between the three is a failing comparison.
+//!
+//! Upstreams are compared by service name and port: Caddy's are given as `auth:8081` etc.
+//! when the Caddyfile is adapted ([`caddy`]), Kubernetes' fully qualified names are cut
+//! to their first label.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    path::Path,
+    process::Command,
+};
+
+use anyhow::{Context as _, anyhow, bail};
+use serde_json::Value;
+
+use crate::{host_of, port_of, tools};
+
+/// Which requests a route takes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PathMatch {
+    /// Exactly this path.
+    Exact(String),
+    /// Any path starting with this.
+    Prefix(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Upstream {
+    pub service: String,
+    pub port: u16,
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.service, self.port)
+    }
+}
+
+/// The ForwardAuth hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardAuth {
+    pub upstream: Upstream,
+    /// The path asked, e.g. `/user/token_verify`.
+    pub path: String,
+    /// Headers of auth's answer copied onto the upstream request (lower case).
+    pub copied_headers: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub paths: BTreeSet<PathMatch>,
+    /// Client-sent request headers removed (lower case).
+    pub stripped_headers: BTreeSet<String>,
+    /// Whether the headers are stripped before the ForwardAuth hop (so the hop's copies
+    /// are the only ones that reach the upstream).
+    pub strips_before_auth: bool,
+    pub forward_auth: Option<ForwardAuth>,
+    pub upstream: Upstream,
+}
+
+/// Routes keyed by their sorted path matchers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Gateway {
+    pub routes: BTreeMap<String, Route>,
+}
+
+impl Gateway {
+    fn add(&mut self, route: Route) -> anyhow::Result<()> {
+        let key = route
+            .paths
+            .iter()
+            .map(|m| match m {
+                PathMatch::Exact(p) => p.clone(),
+                PathMatch::Prefix(p) => format!("{p}*"),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        if self.routes.insert(key.clone(), route).is_some() {
+            bail!("two routes match {key}");
+        }
+        Ok(())
+    }
+}
+
+/// The differences between two gateways, one line each (empty when they agree).
+pub fn differences(a_name: &str, a: &Gateway, b_name: &str, b: &Gateway) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (key, route) in &a.routes {
+        match b.routes.get(key) {
+            None => problems.push(format!("route {key} is in {a_name} but not in {b_name}")),
+            Some(other) if other != route => problems.push(format!(
+                "route {key} differs:\n  {a_name}: {route:?}\n  {b_name}: {other:?}"
+            )),
+            Some(_) => {}
+        }
+    }
+    for key in b.routes.keys() {
+        if !a.routes.contains_key(key) {
+            problems.push(format!("route {key} is in {b_name} but not in {a_name}"));
+        }
+    }
+    problems
+}
+
+/// Traefik rules of the form ``Path(`/a`) || PathPrefix(`/a/`)``; anything else (hosts,
+/// `&&`, regexps) is refused rather than half-understood.
+pub fn parse_traefik_rule(rule: &str) -> anyhow::Result<BTreeSet<PathMatch>> {
+    let mut paths = BTreeSet::new();
+    for part in rule.split("||") {
+        let part = part.trim();
+        let (kind, rest) = part
+            .split_once('(')
+            .ok_or_else(|| anyhow!("unsupported rule part {part:?} in {rule:?}"))?;
+        let arg = rest
+            .strip_suffix(')')
+            .and_then(|a| a.trim().strip_prefix('`'))
+            .and_then(|a| a.strip_suffix('`'))
+            .ok_or_else(|| anyhow!("unsupported rule part {part:?} in {rule:?}"))?;
+        paths.insert(match kind.trim() {
+            "Path" => PathMatch::Exact(arg.to_owned()),
+            "PathPrefix" => PathMatch::Prefix(arg.to_owned()),
+            other => bail!("unsupported matcher {other} in {rule:?}"),
+        });
+    }
+    Ok(paths)
+}
+
+fn str_list(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn lower(names: impl IntoIterator<Item = String>) -> BTreeSet<String> {
+    names.into_iter().map(|n| n.to_ascii_lowercase()).collect()
+}
+
+/// A Traefik middleware definition (`forwardAuth` or `headers`), as far as the model goes.
+enum Middleware {
+    ForwardAuth(ForwardAuth),
+    Strip(BTreeSet<String>),
+}
+
+fn traefik_middleware(name: &str, spec: &Value) -> anyhow::Result<Middleware> {
+    if let Some(fa) = spec.get("forwardAuth") {
+        let address = fa["address"]
+            .as_str()
+            .ok_or_else(|| anyhow!("middleware {name}: forwardAuth without address"))?;
+        let host = host_of(address).ok_or_else(|| anyhow!("middleware {name}: bad address"))?;
+        let port = port_of(address)
+            .ok_or_else(|| anyhow!("middleware {name}: address {address} names no port"))?;
+        let path = address
+            .split_once("://")
+            .map_or(address, |(_, r)| r)
+            .split_once('/')
+            .map(|(_, p)| format!("/{p}"))
+            .unwrap_or_default();
+        if fa.get("trustForwardHeader").and_then(Value::as_bool) == Some(true) {
+            bail!("middleware {name}: trustForwardHeader would let clients forge X-Forwarded-*");
+        }
+        return Ok(Middleware::ForwardAuth(ForwardAuth {
+            upstream: Upstream {
+                service: host.split('.').next().unwrap_or(host).to_owned(),
+                port,
+            },
+            path,
+            copied_headers: lower(str_list(&fa["authResponseHeaders"])),
+        }));
+    }
+    if let Some(custom) = spec
+        .pointer("/headers/customRequestHeaders")
+        .and_then(Value::as_object)
+    {
+        // An empty value removes the header.
+        let stripped = custom
+            .iter()
+            .filter(|(_, v)| v.as_str() == Some(""))
+            .map(|(k, _)| k.clone());
+        return Ok(Middleware::Strip(lower(stripped)));
+    }
+    bail!("middleware {name}: neither forwardAuth nor headers")
+}
+
+/// Builds a route from its middlewares in order.
+fn traefik_route(
+    paths: BTreeSet<PathMatch>,
+    middlewares: &[&Middleware],
+    upstream: Upstream,
+) -> Route {
+    let mut route = Route {
+        paths,
+        stripped_headers: BTreeSet::new(),
+        strips_before_auth: false,
+        forward_auth: None,
+        upstream,
+    };
+    for middleware in middlewares {
+        match middleware {
+            Middleware::Strip(headers) => {
+                route.stripped_headers.extend(headers.iter().cloned());
+                if route.forward_auth.is_none() {
+                    route.strips_before_auth = true;
+                }
+            }
+            Middleware::ForwardAuth(fa) => route.forward_auth = Some(fa.clone()),
+        }
+    }
+    if route.forward_auth.is_none() {
+        route.strips_before_auth = false;
+    }
+    route
+}
+
+/// traefik/dynamic/*.yml (the file provider's `http` section).
+pub fn traefik_file(dynamic: &Value) -> anyhow::Result<Gateway> {
+    let http = &dynamic["http"];
+    let mut middlewares = BTreeMap::new();
+    if let Some(defs) = http["middlewares"].as_object() {
+        for (name, spec) in defs {
+            middlewares.insert(name.clone(), traefik_middleware(name, spec)?);
+        }
+    }
+    let mut gateway = Gateway::default();
+    let routers = http["routers"]
+        .as_object()
+        .ok_or_else(|| anyhow!("no http.routers"))?;
+    for (name, router) in routers {
+        let rule = router["rule"]
+            .as_str()
+            .ok_or_else(|| anyhow!("router {name}: no rule"))?;
+        let service = router["service"]
+            .as_str()
+            .ok_or_else(|| anyhow!("router {name}: no service"))?;
+        let servers = http["services"][service]["loadBalancer"]["servers"]
+            .as_array()
+            .ok_or_else(|| anyhow!("router {name}: service {service} has no servers"))?;
+        let [server] = servers.as_slice() else {
+            bail!("service {service}: expected one server (the compose service name)");
+        };
+        let url = server["url"].as_str().unwrap_or_default();
+        let upstream = Upstream {
+            service: host_of(url).unwrap_or_default().to_owned(),
+            port: port_of(url)
+                .ok_or_else(|| anyhow!("service {service}: url {url} has no port"))?,
+        };
+        let used: Vec<&Middleware> = str_list(&router["middlewares"])
+            .iter()
+            .map(|m| {
+                middlewares
+                    .get(m)
+                    .ok_or_else(|| anyhow!("router {name}: unknown middleware {m}"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        gateway.add(traefik_route(parse_traefik_rule(rule)?, &used, upstream))?;
+    }
+    Ok(gateway)
+}
+
+/// The IngressRoute and Middleware resources of a rendered kustomization.
+pub fn traefik_kubernetes(resources: &[Value]) -> anyhow::Result<Gateway> {
+    let mut middlewares = BTreeMap::new();
+    for r in resources.iter().filter(|r| r["kind"] == "Middleware") {
+        let name = r["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        middlewares.insert(name.clone(), traefik_middleware(&name, &r["spec"])?);
+    }
+    let mut gateway = Gateway::default();
+    let mut found = false;
+    for ingress in resources.iter().filter(|r| r["kind"] == "IngressRoute") {
+        found = true;
+        let routes = ingress["spec"]["routes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for route in routes {
+            let rule = route["match"]
+                .as_str()
+                .ok_or_else(|| anyhow!("a route without match"))?;
+            let services = route["services"].as_array().cloned().unwrap_or_default();
+            let [service] = services.as_slice() else {
+                bail!("route {rule}: expected one service");
+            };
+            let upstream = Upstream {
+                service: service["name"].as_str().unwrap_or_default().to_owned(),
+                port: service["port"]
+                    .as_u64()
+                    .and_then(|p| u16::try_from(p).ok())
+                    .ok_or_else(|| anyhow!("route {rule}: service port must be a number"))?,
+            };
+            let used: Vec<&Middleware> = route["middlewares"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|m| {
+                    let name = m["name"].as_str().unwrap_or_default();
+                    middlewares
+                        .get(name)
+                        .ok_or_else(|| anyhow!("route {rule}: unknown middleware {name}"))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            gateway.add(traefik_route(parse_traefik_rule(rule)?, &used, upstream))?;
+        }
+    }
+    if !found {
+        bail!("no IngressRoute among the resources");
+    }
+    Ok(gateway)
+}
+
+/// Adapts a Caddyfile to Caddy's JSON with the real `caddy adapt`, upstreams set to the
+/// compose service names (`auth:8081`, ...) so they compare with Traefik's directly.
+pub fn caddy_adapt(caddyfile: &Path) -> anyhow::Result<Value> {
+    let output = tools::run_ok(
+        Command::new(tools::caddy())
+            .args(["adapt", "--adapter", "caddyfile", "--config"])
+            .arg(caddyfile)
+            .env("KINO_AUTH_UPSTREAM", "auth:8081")
+            .env("KINO_MEDIA_UPSTREAM", "media:8082")
+            .env("KINO_VIDEO_UPSTREAM", "video:8083")
+            .env("KINO_GATEWAY_PORT", "8080"),
+        None,
+    )?;
+    serde_json::from_str(&output.stdout).context("caddy adapt printed no JSON")
+}
+
+/// Handlers of a route in execution order, subroutes flattened (matchers inside a
+/// subroute are not expected in the gateway's routes and are refused).
+fn flatten_handlers(handlers: &[Value], out: &mut Vec<Value>) -> anyhow::Result<()> {
+    for handler in handlers {
+        if handler["handler"] == "subroute" {
+            for route in handler["routes"].as_array().cloned().unwrap_or_default() {
+                if route.get("match").is_some() {
+                    bail!("a matcher inside a route's subroute: not modelled");
+                }
+                flatten_handlers(route["handle"].as_array().map_or(&[], Vec::as_slice), out)?;
+            }
+        } else {
+            out.push(handler.clone());
+        }
+    }
+    Ok(())
+}
+
+fn dial_upstream(proxy: &Value) -> anyhow::Result<Upstream> {
+    let upstreams = proxy["upstreams"].as_array().cloned().unwrap_or_default();
+    let [upstream] = upstreams.as_slice() else {
+        bail!("reverse_proxy: expected one upstream");
+    };
+    let dial = upstream["dial"].as_str().unwrap_or_default();
+    Ok(Upstream {
+        service: host_of(dial).unwrap_or_default().to_owned(),
+        port: port_of(dial).ok_or_else(|| anyhow!("upstream {dial} has no port"))?,
+    })
+}
+
+/// The headers a forward_auth's `handle_response` copies from auth's answer.
+fn copied_headers(proxy: &Value) -> BTreeSet<String> {
+    let mut copied = BTreeSet::new();
+    for response in proxy["handle_response"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        for route in response["routes"].as_array().cloned().unwrap_or_default() {
+            for handler in route["handle"].as_array().cloned().unwrap_or_default() {
+                if let Some(set) = handler.pointer("/request/set").and_then(Value::as_object) {
+                    for (name, values) in set {
+                        let copies = str_list(values).iter().any(|v| {
+                            v.eq_ignore_ascii_case(&format!("{{http.reverse_proxy.header.{name}}}"))
+                        });
+                        if copies {
+                            copied.insert(name.to_ascii_lowercase());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    copied
+}
+
+/// The adapted Caddy JSON of the local gateway.
+pub fn caddy(config: &Value) -> anyhow::Result<Gateway> {
+    let servers = config
+        .pointer("/apps/http/servers")
+        .and_then(Value::as_object)
+        .ok_or_else(|| anyhow!("no apps.http.servers"))?;
+    let [server] = servers.values().collect::<Vec<_>>()[..] else {
+        bail!("expected one Caddy server");
+    };
+    let mut gateway = Gateway::default();
+    for route in server["routes"].as_array().cloned().unwrap_or_default() {
+        let Some(matchers) = route["match"].as_array() else {
+            continue; // the catch-all (404 problem+json)
+        };
+        let [matcher] = matchers.as_slice() else {
+            bail!("a route with several matcher sets: not modelled");
+        };
+        if matcher.as_object().map(|m| m.len()) != Some(1) || matcher.get("path").is_none() {
+            bail!("a route matched on more than its path: {matcher}");
+        }
+        let paths = str_list(&matcher["path"])
+            .into_iter()
+            .map(|p| match p.strip_suffix('*') {
+                Some(prefix) => PathMatch::Prefix(prefix.to_owned()),
+                None => PathMatch::Exact(p),
+            })
+            .collect();
+        let mut handlers = Vec::new();
+        flatten_handlers(
+            route["handle"].as_array().map_or(&[], Vec::as_slice),
+            &mut handlers,
+        )?;
+        let mut stripped = BTreeSet::new();
+        let mut strips_before_auth = false;
+        let mut forward_auth = None;
+        let mut upstream = None;
+        for handler in &handlers {
+            match handler["handler"].as_str() {
+                Some("headers") => {
+                    let deleted = str_list(&handler["request"]["delete"]);
+                    if !deleted.is_empty() && forward_auth.is_none() {
+                        strips_before_auth = true;
+                    }
+                    stripped.extend(lower(deleted));
+                }
+                Some("reverse_proxy") if handler.get("rewrite").is_some() => {
+                    let uri = handler["rewrite"]["uri"].as_str().unwrap_or_default();
+                    forward_auth = Some(ForwardAuth {
+                        upstream: dial_upstream(handler)?,
+                        path: uri.split('?').next().unwrap_or_default().to_owned(),
+                        copied_headers: copied_headers(handler),
+                    });
+                }
+                Some("reverse_proxy") => upstream = Some(dial_upstream(handler)?),
+                other => bail!("handler {other:?} in a gateway route: not modelled"),
+            }
+        }
+        if forward_auth.is_none() {
+            strips_before_auth = false;
+        }
+        gateway.add(Route {
+            paths,
+            stripped_headers: stripped,
+            strips_before_auth,
+            forward_auth,
+            upstream: upstream.ok_or_else(|| anyhow!("a route without reverse_proxy"))?,
+        })?;
+    }
+    Ok(gateway)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules() {
+        let paths = parse_traefik_rule("Path(`/auth`) || PathPrefix(`/auth/`)").unwrap();
+        assert_eq!(
+            paths,
+            [
+                PathMatch::Exact("/auth".into()),
+                PathMatch::Prefix("/auth/".into())
+            ]
+            .into()
+        );
+        assert!(parse_traefik_rule("Host(`x`) && PathPrefix(`/a`)").is_err());
+        assert!(parse_traefik_rule("PathRegexp(`^/a`)").is_err());
+    }
+
+    fn dynamic(yaml: &str) -> Gateway {
+        traefik_file(&crate::yaml(yaml).unwrap()).unwrap()
+    }
+
+    const DYNAMIC: &str = r#"
+http:
+  middlewares:
+    fa: { forwardAuth: { address: "http://auth:8081/user/token_verify", authResponseHeaders: [X-User-Id] } }
+    strip: { headers: { customRequestHeaders: { X-User-Id: "" } } }
+  routers:
+    media: { rule: "PathPrefix(`/media/`)", middlewares: [strip, fa], service: media }
+  services:
+    media: { loadBalancer: { servers: [{ url: "http://media:8082" }] } }
+"#;
+
+    #[test]
+    fn middleware_order_matters() {
+        let good = dynamic(DYNAMIC);
+        let route = good.routes.values().next().unwrap();
+        assert!(route.strips_before_auth);
+        assert_eq!(
+            route.forward_auth.as_ref().unwrap().path,
+            "/user/token_verify"
+        );
+        let reordered = dynamic(&DYNAMIC.replace("[strip, fa]", "[fa, strip]"));
+        assert!(!differences("a", &good, "b", &reordered).is_empty());
+    }
+
+    #[test]
+    fn a_changed_upstream_or_header_is_a_difference() {
+        let good = dynamic(DYNAMIC);
+        for drifted in [
+            DYNAMIC.replace("http://media:8082", "http://video:8083"),
+            DYNAMIC.replace(
+                "authResponseHeaders: [X-User-Id]",
+                "authResponseHeaders: [X-User]",
+            ),
+            DYNAMIC.replace("/user/token_verify", "/user/verify"),
+            DYNAMIC.replace("PathPrefix(`/media/`)", "PathPrefix(`/media`)"),
+        ] {
+            assert!(
+                !differences("a", &good, "b", &dynamic(&drifted)).is_empty(),
+                "{drifted}"
+            );
+        }
+    }
+
+    #[test]
+    fn trusting_client_forwarded_headers_is_refused() {
+        let yaml = DYNAMIC.replace("address:", "trustForwardHeader: true, address:");
+        assert!(traefik_file(&crate::yaml(&yaml).unwrap()).is_err());
+    }
+}

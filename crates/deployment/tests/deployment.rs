@@ -1,0 +1,614 @@
+//! The deployment files, checked with the real tools (installed by deploy/local/deps):
+//! docker-compose.yml by `docker-compose config`, every kustomize overlay (with and without
+//! the optional components) rendered by `kubectl kustomize` and validated offline, the three
+//! gateway definitions compared, the Grafana dashboard parsed. Each check is also fed a
+//! broken copy and must fail, so none of them passes by not looking.
+
+use std::path::{Path, PathBuf};
+
+use deployment::{compose, dashboard, gateway, kino_services, kubernetes, repo_root, yaml};
+use serde_json::{Value, json};
+
+fn read(path: impl AsRef<Path>) -> String {
+    let path = repo_root().join(path);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn assert_none(what: &str, problems: &[String]) {
+    assert!(problems.is_empty(), "{what}:\n  {}", problems.join("\n  "));
+}
+
+// --- docker-compose ---------------------------------------------------------------------
+
+fn compose_problems(config: &Value, dockerfile: &str, prometheus: &str) -> Vec<String> {
+    compose::check(
+        config,
+        &kino_services(&repo_root()),
+        dockerfile,
+        &yaml(prometheus).unwrap(),
+        &yaml(&read("traefik/dynamic/kino.yml")).unwrap(),
+    )
+}
+
+fn compose_config(compose_text: &str, env_text: &str) -> anyhow::Result<Value> {
+    let dir = deployment::scratch_dir("compose");
+    std::fs::write(dir.join("docker-compose.yml"), compose_text)?;
+    std::fs::write(dir.join("env"), env_text)?;
+    // Paths in the file stay relative to the repository, as for the real one.
+    compose::config(
+        &repo_root(),
+        &dir.join("docker-compose.yml"),
+        &dir.join("env"),
+    )
+}
+
+#[test]
+fn compose_file_is_accepted_and_keeps_its_promises() {
+    let root = repo_root();
+    let config = compose::config(
+        &root,
+        &root.join("docker-compose.yml"),
+        &root.join("deploy/docker/env.example"),
+    )
+    .unwrap();
+    assert_none(
+        "docker-compose.yml",
+        &compose_problems(
+            &config,
+            &read("deploy/docker/Dockerfile"),
+            &read("deploy/observability/prometheus/prometheus.yml"),
+        ),
+    );
+    // Every Kino service and store is there.
+    let services = config["services"].as_object().unwrap();
+    for name in kino_services(&root).iter().map(String::as_str).chain([
+        "traefik",
+        "postgres",
+        "mongodb",
+        "redis",
+        "rabbitmq",
+        "minio",
+        "prometheus",
+        "grafana",
+    ]) {
+        assert!(
+            services.contains_key(name),
+            "no {name} in docker-compose.yml"
+        );
+    }
+}
+
+#[test]
+fn compose_checks_catch_broken_files() {
+    let compose_text = read("docker-compose.yml");
+    let env = read("deploy/docker/env.example");
+    let dockerfile = read("deploy/docker/Dockerfile");
+    let prometheus = read("deploy/observability/prometheus/prometheus.yml");
+    let without_secret: String = env
+        .lines()
+        .filter(|l| !l.starts_with("GRAFANA_ADMIN_PASSWORD="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+
+    // Each variant through docker-compose (in parallel: each run is a Python start-up).
+    let variants = [
+        // Rejected by docker-compose itself: an unknown start-up condition, a secret the
+        // env file does not set, a variable nobody documented (a warning, so a failure).
+        (
+            "an unknown start-up condition",
+            true,
+            compose_text.replacen("condition: service_healthy", "condition: service_ready", 1),
+            env.clone(),
+        ),
+        (
+            "a missing secret",
+            true,
+            compose_text.replacen("\n", "\n\n", 1),
+            without_secret,
+        ),
+        (
+            "an undocumented variable",
+            true,
+            compose_text.replacen(
+                "      BIND_ADDR: 0.0.0.0:8081\n",
+                "      BIND_ADDR: 0.0.0.0:8081\n      EXTRA: ${KINO_UNDOCUMENTED}\n",
+                1,
+            ),
+            env.clone(),
+        ),
+        // Accepted by docker-compose, refused by the deployment's own promises.
+        (
+            "a store publishing a host port",
+            false,
+            compose_text.replacen(
+                "    image: postgres:16\n",
+                "    image: postgres:16\n    ports: [\"5432:5432\"]\n",
+                1,
+            ),
+            env.clone(),
+        ),
+        (
+            "a service started before its dependency is healthy",
+            false,
+            compose_text.replacen(
+                "condition: service_healthy",
+                "condition: service_started",
+                2,
+            ),
+            env.clone(),
+        ),
+        (
+            "a transcoder image without ffmpeg",
+            false,
+            compose_text.replace(
+                "args: { SERVICE: transcoder, RUNTIME: ffmpeg }",
+                "args: { SERVICE: transcoder }",
+            ),
+            env.clone(),
+        ),
+        (
+            "a runtime stage the Dockerfile lacks",
+            false,
+            compose_text.replace(
+                "args: { SERVICE: ranker }",
+                "args: { SERVICE: ranker, RUNTIME: gpu }",
+            ),
+            env.clone(),
+        ),
+        (
+            "a service listening elsewhere than Traefik sends it",
+            false,
+            compose_text.replace("BIND_ADDR: 0.0.0.0:8082", "BIND_ADDR: 0.0.0.0:9082"),
+            env.clone(),
+        ),
+    ];
+    let results: Vec<(&str, bool, anyhow::Result<Value>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = variants
+            .iter()
+            .map(|(what, compose_rejects, text, env)| {
+                assert_ne!(text, &compose_text, "{what}: the edit did not apply");
+                scope.spawn(move || (*what, *compose_rejects, compose_config(text, env)))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (what, compose_rejects, result) in results {
+        match (compose_rejects, result) {
+            (true, result) => assert!(result.is_err(), "docker-compose accepted {what}"),
+            (false, Err(e)) => panic!("{what}: docker-compose refused the variant itself: {e}"),
+            (false, Ok(config)) => assert!(
+                !compose_problems(&config, &dockerfile, &prometheus).is_empty(),
+                "{what} passed"
+            ),
+        }
+    }
+
+    // The real file with a Dockerfile or a Prometheus config that forgot a service.
+    let root = repo_root();
+    let config = compose::config(
+        &root,
+        &root.join("docker-compose.yml"),
+        &root.join("deploy/docker/env.example"),
+    )
+    .unwrap();
+    let forgotten_image = dockerfile.replace(" ranker\"", "\"");
+    let unscraped = prometheus.replace(
+        "      - { names: [transcoder], type: A, port: 8084, refresh_interval: 30s }\n",
+        "",
+    );
+    assert_ne!(forgotten_image, dockerfile);
+    assert_ne!(unscraped, prometheus);
+    assert!(
+        !compose_problems(&config, &forgotten_image, &prometheus).is_empty(),
+        "a service missing from the Dockerfile passed"
+    );
+    assert!(
+        !compose_problems(&config, &dockerfile, &unscraped).is_empty(),
+        "an unscraped service passed"
+    );
+}
+
+// --- Kubernetes -------------------------------------------------------------------------
+
+fn k8s(path: &str) -> PathBuf {
+    repo_root().join("k8s").join(path)
+}
+
+/// Renders an overlay alone and with both optional components, validates every resource
+/// of both renders (one run of each validator) and checks the deployment's promises.
+fn check_overlay(overlay: &str) {
+    let services = kino_services(&repo_root());
+    let plain = kubernetes::render(&k8s(overlay)).unwrap();
+    let full = kubernetes::render_with(
+        &k8s(overlay),
+        &[k8s("components/keda"), k8s("components/istio")],
+    )
+    .unwrap();
+    assert_none(
+        &format!("{overlay}: policy"),
+        &kubernetes::policy(&plain, &services, false, false),
+    );
+    assert_none(
+        &format!("{overlay} + keda + istio: policy"),
+        &kubernetes::policy(&full, &services, true, true),
+    );
+    let all: Vec<Value> = plain.iter().chain(&full).cloned().collect();
+    assert_none(
+        &format!("{overlay}: schemas"),
+        &kubernetes::validate(&all).unwrap(),
+    );
+    let kinds = kubernetes::summary(&full);
+    for kind in [
+        "IngressRoute",
+        "Middleware",
+        "ScaledObject",
+        "AuthorizationPolicy",
+        "PeerAuthentication",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k.starts_with(kind)),
+            "{overlay}: no {kind} rendered"
+        );
+    }
+}
+
+#[test]
+fn dev_overlay_renders_and_validates() {
+    check_overlay("overlays/dev");
+    // The dev overlay carries its own stores.
+    let kinds = kubernetes::summary(&kubernetes::render(&k8s("overlays/dev")).unwrap());
+    for store in ["postgres", "mongodb", "redis", "rabbitmq", "minio"] {
+        assert!(
+            kinds.contains(&format!("StatefulSet {store}")),
+            "dev has no {store}"
+        );
+    }
+}
+
+#[test]
+fn prod_overlay_renders_and_validates() {
+    check_overlay("overlays/prod");
+    let kinds = kubernetes::summary(&kubernetes::render(&k8s("overlays/prod")).unwrap());
+    assert!(
+        !kinds.iter().any(|k| k.starts_with("StatefulSet")),
+        "prod runs its own stores"
+    );
+    assert!(
+        !kinds.iter().any(|k| k.starts_with("Secret")),
+        "prod must not carry secrets"
+    );
+}
+
+#[test]
+fn broken_manifests_are_rejected() {
+    let rendered = kubernetes::render_with(
+        &k8s("overlays/prod"),
+        &[k8s("components/keda"), k8s("components/istio")],
+    )
+    .unwrap();
+    let get = |kind: &str, name: &str| {
+        let mut copy = rendered.clone();
+        kubernetes::find(&mut copy, kind, name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+            .clone()
+    };
+
+    // Schema violations, each in a resource renamed so its report can be told apart.
+    let mut broken = Vec::new();
+    let mut expect = |mut resource: Value, label: &str, edit: &dyn Fn(&mut Value)| {
+        edit(&mut resource);
+        let name = format!("broken-{label}");
+        resource["metadata"]["name"] = json!(name);
+        broken.push(resource);
+        name
+    };
+    let names = [
+        expect(get("Deployment", "auth"), "unknown-field", &|d| {
+            d["spec"]["template"]["spec"]["containers"][0]["portz"] = json!(1);
+        }),
+        expect(get("Deployment", "media"), "wrong-type", &|d| {
+            d["spec"]["replicas"] = json!("two")
+        }),
+        expect(
+            get("HorizontalPodAutoscaler", "video"),
+            "missing-required",
+            &|h| {
+                h["spec"].as_object_mut().unwrap().remove("maxReplicas");
+            },
+        ),
+        expect(get("IngressRoute", "kino"), "route-without-match", &|r| {
+            r["spec"]["routes"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("match");
+        }),
+        expect(
+            get("Middleware", "kino-auth"),
+            "address-not-a-string",
+            &|m| {
+                m["spec"]["forwardAuth"]["address"] = json!(8081);
+            },
+        ),
+        expect(
+            get("ScaledObject", "transcoder"),
+            "triggers-not-a-list",
+            &|s| {
+                s["spec"]["triggers"] = json!("rabbitmq");
+            },
+        ),
+        expect(
+            get("AuthorizationPolicy", "auth"),
+            "rules-not-a-list",
+            &|p| {
+                p["spec"]["rules"] = json!({ "from": [] });
+            },
+        ),
+        expect(get("IngressRoute", "kino"), "unknown-kind", &|r| {
+            r["kind"] = json!("IngressWidget")
+        }),
+    ];
+    let problems = kubernetes::validate(&broken).unwrap();
+    for name in names {
+        assert!(
+            problems.iter().any(|p| p.contains(&name)),
+            "{name} was not reported:\n{}",
+            problems.join("\n")
+        );
+    }
+
+    // Valid resources that break the deployment's own promises.
+    let services = kino_services(&repo_root());
+    type Edit = Box<dyn Fn(&mut Vec<Value>)>;
+    let cases: Vec<(&str, Edit)> = vec![
+        (
+            "no readiness probe",
+            Box::new(|r| {
+                let d = kubernetes::find(r, "Deployment", "video").unwrap();
+                d["spec"]["template"]["spec"]["containers"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("readinessProbe");
+            }),
+        ),
+        (
+            "running as root",
+            Box::new(|r| {
+                let d = kubernetes::find(r, "Deployment", "ranker").unwrap();
+                d["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] = json!(false);
+            }),
+        ),
+        (
+            "no memory limit",
+            Box::new(|r| {
+                let d = kubernetes::find(r, "Deployment", "auth").unwrap();
+                d["spec"]["template"]["spec"]["containers"][0]["resources"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("limits");
+            }),
+        ),
+        (
+            "no NetworkPolicy",
+            Box::new(|r| {
+                r.retain(|x| !(x["kind"] == "NetworkPolicy" && x["metadata"]["name"] == "media"))
+            }),
+        ),
+        (
+            "no PodDisruptionBudget",
+            Box::new(|r| {
+                r.retain(|x| {
+                    !(x["kind"] == "PodDisruptionBudget" && x["metadata"]["name"] == "transcoder")
+                })
+            }),
+        ),
+        (
+            "no autoscaler",
+            Box::new(|r| {
+                r.retain(|x| {
+                    !(x["kind"] == "HorizontalPodAutoscaler" && x["metadata"]["name"] == "auth")
+                })
+            }),
+        ),
+        (
+            "replicas fighting the autoscaler",
+            Box::new(|r| {
+                kubernetes::find(r, "Deployment", "media").unwrap()["spec"]["replicas"] = json!(3);
+            }),
+        ),
+        (
+            "a service without a Deployment",
+            Box::new(|r| {
+                r.retain(|x| !(x["kind"] == "Deployment" && x["metadata"]["name"] == "ranker"))
+            }),
+        ),
+        (
+            "no ScaledObject",
+            Box::new(|r| r.retain(|x| x["kind"] != "ScaledObject")),
+        ),
+        (
+            "mesh policy narrower than the network policy",
+            Box::new(|r| {
+                let p = kubernetes::find(r, "AuthorizationPolicy", "auth").unwrap();
+                p["spec"]["rules"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|rule| !rule.to_string().contains("sa/media"));
+            }),
+        ),
+        (
+            "mTLS not strict",
+            Box::new(|r| {
+                kubernetes::find(r, "PeerAuthentication", "default").unwrap()["spec"]["mtls"]["mode"] =
+                    json!("PERMISSIVE");
+            }),
+        ),
+    ];
+    assert_none(
+        "the intact render",
+        &kubernetes::policy(&rendered, &services, true, true),
+    );
+    for (what, edit) in &cases {
+        let mut copy = rendered.clone();
+        edit(&mut copy);
+        assert!(
+            !kubernetes::policy(&copy, &services, true, true).is_empty(),
+            "{what} passed"
+        );
+    }
+}
+
+// --- the gateway's three definitions ----------------------------------------------------
+
+fn traefik_file() -> gateway::Gateway {
+    gateway::traefik_file(&yaml(&read("traefik/dynamic/kino.yml")).unwrap()).unwrap()
+}
+
+fn caddy(caddyfile_text: &str) -> gateway::Gateway {
+    let dir = deployment::scratch_dir("caddy");
+    let path = dir.join("Caddyfile");
+    std::fs::write(&path, caddyfile_text).unwrap();
+    gateway::caddy(&gateway::caddy_adapt(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn gateway_definitions_agree() {
+    let traefik = traefik_file();
+    let local = caddy(&read("deploy/local/Caddyfile"));
+    let kubernetes =
+        gateway::traefik_kubernetes(&kubernetes::render(&k8s("base")).unwrap()).unwrap();
+    assert_none(
+        "traefik/ vs Caddyfile",
+        &gateway::differences("traefik/", &traefik, "Caddyfile", &local),
+    );
+    assert_none(
+        "traefik/ vs k8s/base",
+        &gateway::differences("traefik/", &traefik, "k8s/base", &kubernetes),
+    );
+
+    // And they say what DESIGN.md says.
+    assert_eq!(traefik.routes.len(), 4, "{:?}", traefik.routes.keys());
+    for (key, route) in &traefik.routes {
+        assert_eq!(
+            route.stripped_headers,
+            ["x-user-id", "x-user-name"].map(String::from).into(),
+            "{key}"
+        );
+        let protected = !key.starts_with("/auth");
+        match (&route.forward_auth, protected) {
+            (Some(fa), true) => {
+                assert_eq!(fa.path, "/user/token_verify");
+                assert_eq!(fa.upstream.to_string(), "auth:8081");
+                assert_eq!(
+                    fa.copied_headers,
+                    ["x-user-id", "x-user-name"].map(String::from).into()
+                );
+                assert!(route.strips_before_auth, "{key}");
+            }
+            (None, false) => {}
+            (fa, _) => panic!("{key}: forward auth {fa:?}"),
+        }
+    }
+}
+
+#[test]
+fn gateway_drift_is_detected() {
+    let traefik = traefik_file();
+    let caddyfile = read("deploy/local/Caddyfile");
+    let drifts = [
+        (
+            "an identity header not copied",
+            caddyfile.replace(
+                "copy_headers X-User-Id X-User-Name",
+                "copy_headers X-User-Id",
+            ),
+        ),
+        (
+            "another ForwardAuth path",
+            caddyfile.replace("uri /user/token_verify", "uri /user/verify"),
+        ),
+        (
+            "a route without its exact path",
+            caddyfile.replace("@video path /video /video/*", "@video path /video/*"),
+        ),
+        (
+            "a route to another service",
+            caddyfile.replace(
+                "reverse_proxy {$KINO_MEDIA_UPSTREAM:127.0.0.1:8082}",
+                "reverse_proxy {$KINO_VIDEO_UPSTREAM:127.0.0.1:8083}",
+            ),
+        ),
+        (
+            "an identity header not stripped",
+            caddyfile.replacen(
+                "(authenticated) {\n\trequest_header -X-User-Id\n",
+                "(authenticated) {\n",
+                1,
+            ),
+        ),
+        (
+            "a protected route without ForwardAuth",
+            caddyfile.replacen(
+                "\t\t\timport authenticated\n\t\t\treverse_proxy {$KINO_VIDEO_UPSTREAM",
+                "\t\t\treverse_proxy {$KINO_VIDEO_UPSTREAM",
+                1,
+            ),
+        ),
+    ];
+    for (what, text) in drifts {
+        assert_ne!(text, caddyfile, "{what}: the edit did not apply");
+        let drifted = caddy(&text);
+        assert!(
+            !gateway::differences("traefik/", &traefik, "Caddyfile", &drifted).is_empty(),
+            "{what} went unnoticed"
+        );
+    }
+    // The other way round: Traefik drifting from the Caddyfile.
+    let local = caddy(&caddyfile);
+    let dynamic = read("traefik/dynamic/kino.yml");
+    for (what, text) in [
+        (
+            "a response header not copied",
+            dynamic.replacen("          - X-User-Name\n", "", 1),
+        ),
+        (
+            "a router without strip-identity",
+            dynamic.replacen(
+                "middlewares: [strip-identity, kino-auth]",
+                "middlewares: [kino-auth]",
+                1,
+            ),
+        ),
+    ] {
+        assert_ne!(text, dynamic, "{what}: the edit did not apply");
+        let drifted = gateway::traefik_file(&yaml(&text).unwrap()).unwrap();
+        assert!(
+            !gateway::differences("traefik/", &drifted, "Caddyfile", &local).is_empty(),
+            "{what} went unnoticed"
+        );
+    }
+}
+
+// --- Grafana --------------------------------------------------------------------------
+
+#[test]
+fn dashboard_parses_and_every_query_is_promql() {
+    let text = read("deploy/observability/grafana/dashboards/kino.json");
+    let board: Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let queries = dashboard::queries(&board);
+    assert!(queries.len() >= 10, "{} queries", queries.len());
+    for query in &queries {
+        dashboard::needs(&query.expr)
+            .unwrap_or_else(|e| panic!("panel {:?}: {}: {e}", query.panel, query.expr));
+    }
+    // What the issue asks the dashboard to show.
+    let all: String = queries.iter().map(|q| q.expr.as_str()).collect();
+    for metric in [
+        "http_requests_total",
+        "http_request_duration_seconds_bucket",
+        "queue_messages_ready",
+        "transcode_duration_seconds_bucket",
+        "websocket_connections",
+    ] {
+        assert!(all.contains(metric), "no panel queries {metric}");
+    }
+}
