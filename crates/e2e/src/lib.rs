@@ -365,6 +365,18 @@ impl Stack {
     }
 }
 
+/// The `video.ready` event of a test video: what [`Stack::publish_video`] sends.
+pub fn ready_event(video_id: uuid::Uuid, owner: uuid::Uuid) -> events::video::VideoReady {
+    events::video::VideoReady {
+        video_id,
+        owner_id: owner,
+        manifest_key: format!("hls/{video_id}/master.m3u8"),
+        thumbnail_key: Some(format!("hls/{video_id}/thumbnail.jpg")),
+        duration_seconds: 12.5,
+        renditions: vec![],
+    }
+}
+
 /// GraphQL through the gateway.
 impl Stack {
     /// Runs a GraphQL operation through the gateway, as `token`'s user (or anonymously),
@@ -411,6 +423,45 @@ impl Stack {
         let envelope = events::Envelope::new(data);
         self.deliver_raw_video_event(T::TYPE, &envelope).await;
         envelope
+    }
+
+    /// A new video of `owner` through its whole lifecycle (created, uploaded, ready), as
+    /// the video service would announce it. Returns at once: see [`Stack::wait_video_ready`].
+    pub async fn publish_video(
+        &self,
+        owner: uuid::Uuid,
+        metadata: events::video::VideoMetadata,
+    ) -> uuid::Uuid {
+        let video_id = uuid::Uuid::now_v7();
+        self.deliver_video_event(events::video::VideoCreated {
+            video_id,
+            owner_id: owner,
+            metadata,
+        })
+        .await;
+        self.deliver_video_event(events::video::VideoUploaded {
+            video_id,
+            owner_id: owner,
+            size_bytes: 1000,
+        })
+        .await;
+        self.deliver_video_event(ready_event(video_id, owner)).await;
+        video_id
+    }
+
+    /// Waits until `video(id)` answers READY to `token`'s user (or anyone, without one).
+    pub async fn wait_video_ready(&self, token: Option<&str>, video_id: uuid::Uuid) {
+        testkit::wait_for("the video ready", Duration::from_secs(30), || async move {
+            let body = self
+                .graphql(
+                    token,
+                    "query($id: ID!) { video(id: $id) { status } }",
+                    serde_json::json!({ "id": video_id }),
+                )
+                .await;
+            (body["data"]["video"]["status"] == "READY").then_some(())
+        })
+        .await;
     }
 
     /// Delivers an already-built envelope (to deliver the same event twice).

@@ -4,43 +4,16 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use e2e::Stack;
+use e2e::{Stack, ready_event as ready};
 use events::video::{
-    VideoCreated, VideoDeleted, VideoFailed, VideoMetadata, VideoReady, VideoUploaded, Visibility,
+    VideoCreated, VideoDeleted, VideoFailed, VideoMetadata, VideoUploaded, Visibility,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// A video that went through the whole lifecycle: created, uploaded, ready.
 async fn publish_video(stack: &Stack, owner: Uuid, metadata: VideoMetadata) -> Uuid {
-    let video_id = Uuid::now_v7();
-    stack
-        .deliver_video_event(VideoCreated {
-            video_id,
-            owner_id: owner,
-            metadata,
-        })
-        .await;
-    stack
-        .deliver_video_event(VideoUploaded {
-            video_id,
-            owner_id: owner,
-            size_bytes: 1000,
-        })
-        .await;
-    stack.deliver_video_event(ready(video_id, owner)).await;
-    video_id
-}
-
-fn ready(video_id: Uuid, owner: Uuid) -> VideoReady {
-    VideoReady {
-        video_id,
-        owner_id: owner,
-        manifest_key: format!("hls/{video_id}/master.m3u8"),
-        thumbnail_key: Some(format!("hls/{video_id}/thumbnail.jpg")),
-        duration_seconds: 12.5,
-        renditions: vec![],
-    }
+    stack.publish_video(owner, metadata).await
 }
 
 fn titled(title: &str) -> VideoMetadata {

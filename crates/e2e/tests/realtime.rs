@@ -6,12 +6,10 @@
 use std::{collections::HashSet, time::Duration};
 
 use e2e::{
-    Stack,
+    Stack, ready_event as ready,
     ws::{Received, WsClient, media_ws_url},
 };
-use events::video::{
-    VideoCreated, VideoMetadata, VideoProgress, VideoReady, VideoUploaded, Visibility,
-};
+use events::video::{VideoMetadata, VideoProgress, Visibility};
 use media::realtime::{
     Event,
     graphql::{ChangeKind, CommentChange},
@@ -30,52 +28,17 @@ const STATS: &str =
 const ADD_COMMENT: &str =
     "mutation($v: ID!, $b: String!) { addComment(videoId: $v, body: $b) { id } }";
 
-/// A ready, public video of `owner` in the catalogue.
+/// A ready video of `owner` in the catalogue.
 async fn ready_video(stack: &Stack, owner: Uuid, visibility: Visibility) -> Uuid {
-    let video_id = Uuid::now_v7();
-    stack
-        .deliver_video_event(VideoCreated {
-            video_id,
-            owner_id: owner,
-            metadata: VideoMetadata {
-                title: "live".into(),
-                visibility,
-                ..Default::default()
-            },
-        })
-        .await;
-    stack
-        .deliver_video_event(VideoUploaded {
-            video_id,
-            owner_id: owner,
-            size_bytes: 10,
-        })
-        .await;
-    stack.deliver_video_event(ready(video_id, owner)).await;
+    let metadata = VideoMetadata {
+        title: "live".into(),
+        visibility,
+        ..Default::default()
+    };
+    let video_id = stack.publish_video(owner, metadata).await;
     let token = stack.token_for(owner, "owner");
-    testkit::wait_for("video ready", Duration::from_secs(30), || async {
-        let data = stack
-            .graphql_ok(
-                Some(&token),
-                "query($id: ID!) { video(id: $id) { status } }",
-                json!({ "id": video_id }),
-            )
-            .await;
-        (data["video"]["status"] == "READY").then_some(())
-    })
-    .await;
+    stack.wait_video_ready(Some(&token), video_id).await;
     video_id
-}
-
-fn ready(video_id: Uuid, owner: Uuid) -> VideoReady {
-    VideoReady {
-        video_id,
-        owner_id: owner,
-        manifest_key: format!("hls/{video_id}/master.m3u8"),
-        thumbnail_key: None,
-        duration_seconds: 3.0,
-        renditions: vec![],
-    }
 }
 
 /// Runs GraphQL straight against one replica, as the gateway would call it for `user`.

@@ -5,12 +5,16 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::Stack;
-use events::video::{VideoCreated, VideoMetadata, VideoReady, VideoUploaded};
+use e2e::{
+    Stack,
+    ws::{Received, WsClient},
+};
+use events::video::VideoMetadata;
 use futures::future::join_all;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+/// A ready, public video of `owner` in `category`, once the catalogue lists it.
 async fn publish_video(stack: &Stack, owner: Uuid, category: Option<&str>) -> Uuid {
     let video_id = Uuid::now_v7();
     let metadata = VideoMetadata {
@@ -18,42 +22,8 @@ async fn publish_video(stack: &Stack, owner: Uuid, category: Option<&str>) -> Uu
         category: category.map(str::to_owned),
         ..Default::default()
     };
-    stack
-        .deliver_video_event(VideoCreated {
-            video_id,
-            owner_id: owner,
-            metadata,
-        })
-        .await;
-    stack
-        .deliver_video_event(VideoUploaded {
-            video_id,
-            owner_id: owner,
-            size_bytes: 1000,
-        })
-        .await;
-    stack
-        .deliver_video_event(VideoReady {
-            video_id,
-            owner_id: owner,
-            manifest_key: format!("hls/{video_id}/master.m3u8"),
-            thumbnail_key: None,
-            duration_seconds: 60.0,
-            renditions: vec![],
-        })
-        .await;
-    let stack_ref = stack;
-    testkit::wait_for("the video ready", Duration::from_secs(30), || async move {
-        let body = stack_ref
-            .graphql(
-                None,
-                "query($id: ID!) { video(id: $id) { status } }",
-                json!({ "id": video_id }),
-            )
-            .await;
-        (body["data"]["video"]["status"] == "READY").then_some(())
-    })
-    .await;
+    let video_id = stack.publish_video(owner, metadata).await;
+    stack.wait_video_ready(None, video_id).await;
     video_id
 }
 
@@ -392,4 +362,120 @@ async fn a_full_publish_buffer_answers_rate_limited_and_loses_nothing_acknowledg
     // Every acknowledged view (distinct sessions) is counted and archived, and only those.
     expect_views(&stack, video, accepted).await;
     assert_eq!(archived(&stack).await, accepted as u64);
+}
+
+const TRENDING_CHANGED: &str =
+    "subscription($l: Int!) { trendingChanged(window: HOUR, limit: $l) { id } }";
+
+/// The ids of a `trendingChanged` push.
+async fn pushed(client: &mut WsClient, id: &str) -> Vec<String> {
+    let data = client.next_data(id).await;
+    data["trendingChanged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_burst_of_likes_tops_the_next_trending_changed_push_within_two_seconds() {
+    let stack = Stack::start().await;
+    stack.start_ranker(stack.ranker_config()).await;
+    let owner = Uuid::now_v7();
+    let a = publish_video(&stack, owner, None).await;
+    let b = publish_video(&stack, owner, None).await;
+    let c = publish_video(&stack, owner, None).await;
+    // a: 2 views, b: 1 view; c has nothing yet.
+    for (video, session) in [
+        (a, "session-a1-aaaa"),
+        (a, "session-a2-aaaa"),
+        (b, "session-b1-aaaa"),
+    ] {
+        view(&stack, None, video, Some(session)).await;
+    }
+    let (a, b, c) = (a.to_string(), b.to_string(), c.to_string());
+    testkit::wait_for("the views ranked", Duration::from_secs(20), || async {
+        let got = ids(&stack, "{ trending(window: HOUR) { id } }", json!({})).await;
+        (got == [a.clone(), b.clone()]).then_some(())
+    })
+    .await;
+
+    // Subscribers through the gateway, anonymous and signed in, with different limits:
+    // each gets the current list at once.
+    let url = stack.url("/media/graphql/ws").replace("http://", "ws://");
+    let fan = stack.token_for(Uuid::now_v7(), "fan");
+    let mut top2 = WsClient::connect_init(&url, None).await;
+    top2.subscribe("t", TRENDING_CHANGED, json!({ "l": 2 }))
+        .await;
+    let mut top1 = WsClient::connect_init(&url, Some(&fan)).await;
+    top1.subscribe("t", TRENDING_CHANGED, json!({ "l": 1 }))
+        .await;
+    assert_eq!(pushed(&mut top2, "t").await, [a.clone(), b.clone()]);
+    assert_eq!(pushed(&mut top1, "t").await, std::slice::from_ref(&a));
+
+    // Nothing changed: nothing is pushed.
+    assert!(
+        top2.recv_within(Duration::from_millis(1_500))
+            .await
+            .is_none()
+    );
+
+    // A burst of likes on c (5 points each, against a's 2 views).
+    let likers: Vec<String> = (0..10)
+        .map(|i| stack.token_for(Uuid::now_v7(), &format!("liker{i}")))
+        .collect();
+    join_all(likers.iter().map(|token| {
+        stack.graphql_ok(
+            Some(token),
+            "mutation($v: ID!) { likeVideo(videoId: $v) { likeCount } }",
+            json!({ "v": c }),
+        )
+    }))
+    .await;
+    let liked = Instant::now();
+    assert_eq!(pushed(&mut top2, "t").await, [c.clone(), a.clone()]);
+    assert_eq!(pushed(&mut top1, "t").await, std::slice::from_ref(&c));
+    let waited = liked.elapsed();
+    assert!(
+        waited <= Duration::from_secs(2),
+        "the new top list came {waited:?} after the likes"
+    );
+
+    // A change below a subscriber's limit is no news to it: b overtakes a (a view and a
+    // like: 6 points against 2), which moves top2's second place but not top1's first.
+    stack
+        .graphql_ok(
+            Some(&fan),
+            "mutation($v: ID!) { likeVideo(videoId: $v) { likeCount } }",
+            json!({ "v": b }),
+        )
+        .await;
+    assert_eq!(pushed(&mut top2, "t").await, [c.clone(), b.clone()]);
+    assert!(
+        top1.recv_within(Duration::from_millis(1_500))
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn trending_changed_refuses_bad_limits() {
+    let stack = Stack::start().await;
+    let url = stack.url("/media/graphql/ws").replace("http://", "ws://");
+    let mut client = WsClient::connect_init(&url, None).await;
+    for (id, limit) in [("zero", 0), ("huge", 100_000)] {
+        client
+            .subscribe(id, TRENDING_CHANGED, json!({ "l": limit }))
+            .await;
+        match client.recv().await {
+            Received::Json(message) if message["type"] == "error" && message["id"] == id => {
+                assert_eq!(
+                    message["payload"][0]["extensions"]["code"], "BAD_USER_INPUT",
+                    "{message}"
+                );
+            }
+            other => panic!("expected an error for {id}, got {other:?}"),
+        }
+    }
 }

@@ -169,6 +169,21 @@ pub fn t0_key(prefix: &str) -> String {
     format!("{prefix}trending:t0")
 }
 
+/// The Redis pub/sub channel on which the ranker announces that it changed the trending
+/// sets (after each applied batch). It is a channel of media's real-time hub (whose channels
+/// are `{prefix}rt:{name}`), so every media replica with `trendingChanged` subscribers hears
+/// it through its one hub connection and re-reads the top lists.
+pub fn trending_moved_channel(prefix: &str) -> String {
+    format!("{prefix}rt:trending")
+}
+
+/// The announcement on [`trending_moved_channel`], in the hub's wire format: the time it was
+/// published (unix microseconds) and an event without data. The sets themselves are the
+/// truth; the message only says "read them again".
+pub fn trending_moved_message(published_at_micros: i64) -> String {
+    format!(r#"{{"at":{published_at_micros},"event":{{"type":"trending_moved"}}}}"#)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,6 +66,8 @@ pub struct Context {
     pub feed_cache: FeedPages,
     pub search_cache: search::SearchPages,
     pub realtime: realtime::Realtime,
+    /// `trendingChanged`'s shared readers, one per window with subscribers.
+    pub trending_boards: trending::TrendingBoards,
     pub interactions: Interactions,
 }
 
@@ -108,6 +110,7 @@ impl Context {
         .context("REDIS_URL")?;
         Ok(Self {
             realtime,
+            trending_boards: trending::TrendingBoards::default(),
             users: Arc::new(loader(UserLoader(directory.clone()))),
             likes: Arc::new(loader(LikeLoader(pool.clone()))),
             subscriber_counts: Arc::new(loader(SubscriberCountLoader(pool.clone()))),

@@ -16,7 +16,7 @@ use crate::{
     likes::LikeMutation,
     realtime::RealtimeSubscription,
     search::SearchQuery,
-    trending::TrendingQuery,
+    trending::{TrendingQuery, TrendingSubscription},
     viewer::Viewer,
 };
 
@@ -55,7 +55,7 @@ pub struct Mutation(
 
 /// Live updates, over graphql-transport-ws at `/media/graphql/ws` (see `realtime`).
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(RealtimeSubscription);
+pub struct Subscription(RealtimeSubscription, TrendingSubscription);
 
 pub type KinoSchema = Schema<Query, Mutation, Subscription>;
 

@@ -22,6 +22,45 @@ pub struct Config {
     pub queue_expires: Option<Duration>,
     pub scoring: Scoring,
     pub ingest: Ingest,
+    pub roles: Roles,
+}
+
+/// `RANKER_ROLES`: which consumers this process runs, comma-separated: `rank`
+/// (interactions into the trending sets, view counters, rebasing) and `archive` (raw events
+/// into MongoDB). Both by default. They consume separate queues, so a deployment may run
+/// them as separate processes: the archive then scales, and falls behind, on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub rank: bool,
+    pub archive: bool,
+}
+
+impl Default for Roles {
+    fn default() -> Self {
+        Self {
+            rank: true,
+            archive: true,
+        }
+    }
+}
+
+impl std::str::FromStr for Roles {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut roles = Self {
+            rank: false,
+            archive: false,
+        };
+        for role in s.split(',').map(str::trim) {
+            match role {
+                "rank" => roles.rank = true,
+                "archive" => roles.archive = true,
+                other => return Err(format!("unknown role {other:?} (rank, archive)")),
+            }
+        }
+        Ok(roles)
+    }
 }
 
 /// How interactions become scores.
@@ -194,6 +233,7 @@ impl Config {
                 counter_flush: millis("COUNTER_FLUSH_MILLIS", i.counter_flush)?,
                 archive_batch_size: var("ARCHIVE_BATCH_SIZE", &i.archive_batch_size.to_string())?,
             },
+            roles: var("RANKER_ROLES", "rank,archive")?,
         })
     }
 
@@ -220,5 +260,20 @@ fn positive<T: PartialOrd + Default + ToString>(name: &str, value: T) -> Result<
             value: value.to_string(),
             reason: "must be positive".into(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Roles;
+
+    #[test]
+    fn roles_parse_from_a_list_and_refuse_unknown_ones() {
+        let both: Roles = "rank,archive".parse().unwrap();
+        assert_eq!(both, Roles::default());
+        let archive: Roles = " archive ".parse().unwrap();
+        assert!(archive.archive && !archive.rank);
+        assert!("rank,search".parse::<Roles>().is_err());
+        assert!("".parse::<Roles>().is_err());
     }
 }

@@ -140,6 +140,9 @@ impl Ingestor {
         }
         match self.apply(&decoded).await {
             Ok(accepted) => {
+                if accepted > 0 {
+                    self.store.announce_trending_moved().await;
+                }
                 metrics::counter!("ranker_events_total", "outcome" => "accepted")
                     .increment(accepted as u64);
                 metrics::counter!("ranker_events_total", "outcome" => "dropped")

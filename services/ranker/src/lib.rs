@@ -73,17 +73,22 @@ impl Context {
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let grace = config.http.shutdown_grace;
     let ctx = Context::connect(config).await?;
-    let ingestor = Arc::new(ctx.ingestor());
-    ingest::spawn(&ctx, ingestor.clone(), shutdown.triggered());
-    archive::spawn(&ctx, shutdown.triggered());
-    rebase::spawn(ingestor.clone(), shutdown.triggered());
-    counters::spawn(
-        ingestor.store.clone(),
-        Arc::new(events::Publisher::new(ctx.rabbit.clone())),
-        ctx.config.queue_prefix.clone(),
-        ctx.config.ingest.counter_flush,
-        shutdown.triggered(),
-    );
+    let roles = ctx.config.roles;
+    if roles.rank {
+        let ingestor = Arc::new(ctx.ingestor());
+        ingest::spawn(&ctx, ingestor.clone(), shutdown.triggered());
+        rebase::spawn(ingestor.clone(), shutdown.triggered());
+        counters::spawn(
+            ingestor.store.clone(),
+            Arc::new(events::Publisher::new(ctx.rabbit.clone())),
+            ctx.config.queue_prefix.clone(),
+            ctx.config.ingest.counter_flush,
+            shutdown.triggered(),
+        );
+    }
+    if roles.archive {
+        archive::spawn(&ctx, shutdown.triggered());
+    }
     platform::http::serve_service(
         listener,
         "/ranker",

@@ -258,6 +258,22 @@ impl Store {
         }
     }
 
+    /// Tells media's replicas that the trending sets changed, so `trendingChanged`
+    /// subscribers get the new top lists (see `events::interaction::trending_moved_channel`).
+    /// Best effort: the sets are already written, and media re-reads them periodically anyway.
+    pub async fn announce_trending_moved(&self) {
+        let at = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000) as i64;
+        let mut conn = self.redis.clone();
+        let published: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(events::interaction::trending_moved_channel(&self.prefix))
+            .arg(events::interaction::trending_moved_message(at))
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = published {
+            tracing::debug!(error = %e, "trending change not announced");
+        }
+    }
+
     /// Rebases `key` from `old_t0` to `new_t0`; false if its landmark was not `old_t0`.
     pub async fn rebase(
         &self,

@@ -22,8 +22,10 @@ pub fn spawn(ctx: &Context, shutdown: impl Future<Output = ()> + Send + 'static)
         &counters_routing_key(&ctx.config.queue_prefix),
     );
     let pool = ctx.db.pool().clone();
+    let stats = ctx.realtime.stats.clone();
     consumer::spawn(ctx.rabbit.clone(), spec, 32, shutdown, move |delivery| {
         let pool = pool.clone();
+        let stats = stats.clone();
         async move {
             let envelope = match consumer::decode::<ViewCounters>(&delivery.data) {
                 Ok(envelope) => envelope,
@@ -33,7 +35,13 @@ pub fn spawn(ctx: &Context, shutdown: impl Future<Output = ()> + Send + 'static)
                 }
             };
             match apply(&pool, envelope.id, &envelope.data).await {
-                Ok(()) => Outcome::Ack,
+                Ok(()) => {
+                    // `videoStats` subscribers see the new view counts.
+                    for video in envelope.data.videos.iter().filter(|v| v.views > 0) {
+                        stats.touch(video.video_id);
+                    }
+                    Outcome::Ack
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "counters report not applied; will retry");
                     Outcome::Retry

@@ -21,6 +21,12 @@ pub struct RealtimeConfig {
     /// `REALTIME_STATS_INTERVAL_MILLIS`: `videoStats` updates are coalesced to at most one
     /// per this interval (per replica when published, per subscriber when delivered).
     pub stats_interval: Duration,
+    /// `REALTIME_TRENDING_INTERVAL_MILLIS`: `trendingChanged` lists are re-read (and pushed,
+    /// if they changed) at most once per this interval.
+    pub trending_interval: Duration,
+    /// `REALTIME_TRENDING_REFRESH_SECS`: without announcements from the ranker, the lists are
+    /// still re-read this often (catches listing changes: a video made private or deleted).
+    pub trending_refresh: Duration,
     /// `REALTIME_REPLAY_MAX`: the most comments `commentEvents(after:)` replays; further
     /// behind, the client is told to resynchronise (reload the comments).
     pub replay_max: usize,
@@ -43,6 +49,11 @@ impl RealtimeConfig {
             send_timeout: Duration::from_secs(var("REALTIME_SEND_TIMEOUT_SECS", "30")?),
             channel_capacity: var("REALTIME_CHANNEL_CAPACITY", "256")?,
             stats_interval: Duration::from_millis(var("REALTIME_STATS_INTERVAL_MILLIS", "250")?),
+            trending_interval: Duration::from_millis(var(
+                "REALTIME_TRENDING_INTERVAL_MILLIS",
+                "1000",
+            )?),
+            trending_refresh: Duration::from_secs(var("REALTIME_TRENDING_REFRESH_SECS", "10")?),
             replay_max: var("REALTIME_REPLAY_MAX", "1000")?,
             max_subscriptions: var("REALTIME_MAX_SUBSCRIPTIONS", "100")?,
             max_message_bytes: var("REALTIME_MAX_MESSAGE_BYTES", "65536")?,

@@ -361,7 +361,7 @@ async fn visible_video(ctx: &Context<'_>, video: Uuid) -> Result<VideoRow, Error
 }
 
 /// Keeps `media_realtime_subscriptions` right however the stream ends.
-fn counted<S: Stream>(inner: S) -> impl Stream<Item = S::Item> {
+pub(crate) fn counted<S: Stream>(inner: S) -> impl Stream<Item = S::Item> {
     struct Guard;
     impl Drop for Guard {
         fn drop(&mut self) {

@@ -71,6 +71,9 @@ pub enum Event {
     Comment(CommentChange),
     Progress(ProgressUpdate),
     Stats(StatsUpdate),
+    /// The ranker changed the trending sets (published by the ranker, see
+    /// `events::interaction::trending_moved_message`): re-read the top lists.
+    TrendingMoved,
     /// Never published: the hub's own signal that messages may have been lost (its Redis
     /// connection broke and came back).
     #[serde(skip)]

@@ -151,4 +151,8 @@ pub mod channels {
     pub fn stats(video: &impl std::fmt::Display) -> String {
         format!("stats:{video}")
     }
+
+    /// The ranker's announcements that the trending sets changed (one channel for all
+    /// windows; `events::interaction::trending_moved_channel` is its name on Redis).
+    pub const TRENDING: &str = "trending";
 }

@@ -81,6 +81,9 @@ pub fn router(schema: KinoSchema, realtime: Realtime) -> Router {
         .with_state(WsState { schema, realtime })
 }
 
+/// See [`upgrade`]: the read chunk per connection.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
 async fn upgrade(
     State(state): State<WsState>,
     headers: HeaderMap,
@@ -94,7 +97,12 @@ async fn upgrade(
     let ws = ws
         .protocols([PROTOCOL])
         .max_message_size(state.realtime.config.max_message_bytes)
-        .max_frame_size(state.realtime.config.max_message_bytes);
+        .max_frame_size(state.realtime.config.max_message_bytes)
+        // Clients send a few small messages (init, subscribe, pong), so tungstenite's
+        // default 128 KiB read buffer per connection would be nearly all waste: at 10,000
+        // connections it is most of the replica's memory. Larger frames still arrive
+        // whole (the buffer grows for them); 4 KiB is only the size of each read.
+        .read_buffer_size(READ_BUFFER_BYTES);
     let negotiated = ws.selected_protocol().is_some();
     ws.on_upgrade(move |socket| async move {
         metrics::connection_opened();

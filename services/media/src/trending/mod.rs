@@ -10,6 +10,10 @@ use async_graphql::{Context, Enum, ID, Object, Result};
 use events::interaction::{Scope, trending_key};
 use uuid::Uuid;
 
+pub mod live;
+
+pub use live::{TrendingBoards, TrendingSubscription};
+
 use crate::{
     catalogue::{Video, VideoRow, store},
     error::Error,
@@ -19,7 +23,7 @@ use crate::{
 /// Pages read from a sorted set before giving up on filling `limit`.
 const MAX_PAGES: usize = 4;
 
-#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[graphql(remote = "::events::interaction::Window")]
 pub enum TrendingWindow {
     /// Scores halve every `HALF_LIFE_HOUR_SECS` (1 hour by default).
@@ -32,7 +36,13 @@ pub enum TrendingWindow {
 
 /// The top `limit` listed videos of a trending set, best first.
 pub async fn top(app: &AppContext, key: &str, limit: usize) -> Result<Vec<Video>, Error> {
-    let mut out: Vec<Video> = Vec::with_capacity(limit);
+    let rows = top_rows(app, key, limit).await?;
+    Ok(rows.into_iter().map(Video::from).collect())
+}
+
+/// [`top`], as catalogue rows.
+pub async fn top_rows(app: &AppContext, key: &str, limit: usize) -> Result<Vec<VideoRow>, Error> {
+    let mut out: Vec<VideoRow> = Vec::with_capacity(limit);
     let page = limit + limit / 2 + 10;
     let mut redis = app.redis.clone();
     for n in 0..MAX_PAGES {
@@ -56,7 +66,7 @@ pub async fn top(app: &AppContext, key: &str, limit: usize) -> Result<Vec<Video>
                 return Ok(out);
             }
             if let Some(row) = rows.iter().find(|r| r.id == id) {
-                out.push(row.clone().into());
+                out.push(row.clone());
             }
         }
         if out.len() == limit || fetched < page {
@@ -80,7 +90,7 @@ async fn listed(app: &AppContext, ids: &[Uuid]) -> Result<Vec<VideoRow>, Error> 
         .await?)
 }
 
-fn check_limit(app: &AppContext, limit: i32) -> Result<usize, Error> {
+pub(crate) fn check_limit(app: &AppContext, limit: i32) -> Result<usize, Error> {
     let max = app.config.limits.max_page;
     if limit < 1 || limit as usize > max {
         return Err(Error::bad_input(format!("limit must be 1–{max}")));

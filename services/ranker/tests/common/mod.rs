@@ -34,6 +34,7 @@ pub fn config(env: &TestEnv) -> ranker::Config {
             batch_wait: Duration::from_millis(10),
             ..Ingest::default()
         },
+        roles: ranker::config::Roles::default(),
     }
 }
 
