@@ -306,7 +306,19 @@ fn rss() -> u64 {
 async fn a_client_that_reads_nothing_costs_bounded_memory_and_slows_nobody() {
     const EVENTS: usize = 10_000;
     const CAPACITY: usize = 64;
-    let stack = Stack::start_configured(|_| {}, |m| m.realtime.channel_capacity = CAPACITY).await;
+    // The connection-level guards against a client that stops reading (missed pongs, a
+    // send that does not complete) are pushed past the test's length: on a loaded machine
+    // reading 10,000 events takes longer than their defaults, and this test is about the
+    // hub's bound and the RESYNC that follows it, not about those guards.
+    let stack = Stack::start_configured(
+        |_| {},
+        |m| {
+            m.realtime.channel_capacity = CAPACITY;
+            m.realtime.keepalive = Duration::from_secs(300);
+            m.realtime.send_timeout = Duration::from_secs(600);
+        },
+    )
+    .await;
     let owner = Uuid::now_v7();
     let video = ready_video(&stack, owner, Visibility::Public).await;
     let url = media_ws_url(stack.media_addr);
@@ -385,10 +397,8 @@ async fn a_client_that_reads_nothing_costs_bounded_memory_and_slows_nobody() {
     // What the hub holds for the stalled subscriber never exceeds the channel's capacity…
     assert!(max_buffered <= CAPACITY, "buffered {max_buffered}");
     assert!(stats.buffered <= CAPACITY, "{stats:?}");
-    // The reader is still subscribed; the stalled client either still is (told to resync)
-    // or was closed for not reading (send timeout, missed pongs on a slow machine): both
-    // are the bounded outcomes the design allows.
-    assert!((1..=2).contains(&stats.subscribers), "{stats:?}");
+    // Both are still subscribed: the stalled one is only behind.
+    assert_eq!(stats.subscribers, 2, "{stats:?}");
     // …and the process did not keep the 40 MB that went by (measured over the whole
     // process, which also holds Redis, GraphQL and socket buffers).
     assert!(

@@ -69,7 +69,11 @@ async fn expect_views(stack: &Stack, video: Uuid, n: i64) {
 /// The ids of a trending list query's answer.
 async fn ids(stack: &Stack, query: &str, variables: Value) -> Vec<String> {
     let data = stack.graphql_ok(None, query, variables).await;
-    let list = data.as_object().unwrap().values().next().unwrap();
+    id_list(data.as_object().unwrap().values().next().unwrap())
+}
+
+/// The `id`s of a list of videos.
+fn id_list(list: &Value) -> Vec<String> {
     list.as_array()
         .unwrap()
         .iter()
@@ -369,13 +373,7 @@ const TRENDING_CHANGED: &str =
 
 /// The ids of a `trendingChanged` push.
 async fn pushed(client: &mut WsClient, id: &str) -> Vec<String> {
-    let data = client.next_data(id).await;
-    data["trendingChanged"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["id"].as_str().unwrap().to_owned())
-        .collect()
+    id_list(&client.next_data(id).await["trendingChanged"])
 }
 
 #[tokio::test]
