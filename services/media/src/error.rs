@@ -20,6 +20,8 @@ pub enum Error {
     BadInput(String),
     /// Too much is waiting to be published; the client should slow down and retry.
     RateLimited,
+    /// A service this answer depends on (the recommender) is down; retry later.
+    Unavailable(&'static str),
     /// A store failed. The request may be retried.
     Internal(anyhow::Error),
 }
@@ -34,6 +36,7 @@ impl Error {
             Self::NotFound(_) => "NOT_FOUND",
             Self::BadInput(_) => "BAD_USER_INPUT",
             Self::RateLimited => "RATE_LIMITED",
+            Self::Unavailable(_) => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -42,7 +45,7 @@ impl Error {
     pub fn message(&self) -> String {
         match self {
             Self::Unauthenticated => "sign in to do this".into(),
-            Self::Forbidden(m) | Self::NotFound(m) => (*m).into(),
+            Self::Forbidden(m) | Self::NotFound(m) | Self::Unavailable(m) => (*m).into(),
             Self::BadInput(m) => m.clone(),
             Self::RateLimited => "too many requests; retry shortly".into(),
             Self::Internal(_) => "internal error".into(),

@@ -6,7 +6,8 @@
 //! Features, one folder each: [`catalogue`] (videos from video.* events, feed, owner
 //! edits), [`search`], [`likes`], [`channels`] (subscriptions), [`comments`], [`users`]
 //! (profiles from auth, cached), [`interactions`] (views, shares, watch time → the
-//! ranker), [`trending`] (the ranker's lists), [`realtime`] (GraphQL subscriptions over
+//! ranker), [`trending`] (the ranker's lists), [`recommend`] (related videos and the
+//! personal feed, from the recommender), [`realtime`] (GraphQL subscriptions over
 //! WebSocket, fanned out across replicas). [`schema`] merges them; [`routes`] serves them.
 
 pub mod catalogue;
@@ -19,6 +20,7 @@ pub mod interactions;
 pub mod likes;
 pub mod page_cache;
 pub mod realtime;
+pub mod recommend;
 pub mod routes;
 pub mod schema;
 pub mod search;
@@ -69,6 +71,7 @@ pub struct Context {
     /// `trendingChanged`'s shared readers, one per window with subscribers.
     pub trending_boards: trending::TrendingBoards,
     pub interactions: Interactions,
+    pub recommender: recommend::Client,
 }
 
 impl Context {
@@ -125,6 +128,10 @@ impl Context {
                 config.interaction_batch,
             ),
             directory,
+            recommender: recommend::Client::new(
+                &config.recommender_url,
+                config.recommender_timeout,
+            ),
             config: Arc::new(config),
             db,
             mongo,

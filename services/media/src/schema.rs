@@ -15,6 +15,7 @@ use crate::{
     interactions::InteractionMutation,
     likes::LikeMutation,
     realtime::RealtimeSubscription,
+    recommend::RecommendQuery,
     search::SearchQuery,
     trending::{TrendingQuery, TrendingSubscription},
     viewer::Viewer,
@@ -42,7 +43,13 @@ pub fn count_query(store: &'static str, query: &'static str) {
 }
 
 #[derive(MergedObject, Default)]
-pub struct Query(CatalogueQuery, SearchQuery, CommentQuery, TrendingQuery);
+pub struct Query(
+    CatalogueQuery,
+    SearchQuery,
+    CommentQuery,
+    TrendingQuery,
+    RecommendQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(

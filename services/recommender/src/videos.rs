@@ -1,0 +1,361 @@
+//! Video events → the recommender's catalogue, and the worker that embeds it.
+//!
+//! The `recommender.videos` queue takes `video.created` (the uploader's metadata),
+//! `video.updated` (edits, visibility), `video.ready` and `video.deleted`. A batch of them
+//! is applied to PostgreSQL in one transaction (each event once, by id), then to the
+//! in-memory index, and acknowledged. Applying an event never waits for the model: a
+//! change of text only marks the row as needing an embedding (`text_version`), and the
+//! [`embedder`] catches up in the background. So a slow model delays a video's *arrival*
+//! in results, never the acknowledgement of other events, and never a removal: deletion
+//! and visibility changes take effect as soon as their batch commits.
+//!
+//! Events may arrive out of order and more than once: any event may create the row, the
+//! uploader's metadata is taken from `video.created` only while the row has none (an
+//! edit wins), `ready` and `deleted` only ever turn on.
+
+use std::{sync::Arc, time::Duration};
+
+use events::{
+    consumer::{self, BatchOutcome},
+    video::{VideoCreated, VideoDeleted, VideoMetadata, VideoReady, VideoUpdated},
+};
+use lapin::message::Delivery;
+use serde::de::DeserializeOwned;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::{Context, Serving, embed::Model};
+
+/// The routing keys the videos queue binds.
+pub const KEYS: [&str; 4] = [
+    "video.created",
+    "video.updated",
+    "video.ready",
+    "video.deleted",
+];
+
+/// What applying an event did to a video, for the in-memory index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Its listability is now this (public, ready, not deleted).
+    Listable(Uuid, bool),
+    Deleted(Uuid),
+}
+
+pub fn spawn(
+    ctx: &Context,
+    serving: Arc<Serving>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let pool = ctx.db.pool().clone();
+    let wake = ctx.embed_wake.clone();
+    consumer::spawn_batched(
+        ctx.rabbit.clone(),
+        ctx.config.videos_queue(),
+        ctx.config.batch_size,
+        ctx.config.batch_wait,
+        shutdown,
+        move |batch| {
+            let (pool, serving, wake) = (pool.clone(), serving.clone(), wake.clone());
+            async move { handle(&pool, &serving, &wake, batch).await }
+        },
+    );
+}
+
+async fn handle(
+    pool: &PgPool,
+    serving: &Serving,
+    wake: &Notify,
+    batch: Vec<Delivery>,
+) -> BatchOutcome {
+    let mut reject = Vec::new();
+    let bodies: Vec<(usize, &[u8])> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i, d.data.as_slice()))
+        .collect();
+    let outcome = async {
+        let mut tx = pool.begin().await?;
+        let mut changes = Vec::new();
+        let mut to_embed = false;
+        for (index, body) in bodies {
+            match apply(&mut tx, body).await {
+                Ok(Some((change, text_changed))) => {
+                    changes.push(change);
+                    to_embed |= text_changed;
+                }
+                Ok(None) => {}
+                Err(ApplyError::Decode(e)) => {
+                    tracing::error!(error = %e, "undecodable video event");
+                    reject.push(index);
+                }
+                Err(ApplyError::Store(e)) => return Err(e),
+            }
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>((changes, to_embed))
+    }
+    .await;
+    match outcome {
+        Ok((changes, to_embed)) => {
+            for change in changes {
+                match change {
+                    Change::Listable(id, listable) => serving.index.set_listable(id, listable),
+                    Change::Deleted(id) => {
+                        serving.index.remove(id);
+                        serving.tastes.forget_video(id);
+                    }
+                }
+            }
+            if to_embed {
+                wake.notify_one();
+            }
+            metrics::counter!("recommender_video_events_total").increment(batch.len() as u64);
+            BatchOutcome::Ack { reject }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "video events not applied; will retry");
+            BatchOutcome::Retry
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Decode(#[from] serde_json::Error),
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+}
+
+/// Applies one encoded event inside `tx`. Returns what changed and whether the video's
+/// text changed (it needs embedding); None for a duplicate or an event of another type.
+///
+/// Dispatches on the envelope's `type`, not the routing key (tests and replays deliver
+/// straight to the queue).
+pub async fn apply(
+    tx: &mut PgConnection,
+    body: &[u8],
+) -> Result<Option<(Change, bool)>, ApplyError> {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        id: Uuid,
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    fn data<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApplyError> {
+        Ok(consumer::decode::<T>(body)?.data)
+    }
+    let Kind { id, kind } = serde_json::from_slice(body)?;
+    // Decode before recording the id, so a malformed event is rejected, not swallowed.
+    let applied = match kind.as_str() {
+        "video.created" => {
+            let e: VideoCreated = data(body)?;
+            if !first_time(tx, id).await? {
+                return Ok(None);
+            }
+            match metadata(tx, e.video_id, e.owner_id, &e.metadata, false).await? {
+                Some(applied) => applied,
+                None => return Ok(None),
+            }
+        }
+        "video.updated" => {
+            let e: VideoUpdated = data(body)?;
+            if !first_time(tx, id).await? {
+                return Ok(None);
+            }
+            match metadata(tx, e.video_id, e.owner_id, &e.metadata, true).await? {
+                Some(applied) => applied,
+                None => return Ok(None),
+            }
+        }
+        "video.ready" => {
+            let e: VideoReady = data(body)?;
+            if !first_time(tx, id).await? {
+                return Ok(None);
+            }
+            let listable: bool = sqlx::query_scalar(
+                "INSERT INTO videos (id, owner_id, ready) VALUES ($1, $2, true)
+                 ON CONFLICT (id) DO UPDATE SET ready = true, updated_at = now()
+                 RETURNING visibility = 'public' AND ready AND NOT deleted",
+            )
+            .bind(e.video_id)
+            .bind(e.owner_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            (Change::Listable(e.video_id, listable), false)
+        }
+        "video.deleted" => {
+            let e: VideoDeleted = data(body)?;
+            if !first_time(tx, id).await? {
+                return Ok(None);
+            }
+            // The row stays (a late video.created must not bring it back); its vector and
+            // the users' signals about it go.
+            sqlx::query(
+                "INSERT INTO videos (id, owner_id, deleted) VALUES ($1, $2, true)
+                 ON CONFLICT (id) DO UPDATE SET deleted = true, embedding = NULL,
+                     title = '', description = '', tags = '{}', updated_at = now()",
+            )
+            .bind(e.video_id)
+            .bind(e.owner_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM user_signals WHERE video_id = $1")
+                .bind(e.video_id)
+                .execute(&mut *tx)
+                .await?;
+            (Change::Deleted(e.video_id), false)
+        }
+        other => {
+            tracing::debug!(kind = other, "ignored video event");
+            return Ok(None);
+        }
+    };
+    Ok(Some(applied))
+}
+
+/// Remembers an event id; false if it was already applied.
+async fn first_time(conn: &mut PgConnection, event: Uuid) -> sqlx::Result<bool> {
+    let inserted =
+        sqlx::query("INSERT INTO processed_events (id) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(event)
+            .execute(conn)
+            .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// Stores metadata: from `video.created` only while the row has none, from an edit
+/// always. The text version moves only when the embedded text changed.
+async fn metadata(
+    conn: &mut PgConnection,
+    video: Uuid,
+    owner: Uuid,
+    m: &VideoMetadata,
+    is_edit: bool,
+) -> sqlx::Result<Option<(Change, bool)>> {
+    let row: Option<(bool, bool)> = sqlx::query_as(
+        "INSERT INTO videos (id, owner_id, title, description, tags, category, visibility,
+                             has_metadata, text_version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, true, 1)
+         ON CONFLICT (id) DO UPDATE SET
+             title = EXCLUDED.title, description = EXCLUDED.description, tags = EXCLUDED.tags,
+             category = EXCLUDED.category, visibility = EXCLUDED.visibility,
+             has_metadata = true, updated_at = now(),
+             text_version = videos.text_version
+                 + CASE WHEN (videos.title, videos.description, videos.tags)
+                             IS DISTINCT FROM (EXCLUDED.title, EXCLUDED.description, EXCLUDED.tags)
+                             OR NOT videos.has_metadata
+                        THEN 1 ELSE 0 END
+         WHERE NOT videos.deleted AND ($8 OR NOT videos.has_metadata)
+         RETURNING visibility = 'public' AND ready AND NOT deleted,
+                   embedded_version IS DISTINCT FROM text_version",
+    )
+    .bind(video)
+    .bind(owner)
+    .bind(&m.title)
+    .bind(&m.description)
+    .bind(&m.tags)
+    .bind(&m.category)
+    .bind(m.visibility.as_str())
+    .bind(is_edit)
+    .fetch_optional(conn)
+    .await?;
+    // No row back: the video was deleted, or this is a late `created` after an edit;
+    // nothing changed.
+    Ok(row.map(|(listable, pending)| (Change::Listable(video, listable), pending)))
+}
+
+/// Embeds what needs embedding, a batch at a time, until shutdown: woken by the video
+/// consumer when a text changed, and every few seconds regardless (a wake-up may be lost
+/// across a crash; the rows are not).
+pub fn embedder(
+    pool: PgPool,
+    model: Arc<Model>,
+    serving: Arc<Serving>,
+    wake: Arc<Notify>,
+    batch_size: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    tokio::spawn(async move {
+        tokio::pin!(shutdown);
+        loop {
+            let pause = match embed_batch(&pool, &model, &serving, batch_size).await {
+                Ok(n) if n == batch_size => Duration::ZERO, // more may be waiting
+                Ok(_) => Duration::from_secs(5),
+                Err(e) => {
+                    tracing::warn!(error = %e, "embedding batch failed; will retry");
+                    Duration::from_secs(2)
+                }
+            };
+            if pause.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(pause) => {}
+                () = &mut shutdown => return,
+            }
+        }
+    });
+}
+
+/// Embeds up to `batch_size` videos whose text changed; returns how many it took.
+pub async fn embed_batch(
+    pool: &PgPool,
+    model: &Arc<Model>,
+    serving: &Serving,
+    batch_size: usize,
+) -> anyhow::Result<usize> {
+    let rows: Vec<(Uuid, String, Vec<String>, String, i64)> = sqlx::query_as(
+        "SELECT id, title, tags, description, text_version FROM videos
+         WHERE has_metadata AND NOT deleted AND embedded_version IS DISTINCT FROM text_version
+         ORDER BY updated_at LIMIT $1",
+    )
+    .bind(batch_size as i64)
+    .fetch_all(pool)
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let texts: Vec<String> = rows
+        .iter()
+        .map(|(_, title, tags, description, _)| crate::embed::video_text(title, tags, description))
+        .collect();
+    let started = std::time::Instant::now();
+    let embedder = model.clone();
+    let vectors = tokio::task::spawn_blocking(move || embedder.embed(&texts)).await??;
+    metrics::histogram!("recommender_embed_batch_seconds").record(started.elapsed().as_secs_f64());
+
+    let mut tx = pool.begin().await?;
+    let mut stored = Vec::with_capacity(rows.len());
+    for ((id, .., text_version), vector) in rows.iter().zip(vectors) {
+        // Only if the text is still the one embedded (an edit meanwhile leaves the row
+        // pending for the next batch) and the video was not deleted.
+        let listable: Option<bool> = sqlx::query_scalar(
+            "UPDATE videos SET embedding = $2, embedded_version = $3, model = $4,
+                 model_version = $5, embedded_at = now()
+             WHERE id = $1 AND text_version = $3 AND NOT deleted
+             RETURNING visibility = 'public' AND ready",
+        )
+        .bind(id)
+        .bind(&vector)
+        .bind(text_version)
+        .bind(&model.name)
+        .bind(&model.version)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(listable) = listable {
+            stored.push((*id, vector, listable));
+        }
+    }
+    tx.commit().await?;
+    for (id, vector, listable) in stored {
+        serving.index.upsert(id, vector, listable);
+    }
+    metrics::counter!("recommender_embedded_total").increment(rows.len() as u64);
+    metrics::gauge!("recommender_index_vectors").set(serving.index.len() as f64);
+    metrics::gauge!("recommender_index_dead_slots").set(serving.index.dead_slots() as f64);
+    Ok(rows.len())
+}

@@ -1,0 +1,371 @@
+//! What the recommender's tests share: a configuration on the test's own database and
+//! queues, the service started in-process, events delivered straight into its queues, and
+//! a small catalogue of distinct topics.
+#![allow(dead_code)]
+
+use std::{sync::Arc, time::Duration};
+
+use events::{
+    Envelope, Event,
+    interaction::{Action, Interaction, user_viewer},
+    video::{VideoCreated, VideoMetadata, VideoReady, Visibility},
+};
+use platform::{Shutdown, config::HttpConfig, postgres::PostgresConfig};
+use recommender::config::{IndexConfig, ModelConfig, TasteConfig};
+use serde_json::Value;
+use testkit::TestEnv;
+use uuid::Uuid;
+
+pub fn config(env: &TestEnv) -> recommender::Config {
+    recommender::Config {
+        http: HttpConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            shutdown_grace: Duration::from_secs(5),
+        },
+        postgres: PostgresConfig {
+            url: env.database_url.clone(),
+            max_connections: 4,
+        },
+        amqp_url: env.amqp_url.clone(),
+        queue_prefix: format!("test-{}.", env.id),
+        queue_expires: Some(Duration::from_secs(600)),
+        model: ModelConfig {
+            dir: std::env::var("RECOMMENDER_MODEL_DIR")
+                .expect("RECOMMENDER_MODEL_DIR (source deploy/local/lib.sh)")
+                .into(),
+            name: "all-MiniLM-L6-v2".into(),
+            batch_size: 32,
+            max_tokens: 256,
+        },
+        index: IndexConfig::default(),
+        taste: TasteConfig::default(),
+        trending_share: 0.25,
+        batch_size: 100,
+        batch_wait: Duration::from_millis(10),
+    }
+}
+
+/// A running recommender and a way to feed it.
+pub struct App {
+    pub base: String,
+    pub config: recommender::Config,
+    pub ctx: recommender::Context,
+    pub shutdown: Shutdown,
+    publisher: events::Publisher,
+    http: reqwest::Client,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+/// Starts the recommender on `env` and waits until it is ready (index loaded).
+pub async fn spawn_app(env: &TestEnv) -> App {
+    spawn_with(config(env)).await
+}
+
+pub async fn spawn_with(config: recommender::Config) -> App {
+    platform::telemetry::init("recommender-tests");
+    let shutdown = Shutdown::new();
+    let rabbit = events::Rabbit::new(&config.amqp_url, "recommender-tests");
+    // The queues exist before anything is delivered to them.
+    let channel = rabbit.channel().await.unwrap();
+    config.videos_queue().declare(&channel).await.unwrap();
+    config.interactions_queue().declare(&channel).await.unwrap();
+    let ctx = recommender::Context::connect(config.clone(), &shutdown)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(recommender::serve(ctx.clone(), listener, shutdown.clone()));
+    let base = format!("http://{addr}/recommender");
+    let ready = format!("{base}/readyz");
+    testkit::wait_for("recommender ready", Duration::from_secs(30), || {
+        let ready = ready.clone();
+        async move {
+            let response = reqwest::get(ready).await.ok()?;
+            response.status().is_success().then_some(())
+        }
+    })
+    .await;
+    App {
+        base,
+        config,
+        ctx,
+        shutdown,
+        publisher: events::Publisher::new(rabbit),
+        http: reqwest::Client::new(),
+    }
+}
+
+impl App {
+    /// Delivers a video event straight into the recommender's videos queue.
+    pub async fn video_event<T: Event>(&self, data: T) -> Envelope<T> {
+        let envelope = Envelope::new(data);
+        self.deliver(&self.config.videos_queue().name, &envelope)
+            .await;
+        envelope
+    }
+
+    /// Delivers a signed-in user's interaction straight into the interactions queue.
+    pub async fn interaction(&self, user: Uuid, video: Uuid, action: Action) {
+        let envelope = Envelope::new(Interaction {
+            video_id: video,
+            owner_id: Uuid::nil(),
+            category: None,
+            viewer: user_viewer(user),
+            action,
+        });
+        self.deliver(&self.config.interactions_queue().name, &envelope)
+            .await;
+    }
+
+    pub async fn deliver<T: Event>(&self, queue: &str, envelope: &Envelope<T>) {
+        let payload = serde_json::to_vec(envelope).unwrap();
+        self.publisher
+            .publish_raw("", queue, &envelope.id.to_string(), &payload)
+            .await
+            .unwrap();
+    }
+
+    /// Publishes a ready, public video; returns its id.
+    pub async fn publish(&self, title: &str, tags: &[&str], description: &str) -> Uuid {
+        let video_id = Uuid::now_v7();
+        self.video_event(VideoCreated {
+            video_id,
+            owner_id: Uuid::now_v7(),
+            metadata: VideoMetadata {
+                title: title.into(),
+                description: description.into(),
+                tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+                category: None,
+                visibility: Visibility::Public,
+            },
+        })
+        .await;
+        self.video_event(VideoReady {
+            video_id,
+            owner_id: Uuid::now_v7(),
+            manifest_key: format!("hls/{video_id}/master.m3u8"),
+            thumbnail_key: None,
+            duration_seconds: 60.0,
+            renditions: vec![],
+        })
+        .await;
+        video_id
+    }
+
+    /// `GET related/{id}?first=N`: status and body.
+    pub async fn related_raw(&self, video: &str, first: &str) -> (u16, Value, String) {
+        let response = self
+            .http
+            .get(format!("{}/related/{video}?first={first}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (
+            status,
+            response.json().await.unwrap_or(Value::Null),
+            content_type,
+        )
+    }
+
+    /// The ids `related` answers, or None while the video has no vector.
+    pub async fn related(&self, video: Uuid, first: usize) -> Option<Vec<Uuid>> {
+        let (status, body, _) = self
+            .related_raw(&video.to_string(), &first.to_string())
+            .await;
+        match status {
+            200 => Some(ids(&body)),
+            404 => None,
+            other => panic!("related: {other} {body}"),
+        }
+    }
+
+    /// `POST recommended`: status and body.
+    pub async fn recommended_raw(&self, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/recommended", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn recommended(&self, user: Uuid, first: usize, trending: &[Uuid]) -> Value {
+        let (status, body) = self
+            .recommended_raw(
+                serde_json::json!({ "userId": user, "first": first, "trending": trending }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Waits until every one of `videos` has a vector.
+    pub async fn wait_embedded(&self, videos: &[Uuid]) {
+        let index = self.ctx.serving.get().unwrap().clone();
+        let videos = videos.to_vec();
+        testkit::wait_for("every video embedded", Duration::from_secs(120), || {
+            let done = videos.iter().all(|v| index.index.vector(v).is_some());
+            async move { done.then_some(()) }
+        })
+        .await;
+    }
+}
+
+pub fn ids(body: &Value) -> Vec<Uuid> {
+    body["videos"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no videos in {body}"))
+        .iter()
+        .map(|v| Uuid::parse_str(v["id"].as_str().unwrap()).unwrap())
+        .collect()
+}
+
+/// A catalogue of distinct topics: (topic, title, tags, description).
+pub const CATALOGUE: &[(&str, &str, &[&str], &str)] = &[
+    (
+        "cooking",
+        "Fresh pasta from scratch",
+        &["cooking", "recipe", "italian"],
+        "Knead flour and eggs into dough and cut tagliatelle.",
+    ),
+    (
+        "cooking",
+        "The perfect roast chicken",
+        &["cooking", "dinner"],
+        "Season, roast and rest a whole chicken for crispy skin.",
+    ),
+    (
+        "cooking",
+        "Baking sourdough bread at home",
+        &["baking", "bread"],
+        "Feed your starter, shape the loaf and bake it in a dutch oven.",
+    ),
+    (
+        "cooking",
+        "Easy vegetable curry recipe",
+        &["cooking", "vegan", "recipe"],
+        "Simmer vegetables in coconut milk with spices and rice.",
+    ),
+    (
+        "cooking",
+        "Chocolate cake for beginners",
+        &["baking", "dessert"],
+        "Mix cocoa, butter and sugar, then bake and frost the cake.",
+    ),
+    (
+        "cooking",
+        "Knife skills every cook needs",
+        &["cooking", "kitchen"],
+        "Chop onions, dice carrots and julienne peppers like a chef.",
+    ),
+    (
+        "football",
+        "Champions League final highlights",
+        &["football", "soccer"],
+        "Every goal and save from the final match of the season.",
+    ),
+    (
+        "football",
+        "Top 10 free kicks of all time",
+        &["football", "goals"],
+        "Curling free kicks that beat the wall and the goalkeeper.",
+    ),
+    (
+        "football",
+        "How pressing tactics win matches",
+        &["football", "tactics"],
+        "Why teams press high up the pitch to win the ball back.",
+    ),
+    (
+        "football",
+        "Premier League goalkeeper saves",
+        &["football", "soccer", "saves"],
+        "Diving stops and reflex saves by the league's keepers.",
+    ),
+    (
+        "football",
+        "World Cup penalty shootouts",
+        &["football", "world cup"],
+        "Nerves, misses and winning penalties in knockout games.",
+    ),
+    (
+        "football",
+        "Training drills for young strikers",
+        &["football", "training"],
+        "Finishing, first touch and shooting drills for forwards.",
+    ),
+    (
+        "programming",
+        "Rust ownership explained",
+        &["programming", "rust"],
+        "Borrowing, lifetimes and moves in the Rust compiler.",
+    ),
+    (
+        "programming",
+        "Async Python with asyncio",
+        &["programming", "python"],
+        "Coroutines, event loops and await in Python code.",
+    ),
+    (
+        "programming",
+        "Building a REST API in Go",
+        &["programming", "golang", "backend"],
+        "Routing HTTP requests and writing handlers in Go.",
+    ),
+    (
+        "programming",
+        "Git branching for teams",
+        &["programming", "git"],
+        "Merge, rebase and pull requests in a software team.",
+    ),
+    (
+        "programming",
+        "Debugging JavaScript in the browser",
+        &["programming", "javascript"],
+        "Breakpoints and the console in browser developer tools.",
+    ),
+    (
+        "programming",
+        "SQL joins visualised",
+        &["programming", "databases", "sql"],
+        "Inner, left and outer joins across database tables.",
+    ),
+];
+
+/// Publishes the catalogue; returns (topic, id) per video, and waits until all are
+/// embedded.
+pub async fn publish_catalogue(app: &App) -> Vec<(&'static str, Uuid)> {
+    let mut out = Vec::new();
+    for (topic, title, tags, description) in CATALOGUE {
+        out.push((*topic, app.publish(title, tags, description).await));
+    }
+    let ids: Vec<Uuid> = out.iter().map(|(_, id)| *id).collect();
+    app.wait_embedded(&ids).await;
+    out
+}
+
+pub fn of_topic(catalogue: &[(&str, Uuid)], topic: &str) -> Vec<Uuid> {
+    catalogue
+        .iter()
+        .filter(|(t, _)| *t == topic)
+        .map(|(_, id)| *id)
+        .collect()
+}
+
+pub fn shared<T>(value: T) -> Arc<T> {
+    Arc::new(value)
+}

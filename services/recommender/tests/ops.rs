@@ -1,0 +1,44 @@
+//! The recommender's readiness follows each of its dependencies.
+
+mod common;
+
+use platform::Shutdown;
+use testkit::{
+    TestEnv,
+    ops::{Dependency, readiness_follows},
+};
+
+const DEPENDENCIES: &[&str] = &["postgres", "rabbitmq"];
+
+/// Starts the service in-process on a random port; resolves to its ops base URL.
+fn spawn_app(env: &TestEnv) -> impl Future<Output = String> + use<> {
+    let config = common::config(env);
+    async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(recommender::run(config, listener, Shutdown::new()));
+        format!("http://{addr}/recommender")
+    }
+}
+
+#[tokio::test]
+async fn readiness_follows_postgres() {
+    readiness_follows(
+        Dependency::Postgres,
+        DEPENDENCIES,
+        TestEnv::new("recommender"),
+        spawn_app,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn readiness_follows_rabbitmq() {
+    readiness_follows(
+        Dependency::RabbitMq,
+        DEPENDENCIES,
+        TestEnv::new("recommender"),
+        spawn_app,
+    )
+    .await;
+}
