@@ -195,23 +195,22 @@ impl Index {
     /// The `k` listable videos nearest to `query` (unit length), best first, leaving out
     /// those `excluded` says to.
     ///
-    /// hnsw_rs applies the filter while it walks the graph but may still return fewer than
-    /// `k` when many candidates are filtered out; the search is then repeated with a wider
-    /// beam (up to 16×) before settling for fewer.
+    /// The graph is searched without a filter and its `ef` best candidates are filtered
+    /// here. hnsw_rs can filter while it walks, but its filtered walk (0.3.5) gives up the
+    /// early stop that makes HNSW fast and visits the whole graph: at 100,000 vectors that
+    /// is a brute-force scan with heaps on top. Excluded videos are few in practice (the
+    /// video itself, what a viewer has seen, the unlisted), so post-filtering a beam of
+    /// `ef` keeps `k`; when it does not, the search is repeated with a wider beam (up to
+    /// 16×) before settling for fewer.
     pub fn nearest(&self, query: &[f32], k: usize, excluded: &dyn Fn(&Uuid) -> bool) -> Vec<Hit> {
         if k == 0 {
             return Vec::new();
         }
         let catalogue = self.catalogue.read().unwrap();
-        let filter = |slot: &usize| catalogue.admits(*slot, excluded).is_some();
+        let widest = self.config.ef_search.max(k) * 16;
         let mut ef = self.config.ef_search.max(k);
         loop {
-            let found = self.graph.search_filter(
-                query,
-                k,
-                ef,
-                Some(&filter as &dyn hnsw_rs::prelude::FilterT),
-            );
+            let found = self.graph.search(query, ef, ef);
             let hits: Vec<Hit> = found
                 .iter()
                 .filter_map(|n| {
@@ -223,10 +222,11 @@ impl Index {
                 })
                 .take(k)
                 .collect();
-            if hits.len() >= k || ef >= self.config.ef_search.max(k) * 16 {
+            // Fewer than ef candidates means the graph has no more to give.
+            if hits.len() >= k || found.len() < ef || ef >= widest {
                 return hits;
             }
-            ef *= 4;
+            ef = (ef * 4).min(widest);
         }
     }
 

@@ -213,6 +213,17 @@ impl App {
         body
     }
 
+    /// Waits until `user`'s interactions with every one of `videos` are applied.
+    pub async fn wait_signals(&self, user: Uuid, videos: &[Uuid]) {
+        let serving = self.ctx.serving.get().unwrap().clone();
+        let videos = videos.to_vec();
+        testkit::wait_for("every interaction applied", Duration::from_secs(20), || {
+            let done = videos.iter().all(|v| serving.tastes.get(user, *v).is_some());
+            async move { done.then_some(()) }
+        })
+        .await;
+    }
+
     /// Waits until every one of `videos` has a vector.
     pub async fn wait_embedded(&self, videos: &[Uuid]) {
         let index = self.ctx.serving.get().unwrap().clone();
