@@ -58,7 +58,10 @@ async fn related_videos_share_the_topic_and_a_liked_topic_leads_the_feed() {
     app.wait_signals(user, &football[..3]).await;
     let body = app.recommended(user, 20, &[]).await;
     assert_eq!(body["personalised"], true);
-    let feed: Vec<Uuid> = only(common::ids(&body), &ours).into_iter().take(3).collect();
+    let feed: Vec<Uuid> = only(common::ids(&body), &ours)
+        .into_iter()
+        .take(3)
+        .collect();
     assert_eq!(
         feed.iter().copied().collect::<HashSet<_>>(),
         unseen,

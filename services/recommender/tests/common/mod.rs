@@ -218,7 +218,9 @@ impl App {
         let serving = self.ctx.serving.get().unwrap().clone();
         let videos = videos.to_vec();
         testkit::wait_for("every interaction applied", Duration::from_secs(20), || {
-            let done = videos.iter().all(|v| serving.tastes.get(user, *v).is_some());
+            let done = videos
+                .iter()
+                .all(|v| serving.tastes.get(user, *v).is_some());
             async move { done.then_some(()) }
         })
         .await;
