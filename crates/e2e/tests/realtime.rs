@@ -697,7 +697,8 @@ async fn identical_subscriptions_share_one_execution_per_event() {
     let owner = Uuid::now_v7();
     let video = ready_video(&stack, owner, Visibility::Public).await;
     let url = media_ws_url(stack.media_addr);
-    let bodies = "subscription($v: ID!) { commentEvents(videoId: $v) { kind cursor comment { id body } } }";
+    let bodies =
+        "subscription($v: ID!) { commentEvents(videoId: $v) { kind cursor comment { id body } } }";
     let ids_only = "subscription($v: ID!) { commentEvents(videoId: $v) { cursor comment { id } } }";
 
     // Three anonymous clients run the same document with the same variables (under
@@ -712,19 +713,14 @@ async fn identical_subscriptions_share_one_execution_per_event() {
         same.push(client);
     }
     let mut other = WsClient::connect_init(&url, None).await;
-    other
-        .subscribe("o", ids_only, json!({ "v": video }))
-        .await;
-    let mut signed_in =
-        WsClient::connect_init(&url, Some(&stack.token_for(owner, "owner"))).await;
+    other.subscribe("o", ids_only, json!({ "v": video })).await;
+    let mut signed_in = WsClient::connect_init(&url, Some(&stack.token_for(owner, "owner"))).await;
     signed_in
         .subscribe("u", bodies, json!({ "v": video }))
         .await;
-    testkit::wait_for(
-        "5 subscribers",
-        Duration::from_secs(10),
-        || async { (stack.media.realtime.hub.stats().subscribers == 5).then_some(()) },
-    )
+    testkit::wait_for("5 subscribers", Duration::from_secs(10), || async {
+        (stack.media.realtime.hub.stats().subscribers == 5).then_some(())
+    })
     .await;
 
     let counters = &stack.media.realtime.memo;

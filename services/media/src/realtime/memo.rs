@@ -83,7 +83,8 @@ impl OperationKey {
 
 impl PartialEq for OperationKey {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || (self.0.hash == other.0.hash && self.0.text == other.0.text)
+        Arc::ptr_eq(&self.0, &other.0)
+            || (self.0.hash == other.0.hash && self.0.text == other.0.text)
     }
 }
 
@@ -215,8 +216,7 @@ mod tests {
     use super::*;
 
     fn request(query: &str, variables: serde_json::Value) -> async_graphql::Request {
-        async_graphql::Request::new(query)
-            .variables(async_graphql::Variables::from_json(variables))
+        async_graphql::Request::new(query).variables(async_graphql::Variables::from_json(variables))
     }
 
     #[test]
@@ -227,9 +227,15 @@ mod tests {
         assert_eq!(a, OperationKey::new(&request(q, json!({"v": "1"})), anon));
         assert_ne!(a, OperationKey::new(&request(q, json!({"v": "2"})), anon));
         let other = "subscription($v: ID!) { commentEvents(videoId: $v) { kind } }";
-        assert_ne!(a, OperationKey::new(&request(other, json!({"v": "1"})), anon));
+        assert_ne!(
+            a,
+            OperationKey::new(&request(other, json!({"v": "1"})), anon)
+        );
         let someone = Viewer(Some(Uuid::now_v7()));
-        assert_ne!(a, OperationKey::new(&request(q, json!({"v": "1"})), someone));
+        assert_ne!(
+            a,
+            OperationKey::new(&request(q, json!({"v": "1"})), someone)
+        );
         let named = request(q, json!({"v": "1"})).operation_name("X");
         assert_ne!(a, OperationKey::new(&named, anon));
     }
