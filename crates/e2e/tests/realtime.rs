@@ -690,3 +690,61 @@ async fn video_stats_are_live_and_coalesced() {
     // Nothing further once the counts are final.
     assert_eq!(c.recv_within(Duration::from_millis(800)).await, None);
 }
+
+#[tokio::test]
+async fn identical_subscriptions_share_one_execution_per_event() {
+    let stack = Stack::start().await;
+    let owner = Uuid::now_v7();
+    let video = ready_video(&stack, owner, Visibility::Public).await;
+    let url = media_ws_url(stack.media_addr);
+    let bodies =
+        "subscription($v: ID!) { commentEvents(videoId: $v) { kind cursor comment { id body } } }";
+    let ids_only = "subscription($v: ID!) { commentEvents(videoId: $v) { cursor comment { id } } }";
+
+    // Three anonymous clients run the same document with the same variables (under
+    // different operation ids), a fourth a different selection, and a signed-in viewer
+    // the first document: the three share one execution; the other two execute their own.
+    let mut same = Vec::new();
+    for i in 0..3 {
+        let mut client = WsClient::connect_init(&url, None).await;
+        client
+            .subscribe(&format!("s{i}"), bodies, json!({ "v": video }))
+            .await;
+        same.push(client);
+    }
+    let mut other = WsClient::connect_init(&url, None).await;
+    other.subscribe("o", ids_only, json!({ "v": video })).await;
+    let mut signed_in = WsClient::connect_init(&url, Some(&stack.token_for(owner, "owner"))).await;
+    signed_in
+        .subscribe("u", bodies, json!({ "v": video }))
+        .await;
+    testkit::wait_for("5 subscribers", Duration::from_secs(10), || async {
+        (stack.media.realtime.hub.stats().subscribers == 5).then_some(())
+    })
+    .await;
+
+    let counters = &stack.media.realtime.memo;
+    for round in 0..2u64 {
+        let (executed, shared) = (counters.executed(), counters.shared());
+        let body = format!("shared {round}");
+        let id = add_comment(stack.media_addr, Uuid::now_v7(), video, &body).await;
+        let mut payloads = Vec::new();
+        for (i, client) in same.iter_mut().enumerate() {
+            payloads.push(client.next_data(&format!("s{i}")).await);
+        }
+        assert!(payloads.iter().all(|p| *p == payloads[0]), "{payloads:?}");
+        let event = &payloads[0]["commentEvents"];
+        assert_eq!(event["kind"], "ADDED");
+        assert_eq!(event["comment"], json!({ "id": id, "body": body }));
+        // A different selection over the same event gets its own payload.
+        let mine = other.next_data("o").await;
+        assert_eq!(
+            mine["commentEvents"],
+            json!({ "cursor": event["cursor"], "comment": { "id": id } })
+        );
+        assert_eq!(signed_in.next_data("u").await, payloads[0]);
+        // One execution for the three identical ones, one each for the others.
+        assert_eq!(counters.executed() - executed, 3, "round {round}");
+        assert_eq!(counters.shared() - shared, 2, "round {round}");
+    }
+}

@@ -28,7 +28,9 @@ use futures::{SinkExt, StreamExt, stream};
 use kino_bench::env_or;
 use serde_json::json;
 use tokio::sync::Mutex;
-use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+use tokio_tungstenite::tungstenite::{
+    Message, client::IntoClientRequest, protocol::WebSocketConfig,
+};
 use uuid::Uuid;
 
 fn now_micros() -> i64 {
@@ -238,6 +240,9 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Each client's read chunk (the server uses the same, see media's `realtime/protocol.rs`).
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -247,7 +252,12 @@ async fn open(url: &str, video: &str) -> anyhow::Result<Socket> {
     request
         .headers_mut()
         .insert("sec-websocket-protocol", "graphql-transport-ws".parse()?);
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+    // tungstenite zero-fills its read buffer (128 KiB by default) on every read: at
+    // 20,000 frames/s that memset was the load generator's largest cost (perf), taking
+    // CPU from the server under test on the same cores. Frames here are ~150 bytes.
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_with_config(request, Some(config), false).await?;
     socket
         .send(Message::Text(
             json!({ "type": "connection_init", "payload": {} })

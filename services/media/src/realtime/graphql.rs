@@ -8,7 +8,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicI64, Ordering},
     },
     time::Duration,
@@ -23,6 +23,7 @@ use uuid::Uuid;
 use super::{
     channels,
     hub::{Event, HubError, Message, Received, Subscription},
+    memo::{Memoised, OperationKey},
     metrics,
 };
 use crate::{
@@ -98,17 +99,67 @@ impl From<&VideoRow> for StatsUpdate {
 /// Set by a subscription's stream to the publication time of the event it is yielding;
 /// read by the connection once the resulting `next` message is on the socket, so the
 /// latency histogram covers publish → Redis → hub → GraphQL → socket.
+///
+/// It also carries the operation's [`OperationKey`] (set by the connection) and, for the
+/// item being yielded, what the connection needs to share its payload (see
+/// [`super::memo`]).
 #[derive(Clone, Default)]
-pub struct Probe(Arc<AtomicI64>);
+pub struct Probe(Arc<ProbeInner>);
+
+#[derive(Default)]
+struct ProbeInner {
+    at: AtomicI64,
+    key: Option<OperationKey>,
+    memo: Mutex<Option<MemoState>>,
+}
+
+/// The memo's part in the item being yielded.
+pub enum MemoState {
+    /// Its payload was rendered already: send this.
+    Hit(Arc<str>),
+    /// Render it, then store the payload in this message's memo.
+    Miss(Arc<Message>),
+}
 
 impl Probe {
+    /// The probe of an operation whose results may be shared under `key`.
+    pub fn with_key(key: OperationKey) -> Self {
+        Self(Arc::new(ProbeInner {
+            key: Some(key),
+            ..Default::default()
+        }))
+    }
+
+    pub fn key(&self) -> Option<&OperationKey> {
+        self.0.key.as_ref()
+    }
+
     pub fn mark(&self, published_at_micros: i64) {
-        self.0.store(published_at_micros, Ordering::Relaxed);
+        self.0.at.store(published_at_micros, Ordering::Relaxed);
     }
 
     /// The marked time, once.
     pub fn take(&self) -> Option<i64> {
-        Some(self.0.swap(0, Ordering::Relaxed)).filter(|at| *at > 0)
+        Some(self.0.at.swap(0, Ordering::Relaxed)).filter(|at| *at > 0)
+    }
+
+    /// Looks `message` up in its memo under this operation's key: `Rendered` when the
+    /// payload is there (the connection will send it), else `Execute(item)`.
+    pub fn memoised<T>(&self, message: &Arc<Message>, item: impl FnOnce() -> T) -> Memoised<T> {
+        let Some(key) = &self.0.key else {
+            return Memoised::Execute(item());
+        };
+        let (state, out) = match message.memo.get(key) {
+            Some(payload) => (MemoState::Hit(payload), Memoised::Rendered),
+            None => (MemoState::Miss(message.clone()), Memoised::Execute(item())),
+        };
+        *self.0.memo.lock().unwrap() = Some(state);
+        out
+    }
+
+    /// What [`Probe::memoised`] decided for the item just yielded, once.
+    pub fn take_memo(&self) -> Option<MemoState> {
+        self.0.memo.lock().unwrap().take()
     }
 }
 
@@ -237,7 +288,7 @@ impl RealtimeSubscription {
         ctx: &Context<'_>,
         video_id: ID,
         after: Option<String>,
-    ) -> Result<impl Stream<Item = CommentEvent> + use<>> {
+    ) -> Result<impl Stream<Item = Memoised<CommentEvent>> + use<>> {
         let video = parse_id(&video_id)?;
         let after = after.as_deref().map(decode_cursor).transpose()?;
         let app = AppContext::get(ctx);
@@ -426,41 +477,51 @@ struct Replay {
 const REPLAY_PAGE: i64 = 100;
 
 impl CommentFeed {
-    async fn next(&mut self) -> Option<CommentEvent> {
+    async fn next(&mut self) -> Option<Memoised<CommentEvent>> {
         if self.done {
             return None;
         }
         if let Some(event) = self.next_replayed().await {
-            return Some(event);
+            return Some(Memoised::Execute(event));
         }
         loop {
             match self.subscription.recv().await? {
-                Received::Missed(_) => return Some(self.resync()),
+                Received::Missed(_) => return Some(Memoised::Execute(self.resync())),
                 Received::Event(message) => {
                     let Event::Comment(change) = &message.event else {
                         continue;
                     };
-                    let Some(version) = change.comment.version.clone() else {
+                    let Some(version) = change.comment.version.as_deref() else {
                         continue;
                     };
                     if self
                         .replayed
                         .get(&change.comment.id)
-                        .is_some_and(|shown| *shown >= version)
+                        .is_some_and(|shown| shown.as_str() >= version)
                     {
                         continue; // the replay already showed this state
                     }
-                    self.cursor = Uuid::parse_str(&version).unwrap_or(self.cursor);
+                    let parsed = Uuid::parse_str(version).ok();
+                    self.cursor = parsed.unwrap_or(self.cursor);
                     self.probe.mark(message.published_at_micros);
-                    let kind = change.kind;
-                    return Some(CommentEvent {
-                        kind: match kind {
-                            ChangeKind::Added => CommentEventKind::Added,
-                            ChangeKind::Edited => CommentEventKind::Edited,
-                            ChangeKind::Deleted => CommentEventKind::Deleted,
-                        },
-                        cursor: encode_cursor(self.cursor),
-                        comment: Some(CommentSource::Live(message)),
+                    let kind = match change.kind {
+                        ChangeKind::Added => CommentEventKind::Added,
+                        ChangeKind::Edited => CommentEventKind::Edited,
+                        ChangeKind::Deleted => CommentEventKind::Deleted,
+                    };
+                    let cursor = self.cursor;
+                    let event = || CommentEvent {
+                        kind,
+                        cursor: encode_cursor(cursor),
+                        comment: Some(CommentSource::Live(message.clone())),
+                    };
+                    // Everything in a live event comes from the message itself (the
+                    // cursor is its version), so identical operations render it
+                    // identically; an unparsable version would leave this subscriber's
+                    // own cursor in it, so that one is not shared.
+                    return Some(match parsed {
+                        Some(_) => self.probe.memoised(&message, event),
+                        None => Memoised::Execute(event()),
                     });
                 }
             }

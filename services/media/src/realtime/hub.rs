@@ -59,6 +59,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use super::{
     graphql::{CommentChange, ProgressUpdate, StatsUpdate},
+    memo::PayloadMemo,
     metrics,
 };
 
@@ -87,6 +88,19 @@ pub struct Message {
     /// latency.
     pub published_at_micros: i64,
     pub event: Event,
+    /// The `next` payloads rendered from this message, shared by identical subscriptions
+    /// (see [`super::memo`]).
+    pub memo: PayloadMemo,
+}
+
+impl Message {
+    pub fn new(published_at_micros: i64, event: Event) -> Self {
+        Self {
+            published_at_micros,
+            event,
+            memo: PayloadMemo::default(),
+        }
+    }
 }
 
 /// What goes over Redis: the event and its publication time. Other services may publish
@@ -434,10 +448,9 @@ fn mark_ready(hub: &std::sync::Weak<Inner>, channel: &str, generation: u64, gap:
     let channels = inner.channels.lock().unwrap();
     if let Some(slot) = channels.get(channel).filter(|s| s.generation == generation) {
         if gap {
-            let _ = slot.sender.send(Arc::new(Message {
-                published_at_micros: now_micros(),
-                event: Event::Gap,
-            }));
+            let _ = slot
+                .sender
+                .send(Arc::new(Message::new(now_micros(), Event::Gap)));
         }
         slot.ready.send_replace(true);
     }
@@ -460,10 +473,7 @@ fn dispatch(inner: &Inner, message: &redis::Msg) {
     match serde_json::from_slice::<Wire<Event>>(message.get_payload_bytes()) {
         Ok(wire) => {
             let receivers = sender
-                .send(Arc::new(Message {
-                    published_at_micros: wire.at,
-                    event: wire.event,
-                }))
+                .send(Arc::new(Message::new(wire.at, wire.event)))
                 .unwrap_or(0);
             metrics::fanned_out(receivers);
         }

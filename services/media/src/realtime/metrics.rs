@@ -7,6 +7,7 @@
 //! | `media_realtime_channels` | gauge | channels this replica is subscribed to on Redis |
 //! | `media_realtime_fanout_total` | counter | messages handed to local subscribers (one per subscriber) |
 //! | `media_realtime_deliveries_total` | counter | `next` messages written to clients |
+//! | `media_realtime_payloads_total{how}` | counter | memoised `next` payloads: `executed` (selection run and serialised) or `shared` (taken from the event's memo) |
 //! | `media_realtime_dropped_total` | counter | messages a lagging subscriber never saw |
 //! | `media_realtime_resyncs_total` | counter | `RESYNC`s sent (lag or a Redis reconnect) |
 //! | `media_realtime_undecodable_total` | counter | hub messages that did not decode (dropped) |
@@ -62,4 +63,8 @@ pub fn undecodable() {
 
 pub fn closed(code: u16) {
     metrics::counter!("media_realtime_closed_total", "code" => code.to_string()).increment(1);
+}
+
+pub fn payload(how: &'static str) {
+    metrics::counter!("media_realtime_payloads_total", "how" => how).increment(1);
 }

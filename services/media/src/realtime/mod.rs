@@ -61,6 +61,7 @@
 pub mod config;
 pub mod graphql;
 pub mod hub;
+pub mod memo;
 pub mod metrics;
 pub mod progress;
 pub mod protocol;
@@ -87,6 +88,8 @@ pub struct Realtime {
     pub stats: stats::StatsFeed,
     /// Verifies tokens presented in `connection_init`.
     pub tokens: Arc<tokens::TokenAuth>,
+    /// Executed vs shared `next` payloads (see [`memo`]).
+    pub memo: Arc<memo::MemoCounters>,
     pub shutdown: Shutdown,
 }
 
@@ -115,6 +118,7 @@ impl Realtime {
             hub,
             stats,
             tokens: Arc::new(tokens),
+            memo: Arc::default(),
             shutdown: shutdown.clone(),
         })
     }

@@ -63,7 +63,12 @@ use tokio::time::Instant;
 use tokio_stream::StreamMap;
 use uuid::Uuid;
 
-use super::{Realtime, graphql::Probe, metrics, tokens};
+use super::{
+    Realtime,
+    graphql::{MemoState, Probe},
+    memo::{self, OperationKey},
+    metrics, tokens,
+};
 use crate::{routes::with_error_codes, schema::KinoSchema, viewer::Viewer};
 
 pub const PATH: &str = "/media/graphql/ws";
@@ -268,6 +273,10 @@ impl Connection {
 
     async fn send(&mut self, message: &ServerMessage<'_>) -> Flow {
         let text = serde_json::to_string(message).expect("protocol messages serialise");
+        self.send_text(text).await
+    }
+
+    async fn send_text(&mut self, text: String) -> Flow {
         let timeout = self.state.realtime.config.send_timeout;
         match tokio::time::timeout(timeout, self.socket.send(Message::Text(text.into()))).await {
             Ok(Ok(())) => Flow::Continue,
@@ -366,7 +375,9 @@ impl Connection {
         {
             return flow;
         }
-        let probe = Probe::default();
+        // Identical operations (same document, variables and viewer) share each event's
+        // rendered payload (see `memo`); the resolver still authorises this one itself.
+        let probe = Probe::with_key(OperationKey::new(&request, self.viewer));
         let request = request.data(self.viewer).data(probe.clone());
         let results = self
             .state
@@ -400,12 +411,31 @@ impl Connection {
                 })
                 .await;
         }
-        let flow = self
-            .send(&ServerMessage::Next {
+        let memo = self.probes.get(&id).and_then(Probe::take_memo);
+        let frame = match memo {
+            // Identical operations already rendered this event: send their payload.
+            Some(MemoState::Hit(payload)) => {
+                self.state.realtime.memo.count_shared();
+                memo::next_frame(&id, &payload)
+            }
+            // The first to render it: keep the payload for the others.
+            Some(MemoState::Miss(message)) if response.is_ok() => {
+                self.state.realtime.memo.count_executed();
+                let payload: Arc<str> = serde_json::to_string(&response)
+                    .expect("responses serialise")
+                    .into();
+                if let Some(key) = self.probes.get(&id).and_then(Probe::key) {
+                    message.memo.put(key, payload.clone());
+                }
+                memo::next_frame(&id, &payload)
+            }
+            _ => serde_json::to_string(&ServerMessage::Next {
                 id: &id,
                 payload: &response,
             })
-            .await;
+            .expect("protocol messages serialise"),
+        };
+        let flow = self.send_text(frame).await;
         if matches!(flow, Flow::Continue) {
             let latency = self
                 .probes
