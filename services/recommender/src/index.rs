@@ -138,6 +138,12 @@ impl Index {
         entry.listable = listable;
     }
 
+    /// Changes the search beam (`INDEX_EF_SEARCH`) of a built index: the benchmark
+    /// measures several beams over one graph, which takes minutes to build.
+    pub fn set_ef_search(&mut self, ef_search: usize) {
+        self.config.ef_search = ef_search;
+    }
+
     /// Sets whether `video` may be listed (its visibility or readiness changed).
     pub fn set_listable(&self, video: Uuid, listable: bool) {
         let mut catalogue = self.catalogue.write().unwrap();

@@ -12,7 +12,8 @@
 //! uniform noise in 384 dimensions has no neighbours worth finding). A user's taste comes
 //! from `LIKES` liked videos of one topic, through the real taste code.
 //!
-//! Prints one line: `embed_videos_per_s build_s related_p50_ms related_p99_ms related_recall
+//! Prints `embed_videos_per_s build_s`, then one line per search beam (`EF_SWEEP`, default
+//! the configured one): `ef related_p50_ms related_p99_ms related_recall
 //! recommended_p50_ms recommended_p99_ms recommended_recall`.
 
 use std::{collections::HashSet, time::Instant};
@@ -123,85 +124,100 @@ fn main() -> anyhow::Result<()> {
         })
         .collect();
     let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
-    let started = Instant::now();
+    // `EF_SWEEP` (e.g. "64,96,128"): the search beams to measure over the one graph built;
+    // the configured `INDEX_EF_SEARCH` alone by default.
     let d = IndexConfig::default();
+    let ef_search = env("INDEX_EF_SEARCH", d.ef_search);
+    let ef_sweep: Vec<usize> = std::env::var("EF_SWEEP")
+        .ok()
+        .map(|list| {
+            list.split(',')
+                .filter_map(|v| v.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_else(|| vec![ef_search]);
+    let started = Instant::now();
     let index_config = IndexConfig {
         max_connections: env("INDEX_MAX_CONNECTIONS", d.max_connections),
         ef_construction: env("INDEX_EF_CONSTRUCTION", d.ef_construction),
-        ef_search: env("INDEX_EF_SEARCH", d.ef_search),
+        ef_search,
         capacity: vectors,
     };
     let index = Index::build(index_config, rows);
     let build_secs = started.elapsed().as_secs_f64();
 
     let taste = TasteConfig::default();
-    let serving = Serving {
+    let mut serving = Serving {
         index,
         tastes: Tastes::new(&taste),
     };
     let now = recommender::taste::unix(time::OffsetDateTime::now_utc());
+    println!("{embed_rate:.1} {build_secs:.1}");
 
-    let mut related_ms = Vec::with_capacity(queries);
-    let mut related_recall = 0.0;
-    let mut recommended_ms = Vec::with_capacity(queries);
-    let mut recommended_recall = 0.0;
-    for _ in 0..queries {
-        // related: a random video.
-        let video = ids[rng.below(vectors)];
-        let started = Instant::now();
-        let hits = serving.index.related(video, k).unwrap();
-        related_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-        let query = serving.index.vector(&video).unwrap();
-        let exact = serving.index.brute_force(&query, k, &|id| *id == video);
-        related_recall += recall(
-            &hits.iter().map(|h| h.id).collect::<Vec<_>>(),
-            &exact.iter().map(|h| h.id).collect::<Vec<_>>(),
-        );
+    // The same queries for every beam: the query generator restarts from one seed.
+    for ef in ef_sweep {
+        serving.index.set_ef_search(ef);
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut related_ms = Vec::with_capacity(queries);
+        let mut related_recall = 0.0;
+        let mut recommended_ms = Vec::with_capacity(queries);
+        let mut recommended_recall = 0.0;
+        for _ in 0..queries {
+            // related: a random video.
+            let video = ids[rng.below(vectors)];
+            let started = Instant::now();
+            let hits = serving.index.related(video, k).unwrap();
+            related_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            let query = serving.index.vector(&video).unwrap();
+            let exact = serving.index.brute_force(&query, k, &|id| *id == video);
+            related_recall += recall(
+                &hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+                &exact.iter().map(|h| h.id).collect::<Vec<_>>(),
+            );
 
-        // recommended: a user who liked `likes` videos of one topic.
-        let user = Uuid::now_v7();
-        let topic = topic_of[rng.below(vectors)];
-        let mut liked = 0;
-        while liked < likes {
-            let i = rng.below(vectors);
-            if topic_of[i] == topic || rng.below(20) == 0 {
-                let score = Score {
-                    value: taste.like,
-                    at: now - rng.uniform() * 30.0 * 86_400.0,
-                };
-                serving.tastes.set(user, ids[i], score, false);
-                liked += 1;
+            // recommended: a user who liked `likes` videos of one topic.
+            let user = Uuid::now_v7();
+            let topic = topic_of[rng.below(vectors)];
+            let mut liked = 0;
+            while liked < likes {
+                let i = rng.below(vectors);
+                if topic_of[i] == topic || rng.below(20) == 0 {
+                    let score = Score {
+                        value: taste.like,
+                        at: now - rng.uniform() * 30.0 * 86_400.0,
+                    };
+                    serving.tastes.set(user, ids[i], score, false);
+                    liked += 1;
+                }
             }
+            let request = RecommendRequest {
+                user_id: user,
+                first: k,
+                trending: Vec::new(),
+            };
+            let started = Instant::now();
+            let answer = api::recommend(&serving, &request, 0.0, now);
+            recommended_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            let (taste_vector, seen) = serving.tastes.taste(user, &serving.index, now);
+            let exact = serving
+                .index
+                .brute_force(&taste_vector.unwrap(), k, &|id| seen.contains(id));
+            recommended_recall += recall(
+                &answer.videos.iter().map(|p| p.id).collect::<Vec<_>>(),
+                &exact.iter().map(|h| h.id).collect::<Vec<_>>(),
+            );
         }
-        let request = RecommendRequest {
-            user_id: user,
-            first: k,
-            trending: Vec::new(),
-        };
-        let started = Instant::now();
-        let answer = api::recommend(&serving, &request, 0.0, now);
-        recommended_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-        let (taste_vector, seen) = serving.tastes.taste(user, &serving.index, now);
-        let exact = serving
-            .index
-            .brute_force(&taste_vector.unwrap(), k, &|id| seen.contains(id));
-        recommended_recall += recall(
-            &answer.videos.iter().map(|p| p.id).collect::<Vec<_>>(),
-            &exact.iter().map(|h| h.id).collect::<Vec<_>>(),
+        related_ms.sort_by(f64::total_cmp);
+        recommended_ms.sort_by(f64::total_cmp);
+        println!(
+            "{ef} {:.3} {:.3} {:.4} {:.3} {:.3} {:.4}",
+            percentile(&related_ms, 0.5),
+            percentile(&related_ms, 0.99),
+            related_recall / queries as f64,
+            percentile(&recommended_ms, 0.5),
+            percentile(&recommended_ms, 0.99),
+            recommended_recall / queries as f64,
         );
     }
-    related_ms.sort_by(f64::total_cmp);
-    recommended_ms.sort_by(f64::total_cmp);
-    println!(
-        "{:.1} {:.1} {:.3} {:.3} {:.4} {:.3} {:.3} {:.4}",
-        embed_rate,
-        build_secs,
-        percentile(&related_ms, 0.5),
-        percentile(&related_ms, 0.99),
-        related_recall / queries as f64,
-        percentile(&recommended_ms, 0.5),
-        percentile(&recommended_ms, 0.99),
-        recommended_recall / queries as f64,
-    );
     Ok(())
 }

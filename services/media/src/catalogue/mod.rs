@@ -227,3 +227,23 @@ impl Video {
 pub fn parse_id(id: &ID) -> Result<Uuid, Error> {
     Uuid::parse_str(id.as_str()).map_err(|_| Error::bad_input("not a video id"))
 }
+
+/// Videos by id, batched: concurrent lookups (a burst of subscriptions each checking
+/// that its video is visible) share one query instead of one pool connection each.
+pub struct VideoLoader(pub sqlx::PgPool);
+
+impl async_graphql::dataloader::Loader<Uuid> for VideoLoader {
+    type Value = VideoRow;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, VideoRow>, Self::Error> {
+        crate::schema::count_query("postgres", "videos_by_id");
+        let rows = store::get_many(&self.0, keys)
+            .await
+            .map_err(crate::error::Error::from)?;
+        Ok(rows.into_iter().map(|v| (v.id, v)).collect())
+    }
+}

@@ -20,6 +20,12 @@ pub async fn get(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<VideoRow>> {
     sqlx::query_as(&sql).bind(id).fetch_optional(pool).await
 }
 
+/// Many videos at once (unknown ids are left out).
+pub async fn get_many(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<VideoRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM videos WHERE id = ANY($1)");
+    sqlx::query_as(&sql).bind(ids).fetch_all(pool).await
+}
+
 /// Locks the row for an owner's edit.
 pub async fn get_for_update(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<VideoRow>> {
     let sql = format!("SELECT {COLUMNS} FROM videos WHERE id = $1 FOR UPDATE");

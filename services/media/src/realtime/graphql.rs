@@ -403,12 +403,17 @@ async fn subscribe(app: &AppContext, channel: &str) -> Result<Subscription, Erro
 }
 
 /// The video if the viewer may see it.
-async fn visible_video(ctx: &Context<'_>, video: Uuid) -> Result<VideoRow, Error> {
+/// The video, if the viewer may see it. Through the batching loader: a reconnect storm
+/// opens thousands of subscriptions in seconds, and one query per subscribe would queue
+/// them all for the pool's few connections.
+async fn visible_video(ctx: &Context<'_>, video: Uuid) -> Result<VideoRow, async_graphql::Error> {
     let app = AppContext::get(ctx);
-    videos::get(app.db.pool(), video)
+    Ok(app
+        .videos
+        .load_one(video)
         .await?
         .filter(|v| v.visible_to(viewer(ctx).id()))
-        .ok_or(Error::NotFound("no such video"))
+        .ok_or(Error::NotFound("no such video"))?)
 }
 
 /// Keeps `media_realtime_subscriptions` right however the stream ends.
