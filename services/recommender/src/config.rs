@@ -53,7 +53,10 @@ pub struct IndexConfig {
     pub max_connections: usize,
     /// `INDEX_EF_CONSTRUCTION`: candidates examined per insertion.
     pub ef_construction: usize,
-    /// `INDEX_EF_SEARCH`: candidates examined per query (recall against latency).
+    /// `INDEX_EF_SEARCH`: candidates examined per query (recall against latency). 160 is
+    /// the smallest beam that keeps recall@10 of personal feeds (a taste vector sits among
+    /// near-equidistant videos of its topic) at 0.95 or more at 100,000 vectors
+    /// (bench/RESULTS.md).
     pub ef_search: usize,
     /// `INDEX_CAPACITY`: the expected number of vectors (an allocation hint, not a limit).
     pub capacity: usize,
@@ -64,7 +67,7 @@ impl Default for IndexConfig {
         Self {
             max_connections: 24,
             ef_construction: 200,
-            ef_search: 96,
+            ef_search: 160,
             capacity: 100_000,
         }
     }
