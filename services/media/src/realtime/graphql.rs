@@ -402,7 +402,6 @@ async fn subscribe(app: &AppContext, channel: &str) -> Result<Subscription, Erro
         .map_err(|e: HubError| Error::Internal(e.into()))
 }
 
-/// The video if the viewer may see it.
 /// The video, if the viewer may see it. Through the batching loader: a reconnect storm
 /// opens thousands of subscriptions in seconds, and one query per subscribe would queue
 /// them all for the pool's few connections.
