@@ -25,7 +25,7 @@ use lapin::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::{Envelope, Error, Rabbit};
+use crate::{Envelope, Error, Rabbit, pack};
 
 /// A queue owned by the consuming service, and what it is bound to.
 #[derive(Debug, Clone)]
@@ -231,7 +231,8 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Decodes a delivery's body as an envelope of `T`.
+/// Decodes a delivery's body as one envelope of `T` (for queues that never get packs;
+/// crate::pack::decode takes both).
 pub fn decode<T: DeserializeOwned>(data: &[u8]) -> Result<Envelope<T>, serde_json::Error> {
     serde_json::from_slice(data)
 }
@@ -246,17 +247,28 @@ pub enum BatchOutcome {
     Retry,
 }
 
-/// Consumes `spec`'s queue in batches until `shutdown` resolves: up to `batch_size`
-/// deliveries, or fewer once `max_wait` passed since the first of them. The handler gets
-/// the batch and the batch is settled by its outcome, only after it returned: a crash in
-/// between redelivers the whole batch, so the handler must be idempotent for all of it.
-/// The broker sends up to two batches ahead, so the next batch is on its way while one is
-/// being handled.
+/// How a batching consumer fills its batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// A batch is handed over once it holds this many events (a pack counts as the events
+    /// it carries, crate::pack), or at `max_wait`.
+    pub max_events: usize,
+    /// How long a batch waits to fill once it has its first delivery.
+    pub max_wait: Duration,
+    /// Unacknowledged messages the broker may send ahead (AMQP prefetch: the bound on
+    /// what waits in this process). It counts messages, not events: with packs, a few
+    /// messages fill a batch; with single events it caps a batch at this many.
+    pub prefetch: u16,
+}
+
+/// Consumes `spec`'s queue in batches until `shutdown` resolves (see [`Batching`]). The
+/// handler gets the batch and the batch is settled by its outcome, only after it returned:
+/// a crash in between redelivers the whole batch, so the handler must be idempotent for
+/// all of it.
 pub fn spawn_batched<H, F>(
     rabbit: Arc<Rabbit>,
     spec: QueueSpec,
-    batch_size: u16,
-    max_wait: Duration,
+    batching: Batching,
     shutdown: impl Future<Output = ()> + Send + 'static,
     handler: H,
 ) -> tokio::task::JoinHandle<()>
@@ -264,12 +276,16 @@ where
     H: Fn(Vec<Delivery>) -> F + Send + Sync + 'static,
     F: Future<Output = BatchOutcome> + Send,
 {
-    let batch_size = batch_size.max(1);
+    let batching = Batching {
+        max_events: batching.max_events.max(1),
+        prefetch: batching.prefetch.max(1),
+        ..batching
+    };
     tokio::spawn(async move {
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
-                result = consume_batches(&rabbit, &spec, batch_size, max_wait, &handler) => {
+                result = consume_batches(&rabbit, &spec, batching, &handler) => {
                     if let Err(e) = result {
                         tracing::warn!(queue = %spec.name, error = %e, "consumer: reconnecting");
                     }
@@ -287,8 +303,7 @@ where
 async fn consume_batches<H, F>(
     rabbit: &Rabbit,
     spec: &QueueSpec,
-    batch_size: u16,
-    max_wait: Duration,
+    batching: Batching,
     handler: &H,
 ) -> Result<(), Error>
 where
@@ -298,7 +313,7 @@ where
     let channel = rabbit.channel().await?;
     spec.declare(&channel).await?;
     channel
-        .basic_qos(batch_size.saturating_mul(2), BasicQosOptions::default())
+        .basic_qos(batching.prefetch, BasicQosOptions::default())
         .await?;
     let mut deliveries = channel
         .basic_consume(
@@ -308,22 +323,27 @@ where
             FieldTable::default(),
         )
         .await?;
-    let batch_size = usize::from(batch_size);
     loop {
         let Some(first) = deliveries.next().await else {
             return Ok(());
         };
-        let mut batch = vec![first?];
-        let deadline = tokio::time::Instant::now() + max_wait;
+        let first = first?;
+        let mut events = pack::count(&first.properties);
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + batching.max_wait;
         let mut ended = false;
-        while batch.len() < batch_size {
+        while events < batching.max_events {
             match tokio::time::timeout_at(deadline, deliveries.next()).await {
                 Err(_) => break,
                 Ok(None) => {
                     ended = true;
                     break;
                 }
-                Ok(Some(delivery)) => batch.push(delivery?),
+                Ok(Some(delivery)) => {
+                    let delivery = delivery?;
+                    events += pack::count(&delivery.properties);
+                    batch.push(delivery);
+                }
             }
         }
         let tags: Vec<u64> = batch.iter().map(|d| d.delivery_tag).collect();

@@ -10,7 +10,7 @@
 //! * [`outbox`]: events written in the same transaction as the change they announce, and
 //!   the relay that publishes them;
 //! * [`batch`]: publishing many small events with confirms in batches, behind a bounded
-//!   buffer;
+//!   buffer, several events per message ([`pack`]);
 //! * [`consumer`]: consuming a service's own queue across reconnects, settling each
 //!   delivery (or batch of deliveries) only after it was handled;
 //! * [`user`], [`video`], [`interaction`]: the event types.
@@ -20,6 +20,7 @@ pub mod consumer;
 pub mod envelope;
 pub mod interaction;
 pub mod outbox;
+pub mod pack;
 pub mod publisher;
 pub mod rabbit;
 pub mod topology;
@@ -44,4 +45,16 @@ pub enum Error {
     Outbox(sqlx::Error),
     #[error("event encoding: {0}")]
     Encoding(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// The same failure, for answering several callers of one message (the error types
+    /// underneath are not `Clone`; their message is kept).
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            Self::Timeout(after) => Self::Timeout(*after),
+            Self::Nacked => Self::Nacked,
+            other => Self::Unavailable(other.to_string()),
+        }
+    }
 }

@@ -50,6 +50,9 @@ pub struct Config {
     pub interaction_buffer: usize,
     /// `INTERACTION_BATCH`: interactions published per confirm round trip at most.
     pub interaction_batch: usize,
+    /// `INTERACTION_PACK_SIZE`: interactions per AMQP message at most (events::pack): the
+    /// broker's work is per message, so a busy replica sends them in packs.
+    pub interaction_pack: usize,
 }
 
 /// What one GraphQL request may ask for.
@@ -87,6 +90,7 @@ impl Config {
             search_cache: Duration::from_millis(var("SEARCH_CACHE_MILLIS", "1000")?),
             interaction_buffer: var("INTERACTION_BUFFER", "10000")?,
             interaction_batch: var("INTERACTION_BATCH", "500")?,
+            interaction_pack: var("INTERACTION_PACK_SIZE", "100")?,
             limits: Limits {
                 max_depth: var("GRAPHQL_MAX_DEPTH", "12")?,
                 max_complexity: var("GRAPHQL_MAX_COMPLEXITY", "5000")?,

@@ -128,6 +128,7 @@ impl Context {
                 &config.queue_prefix,
                 config.interaction_buffer,
                 config.interaction_batch,
+                config.interaction_pack,
             ),
             directory,
             recommender: recommend::Client::new(

@@ -9,7 +9,8 @@
 
 use events::{
     Envelope,
-    consumer::{self, BatchOutcome},
+    consumer::{self, BatchOutcome, Batching},
+    pack,
 };
 use lapin::message::Delivery;
 use mongodb::{
@@ -30,17 +31,15 @@ pub fn spawn(ctx: &Context, shutdown: impl Future<Output = ()> + Send + 'static)
     let collection: Collection<Document> = ctx.mongo.collection(COLLECTION);
     let spec = ctx.config.queue("ranker.archive");
     let ingest = ctx.config.ingest;
-    consumer::spawn_batched(
-        ctx.rabbit.clone(),
-        spec,
-        ingest.archive_batch_size,
-        ingest.batch_wait,
-        shutdown,
-        move |batch| {
-            let collection = collection.clone();
-            async move { handle(&collection, batch).await }
-        },
-    );
+    let batching = Batching {
+        max_events: usize::from(ingest.archive_batch_size),
+        max_wait: ingest.batch_wait,
+        prefetch: ingest.prefetch,
+    };
+    consumer::spawn_batched(ctx.rabbit.clone(), spec, batching, shutdown, move |batch| {
+        let collection = collection.clone();
+        async move { handle(&collection, batch).await }
+    });
 }
 
 /// The archived form of one raw event.
@@ -62,14 +61,21 @@ async fn handle(collection: &Collection<Document>, batch: Vec<Delivery>) -> Batc
     let mut reject = Vec::new();
     let mut docs = Vec::with_capacity(batch.len());
     for (index, delivery) in batch.iter().enumerate() {
-        match consumer::decode::<serde_json::Value>(&delivery.data)
-            .map_err(|e| e.to_string())
-            .and_then(|envelope| document(envelope).map_err(|e| e.to_string()))
-        {
-            Ok(doc) => docs.push(doc),
+        let events = match pack::decode::<serde_json::Value>(&delivery.data) {
+            Ok(events) => events,
             Err(e) => {
-                tracing::error!(error = %e, "unarchivable event");
+                tracing::error!(error = %e, "unarchivable message");
                 reject.push(index);
+                continue;
+            }
+        };
+        for event in events {
+            match event
+                .map_err(|e| e.to_string())
+                .and_then(|envelope| document(envelope).map_err(|e| e.to_string()))
+            {
+                Ok(doc) => docs.push(doc),
+                Err(e) => tracing::error!(error = %e, "unarchivable event"),
             }
         }
     }

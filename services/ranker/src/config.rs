@@ -127,8 +127,13 @@ impl HalfLives {
 /// How the ranker consumes and maintains the sorted sets.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ingest {
-    /// `RANKER_BATCH_SIZE`: deliveries per batch (the broker sends two batches ahead).
+    /// `RANKER_BATCH_SIZE`: events per batch (one Redis script); a pack of events
+    /// (events::pack) counts as the events it holds.
     pub batch_size: u16,
+    /// `RANKER_PREFETCH`: messages the broker may send ahead of the acknowledgements, for
+    /// each of the ranker's queues. Media sends interactions in packs (up to
+    /// `INTERACTION_PACK_SIZE` events per message), so a few messages make a batch.
+    pub prefetch: u16,
     /// `RANKER_BATCH_WAIT_MILLIS`: how long a batch waits to fill once it has one event.
     pub batch_wait: Duration,
     /// `VIEW_DEDUPE_SECS`: a viewer's repeated views of a video count once this long.
@@ -154,6 +159,7 @@ impl Default for Ingest {
     fn default() -> Self {
         Self {
             batch_size: 1000,
+            prefetch: 200,
             batch_wait: Duration::from_millis(20),
             view_dedupe: Duration::from_secs(1800),
             event_dedupe: Duration::from_secs(3600),
@@ -218,6 +224,7 @@ impl Config {
             },
             ingest: Ingest {
                 batch_size: var("RANKER_BATCH_SIZE", &i.batch_size.to_string())?,
+                prefetch: var("RANKER_PREFETCH", &i.prefetch.to_string())?,
                 batch_wait: millis("RANKER_BATCH_WAIT_MILLIS", i.batch_wait)?,
                 view_dedupe: seconds("VIEW_DEDUPE_SECS", i.view_dedupe)?,
                 event_dedupe: seconds("EVENT_DEDUPE_SECS", i.event_dedupe)?,

@@ -1,35 +1,42 @@
 //! Interactions → trending sorted sets, a batch at a time.
 //!
-//! A batch (up to `RANKER_BATCH_SIZE` deliveries) is decoded, each event's increments are
-//! computed for every window × scope it belongs to against that sorted set's landmark, and
-//! the whole batch goes to Redis as one atomic script (crate::store): duplicate ids and
-//! repeated views are dropped there, inside the same atomic step that adds the scores.
-//! Only then is the batch acknowledged, with one `multiple` ack.
+//! A batch (up to `RANKER_BATCH_SIZE` events, most of them in packs of many events per
+//! message: events::pack) is decoded, each event's increments are computed for every
+//! window × scope it belongs to against that sorted set's landmark, and summed per
+//! (sorted set, video): a popular video gets one ZINCRBY per set and batch, not one per
+//! event. The whole batch goes to Redis as one atomic script (crate::store), which refuses
+//! it, writing nothing, if an event that counts was already seen or is a repeated view;
+//! those are then marked without counting and the sums redone. Only once the script
+//! applied the batch is it acknowledged, with one `multiple` ack.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
     time::Instant,
 };
 
 use events::{
     Envelope,
-    consumer::{self, BatchOutcome},
+    consumer::{self, BatchOutcome, Batching},
     interaction::{Action, Interaction, Scope, Window, trending_key},
+    pack,
 };
 use lapin::message::Delivery;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::{
     Context,
     config::{Ingest, Scoring},
     scoring::{self, format_f64},
-    store::{Applied, Prepared, Store},
+    store::{Applied, Mark, Prepared, Store},
 };
 
-/// How many times a batch is recomputed when landmarks moved under it (a rebase between
-/// reading them and applying) before it is retried later.
-const STALE_ATTEMPTS: usize = 5;
+/// How many times a batch is recomputed when the script refused it (landmarks moved by a
+/// rebase, or events found already seen) before it is retried later. Each refusal of
+/// events removes at least one counting event, so this bounds only a race with another
+/// replica or a rebase.
+const ATTEMPTS: usize = 5;
 /// The landmark cache is dropped when it grows past this (it refills from Redis).
 const LANDMARK_CACHE_MAX: usize = 200_000;
 
@@ -88,17 +95,15 @@ pub fn spawn(
 ) {
     let spec = ctx.config.queue("ranker.interactions");
     let ingest = ctx.config.ingest;
-    consumer::spawn_batched(
-        ctx.rabbit.clone(),
-        spec,
-        ingest.batch_size,
-        ingest.batch_wait,
-        shutdown,
-        move |batch| {
-            let ingestor = ingestor.clone();
-            async move { ingestor.handle(batch).await }
-        },
-    );
+    let batching = Batching {
+        max_events: usize::from(ingest.batch_size),
+        max_wait: ingest.batch_wait,
+        prefetch: ingest.prefetch,
+    };
+    consumer::spawn_batched(ctx.rabbit.clone(), spec, batching, shutdown, move |batch| {
+        let ingestor = ingestor.clone();
+        async move { ingestor.handle(batch).await }
+    });
 }
 
 impl Ingestor {
@@ -119,22 +124,34 @@ impl Ingestor {
         let started = Instant::now();
         let mut reject = Vec::new();
         let mut decoded = Vec::with_capacity(batch.len());
+        let mut undecodable = 0u64;
         for (index, delivery) in batch.iter().enumerate() {
-            match consumer::decode::<Interaction>(&delivery.data) {
-                Ok(envelope) if envelope.kind == <Interaction as events::Event>::TYPE => {
-                    decoded.push(self.decode(envelope));
-                }
-                Ok(envelope) => {
-                    tracing::error!(kind = %envelope.kind, "not an interaction");
-                    reject.push(index);
-                }
+            let events = match pack::decode::<Interaction>(&delivery.data) {
+                Ok(events) => events,
                 Err(e) => {
-                    tracing::error!(error = %e, "undecodable interaction");
+                    tracing::error!(error = %e, "undecodable message on the interactions queue");
                     reject.push(index);
+                    continue;
+                }
+            };
+            for event in events {
+                match event {
+                    Ok(envelope) if envelope.kind == <Interaction as events::Event>::TYPE => {
+                        decoded.push(self.decode(envelope));
+                    }
+                    Ok(envelope) => {
+                        tracing::error!(kind = %envelope.kind, "not an interaction");
+                        undecodable += 1;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "undecodable interaction");
+                        undecodable += 1;
+                    }
                 }
             }
         }
-        metrics::histogram!("ranker_batch_size").record(batch.len() as f64);
+        metrics::counter!("ranker_events_total", "outcome" => "undecodable").increment(undecodable);
+        metrics::histogram!("ranker_batch_size").record(decoded.len() as f64);
         if decoded.is_empty() {
             return BatchOutcome::Ack { reject };
         }
@@ -172,7 +189,7 @@ impl Ingestor {
         }
     }
 
-    /// Applies decoded events; returns how many were accepted.
+    /// Applies decoded events; returns how many counted.
     async fn apply(&self, decoded: &[Decoded]) -> Result<i64, crate::Error> {
         // The batch's distinct sorted sets, in first-seen order.
         let mut index: HashMap<&str, usize> = HashMap::new();
@@ -187,44 +204,20 @@ impl Ingestor {
                 });
             }
         }
+        let mut events = first_occurrences(decoded);
         let view_ttl = self.ingest.view_dedupe.as_secs();
         let event_ttl = self.ingest.event_dedupe.as_secs();
-        for _ in 0..STALE_ATTEMPTS {
+        for _ in 0..ATTEMPTS {
             let landmarks = self.landmarks_of(&keys).await?;
             let t0s: Vec<f64> = landmarks
                 .iter()
                 .map(|s| s.parse::<f64>().unwrap_or(0.0))
                 .collect();
-            let prepared: Vec<Prepared> = decoded
-                .iter()
-                .map(|d| {
-                    let video = d.event.video_id.to_string();
-                    let is_view = matches!(d.event.action, Action::View);
-                    Prepared {
-                        id: d.id.clone(),
-                        view_key: if is_view {
-                            format!("{}:{video}", d.event.viewer)
-                        } else {
-                            String::new()
-                        },
-                        views: i64::from(is_view),
-                        watch_seconds: match d.event.action {
-                            Action::Watch { seconds } => i64::from(seconds),
-                            _ => 0,
-                        },
-                        increments: d
-                            .targets
-                            .iter()
-                            .map(|(_, key)| {
-                                let i = index[key.as_str()];
-                                let lambda = self.scoring.lambda(windows[i]);
-                                (i, scoring::increment(d.points, d.at, t0s[i], lambda))
-                            })
-                            .collect(),
-                        video,
-                    }
-                })
-                .collect();
+            let lambdas: Vec<f64> = windows.iter().map(|&w| self.scoring.lambda(w)).collect();
+            let prepared = prepare(decoded, &events, |key| {
+                let i = index[key];
+                (i, t0s[i], lambdas[i])
+            });
             match self
                 .store
                 .apply(&keys, &landmarks, &prepared, event_ttl, view_ttl)
@@ -240,6 +233,13 @@ impl Ingestor {
                         "landmarks moved under a batch; recomputing"
                     );
                     self.landmarks.forget(&stale);
+                }
+                Applied::Refused(refused) => {
+                    for i in refused {
+                        if let Some(event) = events.get_mut(i) {
+                            event.counts = false;
+                        }
+                    }
                 }
             }
         }
@@ -275,5 +275,189 @@ impl Ingestor {
             self.landmarks.fill(found);
         }
         Ok(known.into_iter().map(|t0| t0.unwrap_or_default()).collect())
+    }
+}
+
+/// One event of the batch to send: which decoded event, and whether it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Candidate {
+    at: usize,
+    counts: bool,
+}
+
+/// The batch's events to send: the first occurrence of each event id (a later copy is a
+/// redelivery or a re-publish: the first one marks it), each counting except views
+/// repeated within the batch (the first view of a viewer and video counts, as the
+/// dedupe window would decide across batches).
+fn first_occurrences(decoded: &[Decoded]) -> Vec<Candidate> {
+    let mut ids = HashSet::with_capacity(decoded.len());
+    let mut views = HashSet::new();
+    decoded
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| ids.insert(d.id.as_str()))
+        .map(|(at, d)| {
+            let counts = match d.event.action {
+                Action::View => views.insert((d.event.viewer.as_str(), d.event.video_id)),
+                _ => true,
+            };
+            Candidate { at, counts }
+        })
+        .collect()
+}
+
+/// The script's input for `events` of `decoded`: their marks, and the counting events'
+/// increments summed per (sorted set, video) and counters summed per video, each in order
+/// of first appearance (so the sums are the same for the same batch). `set(key)` gives a
+/// sorted set's index, landmark and decay rate.
+fn prepare(
+    decoded: &[Decoded],
+    events: &[Candidate],
+    set: impl Fn(&str) -> (usize, f64, f64),
+) -> Prepared {
+    let mut sums: HashMap<(usize, Uuid), usize> = HashMap::new();
+    let mut increments: Vec<(usize, String, f64)> = Vec::new();
+    let mut counter_slots: HashMap<(char, Uuid), usize> = HashMap::new();
+    let mut counters: Vec<(String, i64)> = Vec::new();
+    let mut add_counter = |kind: char, video: Uuid, amount: i64| {
+        let slot = *counter_slots.entry((kind, video)).or_insert_with(|| {
+            counters.push((format!("{kind}:{video}"), 0));
+            counters.len() - 1
+        });
+        counters[slot].1 += amount;
+    };
+    let mut marks = Vec::with_capacity(events.len());
+    for candidate in events {
+        let d = &decoded[candidate.at];
+        let video = d.event.video_id;
+        let is_view = matches!(d.event.action, Action::View);
+        marks.push(Mark {
+            id: d.id.clone(),
+            view_key: if is_view && candidate.counts {
+                format!("{}:{video}", d.event.viewer)
+            } else {
+                String::new()
+            },
+            counts: candidate.counts,
+        });
+        if !candidate.counts {
+            continue;
+        }
+        for (_, key) in &d.targets {
+            let (i, t0, lambda) = set(key);
+            let inc = scoring::increment(d.points, d.at, t0, lambda);
+            let slot = *sums.entry((i, video)).or_insert_with(|| {
+                increments.push((i, video.to_string(), 0.0));
+                increments.len() - 1
+            });
+            increments[slot].2 += inc;
+        }
+        if is_view {
+            add_counter('v', video, 1);
+        }
+        if let Action::Watch { seconds } = d.event.action {
+            add_counter('w', video, i64::from(seconds));
+        }
+    }
+    Prepared {
+        events: marks,
+        increments,
+        counters,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoded(id: &str, video: Uuid, viewer: &str, action: Action, keys: &[&str]) -> Decoded {
+        Decoded {
+            id: id.to_owned(),
+            event: Interaction {
+                video_id: video,
+                owner_id: Uuid::nil(),
+                category: None,
+                viewer: viewer.to_owned(),
+                action,
+            },
+            targets: keys
+                .iter()
+                .map(|k| (Window::Day, (*k).to_owned()))
+                .collect(),
+            points: 1.0,
+            at: 100.0,
+        }
+    }
+
+    #[test]
+    fn a_repeated_id_is_sent_once_and_a_repeated_view_only_marked() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let batch = [
+            decoded("1", a, "user:x", Action::View, &["g"]),
+            decoded("2", a, "user:x", Action::View, &["g"]),
+            decoded("1", a, "user:x", Action::View, &["g"]),
+            decoded("3", b, "user:x", Action::View, &["g"]),
+            decoded("4", a, "user:y", Action::Like, &["g"]),
+        ];
+        let events = first_occurrences(&batch);
+        let summary: Vec<(&str, bool)> = events
+            .iter()
+            .map(|c| (batch[c.at].id.as_str(), c.counts))
+            .collect();
+        assert_eq!(
+            summary,
+            [("1", true), ("2", false), ("3", true), ("4", true)]
+        );
+    }
+
+    #[test]
+    fn increments_and_counters_are_summed_per_set_and_video_over_counting_events() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut like = decoded("3", a, "user:y", Action::Like, &["g", "c"]);
+        like.points = 5.0;
+        let batch = [
+            decoded("1", a, "user:x", Action::View, &["g", "c"]),
+            decoded("2", b, "user:x", Action::View, &["g"]),
+            like,
+            decoded("4", a, "user:z", Action::Watch { seconds: 30 }, &["g"]),
+            decoded("5", a, "user:w", Action::View, &["g"]),
+        ];
+        let mut events = first_occurrences(&batch);
+        events[4].counts = false; // as if the script found user:w's view repeated
+        // Landmark 100 = the events' time, so each increment is its points.
+        let sets = |key: &str| (usize::from(key == "c"), 100.0, 1e-4);
+        let prepared = prepare(&batch, &events, sets);
+        assert_eq!(
+            prepared.increments,
+            [
+                (0, a.to_string(), 1.0 + 5.0 + 1.0),
+                (1, a.to_string(), 1.0 + 5.0),
+                (0, b.to_string(), 1.0),
+            ]
+        );
+        assert_eq!(
+            prepared.counters,
+            [
+                (format!("v:{a}"), 1),
+                (format!("v:{b}"), 1),
+                (format!("w:{a}"), 30),
+            ]
+        );
+        let marks: Vec<(&str, &str, bool)> = prepared
+            .events
+            .iter()
+            .map(|m| (m.id.as_str(), m.view_key.as_str(), m.counts))
+            .collect();
+        let (view_a, view_b) = (format!("user:x:{a}"), format!("user:x:{b}"));
+        assert_eq!(
+            marks,
+            [
+                ("1", view_a.as_str(), true),
+                ("2", view_b.as_str(), true),
+                ("3", "", true),
+                ("4", "", true),
+                ("5", "", false),
+            ]
+        );
     }
 }

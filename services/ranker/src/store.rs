@@ -9,10 +9,11 @@
 //! * `{p}counters:pending` / `:flushing` / `:flushing-id`: accepted views and watch
 //!   seconds not yet reported to the catalogue (see crate::counters).
 //!
-//! A batch is applied by one script ([`INGEST`]): it marks each event seen, decides view
-//! dedupe, adds the event's increments and its counters, all or nothing. If the process
-//! dies after the script and before the batch is acknowledged, the redelivered events
-//! find their marks and add nothing; if it dies before, nothing was written. The script
+//! A batch is applied by one script ([`INGEST`]): it checks that every event that counts is
+//! new, then marks each event seen, records the counted views and adds the batch's summed
+//! increments and counters, all or nothing. If the process dies after the script and
+//! before the batch is acknowledged, the redelivered events find their marks and add
+//! nothing; if it dies before, nothing was written. The script
 //! also checks the `t0` the increments were computed against, so a concurrent rebase
 //! (here or in another replica) can never mix landmarks: a stale batch writes nothing and
 //! is recomputed.
@@ -23,10 +24,17 @@
 use redis::{Script, Value, aio::ConnectionManager};
 
 /// Applies a batch. KEYS: `t0 hash`, `pending counters`, then the K sorted sets the batch
-/// touches. ARGV: prefix, event TTL, view TTL, K, the K expected `t0`s (strings, as stored),
-/// the number of events, then per event: id, view dedupe key (empty: not a view), video
-/// id, views (0/1), watch seconds, M, then M pairs (sorted-set index 1..K, increment).
-/// Returns `{accepted}` or, when a landmark moved, `{-1, key…}` having written nothing.
+/// touches. ARGV: prefix, event TTL, view TTL, K, the K expected `t0`s (strings, as
+/// stored); N, then per event: id, view dedupe key (empty: not a view), counts (1, or 0
+/// for an event only to be marked seen); M, then per (set, video): set index 1..K, video,
+/// summed increment; C, then per counter field: field, summed amount.
+///
+/// Returns `{accepted}` having written everything; `{-1, key…}` when a landmark moved, or
+/// `{-2, event index…}` (0-based) when counting events were already seen or are repeated
+/// views, having written nothing in either case. The increments were summed assuming
+/// every counting event is new, so the script refuses rather than apply them in part.
+/// Whether any counting event's mark exists is asked with one EXISTS per 1000 keys; only
+/// when one does are they asked one by one, to say which.
 const INGEST: &str = r#"
 local prefix = ARGV[1]
 local event_ttl = ARGV[2]
@@ -47,34 +55,61 @@ if #stale > 0 then
   table.insert(stale, 1, -1)
   return stale
 end
+
+local n = tonumber(ARGV[5 + k])
+local first = 6 + k
+local marks = {}
+for e = 0, n - 1 do
+  local a = first + 3 * e
+  if ARGV[a + 2] == '1' then
+    marks[#marks + 1] = prefix .. 'seen:' .. ARGV[a]
+    if ARGV[a + 1] ~= '' then
+      marks[#marks + 1] = prefix .. 'view:' .. ARGV[a + 1]
+    end
+  end
+end
+local found = 0
+for i = 1, #marks, 1000 do
+  found = found + redis.call('EXISTS', unpack(marks, i, math.min(i + 999, #marks)))
+end
+if found > 0 then
+  local rejected = {-2}
+  for e = 0, n - 1 do
+    local a = first + 3 * e
+    if ARGV[a + 2] == '1' and (redis.call('EXISTS', prefix .. 'seen:' .. ARGV[a]) == 1
+        or (ARGV[a + 1] ~= '' and redis.call('EXISTS', prefix .. 'view:' .. ARGV[a + 1]) == 1)) then
+      rejected[#rejected + 1] = e
+    end
+  end
+  return rejected
+end
+
 for _, i in ipairs(fresh) do
   redis.call('HSET', KEYS[1], KEYS[2 + i], ARGV[4 + i])
 end
-local a = 5 + k
-local n = tonumber(ARGV[a])
-a = a + 1
 local accepted = 0
-for _ = 1, n do
-  local id, viewkey, video = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-  local views, watch, m = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
-  a = a + 6
-  local ok = redis.call('SET', prefix .. 'seen:' .. id, '1', 'NX', 'EX', event_ttl)
-  if ok and viewkey ~= '' then
-    ok = redis.call('SET', prefix .. 'view:' .. viewkey, id, 'NX', 'EX', view_ttl)
-  end
-  if ok then
+for e = 0, n - 1 do
+  local a = first + 3 * e
+  redis.call('SET', prefix .. 'seen:' .. ARGV[a], '1', 'EX', event_ttl)
+  if ARGV[a + 2] == '1' then
     accepted = accepted + 1
-    for j = 0, m - 1 do
-      redis.call('ZINCRBY', KEYS[2 + tonumber(ARGV[a + 2 * j])], ARGV[a + 2 * j + 1], video)
-    end
-    if views > 0 then
-      redis.call('HINCRBY', KEYS[2], 'v:' .. video, views)
-    end
-    if watch > 0 then
-      redis.call('HINCRBY', KEYS[2], 'w:' .. video, watch)
+    if ARGV[a + 1] ~= '' then
+      redis.call('SET', prefix .. 'view:' .. ARGV[a + 1], ARGV[a], 'EX', view_ttl)
     end
   end
-  a = a + 2 * m
+end
+local a = first + 3 * n
+local m = tonumber(ARGV[a])
+a = a + 1
+for _ = 1, m do
+  redis.call('ZINCRBY', KEYS[2 + tonumber(ARGV[a])], ARGV[a + 2], ARGV[a + 1])
+  a = a + 3
+end
+local c = tonumber(ARGV[a])
+a = a + 1
+for _ = 1, c do
+  redis.call('HINCRBY', KEYS[2], ARGV[a], ARGV[a + 1])
+  a = a + 2
 end
 return {accepted}
 "#;
@@ -142,26 +177,36 @@ pub struct Store {
     done_counters: Script,
 }
 
-/// One event of a batch, ready for [`Store::apply`].
-#[derive(Debug, Clone)]
+/// A batch, ready for [`Store::apply`].
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Prepared {
+    pub events: Vec<Mark>,
+    /// (index into the batch's keys, video, the summed increment of its counting events).
+    pub increments: Vec<(usize, String, f64)>,
+    /// Counter fields (`v:{video}` views, `w:{video}` watch seconds) and summed amounts.
+    pub counters: Vec<(String, i64)>,
+}
+
+/// One event of a batch: what marks it seen, and whether it counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
     pub id: String,
-    /// `{viewer}:{video}` for a view, else empty.
+    /// `{viewer}:{video}` for a counting view, else empty.
     pub view_key: String,
-    pub video: String,
-    pub views: i64,
-    pub watch_seconds: i64,
-    /// (index into the batch's keys, increment).
-    pub increments: Vec<(usize, f64)>,
+    /// False for an event that is only marked seen (a repeated view).
+    pub counts: bool,
 }
 
 /// What applying a batch did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
-    /// This many events were new (the others were duplicates or repeated views).
+    /// This many events counted (nothing was refused).
     Accepted(i64),
     /// These sets' landmarks moved since they were read: nothing was written.
     Stale(Vec<String>),
+    /// These events (indices into [`Prepared::events`]) were already seen, or are views
+    /// repeated within the dedupe window: nothing was written.
+    Refused(Vec<usize>),
 }
 
 impl Store {
@@ -207,7 +252,7 @@ impl Store {
         &self,
         keys: &[String],
         landmarks: &[String],
-        events: &[Prepared],
+        batch: &Prepared,
         event_ttl_secs: u64,
         view_ttl_secs: u64,
     ) -> redis::RedisResult<Applied> {
@@ -225,31 +270,34 @@ impl Store {
         for t0 in landmarks {
             invocation.arg(t0);
         }
-        invocation.arg(events.len());
-        for e in events {
+        invocation.arg(batch.events.len());
+        for e in &batch.events {
             invocation
                 .arg(&e.id)
                 .arg(&e.view_key)
-                .arg(&e.video)
-                .arg(e.views)
-                .arg(e.watch_seconds)
-                .arg(e.increments.len());
-            for (index, inc) in &e.increments {
-                invocation
-                    .arg(index + 1)
-                    .arg(crate::scoring::format_f64(*inc));
-            }
+                .arg(u8::from(e.counts));
+        }
+        invocation.arg(batch.increments.len());
+        for (index, video, inc) in &batch.increments {
+            invocation
+                .arg(index + 1)
+                .arg(video)
+                .arg(crate::scoring::format_f64(*inc));
+        }
+        invocation.arg(batch.counters.len());
+        for (field, amount) in &batch.counters {
+            invocation.arg(field).arg(amount);
         }
         let mut conn = self.redis.clone();
         let reply: Vec<Value> = invocation.invoke_async(&mut conn).await?;
         match reply.first() {
-            Some(Value::Int(-1)) => Ok(Applied::Stale(
-                reply[1..]
-                    .iter()
-                    .filter_map(|v| redis::from_redis_value(v.clone()).ok())
-                    .collect(),
-            )),
-            Some(Value::Int(n)) => Ok(Applied::Accepted(*n)),
+            Some(Value::Int(-1)) => Ok(Applied::Stale(redis::from_redis_value(Value::Array(
+                reply[1..].to_vec(),
+            ))?)),
+            Some(Value::Int(-2)) => Ok(Applied::Refused(redis::from_redis_value(Value::Array(
+                reply[1..].to_vec(),
+            ))?)),
+            Some(Value::Int(n)) if *n >= 0 => Ok(Applied::Accepted(*n)),
             other => Err(redis::RedisError::from((
                 redis::ErrorKind::UnexpectedReturnType,
                 "ingest script",

@@ -26,10 +26,13 @@ pub struct Config {
     /// `RECOMMENDER_TRENDING_SHARE`: the share (0–1) of a personal feed's slots given to
     /// trending videos, interleaved with the personal ones.
     pub trending_share: f64,
-    /// `RECOMMENDER_BATCH_SIZE`: deliveries per consumer batch.
+    /// `RECOMMENDER_BATCH_SIZE`: events per consumer batch (a pack of interactions,
+    /// events::pack, counts as the events it holds).
     pub batch_size: u16,
     /// `RECOMMENDER_BATCH_WAIT_MILLIS`: how long a batch waits to fill once it has one.
     pub batch_wait: Duration,
+    /// `RECOMMENDER_PREFETCH`: messages the broker may send ahead, per queue.
+    pub prefetch: u16,
 }
 
 /// The sentence embedding model.
@@ -137,7 +140,17 @@ impl Config {
             trending_share: share(var("RECOMMENDER_TRENDING_SHARE", "0.25")?)?,
             batch_size: var("RECOMMENDER_BATCH_SIZE", "200")?,
             batch_wait: Duration::from_millis(var("RECOMMENDER_BATCH_WAIT_MILLIS", "20")?),
+            prefetch: var("RECOMMENDER_PREFETCH", "64")?,
         })
+    }
+
+    /// How both consumers fill their batches.
+    pub fn batching(&self) -> events::consumer::Batching {
+        events::consumer::Batching {
+            max_events: usize::from(self.batch_size),
+            max_wait: self.batch_wait,
+            prefetch: self.prefetch,
+        }
     }
 
     /// The queue of video events: created (metadata), ready, updated, deleted.

@@ -10,6 +10,7 @@ use std::{collections::HashMap, sync::Arc};
 use events::{
     consumer::{self, BatchOutcome},
     interaction::Interaction,
+    pack,
 };
 use lapin::message::Delivery;
 use sqlx::PgPool;
@@ -32,8 +33,7 @@ pub fn spawn(
     consumer::spawn_batched(
         ctx.rabbit.clone(),
         ctx.config.interactions_queue(),
-        ctx.config.batch_size,
-        ctx.config.batch_wait,
+        ctx.config.batching(),
         shutdown,
         move |batch| {
             let (pool, serving) = (pool.clone(), serving.clone());
@@ -58,10 +58,19 @@ async fn handle(
     let mut reject = Vec::new();
     let mut decoded = Vec::with_capacity(batch.len());
     for (index, delivery) in batch.iter().enumerate() {
-        match consumer::decode::<Interaction>(&delivery.data) {
-            Ok(envelope) => decoded.push(envelope),
+        // Media publishes interactions in packs (events::pack); one bad event in a pack
+        // is logged and skipped, a body that is not JSON at all is rejected.
+        match pack::decode::<Interaction>(&delivery.data) {
+            Ok(events) => {
+                for event in events {
+                    match event {
+                        Ok(envelope) => decoded.push(envelope),
+                        Err(e) => tracing::error!(error = %e, "undecodable interaction"),
+                    }
+                }
+            }
             Err(e) => {
-                tracing::error!(error = %e, "undecodable interaction");
+                tracing::error!(error = %e, "undecodable message on the interactions queue");
                 reject.push(index);
             }
         }

@@ -53,8 +53,7 @@ pub fn spawn(
     consumer::spawn_batched(
         ctx.rabbit.clone(),
         ctx.config.videos_queue(),
-        ctx.config.batch_size,
-        ctx.config.batch_wait,
+        ctx.config.batching(),
         shutdown,
         move |batch| {
             let (pool, serving, wake) = (pool.clone(), serving.clone(), wake.clone());

@@ -2,8 +2,15 @@
 //! timed until they are visible in a Redis sorted set.
 //!
 //! `MODE=kino`: the ranker (a separate process started by bench/ranker/run with the same
-//! QUEUE_PREFIX and REDIS_PREFIX) does the ranking. `MODE=naive`: this process runs the
+//! QUEUE_PREFIX and REDIS_PREFIX) does the ranking, and events are published as media
+//! publishes them: in packs of up to PACK events per message (events::pack).
+//! `MODE=naive`: the seeds' design: one message per event, and this process runs the
 //! seeds' consumer itself: one message at a time, one ZINCRBY, one ack.
+//!
+//! `SKEW`: which video each event is about, among 20,000. `zipf` (default): the k-th most
+//! popular video gets a share proportional to 1/k, the usual model of video popularity
+//! (the top video ~9.5 % of events, the top 100 ~50 %); `uniform`: every video alike, the
+//! worst case for summing per video.
 //!
 //! Two phases per mode, printed as one line `mode events_per_s p50_ms p99_ms max_ms`:
 //! 1. throughput: EVENTS events published as fast as the broker confirms them; the time
@@ -11,8 +18,8 @@
 //! 2. latency: RATE events/s offered for LATENCY_SECS; every 50th event is a probe (a
 //!    video of its own) whose publish-to-visible time is taken by polling ZMSCORE.
 //!
-//! Environment: AMQP_URL, REDIS_URL, QUEUE_PREFIX, REDIS_PREFIX, MODE, EVENTS (200000),
-//! RATE (20000), LATENCY_SECS (10), NAIVE_PREFETCH (100).
+//! Environment: AMQP_URL, REDIS_URL, QUEUE_PREFIX, REDIS_PREFIX, MODE, SKEW (zipf),
+//! EVENTS (200000), RATE (20000), LATENCY_SECS (10), PACK (100), NAIVE_PREFETCH (100).
 
 use std::{
     collections::HashMap,
@@ -41,13 +48,36 @@ struct Load {
     prefix: String,
     rng: Rng,
     videos: Vec<(Uuid, Uuid, String)>,
+    /// Cumulative popularity of `videos` (last = 1.0), for drawing which one an event is
+    /// about.
+    popularity: Vec<f64>,
+}
+
+/// Cumulative shares of `n` videos: Zipf (share of the k-th ∝ 1/k) or uniform.
+fn popularity(n: usize, zipf: bool) -> Vec<f64> {
+    let weights: Vec<f64> = (1..=n)
+        .map(|k| if zipf { 1.0 / k as f64 } else { 1.0 })
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let mut sum = 0.0;
+    weights
+        .iter()
+        .map(|w| {
+            sum += w / total;
+            sum
+        })
+        .collect()
 }
 
 impl Load {
     fn event(&mut self, probe: Option<Uuid>) -> Envelope<Interaction> {
         let (video, owner, category) = match probe {
             Some(id) => (id, Uuid::nil(), "probe".to_owned()),
-            None => self.videos[self.rng.below(self.videos.len())].clone(),
+            None => {
+                let u = self.rng.next_u64() as f64 / u64::MAX as f64;
+                let i = self.popularity.partition_point(|&c| c < u);
+                self.videos[i.min(self.videos.len() - 1)].clone()
+            }
         };
         // Distinct viewers, so views are not deduplicated away.
         let action = match self.rng.below(10) {
@@ -190,6 +220,18 @@ async fn main() -> anyhow::Result<()> {
     let events: usize = env_or("EVENTS", 200_000);
     let rate: usize = env_or("RATE", 20_000);
     let latency_secs: u64 = env_or("LATENCY_SECS", 10);
+    let skew: String = env_or("SKEW", "zipf".to_owned());
+    let zipf = match skew.as_str() {
+        "zipf" => true,
+        "uniform" => false,
+        other => anyhow::bail!("SKEW must be zipf or uniform, not {other}"),
+    };
+    // The seeds publish one message per event; Kino's publisher packs what is waiting.
+    let per_message = if mode == "naive" {
+        1
+    } else {
+        env_or("PACK", 100)
+    };
 
     let rabbit = events::Rabbit::new(&amqp, "ranker-load");
     let redis = platform::redis::connect(&redis_url).context("REDIS_URL")?;
@@ -205,7 +247,7 @@ async fn main() -> anyhow::Result<()> {
     let mut rng = Rng::new(42);
     let owners: Vec<Uuid> = (0..1000).map(|_| Uuid::new_v4()).collect();
     let categories = ["music", "games", "news", "howto", "sports", "film"];
-    let videos = (0..20_000)
+    let videos: Vec<_> = (0..20_000)
         .map(|_| {
             (
                 Uuid::new_v4(),
@@ -215,9 +257,10 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     let mut load = Load {
-        publisher: BatchPublisher::spawn(rabbit.clone(), 20_000, 1000),
+        publisher: BatchPublisher::spawn(rabbit.clone(), 20_000, 1000, per_message),
         prefix,
         rng,
+        popularity: popularity(videos.len(), zipf),
         videos,
     };
     let pending: Pending = Arc::default();
@@ -244,7 +287,7 @@ async fn main() -> anyhow::Result<()> {
     let total = started.elapsed();
     let throughput = events as f64 / total.as_secs_f64();
     eprintln!(
-        "{mode}: {events} events published in {published:.2?}, all visible after {total:.2?}"
+        "{mode} ({skew}): {events} events published in {published:.2?}, all visible after {total:.2?}"
     );
     seen.lock().unwrap().clear();
 

@@ -3,7 +3,8 @@
 //!
 //! * Views, watch time and shares are frequent and change nothing in our database: they go
 //!   through a bounded buffer to a batching publisher with confirms
-//!   (events::batch::BatchPublisher), and the mutation answers once the broker has the
+//!   (events::batch::BatchPublisher), which sends them in packs of many events per
+//!   message when busy (events::pack), and the mutation answers once the broker has the
 //!   event. A full buffer answers `RATE_LIMITED` at once; nothing is dropped silently.
 //! * Likes and comments are written here first: their interaction is put in the outbox in
 //!   the same transaction as the counter change ([`enqueue`]), so it goes out if and only
@@ -49,9 +50,10 @@ impl Interactions {
         prefix: &str,
         buffer: usize,
         batch: usize,
+        per_message: usize,
     ) -> Self {
         Self {
-            publisher: BatchPublisher::spawn(rabbit, buffer, batch),
+            publisher: BatchPublisher::spawn(rabbit, buffer, batch, per_message),
             prefix: prefix.to_owned(),
         }
     }

@@ -59,7 +59,7 @@ pub struct Publisher {
 impl Publisher {
     pub fn new(rabbit: std::sync::Arc<events::Rabbit>, env: &TestEnv) -> Self {
         Self {
-            inner: BatchPublisher::spawn(rabbit, 100_000, 1000),
+            inner: BatchPublisher::spawn(rabbit, 100_000, 1000, 100),
             prefix: queue_prefix(env),
         }
     }

@@ -42,6 +42,7 @@ pub fn config(env: &TestEnv) -> recommender::Config {
         trending_share: 0.25,
         batch_size: 100,
         batch_wait: Duration::from_millis(10),
+        prefetch: 64,
     }
 }
 
