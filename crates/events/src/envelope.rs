@@ -48,12 +48,13 @@ impl<T: Event> Envelope<T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// A minimal event for the crate's tests.
     #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-    struct Ping {
-        n: u32,
+    pub(crate) struct Ping {
+        pub n: u32,
     }
     impl Event for Ping {
         const EXCHANGE: &'static str = "test";

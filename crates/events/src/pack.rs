@@ -91,19 +91,8 @@ pub fn decode<T: DeserializeOwned>(
 
 #[cfg(test)]
 mod tests {
-    use serde::{Deserialize, Serialize};
-
     use super::*;
-    use crate::Event;
-
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    struct Ping {
-        n: u32,
-    }
-    impl Event for Ping {
-        const EXCHANGE: &'static str = "test";
-        const TYPE: &'static str = "test.ping";
-    }
+    use crate::envelope::tests::Ping;
 
     #[test]
     fn a_pack_decodes_to_its_envelopes_in_order() {

@@ -9,7 +9,7 @@
 
 use events::{
     Envelope,
-    consumer::{self, BatchOutcome, Batching},
+    consumer::{self, BatchOutcome},
     pack,
 };
 use lapin::message::Delivery;
@@ -31,11 +31,7 @@ pub fn spawn(ctx: &Context, shutdown: impl Future<Output = ()> + Send + 'static)
     let collection: Collection<Document> = ctx.mongo.collection(COLLECTION);
     let spec = ctx.config.queue("ranker.archive");
     let ingest = ctx.config.ingest;
-    let batching = Batching {
-        max_events: usize::from(ingest.archive_batch_size),
-        max_wait: ingest.batch_wait,
-        prefetch: ingest.prefetch,
-    };
+    let batching = ingest.batching(ingest.archive_batch_size);
     consumer::spawn_batched(ctx.rabbit.clone(), spec, batching, shutdown, move |batch| {
         let collection = collection.clone();
         async move { handle(&collection, batch).await }

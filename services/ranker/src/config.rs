@@ -155,6 +155,17 @@ pub struct Ingest {
     pub archive_batch_size: u16,
 }
 
+impl Ingest {
+    /// How a consumer of the ranker's queues fills batches of up to `max_events`.
+    pub fn batching(&self, max_events: u16) -> events::consumer::Batching {
+        events::consumer::Batching {
+            max_events: usize::from(max_events),
+            max_wait: self.batch_wait,
+            prefetch: self.prefetch,
+        }
+    }
+}
+
 impl Default for Ingest {
     fn default() -> Self {
         Self {

@@ -17,7 +17,7 @@ use std::{
 
 use events::{
     Envelope,
-    consumer::{self, BatchOutcome, Batching},
+    consumer::{self, BatchOutcome},
     interaction::{Action, Interaction, Scope, Window, trending_key},
     pack,
 };
@@ -95,11 +95,7 @@ pub fn spawn(
 ) {
     let spec = ctx.config.queue("ranker.interactions");
     let ingest = ctx.config.ingest;
-    let batching = Batching {
-        max_events: usize::from(ingest.batch_size),
-        max_wait: ingest.batch_wait,
-        prefetch: ingest.prefetch,
-    };
+    let batching = ingest.batching(ingest.batch_size);
     consumer::spawn_batched(ctx.rabbit.clone(), spec, batching, shutdown, move |batch| {
         let ingestor = ingestor.clone();
         async move { ingestor.handle(batch).await }
