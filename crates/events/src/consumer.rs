@@ -11,7 +11,7 @@
 //! While consuming, the queue's depth and consumer count are reported every few seconds
 //! (`queue_messages_ready`, `queue_consumers` on `/metrics`), so a backlog is visible.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{collections::VecDeque, future::Future, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use lapin::{
@@ -259,12 +259,19 @@ pub struct Batching {
     /// what waits in this process). It counts messages, not events: with packs, a few
     /// messages fill a batch; with single events it caps a batch at this many.
     pub prefetch: u16,
+    /// Batches handled at once (at least 1). With 2, the next batch is decoded and
+    /// prepared while the previous one is being written, so the store is kept busy.
+    /// Batches are still settled in the order they were taken; only handlers whose
+    /// batches may take effect in any order (idempotent, commutative writes) may use
+    /// more than 1.
+    pub in_flight: usize,
 }
 
 /// Consumes `spec`'s queue in batches until `shutdown` resolves (see [`Batching`]). The
 /// handler gets the batch and the batch is settled by its outcome, only after it returned:
 /// a crash in between redelivers the whole batch, so the handler must be idempotent for
-/// all of it.
+/// all of it. Handlers run as tasks of their own (so that `in_flight` of them overlap);
+/// one that panics has its batch put back, as a [`BatchOutcome::Retry`].
 pub fn spawn_batched<H, F>(
     rabbit: Arc<Rabbit>,
     spec: QueueSpec,
@@ -274,11 +281,12 @@ pub fn spawn_batched<H, F>(
 ) -> tokio::task::JoinHandle<()>
 where
     H: Fn(Vec<Delivery>) -> F + Send + Sync + 'static,
-    F: Future<Output = BatchOutcome> + Send,
+    F: Future<Output = BatchOutcome> + Send + 'static,
 {
     let batching = Batching {
         max_events: batching.max_events.max(1),
         prefetch: batching.prefetch.max(1),
+        in_flight: batching.in_flight.max(1),
         ..batching
     };
     tokio::spawn(async move {
@@ -308,7 +316,7 @@ async fn consume_batches<H, F>(
 ) -> Result<(), Error>
 where
     H: Fn(Vec<Delivery>) -> F,
-    F: Future<Output = BatchOutcome>,
+    F: Future<Output = BatchOutcome> + Send + 'static,
 {
     let channel = rabbit.channel().await?;
     spec.declare(&channel).await?;
@@ -323,66 +331,119 @@ where
             FieldTable::default(),
         )
         .await?;
+    // Batches being handled, oldest first, with their delivery tags. A batch is settled
+    // as soon as its handler finished and every older one is settled, while the next
+    // batch is being taken. If this function returns early (the channel broke, or
+    // shutdown dropped it), handlers may still finish, but nothing acknowledges their
+    // batches: the broker redelivers them to the next consumer, which the handlers'
+    // idempotence makes harmless.
+    let mut handling: VecDeque<(Vec<u64>, tokio::task::JoinHandle<BatchOutcome>)> = VecDeque::new();
+    // The batch being taken: its deliveries, their events, when it is due at the latest.
+    let mut batch: Vec<Delivery> = Vec::new();
+    let mut events = 0;
+    let mut deadline = tokio::time::Instant::now();
     loop {
-        let Some(first) = deliveries.next().await else {
-            return Ok(());
-        };
-        let first = first?;
-        let mut events = pack::count(&first.properties);
-        let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + batching.max_wait;
-        let mut ended = false;
-        while events < batching.max_events {
-            match tokio::time::timeout_at(deadline, deliveries.next()).await {
-                Err(_) => break,
-                Ok(None) => {
-                    ended = true;
-                    break;
-                }
-                Ok(Some(delivery)) => {
-                    let delivery = delivery?;
-                    events += pack::count(&delivery.properties);
-                    batch.push(delivery);
-                }
-            }
+        let room = handling.len() < batching.in_flight;
+        let full = events >= batching.max_events;
+        if room && !batch.is_empty() && (full || tokio::time::Instant::now() >= deadline) {
+            events = 0;
+            handling.push_back(start(handler, std::mem::take(&mut batch)));
+            continue;
         }
-        let tags: Vec<u64> = batch.iter().map(|d| d.delivery_tag).collect();
-        let last = *tags.last().expect("a batch is never empty");
-        match handler(batch).await {
-            BatchOutcome::Ack { reject } => {
-                // Rejected ones first (one by one); then one ack up to the highest other
-                // tag settles the rest (a tag already rejected is no longer outstanding).
-                for &index in &reject {
-                    if let Some(&tag) = tags.get(index) {
-                        tracing::error!(queue = %spec.name, "consumer: rejected a delivery");
-                        channel.basic_nack(tag, BasicNackOptions::default()).await?;
+        tokio::select! {
+            finished = async { (&mut handling.front_mut().expect("not empty").1).await },
+                if !handling.is_empty() => {
+                let (tags, _) = handling.pop_front().expect("not empty");
+                settle(&channel, spec, &tags, outcome(spec, finished)).await?;
+            }
+            next = deliveries.next(), if !full => {
+                let Some(delivery) = next else {
+                    // The broker cancelled the consumer: finish what was taken.
+                    if !batch.is_empty() {
+                        handling.push_back(start(handler, batch));
                     }
+                    while let Some((tags, task)) = handling.pop_front() {
+                        settle(&channel, spec, &tags, outcome(spec, task.await)).await?;
+                    }
+                    return Ok(());
+                };
+                let delivery = delivery?;
+                if batch.is_empty() {
+                    deadline = tokio::time::Instant::now() + batching.max_wait;
                 }
-                let highest = (0..tags.len())
-                    .rev()
-                    .find(|i| !reject.contains(i))
-                    .map(|i| tags[i]);
-                if let Some(tag) = highest {
-                    channel
-                        .basic_ack(tag, BasicAckOptions { multiple: true })
-                        .await?;
+                events += pack::count(&delivery.properties);
+                batch.push(delivery);
+            }
+            () = tokio::time::sleep_until(deadline), if room && !batch.is_empty() => {}
+        }
+    }
+}
+
+/// Starts handling `batch` in a task of its own; returns its delivery tags and the task.
+fn start<H, F>(
+    handler: &H,
+    batch: Vec<Delivery>,
+) -> (Vec<u64>, tokio::task::JoinHandle<BatchOutcome>)
+where
+    H: Fn(Vec<Delivery>) -> F,
+    F: Future<Output = BatchOutcome> + Send + 'static,
+{
+    let tags = batch.iter().map(|d| d.delivery_tag).collect();
+    (tags, tokio::spawn(handler(batch)))
+}
+
+/// A handler task's outcome; one that panicked has its batch put back.
+fn outcome(
+    spec: &QueueSpec,
+    finished: Result<BatchOutcome, tokio::task::JoinError>,
+) -> BatchOutcome {
+    finished.unwrap_or_else(|e| {
+        tracing::error!(queue = %spec.name, error = %e, "consumer: batch handler failed");
+        BatchOutcome::Retry
+    })
+}
+
+/// Settles one batch (tags in delivery order) by its outcome.
+async fn settle(
+    channel: &Channel,
+    spec: &QueueSpec,
+    tags: &[u64],
+    outcome: BatchOutcome,
+) -> Result<(), Error> {
+    let last = *tags.last().expect("a batch is never empty");
+    match outcome {
+        BatchOutcome::Ack { reject } => {
+            // Rejected ones first (one by one); then one ack up to the highest other tag
+            // settles the rest (a tag already rejected is no longer outstanding). Earlier
+            // batches are settled already, so `multiple` covers this batch only.
+            for &index in &reject {
+                if let Some(&tag) = tags.get(index) {
+                    tracing::error!(queue = %spec.name, "consumer: rejected a delivery");
+                    channel.basic_nack(tag, BasicNackOptions::default()).await?;
                 }
             }
-            BatchOutcome::Retry => {
-                tokio::time::sleep(RETRY_PAUSE).await;
+            let highest = (0..tags.len())
+                .rev()
+                .find(|i| !reject.contains(i))
+                .map(|i| tags[i]);
+            if let Some(tag) = highest {
                 channel
-                    .basic_nack(
-                        last,
-                        BasicNackOptions {
-                            multiple: true,
-                            requeue: true,
-                        },
-                    )
+                    .basic_ack(tag, BasicAckOptions { multiple: true })
                     .await?;
             }
         }
-        if ended {
-            return Ok(());
+        BatchOutcome::Retry => {
+            tokio::time::sleep(RETRY_PAUSE).await;
+            channel
+                .basic_nack(
+                    last,
+                    BasicNackOptions {
+                        multiple: true,
+                        requeue: true,
+                    },
+                )
+                .await?;
         }
     }
+    Ok(())
 }

@@ -162,6 +162,10 @@ impl Ingest {
             max_events: usize::from(max_events),
             max_wait: self.batch_wait,
             prefetch: self.prefetch,
+            // Both consumers' writes are idempotent and commutative (marks + sums in
+            // one script; unordered inserts by id): the next batch is prepared while
+            // the previous one is written.
+            in_flight: 2,
         }
     }
 }
@@ -169,7 +173,7 @@ impl Ingest {
 impl Default for Ingest {
     fn default() -> Self {
         Self {
-            batch_size: 1000,
+            batch_size: 4000,
             prefetch: 200,
             batch_wait: Duration::from_millis(20),
             view_dedupe: Duration::from_secs(1800),

@@ -150,6 +150,8 @@ impl Config {
             max_events: usize::from(self.batch_size),
             max_wait: self.batch_wait,
             prefetch: self.prefetch,
+            // One at a time: a batch's signals start from what the previous one left.
+            in_flight: 1,
         }
     }
 
