@@ -14,6 +14,7 @@
 
 use lapin::{
     BasicProperties,
+    message::Delivery,
     types::{AMQPValue, FieldTable},
 };
 use serde::de::DeserializeOwned;
@@ -87,6 +88,46 @@ pub fn decode<T: DeserializeOwned>(
         let envelope = serde_json::from_slice(body)?;
         Ok(vec![Ok(envelope)])
     }
+}
+
+/// The events of a batch of deliveries ([`unpack`]).
+pub struct Unpacked<T> {
+    /// Every event that decoded, in delivery order.
+    pub events: Vec<Envelope<T>>,
+    /// Indices of the deliveries whose body could not be read at all: to reject.
+    pub reject: Vec<usize>,
+    /// Events inside readable packs that did not decode (logged and skipped: the rest of
+    /// their pack still counts, and the message is acknowledged with it).
+    pub skipped: usize,
+}
+
+/// Decodes every delivery of a batch, single envelopes and packs alike.
+pub fn unpack<T: DeserializeOwned>(deliveries: &[Delivery]) -> Unpacked<T> {
+    let mut unpacked = Unpacked {
+        events: Vec::with_capacity(deliveries.len()),
+        reject: Vec::new(),
+        skipped: 0,
+    };
+    for (index, delivery) in deliveries.iter().enumerate() {
+        match decode::<T>(&delivery.data) {
+            Ok(events) => {
+                for event in events {
+                    match event {
+                        Ok(envelope) => unpacked.events.push(envelope),
+                        Err(e) => {
+                            tracing::error!(routing_key = %delivery.routing_key, error = %e, "undecodable event");
+                            unpacked.skipped += 1;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(routing_key = %delivery.routing_key, error = %e, "undecodable message");
+                unpacked.reject.push(index);
+            }
+        }
+    }
+    unpacked
 }
 
 #[cfg(test)]

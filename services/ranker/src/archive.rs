@@ -54,25 +54,13 @@ fn document(envelope: Envelope<serde_json::Value>) -> Result<Document, bson::ser
 }
 
 async fn handle(collection: &Collection<Document>, batch: Vec<Delivery>) -> BatchOutcome {
-    let mut reject = Vec::new();
-    let mut docs = Vec::with_capacity(batch.len());
-    for (index, delivery) in batch.iter().enumerate() {
-        let events = match pack::decode::<serde_json::Value>(&delivery.data) {
-            Ok(events) => events,
-            Err(e) => {
-                tracing::error!(error = %e, "unarchivable message");
-                reject.push(index);
-                continue;
-            }
-        };
-        for event in events {
-            match event
-                .map_err(|e| e.to_string())
-                .and_then(|envelope| document(envelope).map_err(|e| e.to_string()))
-            {
-                Ok(doc) => docs.push(doc),
-                Err(e) => tracing::error!(error = %e, "unarchivable event"),
-            }
+    let unpacked = pack::unpack::<serde_json::Value>(&batch);
+    let reject = unpacked.reject;
+    let mut docs = Vec::with_capacity(unpacked.events.len());
+    for envelope in unpacked.events {
+        match document(envelope) {
+            Ok(doc) => docs.push(doc),
+            Err(e) => tracing::error!(error = %e, "unarchivable event"),
         }
     }
     if docs.is_empty() {

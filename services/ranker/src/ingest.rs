@@ -118,32 +118,16 @@ impl Ingestor {
 
     pub async fn handle(&self, batch: Vec<Delivery>) -> BatchOutcome {
         let started = Instant::now();
-        let mut reject = Vec::new();
-        let mut decoded = Vec::with_capacity(batch.len());
-        let mut undecodable = 0u64;
-        for (index, delivery) in batch.iter().enumerate() {
-            let events = match pack::decode::<Interaction>(&delivery.data) {
-                Ok(events) => events,
-                Err(e) => {
-                    tracing::error!(error = %e, "undecodable message on the interactions queue");
-                    reject.push(index);
-                    continue;
-                }
-            };
-            for event in events {
-                match event {
-                    Ok(envelope) if envelope.kind == <Interaction as events::Event>::TYPE => {
-                        decoded.push(self.decode(envelope));
-                    }
-                    Ok(envelope) => {
-                        tracing::error!(kind = %envelope.kind, "not an interaction");
-                        undecodable += 1;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "undecodable interaction");
-                        undecodable += 1;
-                    }
-                }
+        let unpacked = pack::unpack::<Interaction>(&batch);
+        let reject = unpacked.reject;
+        let mut undecodable = unpacked.skipped as u64;
+        let mut decoded = Vec::with_capacity(unpacked.events.len());
+        for envelope in unpacked.events {
+            if envelope.kind == <Interaction as events::Event>::TYPE {
+                decoded.push(self.decode(envelope));
+            } else {
+                tracing::error!(kind = %envelope.kind, "not an interaction");
+                undecodable += 1;
             }
         }
         metrics::counter!("ranker_events_total", "outcome" => "undecodable").increment(undecodable);

@@ -55,26 +55,9 @@ async fn handle(
     config: &TasteConfig,
     batch: Vec<Delivery>,
 ) -> BatchOutcome {
-    let mut reject = Vec::new();
-    let mut decoded = Vec::with_capacity(batch.len());
-    for (index, delivery) in batch.iter().enumerate() {
-        // Media publishes interactions in packs (events::pack); one bad event in a pack
-        // is logged and skipped, a body that is not JSON at all is rejected.
-        match pack::decode::<Interaction>(&delivery.data) {
-            Ok(events) => {
-                for event in events {
-                    match event {
-                        Ok(envelope) => decoded.push(envelope),
-                        Err(e) => tracing::error!(error = %e, "undecodable interaction"),
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "undecodable message on the interactions queue");
-                reject.push(index);
-            }
-        }
-    }
+    // Media publishes interactions in packs (events::pack).
+    let unpacked = pack::unpack::<Interaction>(&batch);
+    let (reject, decoded) = (unpacked.reject, unpacked.events);
     let lambda = serving.tastes.lambda();
     let outcome = async {
         let mut tx = pool.begin().await?;
