@@ -60,10 +60,12 @@ impl TestEnv {
             "MONGODB_URI",
             "mongodb://127.0.0.1:27017/?directConnection=true",
         );
+        let redis_url = env_or("REDIS_URL", "redis://127.0.0.1:6379");
+        let redis_prefix = format!("test:{id}:");
         Self {
             database_url: format!("{}/{database}", postgres_server()),
-            redis_url: env_or("REDIS_URL", "redis://127.0.0.1:6379"),
-            redis_prefix: format!("test:{id}:"),
+            redis_url: redis_url.clone(),
+            redis_prefix: redis_prefix.clone(),
             amqp_url: env_or("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
             mongodb_uri: mongodb_uri.clone(),
             mongodb_database: mongodb_database.clone(),
@@ -81,6 +83,8 @@ impl TestEnv {
                 s3: s3.clone(),
                 mongodb_uri,
                 mongodb_database,
+                redis_url,
+                redis_prefix,
             }),
             s3,
             id,
@@ -93,6 +97,8 @@ struct Cleanup {
     s3: platform::s3::S3Config,
     mongodb_uri: String,
     mongodb_database: String,
+    redis_url: String,
+    redis_prefix: String,
 }
 
 impl Drop for Cleanup {
@@ -102,6 +108,7 @@ impl Drop for Cleanup {
         let (databases, s3) = (self.databases.clone(), self.s3.clone());
         let (mongodb_uri, mongodb_database) =
             (self.mongodb_uri.clone(), self.mongodb_database.clone());
+        let (redis_url, redis_prefix) = (self.redis_url.clone(), self.redis_prefix.clone());
         let done = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -120,9 +127,43 @@ impl Drop for Cleanup {
                 if let Ok(client) = platform::mongo::connect(&mongodb_uri, "kino-tests").await {
                     let _ = client.database(&mongodb_database).drop().await;
                 }
+                delete_redis_keys(&redis_url, &redis_prefix).await;
             });
         });
         let _ = done.join();
+    }
+}
+
+/// Deletes every Redis key under the test's prefix (some carry a TTL of an hour, like the
+/// ranker's dedupe marks, and would otherwise outlive the test by that long).
+async fn delete_redis_keys(url: &str, prefix: &str) {
+    let Ok(client) = redis::Client::open(url) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    let mut cursor: u64 = 0;
+    loop {
+        let page: redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await;
+        let Ok((next, keys)) = page else {
+            return;
+        };
+        if !keys.is_empty() {
+            let _: redis::RedisResult<i64> =
+                redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await;
+        }
+        if next == 0 {
+            return;
+        }
+        cursor = next;
     }
 }
 
