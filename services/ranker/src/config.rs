@@ -127,9 +127,14 @@ impl HalfLives {
 /// How the ranker consumes and maintains the sorted sets.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ingest {
-    /// `RANKER_BATCH_SIZE`: events per batch (one Redis script); a pack of events
+    /// `RANKER_BATCH_SIZE`: events per batch, summed together; a pack of events
     /// (events::pack) counts as the events it holds.
     pub batch_size: u16,
+    /// `RANKER_SCRIPT_WRITES`: a batch is written as Redis scripts of about this many
+    /// writes each (a mark per event, a ZINCRBY per sorted set and distinct video), split
+    /// by video, so that one script holds Redis (single-threaded, and shared with media's
+    /// pub/sub) for some tens of milliseconds at most.
+    pub script_writes: u16,
     /// `RANKER_PREFETCH`: messages the broker may send ahead of the acknowledgements, for
     /// each of the ranker's queues. Media sends interactions in packs (up to
     /// `INTERACTION_PACK_SIZE` events per message), so a few messages make a batch.
@@ -173,8 +178,9 @@ impl Ingest {
 impl Default for Ingest {
     fn default() -> Self {
         Self {
-            batch_size: 4000,
-            prefetch: 200,
+            batch_size: 20_000,
+            script_writes: 24_000,
+            prefetch: 500,
             batch_wait: Duration::from_millis(20),
             view_dedupe: Duration::from_secs(1800),
             event_dedupe: Duration::from_secs(3600),
@@ -239,6 +245,10 @@ impl Config {
             },
             ingest: Ingest {
                 batch_size: var("RANKER_BATCH_SIZE", &i.batch_size.to_string())?,
+                script_writes: positive(
+                    "RANKER_SCRIPT_WRITES",
+                    var("RANKER_SCRIPT_WRITES", &i.script_writes.to_string())?,
+                )?,
                 prefetch: var("RANKER_PREFETCH", &i.prefetch.to_string())?,
                 batch_wait: millis("RANKER_BATCH_WAIT_MILLIS", i.batch_wait)?,
                 view_dedupe: seconds("VIEW_DEDUPE_SECS", i.view_dedupe)?,

@@ -3,9 +3,10 @@
 //!
 //! * `{p}trending:{window}:{scope}`: the sorted sets (events::interaction::trending_key);
 //! * `{p}trending:t0`: each sorted set's landmark `t0` (a hash, field = the set's key);
-//! * `{p}seen:{event id}`: events already applied (TTL `EVENT_DEDUPE_SECS`);
-//! * `{p}view:{viewer}:{video}`: the view that counted in the current dedupe window (its
-//!   event id; TTL `VIEW_DEDUPE_SECS`);
+//! * `{p}seen:{bucket}`: a set of the ids of events applied in a bucket of
+//!   `EVENT_DEDUPE_SECS` (each bucket expires after two);
+//! * `{p}views:{bucket}`: a hash, `{viewer}:{video}` → `{millis}:{event id}`, of the views
+//!   that counted in a bucket of `VIEW_DEDUPE_SECS` (each bucket expires after two);
 //! * `{p}counters:pending` / `:flushing` / `:flushing-id`: accepted views and watch
 //!   seconds not yet reported to the catalogue (see crate::counters).
 //!
@@ -24,21 +25,29 @@
 use redis::{Script, Value, aio::ConnectionManager};
 
 /// Applies a batch. KEYS: `t0 hash`, `pending counters`, then the K sorted sets the batch
-/// touches. ARGV: prefix, event TTL, view TTL, K, the K expected `t0`s (strings, as
-/// stored); N, then per event: id, view dedupe key (empty: not a view), counts (1, or 0
-/// for an event only to be marked seen); M, then per (set, video): set index 1..K, video,
-/// summed increment; C, then per counter field: field, summed amount.
+/// touches. ARGV: prefix, event TTL, view window (seconds), K, the K expected `t0`s
+/// (strings, as stored); N, the N event ids, the N flags (`1` counts, `0` is only to be
+/// marked seen); V, the V counting views' `{viewer}:{video}` keys, the V views' event
+/// indices (0-based); M, then per (set, video): set index 1..K, video, summed increment;
+/// C, then per counter field: field, summed amount.
 ///
 /// Returns `{accepted}` having written everything; `{-1, key…}` when a landmark moved, or
 /// `{-2, event index…}` (0-based) when counting events were already seen or are repeated
 /// views, having written nothing in either case. The increments were summed assuming
 /// every counting event is new, so the script refuses rather than apply them in part.
-/// Whether any counting event's mark exists is asked with one EXISTS per 1000 keys; only
-/// when one does are they asked one by one, to say which.
+///
+/// Marks live in buckets of time (Redis' clock, so every replica agrees): the ids seen in
+/// bucket `b = ⌊now / event TTL⌋` are the members of one set `seen:{b}`, and the views
+/// counted in `b = ⌊now / window⌋` are fields of one hash `views:{b}` whose values are
+/// `{millis}:{event id}`. A lookup reads the current and the previous bucket, so an id is
+/// remembered for at least the TTL (at most twice it), and a view repeats while it is
+/// younger than the window, exactly. A batch thus costs a few commands of thousands of
+/// arguments (SMISMEMBER, HMGET, SADD, HSET) instead of a key per event, most of them
+/// straight from ARGV.
 const INGEST: &str = r#"
 local prefix = ARGV[1]
-local event_ttl = ARGV[2]
-local view_ttl = ARGV[3]
+local event_ttl = tonumber(ARGV[2])
+local window_ms = tonumber(ARGV[3]) * 1000
 local k = tonumber(ARGV[4])
 local stale = {}
 local fresh = {}
@@ -57,48 +66,76 @@ if #stale > 0 then
 end
 
 local n = tonumber(ARGV[5 + k])
-local first = 6 + k
-local marks = {}
-for e = 0, n - 1 do
-  local a = first + 3 * e
-  if ARGV[a + 2] == '1' then
-    marks[#marks + 1] = prefix .. 'seen:' .. ARGV[a]
-    if ARGV[a + 1] ~= '' then
-      marks[#marks + 1] = prefix .. 'view:' .. ARGV[a + 1]
+local ids = 6 + k
+local flags = ids + n
+local v = tonumber(ARGV[flags + n])
+local view_keys = flags + n + 1
+local view_events = view_keys + v
+local time = redis.call('TIME')
+local now_s = tonumber(time[1])
+local now_ms = now_s * 1000 + math.floor(tonumber(time[2]) / 1000)
+local seen_bucket = math.floor(now_s / event_ttl)
+local seen_now = prefix .. 'seen:' .. seen_bucket
+local seen_before = prefix .. 'seen:' .. (seen_bucket - 1)
+local view_bucket = math.floor(now_ms / window_ms)
+local views_now = prefix .. 'views:' .. view_bucket
+local views_before = prefix .. 'views:' .. (view_bucket - 1)
+
+local refused = {-2}
+for i = 0, n - 1, 1000 do
+  local last = math.min(i + 999, n - 1)
+  local here = redis.call('SMISMEMBER', seen_now, unpack(ARGV, ids + i, ids + last))
+  local before = redis.call('SMISMEMBER', seen_before, unpack(ARGV, ids + i, ids + last))
+  for j = 1, #here do
+    if (here[j] == 1 or before[j] == 1) and ARGV[flags + i + j - 1] == '1' then
+      refused[#refused + 1] = i + j - 1
     end
   end
 end
-local found = 0
-for i = 1, #marks, 1000 do
-  found = found + redis.call('EXISTS', unpack(marks, i, math.min(i + 999, #marks)))
-end
-if found > 0 then
-  local rejected = {-2}
-  for e = 0, n - 1 do
-    local a = first + 3 * e
-    if ARGV[a + 2] == '1' and (redis.call('EXISTS', prefix .. 'seen:' .. ARGV[a]) == 1
-        or (ARGV[a + 1] ~= '' and redis.call('EXISTS', prefix .. 'view:' .. ARGV[a + 1]) == 1)) then
-      rejected[#rejected + 1] = e
+for i = 0, v - 1, 1000 do
+  local last = math.min(i + 999, v - 1)
+  local here = redis.call('HMGET', views_now, unpack(ARGV, view_keys + i, view_keys + last))
+  local before = redis.call('HMGET', views_before, unpack(ARGV, view_keys + i, view_keys + last))
+  for j = 1, #here do
+    local repeated = here[j] ~= false
+    if not repeated and before[j] ~= false then
+      repeated = tonumber(string.match(before[j], '^%d+')) + window_ms > now_ms
+    end
+    if repeated then
+      refused[#refused + 1] = tonumber(ARGV[view_events + i + j - 1])
     end
   end
-  return rejected
+end
+if #refused > 1 then
+  return refused
 end
 
 for _, i in ipairs(fresh) do
   redis.call('HSET', KEYS[1], KEYS[2 + i], ARGV[4 + i])
 end
-local accepted = 0
-for e = 0, n - 1 do
-  local a = first + 3 * e
-  redis.call('SET', prefix .. 'seen:' .. ARGV[a], '1', 'EX', event_ttl)
-  if ARGV[a + 2] == '1' then
-    accepted = accepted + 1
-    if ARGV[a + 1] ~= '' then
-      redis.call('SET', prefix .. 'view:' .. ARGV[a + 1], ARGV[a], 'EX', view_ttl)
+for i = 0, n - 1, 1000 do
+  redis.call('SADD', seen_now, unpack(ARGV, ids + i, ids + math.min(i + 999, n - 1)))
+end
+redis.call('EXPIREAT', seen_now, (seen_bucket + 2) * event_ttl)
+if v > 0 then
+  local fields = {}
+  for i = 0, v - 1 do
+    fields[#fields + 1] = ARGV[view_keys + i]
+    fields[#fields + 1] = now_ms .. ':' .. ARGV[ids + tonumber(ARGV[view_events + i])]
+    if #fields >= 2000 or i == v - 1 then
+      redis.call('HSET', views_now, unpack(fields))
+      fields = {}
     end
   end
+  redis.call('PEXPIREAT', views_now, (view_bucket + 2) * window_ms)
 end
-local a = first + 3 * n
+local accepted = 0
+for i = 0, n - 1 do
+  if ARGV[flags + i] == '1' then
+    accepted = accepted + 1
+  end
+end
+local a = view_events + v
 local m = tonumber(ARGV[a])
 a = a + 1
 for _ = 1, m do
@@ -254,7 +291,7 @@ impl Store {
         landmarks: &[String],
         batch: &Prepared,
         event_ttl_secs: u64,
-        view_ttl_secs: u64,
+        view_window_secs: u64,
     ) -> redis::RedisResult<Applied> {
         let [pending, _, _] = self.counter_keys();
         let mut invocation = self.ingest.prepare_invoke();
@@ -265,17 +302,27 @@ impl Store {
         invocation
             .arg(&self.prefix)
             .arg(event_ttl_secs.max(1))
-            .arg(view_ttl_secs.max(1))
+            .arg(view_window_secs.max(1))
             .arg(keys.len());
         for t0 in landmarks {
             invocation.arg(t0);
         }
         invocation.arg(batch.events.len());
         for e in &batch.events {
-            invocation
-                .arg(&e.id)
-                .arg(&e.view_key)
-                .arg(u8::from(e.counts));
+            invocation.arg(&e.id);
+        }
+        for e in &batch.events {
+            invocation.arg(u8::from(e.counts));
+        }
+        let views = || {
+            (batch.events.iter().enumerate()).filter(|(_, e)| e.counts && !e.view_key.is_empty())
+        };
+        invocation.arg(views().count());
+        for (_, e) in views() {
+            invocation.arg(&e.view_key);
+        }
+        for (i, _) in views() {
+            invocation.arg(i);
         }
         invocation.arg(batch.increments.len());
         for (index, video, inc) in &batch.increments {
