@@ -417,6 +417,11 @@ impl Stack {
         self.signer.issue(user, name).0
     }
 
+    /// Like [`Stack::token_for`], valid for `ttl` only (auth's key, issuer and audience).
+    pub fn token_expiring_in(&self, user: uuid::Uuid, name: &str, ttl: Duration) -> String {
+        self.signer.with_ttl(ttl).issue(user, name).0
+    }
+
     /// Delivers a video event straight into this stack's catalogue queue (other stacks on
     /// the same broker do not see it), waiting for the broker's confirm.
     pub async fn deliver_video_event<T: events::Event>(&self, data: T) -> events::Envelope<T> {

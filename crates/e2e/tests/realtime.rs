@@ -3,7 +3,10 @@
 //! stores, as two pods would; clients connect to them directly (the gateway is covered by
 //! the graphql-ws test at the end).
 
-use std::{collections::HashSet, time::Duration};
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant},
+};
 
 use e2e::{
     Stack, ready_event as ready,
@@ -635,6 +638,59 @@ async fn only_valid_unrevoked_tokens_open_subscriptions() {
     // …and no new subscription on the connection it opened before.
     c.subscribe("p2", STATS, json!({ "v": video })).await;
     assert_eq!(c.closed().await.0, 4403);
+}
+
+#[tokio::test]
+async fn a_connection_is_closed_once_its_token_is_revoked_or_expired() {
+    let stack = Stack::start_configured(
+        |_| {},
+        |m| {
+            m.realtime.keepalive = Duration::from_secs(1);
+            m.realtime.jwt_leeway = Duration::from_secs(0);
+        },
+    )
+    .await;
+    let url = media_ws_url(stack.media_addr);
+    stack.register("leaver", "correct horse battery").await;
+    let tokens = stack.login("leaver", "correct horse battery").await;
+    let token = tokens["access_token"].as_str().unwrap().to_owned();
+    let user: Uuid = stack.register("expiring", "correct horse battery").await["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let video = ready_video(&stack, user, Visibility::Public).await;
+
+    // A connection runs a subscription; logout revokes its token, and it closes at the
+    // next keep-alive (the client answers the pings while it waits: it is alive).
+    let mut revoked = WsClient::connect_init(&url, Some(&token)).await;
+    revoked.subscribe("s", STATS, json!({ "v": video })).await;
+    let logged_out = Instant::now();
+    let response = reqwest::Client::new()
+        .post(stack.url("/auth/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(revoked.closed().await.0, 4403);
+    assert!(
+        logged_out.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        logged_out.elapsed()
+    );
+
+    // A token valid for 3 s: its connection closes once it expires, not before.
+    let short = stack.token_expiring_in(user, "expiring", Duration::from_secs(3));
+    let opened = Instant::now();
+    let mut expiring = WsClient::connect_init(&url, Some(&short)).await;
+    expiring.subscribe("s", STATS, json!({ "v": video })).await;
+    assert_eq!(expiring.closed().await.0, 4403);
+    assert!(
+        opened.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        opened.elapsed()
+    );
 }
 
 #[tokio::test]

@@ -27,6 +27,17 @@ impl Signer {
         }
     }
 
+    /// The same signer, issuing tokens valid for `ttl`.
+    pub fn with_ttl(&self, ttl: Duration) -> Self {
+        Self {
+            ttl,
+            kid: self.kid.clone(),
+            key: self.key.clone(),
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+        }
+    }
+
     /// A new token for `user`; returns the token and its claims (for the jti and exp).
     pub fn issue(&self, user: Uuid, name: &str) -> (String, Claims) {
         let now = OffsetDateTime::now_utc().unix_timestamp();

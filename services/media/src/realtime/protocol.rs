@@ -36,7 +36,7 @@
 //! |---|---|
 //! | 4400 | a message that is not valid JSON of the protocol, or a binary frame |
 //! | 4401 | `subscribe` before `connection_ack` |
-//! | 4403 | the token in `connection_init` is invalid, expired or revoked (also checked again at every `subscribe`), or names another user than the gateway's header |
+//! | 4403 | the token in `connection_init` is invalid, expired or revoked (also checked again at every `subscribe` and every keep-alive, so a connection whose token is revoked or expires is closed within `REALTIME_KEEPALIVE_SECS`), or names another user than the gateway's header |
 //! | 4406 | the client did not offer the `graphql-transport-ws` subprotocol |
 //! | 4408 | no `connection_init` within `REALTIME_INIT_TIMEOUT_MILLIS` |
 //! | 4409 | `subscribe` with the id of a running operation |
@@ -243,6 +243,8 @@ impl Connection {
                 _ = keepalive.tick() => {
                     if self.last_heard.elapsed() > config.keepalive * 2 {
                         Flow::Close(1001, "keep-alive timeout".into())
+                    } else if let Flow::Close(code, why) = self.recheck_token().await {
+                        Flow::Close(code, why)
                     } else {
                         self.send(&ServerMessage::Ping).await
                     }
@@ -342,6 +344,22 @@ impl Connection {
         }
         self.acknowledged = true;
         self.send(&ServerMessage::ConnectionAck).await
+    }
+
+    /// At every keep-alive: a connection opened with a token lives only as long as the
+    /// token would still open it. Revoked (logout) or expired, it is closed with 4403 within
+    /// one keep-alive interval, taking its running subscriptions with it; the client gets
+    /// a fresh token and reconnects. A check that cannot be made now (Redis or auth
+    /// unreachable) leaves the connection open: an outage must not drop every client.
+    /// (`&mut`: a `&Connection` held across the await would make the future not `Send`.)
+    async fn recheck_token(&mut self) -> Flow {
+        let Some(token) = self.token.clone() else {
+            return Flow::Continue;
+        };
+        match Self::authenticate(self.state.realtime.tokens.clone(), &token).await {
+            Err(Flow::Close(4403, why)) => Flow::Close(4403, why),
+            _ => Flow::Continue,
+        }
     }
 
     /// (Takes no `&self`: the connection is not `Sync`, and this future must be `Send`.)
