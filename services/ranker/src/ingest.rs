@@ -427,7 +427,10 @@ mod tests {
             })
             .collect();
         let events = first_occurrences(&batch);
-        assert_eq!(parts(&batch, events.clone(), 1050), [events.clone()]);
+        assert_eq!(
+            parts(&batch, events.clone(), 1050),
+            std::slice::from_ref(&events)
+        );
 
         let split = parts(&batch, events, 300); // 1050 writes: 4 parts
         assert!(split.len() > 1 && split.len() <= 4, "{} parts", split.len());
