@@ -28,7 +28,8 @@ use redis::{Script, Value, aio::ConnectionManager};
 /// touches. ARGV: prefix, event TTL, view window (seconds), K, the K expected `t0`s
 /// (strings, as stored); N, the N event ids, the N flags (`1` counts, `0` is only to be
 /// marked seen); V, the V counting views' `{viewer}:{video}` keys, the V views' event
-/// indices (0-based); M, then per (set, video): set index 1..K, video, summed increment;
+/// indices (0-based); G, then per group of one set's increments: set index 1..K, count,
+/// then per video: video, summed increment;
 /// C, then per counter field: field, summed amount.
 ///
 /// Returns `{accepted}` having written everything; `{-1, key…}` when a landmark moved, or
@@ -136,11 +137,16 @@ for i = 0, n - 1 do
   end
 end
 local a = view_events + v
-local m = tonumber(ARGV[a])
+local groups = tonumber(ARGV[a])
 a = a + 1
-for _ = 1, m do
-  redis.call('ZINCRBY', KEYS[2 + tonumber(ARGV[a])], ARGV[a + 2], ARGV[a + 1])
-  a = a + 3
+for _ = 1, groups do
+  local set = KEYS[2 + tonumber(ARGV[a])]
+  local count = tonumber(ARGV[a + 1])
+  a = a + 2
+  for _ = 1, count do
+    redis.call('ZINCRBY', set, ARGV[a + 1], ARGV[a])
+    a = a + 2
+  end
 end
 local c = tonumber(ARGV[a])
 a = a + 1
@@ -218,7 +224,8 @@ pub struct Store {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Prepared {
     pub events: Vec<Mark>,
-    /// (index into the batch's keys, video, the summed increment of its counting events).
+    /// (index into the batch's keys, video, the summed increment of its counting events),
+    /// grouped by set (consecutive entries of one set are sent under its name once).
     pub increments: Vec<(usize, String, f64)>,
     /// Counter fields (`v:{video}` views, `w:{video}` watch seconds) and summed amounts.
     pub counters: Vec<(String, i64)>,
@@ -324,12 +331,16 @@ impl Store {
         for (i, _) in views() {
             invocation.arg(i);
         }
-        invocation.arg(batch.increments.len());
-        for (index, video, inc) in &batch.increments {
-            invocation
-                .arg(index + 1)
-                .arg(video)
-                .arg(crate::scoring::format_f64(*inc));
+        // The increments come grouped by set (see `ingest::prepare`); each group names its
+        // set once.
+        let groups: Vec<&[(usize, String, f64)]> =
+            batch.increments.chunk_by(|a, b| a.0 == b.0).collect();
+        invocation.arg(groups.len());
+        for group in groups {
+            invocation.arg(group[0].0 + 1).arg(group.len());
+            for (_, video, inc) in group {
+                invocation.arg(video).arg(crate::scoring::format_f64(*inc));
+            }
         }
         invocation.arg(batch.counters.len());
         for (field, amount) in &batch.counters {
