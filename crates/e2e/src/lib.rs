@@ -363,6 +363,17 @@ impl Stack {
         assert_eq!(response.status(), 200, "login {login}");
         response.json().await.unwrap()
     }
+
+    /// Logs out with `access_token` (revoking it everywhere); panics unless auth answers 204.
+    pub async fn logout(&self, access_token: &str) {
+        let response = reqwest::Client::new()
+            .post(self.url("/auth/logout"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204, "logout");
+    }
 }
 
 /// The `video.ready` event of a test video: what [`Stack::publish_video`] sends.

@@ -498,12 +498,7 @@ async fn forged_expired_foreign_and_revoked_tokens_are_refused() {
         problem(response, 401).await;
     }
     // Revoked: log the good token out.
-    Client::new()
-        .post(stack.url("/auth/logout"))
-        .bearer_auth(&good)
-        .send()
-        .await
-        .unwrap();
+    stack.logout(&good).await;
     problem(profile(&stack, &good).await, 401).await;
     std::fs::remove_file(key_file).unwrap();
     std::fs::remove_file(other_file).unwrap();

@@ -622,13 +622,7 @@ async fn only_valid_unrevoked_tokens_open_subscriptions() {
     assert_eq!(bad.closed().await.0, 4403);
 
     // Log out: the token is revoked everywhere.
-    let response = reqwest::Client::new()
-        .post(stack.url("/auth/logout"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
+    stack.logout(&token).await;
     // It opens no new connection…
     let mut revoked = WsClient::connect(&url).await;
     revoked
@@ -666,13 +660,7 @@ async fn a_connection_is_closed_once_its_token_is_revoked_or_expired() {
     let mut revoked = WsClient::connect_init(&url, Some(&token)).await;
     revoked.subscribe("s", STATS, json!({ "v": video })).await;
     let logged_out = Instant::now();
-    let response = reqwest::Client::new()
-        .post(stack.url("/auth/logout"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
+    stack.logout(&token).await;
     assert_eq!(revoked.closed().await.0, 4403);
     assert!(
         logged_out.elapsed() < Duration::from_secs(3),

@@ -163,13 +163,7 @@ async fn a_browser_client_follows_its_upload_and_the_comments_through_the_gatewa
     );
 
     // A revoked token cannot open a subscription through the gateway either.
-    let response = http
-        .post(stack.url("/auth/logout"))
-        .bearer_auth(&commenter)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
+    stack.logout(&commenter).await;
     let refused = graphql_ws(
         &stack,
         "subscription($v: ID!) { videoStats(videoId: $v) { likeCount } }",
