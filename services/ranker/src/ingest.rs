@@ -16,6 +16,8 @@ use std::{
     time::Instant,
 };
 
+use foldhash::fast::RandomState;
+
 use events::{
     Envelope,
     consumer::{self, BatchOutcome},
@@ -40,6 +42,11 @@ use crate::{
 const ATTEMPTS: usize = 5;
 /// The landmark cache is dropped when it grows past this (it refills from Redis).
 const LANDMARK_CACHE_MAX: usize = 200_000;
+
+/// The per-batch maps hash with foldhash: their keys are ids of our own events, looked up a
+/// few times per event, and SipHash over them was most of the ranker's own CPU.
+type FastMap<K, V> = HashMap<K, V, RandomState>;
+type FastSet<K> = HashSet<K, RandomState>;
 
 /// Landmarks (`t0`, as stored) of the sorted sets, shared with the rebaser.
 #[derive(Clone, Default)]
@@ -83,10 +90,100 @@ pub struct Ingestor {
 struct Decoded {
     id: String,
     event: Interaction,
-    /// (window, key) per sorted set it adds to.
-    targets: Vec<(Window, String)>,
+    scopes: Scopes,
     points: f64,
     at: f64,
+}
+
+/// The sorted sets one batch adds to. Each scope its events count in is named once, with
+/// its three keys (one per window) formatted once, as sets `3 * scope + window`: an event
+/// carries the indices of its scopes instead of nine key strings.
+struct Sets {
+    prefix: String,
+    channels: FastMap<Uuid, usize>,
+    categories: FastMap<String, usize>,
+    keys: Vec<String>,
+}
+
+impl Sets {
+    const GLOBAL: usize = 0;
+
+    fn new(prefix: &str) -> Self {
+        let mut sets = Self {
+            prefix: prefix.to_owned(),
+            channels: FastMap::default(),
+            categories: FastMap::default(),
+            keys: Vec::new(),
+        };
+        sets.add(&Scope::Global);
+        sets
+    }
+
+    /// Names a new scope's three sets; returns the scope's index.
+    fn add(&mut self, scope: &Scope) -> usize {
+        let at = self.keys.len() / Window::ALL.len();
+        for window in Window::ALL {
+            self.keys.push(trending_key(&self.prefix, window, scope));
+        }
+        at
+    }
+
+    /// The scopes an interaction counts in: global, its channel, and its category if any.
+    fn scopes_of(&mut self, event: &Interaction) -> Scopes {
+        let channel = match self.channels.get(&event.owner_id) {
+            Some(&at) => at,
+            None => {
+                let at = self.add(&Scope::Channel(event.owner_id));
+                self.channels.insert(event.owner_id, at);
+                at
+            }
+        };
+        let mut scopes = Scopes {
+            ids: [Self::GLOBAL, channel, 0],
+            len: 2,
+        };
+        if let Some(category) = event.category.as_deref().filter(|c| !c.is_empty()) {
+            scopes.ids[2] = match self.categories.get(category) {
+                Some(&at) => at,
+                None => {
+                    let at = self.add(&Scope::Category(category.to_owned()));
+                    self.categories.insert(category.to_owned(), at);
+                    at
+                }
+            };
+            scopes.len = 3;
+        }
+        scopes
+    }
+
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn key(&self, set: usize) -> &str {
+        &self.keys[set]
+    }
+
+    fn window(set: usize) -> Window {
+        Window::ALL[set % Window::ALL.len()]
+    }
+}
+
+/// The scopes an event counts in, as indices into its batch's [`Sets`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Scopes {
+    ids: [usize; 3],
+    len: usize,
+}
+
+impl Scopes {
+    /// The sets (indices into [`Sets`]) the event adds to: each window of each scope.
+    fn sets(&self) -> impl Iterator<Item = usize> + '_ {
+        let windows = Window::ALL.len();
+        self.ids[..self.len]
+            .iter()
+            .flat_map(move |&scope| (0..windows).map(move |w| scope * windows + w))
+    }
 }
 
 pub fn spawn(
@@ -104,28 +201,16 @@ pub fn spawn(
 }
 
 impl Ingestor {
-    /// The sorted sets an interaction adds to.
-    pub fn targets(&self, event: &Interaction) -> Vec<(Window, String)> {
-        let mut scopes = vec![Scope::Global, Scope::Channel(event.owner_id)];
-        if let Some(category) = event.category.as_deref().filter(|c| !c.is_empty()) {
-            scopes.push(Scope::Category(category.to_owned()));
-        }
-        let prefix = &self.store.prefix;
-        Window::ALL
-            .iter()
-            .flat_map(|&w| scopes.iter().map(move |s| (w, trending_key(prefix, w, s))))
-            .collect()
-    }
-
     pub async fn handle(&self, batch: Vec<Delivery>) -> BatchOutcome {
         let started = Instant::now();
         let unpacked = pack::unpack::<Interaction>(&batch);
         let reject = unpacked.reject;
         let mut undecodable = unpacked.skipped as u64;
         let mut decoded = Vec::with_capacity(unpacked.events.len());
+        let mut sets = Sets::new(&self.store.prefix);
         for envelope in unpacked.events {
             if envelope.kind == <Interaction as events::Event>::TYPE {
-                decoded.push(self.decode(envelope));
+                decoded.push(self.decode(envelope, &mut sets));
             } else {
                 tracing::error!(kind = %envelope.kind, "not an interaction");
                 undecodable += 1;
@@ -136,7 +221,7 @@ impl Ingestor {
         if decoded.is_empty() {
             return BatchOutcome::Ack { reject };
         }
-        match self.apply(&decoded).await {
+        match self.apply(&decoded, &sets).await {
             Ok(accepted) => {
                 if accepted > 0 {
                     self.store.announce_trending_moved().await;
@@ -155,7 +240,7 @@ impl Ingestor {
         }
     }
 
-    fn decode(&self, envelope: Envelope<Interaction>) -> Decoded {
+    fn decode(&self, envelope: Envelope<Interaction>, sets: &mut Sets) -> Decoded {
         let (points, at) = scoring::points(
             &envelope.data.action,
             envelope.occurred_at,
@@ -163,7 +248,7 @@ impl Ingestor {
         );
         Decoded {
             id: envelope.id.to_string(),
-            targets: self.targets(&envelope.data),
+            scopes: sets.scopes_of(&envelope.data),
             event: envelope.data,
             points,
             at,
@@ -173,13 +258,13 @@ impl Ingestor {
     /// Applies decoded events; returns how many counted. The batch is written as one
     /// script per part (see [`parts`]); each part is atomic on its own, so a crash between
     /// two parts redelivers the batch, whose applied part then finds its marks.
-    async fn apply(&self, decoded: &[Decoded]) -> Result<i64, crate::Error> {
+    async fn apply(&self, decoded: &[Decoded], sets: &Sets) -> Result<i64, crate::Error> {
         let events = first_occurrences(decoded);
         let parts = parts(decoded, events, usize::from(self.ingest.script_writes));
         metrics::histogram!("ranker_batch_parts").record(parts.len() as f64);
         let mut accepted = 0;
         for part in parts {
-            accepted += self.apply_part(decoded, part).await?;
+            accepted += self.apply_part(decoded, sets, part).await?;
         }
         Ok(accepted)
     }
@@ -188,19 +273,21 @@ impl Ingestor {
     async fn apply_part(
         &self,
         decoded: &[Decoded],
+        sets: &Sets,
         mut events: Vec<Candidate>,
     ) -> Result<i64, crate::Error> {
-        // The part's distinct sorted sets, in first-seen order.
-        let mut index: HashMap<&str, usize> = HashMap::new();
+        // The part's distinct sorted sets, in first-seen order: batch set `s` is the part's
+        // key `local[s]`.
+        let mut local = vec![usize::MAX; sets.len()];
         let mut keys: Vec<String> = Vec::new();
         let mut windows: Vec<Window> = Vec::new();
         for candidate in &events {
-            for (window, key) in &decoded[candidate.at].targets {
-                index.entry(key.as_str()).or_insert_with(|| {
-                    keys.push(key.clone());
-                    windows.push(*window);
-                    keys.len() - 1
-                });
+            for set in decoded[candidate.at].scopes.sets() {
+                if local[set] == usize::MAX {
+                    local[set] = keys.len();
+                    keys.push(sets.key(set).to_owned());
+                    windows.push(Sets::window(set));
+                }
             }
         }
         let view_ttl = self.ingest.view_dedupe.as_secs();
@@ -212,8 +299,8 @@ impl Ingestor {
                 .map(|s| s.parse::<f64>().unwrap_or(0.0))
                 .collect();
             let lambdas: Vec<f64> = windows.iter().map(|&w| self.scoring.lambda(w)).collect();
-            let prepared = prepare(decoded, &events, |key| {
-                let i = index[key];
+            let prepared = prepare(decoded, &events, |set| {
+                let i = local[set];
                 (i, t0s[i], lambdas[i])
             });
             match self
@@ -277,16 +364,18 @@ impl Ingestor {
 }
 
 /// Splits a batch's events into parts of about `max_writes` Redis writes each (a mark per
-/// event, a ZINCRBY per sorted set and distinct video), by video: all the events of one
+/// event, a ZINCRBY per sorted set and distinct video), by channel: all the events of one
 /// video land in the same part, so its increments are still summed over the whole batch
-/// (one ZINCRBY per set and batch for a popular video), while no single script holds
-/// Redis for more than about `max_writes` writes. A big batch sums better; a small script
-/// keeps Redis responsive to everyone else sharing it.
+/// (one ZINCRBY per set and batch for a popular video), and a channel's sets are touched
+/// by one part only, so each script checks the landmarks of its own channels' sets, not of
+/// every channel in the batch. No single script holds Redis for more than about
+/// `max_writes` writes: a big batch sums better; a small script keeps Redis responsive to
+/// everyone else sharing it.
 fn parts(decoded: &[Decoded], events: Vec<Candidate>, max_writes: usize) -> Vec<Vec<Candidate>> {
-    let mut sets_per_video: HashMap<Uuid, usize> = HashMap::new();
+    let mut sets_per_video: FastMap<Uuid, usize> = FastMap::default();
     for candidate in &events {
         let d = &decoded[candidate.at];
-        sets_per_video.insert(d.event.video_id, d.targets.len());
+        sets_per_video.insert(d.event.video_id, d.scopes.sets().count());
     }
     let writes = events.len() + sets_per_video.values().sum::<usize>();
     let count = writes.div_ceil(max_writes.max(1)).max(1);
@@ -295,9 +384,10 @@ fn parts(decoded: &[Decoded], events: Vec<Candidate>, max_writes: usize) -> Vec<
     }
     let mut parts = vec![Vec::new(); count];
     for candidate in events {
-        // A UUIDv7's low bits are random, so videos spread evenly.
-        let video = decoded[candidate.at].event.video_id.as_u128();
-        parts[(video % count as u128) as usize].push(candidate);
+        // A UUID's low bits are random (v4, and v7 past its timestamp), so channels spread
+        // evenly.
+        let channel = decoded[candidate.at].event.owner_id.as_u128();
+        parts[(channel % count as u128) as usize].push(candidate);
     }
     parts.retain(|part| !part.is_empty());
     parts
@@ -315,8 +405,8 @@ struct Candidate {
 /// repeated within the batch (the first view of a viewer and video counts, as the
 /// dedupe window would decide across batches).
 fn first_occurrences(decoded: &[Decoded]) -> Vec<Candidate> {
-    let mut ids = HashSet::with_capacity(decoded.len());
-    let mut views = HashSet::new();
+    let mut ids = FastSet::with_capacity_and_hasher(decoded.len(), RandomState::default());
+    let mut views = FastSet::default();
     decoded
         .iter()
         .enumerate()
@@ -335,16 +425,16 @@ fn first_occurrences(decoded: &[Decoded]) -> Vec<Candidate> {
 /// increments summed per (sorted set, video) and counters summed per video, each summed in
 /// order of appearance (so the sums are the same for the same batch). The increments are
 /// then grouped by sorted set, so Redis updates one set's skiplist and dict at a time while
-/// they are in its caches, instead of hopping between nine sets per video. `set(key)` gives a
-/// sorted set's index, landmark and decay rate.
+/// they are in its caches, instead of hopping between nine sets per video. `set(s)` gives
+/// batch set `s`'s index among the part's keys, its landmark and its decay rate.
 fn prepare(
     decoded: &[Decoded],
     events: &[Candidate],
-    set: impl Fn(&str) -> (usize, f64, f64),
+    set: impl Fn(usize) -> (usize, f64, f64),
 ) -> Prepared {
-    let mut sums: HashMap<(usize, Uuid), usize> = HashMap::new();
-    let mut increments: Vec<(usize, String, f64)> = Vec::new();
-    let mut counter_slots: HashMap<(char, Uuid), usize> = HashMap::new();
+    let mut sums: FastMap<(usize, Uuid), usize> = FastMap::default();
+    let mut increments: Vec<(usize, Uuid, f64)> = Vec::new();
+    let mut counter_slots: FastMap<(char, Uuid), usize> = FastMap::default();
     let mut counters: Vec<(String, i64)> = Vec::new();
     let mut add_counter = |kind: char, video: Uuid, amount: i64| {
         let slot = *counter_slots.entry((kind, video)).or_insert_with(|| {
@@ -370,11 +460,11 @@ fn prepare(
         if !candidate.counts {
             continue;
         }
-        for (_, key) in &d.targets {
-            let (i, t0, lambda) = set(key);
+        for s in d.scopes.sets() {
+            let (i, t0, lambda) = set(s);
             let inc = scoring::increment(d.points, d.at, t0, lambda);
             let slot = *sums.entry((i, video)).or_insert_with(|| {
-                increments.push((i, video.to_string(), 0.0));
+                increments.push((i, video, 0.0));
                 increments.len() - 1
             });
             increments[slot].2 += inc;
@@ -398,41 +488,94 @@ fn prepare(
 mod tests {
     use super::*;
 
-    fn decoded(id: &str, video: Uuid, viewer: &str, action: Action, keys: &[&str]) -> Decoded {
+    /// An event of `video` (uploaded by `owner`) counting in the global scope and, given a
+    /// category, in scope 1 too.
+    fn decoded(id: &str, video: Uuid, owner: Uuid, viewer: &str, action: Action) -> Decoded {
         Decoded {
             id: id.to_owned(),
             event: Interaction {
                 video_id: video,
-                owner_id: Uuid::nil(),
+                owner_id: owner,
                 category: None,
                 viewer: viewer.to_owned(),
                 action,
             },
-            targets: keys
-                .iter()
-                .map(|k| (Window::Day, (*k).to_owned()))
-                .collect(),
+            scopes: Scopes {
+                ids: [Sets::GLOBAL, 0, 0],
+                len: 1,
+            },
             points: 1.0,
             at: 100.0,
         }
     }
 
+    fn in_scope_1(mut d: Decoded) -> Decoded {
+        d.scopes = Scopes {
+            ids: [Sets::GLOBAL, 1, 0],
+            len: 2,
+        };
+        d
+    }
+
     #[test]
-    fn parts_keep_each_video_whole_and_every_event_once() {
-        let videos: Vec<Uuid> = (0..50).map(|_| Uuid::now_v7()).collect();
+    fn a_batch_names_each_scope_once_with_a_set_per_window() {
+        let mut sets = Sets::new("p:");
+        let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
+        let event = |owner: Uuid, category: Option<&str>| Interaction {
+            video_id: Uuid::now_v7(),
+            owner_id: owner,
+            category: category.map(str::to_owned),
+            viewer: "user:x".to_owned(),
+            action: Action::Like,
+        };
+        let first = sets.scopes_of(&event(alice, Some("music")));
+        let again = sets.scopes_of(&event(alice, Some("music")));
+        let other = sets.scopes_of(&event(bob, Some("")));
+        assert_eq!(first, again);
+        assert_eq!((first.len, other.len), (3, 2), "an empty category is none");
+        assert_eq!(
+            sets.len(),
+            4 * 3,
+            "global, alice, music, bob: three windows each"
+        );
+
+        let keys: Vec<(Window, &str)> = first
+            .sets()
+            .map(|set| (Sets::window(set), sets.key(set)))
+            .collect();
+        let expected: Vec<(Window, String)> = [
+            Scope::Global,
+            Scope::Channel(alice),
+            Scope::Category("music".into()),
+        ]
+        .iter()
+        .flat_map(|scope| Window::ALL.map(|w| (w, trending_key("p:", w, scope))))
+        .collect();
+        let expected: Vec<(Window, &str)> =
+            expected.iter().map(|(w, k)| (*w, k.as_str())).collect();
+        assert_eq!(keys, expected);
+    }
+
+    #[test]
+    fn parts_keep_each_channel_whole_and_every_event_once() {
+        let owners: Vec<Uuid> = (0..10).map(|_| Uuid::new_v4()).collect();
+        let videos: Vec<(Uuid, Uuid)> = (0..50)
+            .map(|i| (Uuid::now_v7(), owners[i % owners.len()]))
+            .collect();
         let batch: Vec<Decoded> = (0..1000)
             .map(|i| {
-                let video = videos[(i * 7) % videos.len()];
-                decoded(&i.to_string(), video, "user:x", Action::Like, &["g"])
+                let (video, owner) = videos[(i * 7) % videos.len()];
+                decoded(&i.to_string(), video, owner, "user:x", Action::Like)
             })
             .collect();
         let events = first_occurrences(&batch);
+        // 1000 marks + 50 videos x 3 windows
         assert_eq!(
-            parts(&batch, events.clone(), 1050),
+            parts(&batch, events.clone(), 1150),
             std::slice::from_ref(&events)
         );
 
-        let split = parts(&batch, events, 300); // 1050 writes: 4 parts
+        let split = parts(&batch, events, 300); // 4 parts
         assert!(split.len() > 1 && split.len() <= 4, "{} parts", split.len());
         let mut all: Vec<usize> = split.iter().flatten().map(|c| c.at).collect();
         all.sort_unstable();
@@ -441,24 +584,24 @@ mod tests {
             (0..1000).collect::<Vec<_>>(),
             "every event exactly once"
         );
-        for video in videos {
+        for owner in owners {
             let holding = split
                 .iter()
-                .filter(|part| part.iter().any(|c| batch[c.at].event.video_id == video))
+                .filter(|part| part.iter().any(|c| batch[c.at].event.owner_id == owner))
                 .count();
-            assert_eq!(holding, 1, "a video's events are in one part");
+            assert_eq!(holding, 1, "a channel's events are in one part");
         }
     }
 
     #[test]
     fn a_repeated_id_is_sent_once_and_a_repeated_view_only_marked() {
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let (a, b, owner) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
         let batch = [
-            decoded("1", a, "user:x", Action::View, &["g"]),
-            decoded("2", a, "user:x", Action::View, &["g"]),
-            decoded("1", a, "user:x", Action::View, &["g"]),
-            decoded("3", b, "user:x", Action::View, &["g"]),
-            decoded("4", a, "user:y", Action::Like, &["g"]),
+            decoded("1", a, owner, "user:x", Action::View),
+            decoded("2", a, owner, "user:x", Action::View),
+            decoded("1", a, owner, "user:x", Action::View),
+            decoded("3", b, owner, "user:x", Action::View),
+            decoded("4", a, owner, "user:y", Action::Like),
         ];
         let events = first_occurrences(&batch);
         let summary: Vec<(&str, bool)> = events
@@ -473,29 +616,31 @@ mod tests {
 
     #[test]
     fn increments_and_counters_are_summed_per_set_and_video_over_counting_events() {
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        let mut like = decoded("3", a, "user:y", Action::Like, &["g", "c"]);
+        let (a, b, owner) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let mut like = in_scope_1(decoded("3", a, owner, "user:y", Action::Like));
         like.points = 5.0;
         let batch = [
-            decoded("1", a, "user:x", Action::View, &["g", "c"]),
-            decoded("2", b, "user:x", Action::View, &["g"]),
+            in_scope_1(decoded("1", a, owner, "user:x", Action::View)),
+            decoded("2", b, owner, "user:x", Action::View),
             like,
-            decoded("4", a, "user:z", Action::Watch { seconds: 30 }, &["g"]),
-            decoded("5", a, "user:w", Action::View, &["g"]),
+            decoded("4", a, owner, "user:z", Action::Watch { seconds: 30 }),
+            decoded("5", a, owner, "user:w", Action::View),
         ];
         let mut events = first_occurrences(&batch);
         events[4].counts = false; // as if the script found user:w's view repeated
-        // Landmark 100 = the events' time, so each increment is its points.
-        let sets = |key: &str| (usize::from(key == "c"), 100.0, 1e-4);
-        let prepared = prepare(&batch, &events, sets);
-        assert_eq!(
-            prepared.increments,
-            [
-                (0, a.to_string(), 1.0 + 5.0 + 1.0),
-                (0, b.to_string(), 1.0),
-                (1, a.to_string(), 1.0 + 5.0),
-            ]
-        );
+        // Landmark 100 = the events' time, so each increment is its points. Set `s` of the
+        // batch is the part's key `5 - s`: the part's own order is what the output follows.
+        let prepared = prepare(&batch, &events, |set| (5 - set, 100.0, 1e-4));
+        let mut expected = Vec::new();
+        for key in (0..=5).rev() {
+            let global = key >= 3;
+            expected.push((key, a, if global { 1.0 + 5.0 + 1.0 } else { 1.0 + 5.0 }));
+            if global {
+                expected.push((key, b, 1.0));
+            }
+        }
+        expected.sort_by_key(|(key, _, _)| *key);
+        assert_eq!(prepared.increments, expected);
         assert_eq!(
             prepared.counters,
             [

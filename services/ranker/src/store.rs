@@ -23,11 +23,12 @@
 //! cluster, where every key a script touches has to be declared and share a slot).
 
 use redis::{Script, Value, aio::ConnectionManager};
+use uuid::Uuid;
 
 /// Applies a batch. KEYS: `t0 hash`, `pending counters`, then the K sorted sets the batch
 /// touches. ARGV: prefix, event TTL, view window (seconds), K, the K expected `t0`s
-/// (strings, as stored); N, the N event ids, the N flags (`1` counts, `0` is only to be
-/// marked seen); V, the V counting views' `{viewer}:{video}` keys, the V views' event
+/// (strings, as stored); N, the N event ids, their flags as one string of N characters
+/// (`1` counts, `0` is only to be marked seen); V, the V counting views' `{viewer}:{video}` keys, the V views' event
 /// indices (0-based); G, then per group of one set's increments: set index 1..K, count,
 /// then per video: video, summed increment;
 /// C, then per counter field: field, summed amount.
@@ -52,13 +53,16 @@ local window_ms = tonumber(ARGV[3]) * 1000
 local k = tonumber(ARGV[4])
 local stale = {}
 local fresh = {}
-for i = 1, k do
-  local key = KEYS[2 + i]
-  local current = redis.call('HGET', KEYS[1], key)
-  if current == false then
-    fresh[#fresh + 1] = i
-  elseif current ~= ARGV[4 + i] then
-    stale[#stale + 1] = key
+for i = 1, k, 1000 do
+  local last = math.min(i + 999, k)
+  local current = redis.call('HMGET', KEYS[1], unpack(KEYS, 2 + i, 2 + last))
+  for j = 1, #current do
+    local at = i + j - 1
+    if current[j] == false then
+      fresh[#fresh + 1] = at
+    elseif current[j] ~= ARGV[4 + at] then
+      stale[#stale + 1] = KEYS[2 + at]
+    end
   end
 end
 if #stale > 0 then
@@ -68,9 +72,9 @@ end
 
 local n = tonumber(ARGV[5 + k])
 local ids = 6 + k
-local flags = ids + n
-local v = tonumber(ARGV[flags + n])
-local view_keys = flags + n + 1
+local flags = ARGV[ids + n]
+local v = tonumber(ARGV[ids + n + 1])
+local view_keys = ids + n + 2
 local view_events = view_keys + v
 local time = redis.call('TIME')
 local now_s = tonumber(time[1])
@@ -88,7 +92,7 @@ for i = 0, n - 1, 1000 do
   local here = redis.call('SMISMEMBER', seen_now, unpack(ARGV, ids + i, ids + last))
   local before = redis.call('SMISMEMBER', seen_before, unpack(ARGV, ids + i, ids + last))
   for j = 1, #here do
-    if (here[j] == 1 or before[j] == 1) and ARGV[flags + i + j - 1] == '1' then
+    if (here[j] == 1 or before[j] == 1) and string.byte(flags, i + j) == 49 then
       refused[#refused + 1] = i + j - 1
     end
   end
@@ -131,8 +135,8 @@ if v > 0 then
   redis.call('PEXPIREAT', views_now, (view_bucket + 2) * window_ms)
 end
 local accepted = 0
-for i = 0, n - 1 do
-  if ARGV[flags + i] == '1' then
+for i = 1, n do
+  if string.byte(flags, i) == 49 then
     accepted = accepted + 1
   end
 end
@@ -226,7 +230,7 @@ pub struct Prepared {
     pub events: Vec<Mark>,
     /// (index into the batch's keys, video, the summed increment of its counting events),
     /// grouped by set (consecutive entries of one set are sent under its name once).
-    pub increments: Vec<(usize, String, f64)>,
+    pub increments: Vec<(usize, Uuid, f64)>,
     /// Counter fields (`v:{video}` views, `w:{video}` watch seconds) and summed amounts.
     pub counters: Vec<(String, i64)>,
 }
@@ -318,9 +322,10 @@ impl Store {
         for e in &batch.events {
             invocation.arg(&e.id);
         }
-        for e in &batch.events {
-            invocation.arg(u8::from(e.counts));
-        }
+        let flags: String = (batch.events.iter())
+            .map(|e| if e.counts { '1' } else { '0' })
+            .collect();
+        invocation.arg(flags);
         let views = || {
             (batch.events.iter().enumerate()).filter(|(_, e)| e.counts && !e.view_key.is_empty())
         };
@@ -333,12 +338,14 @@ impl Store {
         }
         // The increments come grouped by set (see `ingest::prepare`); each group names its
         // set once.
-        let groups: Vec<&[(usize, String, f64)]> =
+        let groups: Vec<&[(usize, Uuid, f64)]> =
             batch.increments.chunk_by(|a, b| a.0 == b.0).collect();
         invocation.arg(groups.len());
+        let mut buffer = Uuid::encode_buffer();
         for group in groups {
             invocation.arg(group[0].0 + 1).arg(group.len());
             for (_, video, inc) in group {
+                let video: &str = video.hyphenated().encode_lower(&mut buffer);
                 invocation.arg(video).arg(crate::scoring::format_f64(*inc));
             }
         }
