@@ -42,6 +42,9 @@ pub struct Config {
     /// `SEARCH_CACHE_MILLIS`: how long a search result page is reused for every viewer
     /// asking the same search (0: never).
     pub search_cache: Duration,
+    /// `DATALOADER_DELAY_MILLIS`: how long a DataLoader gathers keys before one batched
+    /// query (likes, follows, subscriber counts, users, videos of one request).
+    pub loader_delay: Duration,
     pub limits: Limits,
     /// Live updates (`REALTIME_*`, `JWT_*`): see [`crate::realtime::RealtimeConfig`].
     pub realtime: crate::realtime::RealtimeConfig,
@@ -88,6 +91,7 @@ impl Config {
             comment_recount_interval: secs("COMMENT_RECOUNT_INTERVAL_SECS", "3600")?,
             feed_cache: Duration::from_millis(var("FEED_CACHE_MILLIS", "1000")?),
             search_cache: Duration::from_millis(var("SEARCH_CACHE_MILLIS", "1000")?),
+            loader_delay: Duration::from_millis(var("DATALOADER_DELAY_MILLIS", "1")?),
             interaction_buffer: var("INTERACTION_BUFFER", "10000")?,
             interaction_batch: var("INTERACTION_BATCH", "500")?,
             interaction_pack: var("INTERACTION_PACK_SIZE", "100")?,

@@ -112,14 +112,15 @@ impl Context {
             shutdown,
         )
         .context("REDIS_URL")?;
+        let delay = config.loader_delay;
         Ok(Self {
             realtime,
             trending_boards: trending::TrendingBoards::default(),
-            users: Arc::new(loader(UserLoader(directory.clone()))),
-            likes: Arc::new(loader(LikeLoader(pool.clone()))),
-            subscriber_counts: Arc::new(loader(SubscriberCountLoader(pool.clone()))),
-            follows: Arc::new(loader(FollowLoader(pool.clone()))),
-            videos: Arc::new(loader(catalogue::VideoLoader(pool))),
+            users: Arc::new(loader(UserLoader(directory.clone()), delay)),
+            likes: Arc::new(loader(LikeLoader(pool.clone()), delay)),
+            subscriber_counts: Arc::new(loader(SubscriberCountLoader(pool.clone()), delay)),
+            follows: Arc::new(loader(FollowLoader(pool.clone()), delay)),
+            videos: Arc::new(loader(catalogue::VideoLoader(pool), delay)),
             comments: Comments::new(&mongo),
             feed_cache: FeedPages::new(config.feed_cache),
             search_cache: search::SearchPages::new(config.search_cache),
@@ -153,11 +154,11 @@ impl Context {
     }
 }
 
-/// A DataLoader that batches what resolvers ask for within 1 ms, without caching (values
-/// change under it; each request sees fresh state).
-fn loader<T>(inner: T) -> DataLoader<T> {
+/// A DataLoader that batches what resolvers ask for within `delay` (`DATALOADER_DELAY_MILLIS`),
+/// without caching (values change under it; each request sees fresh state).
+fn loader<T>(inner: T, delay: Duration) -> DataLoader<T> {
     DataLoader::new(inner, tokio::spawn)
-        .delay(Duration::from_millis(1))
+        .delay(delay)
         .max_batch_size(500)
 }
 

@@ -132,12 +132,13 @@ pub struct Ingest {
     pub batch_size: u16,
     /// `RANKER_SCRIPT_WRITES`: a batch is written as Redis scripts of about this many
     /// writes each (a mark per event, a ZINCRBY per sorted set and distinct video), split
-    /// by video, so that one script holds Redis (single-threaded, and shared with media's
-    /// pub/sub) for some tens of milliseconds at most.
+    /// by channel, so that one script holds Redis (single-threaded, and shared with media's
+    /// pub/sub) for about a hundred milliseconds at most.
     pub script_writes: u16,
     /// `RANKER_PREFETCH`: messages the broker may send ahead of the acknowledgements, for
     /// each of the ranker's queues. Media sends interactions in packs (up to
-    /// `INTERACTION_PACK_SIZE` events per message), so a few messages make a batch.
+    /// `INTERACTION_PACK_SIZE` events per message), so a few messages make a batch; with two
+    /// batches in hand, this should hold two full batches of packs.
     pub prefetch: u16,
     /// `RANKER_BATCH_WAIT_MILLIS`: how long a batch waits to fill once it has one event.
     pub batch_wait: Duration,
@@ -178,9 +179,9 @@ impl Ingest {
 impl Default for Ingest {
     fn default() -> Self {
         Self {
-            batch_size: 20_000,
-            script_writes: 24_000,
-            prefetch: 500,
+            batch_size: 60_000,
+            script_writes: 30_000,
+            prefetch: 1_500,
             batch_wait: Duration::from_millis(20),
             view_dedupe: Duration::from_secs(1800),
             event_dedupe: Duration::from_secs(3600),
