@@ -5,7 +5,7 @@
 //! window × scope it belongs to against that sorted set's landmark, and summed per
 //! (sorted set, video): a popular video gets one ZINCRBY per set and batch, not one per
 //! event. The batch goes to Redis as atomic scripts (crate::store) of about
-//! `RANKER_SCRIPT_WRITES` writes each, split by video so each video's sums stay whole; a script
+//! `RANKER_SCRIPT_WRITES` writes each, split by channel so each video's sums stay whole; a script
 //! refuses its part, writing nothing, if an event that counts was already seen or is a
 //! repeated view; those are then marked without counting and the sums redone. Only once
 //! every part is applied is the batch acknowledged, with one `multiple` ack.
