@@ -131,8 +131,12 @@ async fn scores_equal_a_recomputation_from_the_archive_after_three_sigkills() {
     let vars = env_vars(&env);
     let mut ranker = start(&vars).await;
 
-    let seed = OffsetDateTime::now_utc().unix_timestamp_nanos() as u64 | 1;
-    eprintln!("workload and kill points from seed {seed}");
+    // KILL_TEST_SEED replays a printed seed's workload and kill points.
+    let seed = match std::env::var("KILL_TEST_SEED") {
+        Ok(seed) => seed.parse::<u64>().expect("KILL_TEST_SEED is a u64") | 1,
+        Err(_) => OffsetDateTime::now_utc().unix_timestamp_nanos() as u64 | 1,
+    };
+    eprintln!("workload and kill points from seed {seed} (KILL_TEST_SEED replays them)");
     let mut rng = Rng(seed);
     let owners: Vec<Uuid> = (0..30).map(|_| Uuid::now_v7()).collect();
     let categories = ["music", "games", "news", "howto"];
