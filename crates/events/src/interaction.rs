@@ -142,17 +142,17 @@ impl Window {
     }
 }
 
-/// Which videos a sorted set ranks.
+/// Which videos a sorted set ranks. A channel (one uploader's videos) has no set: its
+/// ranking is the global one restricted to its videos, which media reads by scoring them
+/// in the global set.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scope {
     Global,
     Category(String),
-    /// One uploader's videos.
-    Channel(Uuid),
 }
 
 /// The Redis key of a trending sorted set: `{prefix}trending:{window}:{scope}` with scope
-/// `global`, `category:{name}` or `channel:{uuid}`. Members are video ids; scores are
+/// `global` or `category:{name}`. Members are video ids; scores are
 /// forward-decayed sums relative to the key's own `t0` (see [`t0_key`]), so only their
 /// order (and ratios) mean something.
 pub fn trending_key(prefix: &str, window: Window, scope: &Scope) -> String {
@@ -160,7 +160,6 @@ pub fn trending_key(prefix: &str, window: Window, scope: &Scope) -> String {
     match scope {
         Scope::Global => format!("{prefix}trending:{window}:global"),
         Scope::Category(c) => format!("{prefix}trending:{window}:category:{c}"),
-        Scope::Channel(u) => format!("{prefix}trending:{window}:channel:{u}"),
     }
 }
 
@@ -208,10 +207,9 @@ mod tests {
 
     #[test]
     fn keys_name_window_and_scope() {
-        let u = Uuid::nil();
         assert_eq!(
-            trending_key("kino:", Window::Day, &Scope::Channel(u)),
-            format!("kino:trending:day:channel:{u}")
+            trending_key("kino:", Window::Day, &Scope::Global),
+            "kino:trending:day:global"
         );
         assert_eq!(
             trending_key("", Window::Hour, &Scope::Category("music".into())),

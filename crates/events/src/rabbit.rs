@@ -13,6 +13,7 @@ use tokio::sync::Mutex;
 use crate::{Error, topology};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct Rabbit {
     url: String,
@@ -57,10 +58,20 @@ impl Rabbit {
         Ok(self.connection().await?.create_channel().await?)
     }
 
-    /// Closes the connection (graceful shutdown).
+    /// Closes the connection (graceful shutdown). Gives up after [`CLOSE_TIMEOUT`]: lapin
+    /// can wait forever for the broker's close-ok when one of the connection's channels was
+    /// itself closing (seen here: a ranker that never exited on SIGTERM), and a process
+    /// that is stopping must stop; the broker notices the dropped socket either way.
     pub async fn close(&self) {
-        if let Some(conn) = self.current.lock().await.take() {
-            conn.close(200, "shutting down".into()).await.ok();
+        let Ok(mut current) = tokio::time::timeout(CLOSE_TIMEOUT, self.current.lock()).await else {
+            tracing::warn!("RabbitMQ connection busy; not closed gracefully");
+            return;
+        };
+        if let Some(conn) = current.take() {
+            let closed = conn.close(200, "shutting down".into());
+            if tokio::time::timeout(CLOSE_TIMEOUT, closed).await.is_err() {
+                tracing::warn!("RabbitMQ did not confirm the close; dropping the connection");
+            }
         }
     }
 }

@@ -132,7 +132,7 @@ pub struct Ingest {
     pub batch_size: u16,
     /// `RANKER_SCRIPT_WRITES`: a batch is written as Redis scripts of about this many
     /// writes each (a mark per event, a ZINCRBY per sorted set and distinct video), split
-    /// by channel, so that one script holds Redis (single-threaded, and shared with media's
+    /// by video, so that one script holds Redis (single-threaded, and shared with media's
     /// pub/sub) for about a hundred milliseconds at most.
     pub script_writes: u16,
     /// `RANKER_PREFETCH`: messages the broker may send ahead of the acknowledgements, for

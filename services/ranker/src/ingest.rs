@@ -5,7 +5,7 @@
 //! window × scope it belongs to against that sorted set's landmark, and summed per
 //! (sorted set, video): a popular video gets one ZINCRBY per set and batch, not one per
 //! event. The batch goes to Redis as atomic scripts (crate::store) of about
-//! `RANKER_SCRIPT_WRITES` writes each, split by channel so each video's sums stay whole; a script
+//! `RANKER_SCRIPT_WRITES` writes each, split by video so each video's sums stay whole; a script
 //! refuses its part, writing nothing, if an event that counts was already seen or is a
 //! repeated view; those are then marked without counting and the sums redone. Only once
 //! every part is applied is the batch acknowledged, with one `multiple` ack.
@@ -97,10 +97,14 @@ struct Decoded {
 
 /// The sorted sets one batch adds to. Each scope its events count in is named once, with
 /// its three keys (one per window) formatted once, as sets `3 * scope + window`: an event
-/// carries the indices of its scopes instead of nine key strings.
+/// carries the indices of its scopes instead of six key strings.
+///
+/// There are two scopes, global and category. A channel's ranking is read from the global
+/// sets (media scores the channel's videos there): a set per channel would cost a ZINCRBY
+/// per window for every video in every batch, in thousands of small sets, for an order the
+/// global set already has.
 struct Sets {
     prefix: String,
-    channels: FastMap<Uuid, usize>,
     categories: FastMap<String, usize>,
     keys: Vec<String>,
 }
@@ -111,7 +115,6 @@ impl Sets {
     fn new(prefix: &str) -> Self {
         let mut sets = Self {
             prefix: prefix.to_owned(),
-            channels: FastMap::default(),
             categories: FastMap::default(),
             keys: Vec::new(),
         };
@@ -128,22 +131,14 @@ impl Sets {
         at
     }
 
-    /// The scopes an interaction counts in: global, its channel, and its category if any.
+    /// The scopes an interaction counts in: global, and its category if any.
     fn scopes_of(&mut self, event: &Interaction) -> Scopes {
-        let channel = match self.channels.get(&event.owner_id) {
-            Some(&at) => at,
-            None => {
-                let at = self.add(&Scope::Channel(event.owner_id));
-                self.channels.insert(event.owner_id, at);
-                at
-            }
-        };
         let mut scopes = Scopes {
-            ids: [Self::GLOBAL, channel, 0],
-            len: 2,
+            ids: [Self::GLOBAL, 0],
+            len: 1,
         };
         if let Some(category) = event.category.as_deref().filter(|c| !c.is_empty()) {
-            scopes.ids[2] = match self.categories.get(category) {
+            scopes.ids[1] = match self.categories.get(category) {
                 Some(&at) => at,
                 None => {
                     let at = self.add(&Scope::Category(category.to_owned()));
@@ -151,7 +146,7 @@ impl Sets {
                     at
                 }
             };
-            scopes.len = 3;
+            scopes.len = 2;
         }
         scopes
     }
@@ -172,7 +167,7 @@ impl Sets {
 /// The scopes an event counts in, as indices into its batch's [`Sets`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Scopes {
-    ids: [usize; 3],
+    ids: [usize; 2],
     len: usize,
 }
 
@@ -221,8 +216,16 @@ impl Ingestor {
         if decoded.is_empty() {
             return BatchOutcome::Ack { reject };
         }
+        let decode_time = started.elapsed();
         match self.apply(&decoded, &sets).await {
             Ok(accepted) => {
+                tracing::debug!(
+                    events = decoded.len(),
+                    accepted,
+                    decode_ms = decode_time.as_millis() as u64,
+                    total_ms = started.elapsed().as_millis() as u64,
+                    "batch applied"
+                );
                 if accepted > 0 {
                     self.store.announce_trending_moved().await;
                 }
@@ -364,13 +367,11 @@ impl Ingestor {
 }
 
 /// Splits a batch's events into parts of about `max_writes` Redis writes each (a mark per
-/// event, a ZINCRBY per sorted set and distinct video), by channel: all the events of one
+/// event, a ZINCRBY per sorted set and distinct video), by video: all the events of one
 /// video land in the same part, so its increments are still summed over the whole batch
-/// (one ZINCRBY per set and batch for a popular video), and a channel's sets are touched
-/// by one part only, so each script checks the landmarks of its own channels' sets, not of
-/// every channel in the batch. No single script holds Redis for more than about
-/// `max_writes` writes: a big batch sums better; a small script keeps Redis responsive to
-/// everyone else sharing it.
+/// (one ZINCRBY per set and batch for a popular video). No single script holds Redis for
+/// more than about `max_writes` writes: a big batch sums better; a small script keeps
+/// Redis responsive to everyone else sharing it.
 fn parts(decoded: &[Decoded], events: Vec<Candidate>, max_writes: usize) -> Vec<Vec<Candidate>> {
     let mut sets_per_video: FastMap<Uuid, usize> = FastMap::default();
     for candidate in &events {
@@ -384,10 +385,10 @@ fn parts(decoded: &[Decoded], events: Vec<Candidate>, max_writes: usize) -> Vec<
     }
     let mut parts = vec![Vec::new(); count];
     for candidate in events {
-        // A UUID's low bits are random (v4, and v7 past its timestamp), so channels spread
+        // A UUID's low bits are random (v4, and v7 past its timestamp), so videos spread
         // evenly.
-        let channel = decoded[candidate.at].event.owner_id.as_u128();
-        parts[(channel % count as u128) as usize].push(candidate);
+        let video = decoded[candidate.at].event.video_id.as_u128();
+        parts[(video % count as u128) as usize].push(candidate);
     }
     parts.retain(|part| !part.is_empty());
     parts
@@ -501,7 +502,7 @@ mod tests {
                 action,
             },
             scopes: Scopes {
-                ids: [Sets::GLOBAL, 0, 0],
+                ids: [Sets::GLOBAL, 0],
                 len: 1,
             },
             points: 1.0,
@@ -511,7 +512,7 @@ mod tests {
 
     fn in_scope_1(mut d: Decoded) -> Decoded {
         d.scopes = Scopes {
-            ids: [Sets::GLOBAL, 1, 0],
+            ids: [Sets::GLOBAL, 1],
             len: 2,
         };
         d
@@ -520,51 +521,42 @@ mod tests {
     #[test]
     fn a_batch_names_each_scope_once_with_a_set_per_window() {
         let mut sets = Sets::new("p:");
-        let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
-        let event = |owner: Uuid, category: Option<&str>| Interaction {
+        let event = |category: Option<&str>| Interaction {
             video_id: Uuid::now_v7(),
-            owner_id: owner,
+            owner_id: Uuid::now_v7(),
             category: category.map(str::to_owned),
             viewer: "user:x".to_owned(),
             action: Action::Like,
         };
-        let first = sets.scopes_of(&event(alice, Some("music")));
-        let again = sets.scopes_of(&event(alice, Some("music")));
-        let other = sets.scopes_of(&event(bob, Some("")));
-        assert_eq!(first, again);
-        assert_eq!((first.len, other.len), (3, 2), "an empty category is none");
-        assert_eq!(
-            sets.len(),
-            4 * 3,
-            "global, alice, music, bob: three windows each"
-        );
+        let first = sets.scopes_of(&event(Some("music")));
+        let again = sets.scopes_of(&event(Some("music")));
+        let news = sets.scopes_of(&event(Some("news")));
+        let none = sets.scopes_of(&event(Some("")));
+        assert_eq!(first, again, "one scope per category, whoever uploaded");
+        assert_ne!(first, news);
+        assert_eq!((first.len, none.len), (2, 1), "an empty category is none");
+        assert_eq!(sets.len(), 3 * 3, "global, music, news: three windows each");
 
         let keys: Vec<(Window, &str)> = first
             .sets()
             .map(|set| (Sets::window(set), sets.key(set)))
             .collect();
-        let expected: Vec<(Window, String)> = [
-            Scope::Global,
-            Scope::Channel(alice),
-            Scope::Category("music".into()),
-        ]
-        .iter()
-        .flat_map(|scope| Window::ALL.map(|w| (w, trending_key("p:", w, scope))))
-        .collect();
+        let expected: Vec<(Window, String)> = [Scope::Global, Scope::Category("music".into())]
+            .iter()
+            .flat_map(|scope| Window::ALL.map(|w| (w, trending_key("p:", w, scope))))
+            .collect();
         let expected: Vec<(Window, &str)> =
             expected.iter().map(|(w, k)| (*w, k.as_str())).collect();
         assert_eq!(keys, expected);
     }
 
     #[test]
-    fn parts_keep_each_channel_whole_and_every_event_once() {
-        let owners: Vec<Uuid> = (0..10).map(|_| Uuid::new_v4()).collect();
-        let videos: Vec<(Uuid, Uuid)> = (0..50)
-            .map(|i| (Uuid::now_v7(), owners[i % owners.len()]))
-            .collect();
+    fn parts_keep_each_video_whole_and_every_event_once() {
+        let owner = Uuid::now_v7();
+        let videos: Vec<Uuid> = (0..50).map(|_| Uuid::now_v7()).collect();
         let batch: Vec<Decoded> = (0..1000)
             .map(|i| {
-                let (video, owner) = videos[(i * 7) % videos.len()];
+                let video = videos[(i * 7) % videos.len()];
                 decoded(&i.to_string(), video, owner, "user:x", Action::Like)
             })
             .collect();
@@ -584,12 +576,12 @@ mod tests {
             (0..1000).collect::<Vec<_>>(),
             "every event exactly once"
         );
-        for owner in owners {
+        for video in videos {
             let holding = split
                 .iter()
-                .filter(|part| part.iter().any(|c| batch[c.at].event.owner_id == owner))
+                .filter(|part| part.iter().any(|c| batch[c.at].event.video_id == video))
                 .count();
-            assert_eq!(holding, 1, "a channel's events are in one part");
+            assert_eq!(holding, 1, "a video's events are in one part");
         }
     }
 

@@ -254,7 +254,7 @@ async fn scores_equal_a_recomputation_from_the_archive_after_three_sigkills() {
         )
         .unwrap();
         let (points, t) = scoring::points(&event.action, at, &weights);
-        let mut scopes = vec![Scope::Global, Scope::Channel(event.owner_id)];
+        let mut scopes = vec![Scope::Global];
         if let Some(c) = &event.category {
             scopes.push(Scope::Category(c.clone()));
         }

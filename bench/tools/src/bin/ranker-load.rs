@@ -15,11 +15,14 @@
 //! Two phases per mode, printed as one line `mode events_per_s p50_ms p99_ms max_ms`:
 //! 1. throughput: EVENTS events published as fast as the broker confirms them; the time
 //!    from the first publish until the last event is visible.
-//! 2. latency: RATE events/s offered for LATENCY_SECS; every 50th event is a probe (a
-//!    video of its own) whose publish-to-visible time is taken by polling ZMSCORE.
+//! 2. latency, after a pause of SETTLE_SECS: RATE events/s offered for LATENCY_SECS; every
+//!    50th event is a probe (a video of its own) whose publish-to-visible time is taken by
+//!    polling ZMSCORE.
 //!
 //! Environment: AMQP_URL, REDIS_URL, QUEUE_PREFIX, REDIS_PREFIX, MODE, SKEW (zipf),
-//! EVENTS (200000), RATE (20000), LATENCY_SECS (10), PACK (100), NAIVE_PREFETCH (100).
+//! EVENTS (200000), RATE (20000), LATENCY_SECS (10), SETTLE_SECS (5: the pause between the
+//! phases), PACK (100), NAIVE_PREFETCH (100), LATENCY_DUMP (a file for each probe's publish
+//! time and latency, ms; unset: none).
 
 use std::{
     collections::HashMap,
@@ -119,7 +122,7 @@ fn spawn_poller(
     redis: redis::aio::ConnectionManager,
     key: String,
     pending: Pending,
-    seen: Arc<Mutex<Vec<Duration>>>,
+    seen: Arc<Mutex<Vec<(Instant, Duration)>>>,
 ) {
     tokio::spawn(async move {
         loop {
@@ -138,7 +141,7 @@ fn spawn_poller(
                     if score.is_some()
                         && let Some(sent) = pending.remove(member)
                     {
-                        seen.lock().unwrap().push(now - sent);
+                        seen.lock().unwrap().push((sent, now - sent));
                     }
                 }
             }
@@ -220,6 +223,7 @@ async fn main() -> anyhow::Result<()> {
     let events: usize = env_or("EVENTS", 200_000);
     let rate: usize = env_or("RATE", 20_000);
     let latency_secs: u64 = env_or("LATENCY_SECS", 10);
+    let settle_secs: u64 = env_or("SETTLE_SECS", 5);
     let skew: String = env_or("SKEW", "zipf".to_owned());
     let zipf = match skew.as_str() {
         "zipf" => true,
@@ -290,6 +294,9 @@ async fn main() -> anyhow::Result<()> {
         "{mode} ({skew}): {events} events published in {published:.2?}, all visible after {total:.2?}"
     );
     seen.lock().unwrap().clear();
+    // The last probe is visible, but the broker and Redis are still settling the flood
+    // (acknowledgements, the other batch in flight); a steady rate starts once they have.
+    tokio::time::sleep(Duration::from_secs(settle_secs)).await;
 
     // 2. Latency at a steady offered rate.
     let n = rate * latency_secs as usize;
@@ -315,7 +322,18 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let lost = pending.lock().unwrap().len();
-    let mut latencies = seen.lock().unwrap().clone();
+    let probes = seen.lock().unwrap().clone();
+    if let Some(path) = std::env::var_os("LATENCY_DUMP") {
+        // One line per probe: when it was published (ms into the phase) and its latency.
+        let lines: String = (probes.iter())
+            .map(|(sent, latency)| {
+                let at = sent.saturating_duration_since(started).as_secs_f64() * 1000.0;
+                format!("{at:.1} {:.1}\n", latency.as_secs_f64() * 1000.0)
+            })
+            .collect();
+        std::fs::write(path, lines)?;
+    }
+    let mut latencies: Vec<Duration> = probes.iter().map(|(_, latency)| *latency).collect();
     latencies.sort();
     eprintln!(
         "{mode}: offered {offered:.0} events/s, {} probes, {lost} not visible within 120 s",
