@@ -157,7 +157,8 @@ impl TrendingQuery {
 }
 
 /// The top `limit` listed videos of `owner`'s channel in `window`, best first: its listed
-/// videos scored in the global set (ties ordered as ZRANGE REV orders them, by member).
+/// videos scored in the global set (ties ordered as ZRANGE REV orders them, by member,
+/// descending).
 async fn channel_top(
     app: &AppContext,
     window: TrendingWindow,
@@ -186,12 +187,16 @@ async fn channel_top(
         .arg(&members)
         .query_async(&mut redis)
         .await?;
-    let mut ranked: Vec<(f64, &str, Uuid)> = (scores.into_iter().zip(&members).zip(&ids))
-        .filter_map(|((score, member), id)| Some((score?, member.as_str(), *id)))
+    // A UUID orders as its lowercase hyphenated text does, so ties break as in the set.
+    let mut ranked: Vec<(f64, Uuid)> = (scores.into_iter().zip(ids))
+        .filter_map(|(score, id)| Some((score?, id)))
         .collect();
-    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| b.1.cmp(a.1)));
+    if ranked.is_empty() {
+        return Ok(Vec::new());
+    }
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
     ranked.truncate(limit);
-    let top: Vec<Uuid> = ranked.iter().map(|(_, _, id)| *id).collect();
+    let top: Vec<Uuid> = ranked.iter().map(|(_, id)| *id).collect();
     // Listed a moment ago; re-read so the rows are complete and still listed.
     let rows = listed(app, &top).await?;
     Ok(top
