@@ -81,8 +81,8 @@ impl Stack {
         adjust_auth(&mut auth);
         let signer = identity::Signer::new(
             &signing_key,
-            &auth.tokens.issuer,
-            &auth.tokens.audience,
+            &auth.tokens.jwt.issuer,
+            &auth.tokens.jwt.audience,
             auth.tokens.access_ttl,
         );
         tokio::spawn(auth::run(auth, shutdown.clone(), Some(tx)));

@@ -388,6 +388,54 @@ async fn logout_revokes_the_access_token_within_a_second_and_the_refresh_family(
 }
 
 #[tokio::test]
+async fn credentials_that_are_not_a_bearer_token_are_refused_even_on_public_routes() {
+    let stack = Stack::start().await;
+    let graphql = json!({"query": "{ __typename }"});
+    // Without credentials a public route is open (anonymous)…
+    let response = Client::new()
+        .post(stack.url("/media/graphql"))
+        .json(&graphql)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // …but credentials that are not `Bearer <token>` are refused, not ignored: the caller
+    // expects them to count (the same rule media applies to `connection_init`).
+    for value in [
+        "Basic dXNlcjpwYXNz",
+        "Bearer",
+        "Bearer ",
+        "Token abc",
+        "Bearer a b",
+    ] {
+        let verify = Client::new()
+            .get(format!("http://{}/user/token_verify", stack.auth_addr))
+            .header("Authorization", value)
+            .header("X-Forwarded-Method", "POST")
+            .header("X-Forwarded-Uri", "/media/graphql")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            verify.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer"),
+            "{value:?}"
+        );
+        problem(verify, 401).await;
+        let response = Client::new()
+            .post(stack.url("/media/graphql"))
+            .header("Authorization", value)
+            .json(&graphql)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{value:?}");
+    }
+}
+
+#[tokio::test]
 async fn forged_expired_foreign_and_revoked_tokens_are_refused() {
     let stack = Stack::start().await;
     let user = stack.register("target", PASSWORD).await;

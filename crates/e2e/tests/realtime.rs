@@ -640,7 +640,7 @@ async fn a_connection_is_closed_once_its_token_is_revoked_or_expired() {
         |_| {},
         |m| {
             m.realtime.keepalive = Duration::from_secs(1);
-            m.realtime.jwt_leeway = Duration::from_secs(0);
+            m.realtime.jwt.leeway = Duration::from_secs(0);
         },
     )
     .await;

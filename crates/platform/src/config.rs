@@ -6,12 +6,51 @@
 
 use std::{fmt::Display, net::SocketAddr, str::FromStr, time::Duration};
 
+/// A variable that does not parse. Its message names the variable and the reason, and
+/// shows the value only where that is safe ([`shown`]): a log line about a bad setting
+/// must never carry a secret.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid value for {name}={value:?}: {reason}")]
+#[error("invalid value for {name}={}: {reason}", shown(name, value))]
 pub struct ConfigError {
     pub name: String,
     pub value: String,
     pub reason: String,
+}
+
+/// How a variable's value appears in error messages: hidden for secrets (names with
+/// `SECRET`, `PASSWORD`, `TOKEN`, or `KEY` other than a `KEY_FILE`/`KEY_ID`), with any
+/// `user:password@` of a URL masked, and quoted as given otherwise.
+pub fn shown(name: &str, value: &str) -> String {
+    let upper = name.to_ascii_uppercase();
+    let secret = ["SECRET", "PASSWORD", "TOKEN"]
+        .iter()
+        .any(|word| upper.contains(word))
+        || (upper.contains("KEY") && !upper.ends_with("_FILE") && !upper.ends_with("_ID"));
+    if secret {
+        return "<hidden>".to_owned();
+    }
+    format!("{:?}", mask_url_password(value))
+}
+
+/// `scheme://user:password@host/…` -> `scheme://user:***@host/…`; anything else unchanged.
+fn mask_url_password(value: &str) -> String {
+    let Some((scheme, rest)) = value.split_once("://") else {
+        return value.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_owned()
+            };
+            format!("{scheme}://{masked}@{host}{tail}")
+        }
+        None => value.to_owned(),
+    }
 }
 
 /// Reads `name`, falling back to `default`, and parses it.
@@ -107,6 +146,28 @@ mod tests {
         let err = parse::<u16>("PORT", "eighty".into()).unwrap_err();
         assert_eq!(err.name, "PORT");
         assert!(err.to_string().contains("eighty"), "{err}");
+    }
+
+    #[test]
+    fn errors_never_show_a_secret() {
+        let err = |name: &str, value: &str| {
+            ConfigError {
+                name: name.into(),
+                value: value.into(),
+                reason: "bad".into(),
+            }
+            .to_string()
+        };
+        assert!(!err("S3_SECRET_KEY", "hunter2").contains("hunter2"));
+        assert!(!err("WEBHOOK_TOKEN", "hunter2").contains("hunter2"));
+        assert!(!err("S3_ACCESS_KEY", "hunter2").contains("hunter2"));
+        let url = err("AMQP_URL", "amqp://guest:hunter2@rabbit:5672/%2f");
+        assert!(!url.contains("hunter2"), "{url}");
+        assert!(url.contains("amqp://guest:***@rabbit:5672/%2f"), "{url}");
+        let shown = err("JWT_SIGNING_KEY_FILE", "/keys/jwt.pem");
+        assert!(shown.contains("/keys/jwt.pem"), "{shown}");
+        assert!(err("BIND_ADDR", "nowhere").contains("\"nowhere\""));
+        assert!(err("REDIS_URL", "redis://cache:6379").contains("redis://cache:6379"));
     }
 
     #[test]

@@ -6,19 +6,23 @@
 //! * [`metrics`]: the process-wide Prometheus recorder and the HTTP request metrics;
 //! * [`health`]: `/healthz` (the process) and `/readyz` (each named dependency);
 //! * [`http`]: the axum plumbing (request ids, metrics, ops routes, graceful serve);
+//! * [`problem`]: the one REST error body (RFC 9457 problem+json), for axum and Rocket;
 //! * [`shutdown`]: SIGTERM/SIGINT turned into one cancellation token;
+//! * [`background`]: "retry until ready or shutdown" and "every N until shutdown", once;
 //! * [`postgres`], [`redis`], [`mongo`], [`s3`]: store connections that tolerate a store
 //!   being down at start-up and recover when it returns, with a readiness check each.
 //!
 //! With the `rocket` feature, [`rocket`](crate::rocket) gives the auth service the same
 //! request ids, metrics and ops routes.
 
+pub mod background;
 pub mod config;
 pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod mongo;
 pub mod postgres;
+pub mod problem;
 pub mod redis;
 pub mod s3;
 pub mod shutdown;
@@ -28,4 +32,5 @@ pub mod telemetry;
 pub mod rocket;
 
 pub use health::Readiness;
+pub use problem::Problem;
 pub use shutdown::Shutdown;

@@ -18,7 +18,24 @@ use sqlx::{
     postgres::{PgConnectOptions, PgConnection, PgPoolOptions},
 };
 
-use crate::Shutdown;
+use crate::{
+    Shutdown,
+    background::{Backoff, until_ready},
+};
+
+/// Whether a failed query was the client's input rather than an outage: SQLSTATE class 22
+/// (data exception: a NUL byte in text, a value out of range, an invalid encoding). Every
+/// service answers these with a 4xx ("the request contains a value that cannot be
+/// stored") and everything else from the database as unavailable.
+pub fn is_data_exception(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| code.starts_with("22"))
+}
+
+/// What a client is told when [`is_data_exception`] holds.
+pub const DATA_EXCEPTION_DETAIL: &str = "the request contains a value that cannot be stored";
 
 #[derive(Clone)]
 pub struct Postgres {
@@ -74,30 +91,23 @@ impl Postgres {
         let task = postgres.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let mut delay = Duration::from_millis(100);
-            loop {
+            let what = format!("database {database}");
+            let set_up = until_ready(&what, Backoff::STORE, &shutdown, || async {
                 let outcome = async {
                     create_database_if_missing(&options, &database).await?;
                     migrator.run(&task.pool).await?;
                     Ok::<_, sqlx::Error>(())
                 }
                 .await;
-                match outcome {
-                    Ok(()) => {
-                        tracing::info!(database, "database ready (migrations applied)");
-                        *task.setup.lock().unwrap() = Ok(());
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::warn!(database, error = %e, "database not ready, retrying");
-                        *task.setup.lock().unwrap() = Err(format!("setup pending: {e}"));
-                    }
+                if let Err(e) = &outcome {
+                    *task.setup.lock().unwrap() = Err(format!("setup pending: {e}"));
                 }
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = shutdown.triggered() => return,
-                }
-                delay = (delay * 2).min(Duration::from_secs(5));
+                outcome
+            })
+            .await;
+            if set_up.is_some() {
+                tracing::info!(database, "database ready (migrations applied)");
+                *task.setup.lock().unwrap() = Ok(());
             }
         });
         Ok(postgres)

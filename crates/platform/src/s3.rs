@@ -8,6 +8,8 @@ use aws_sdk_s3::{
 };
 use aws_smithy_http_client::tls;
 
+use crate::background::{Backoff, until_ready};
+
 #[derive(Debug, Clone)]
 pub struct S3Config {
     /// `S3_ENDPOINT`, e.g. `http://127.0.0.1:9000`.
@@ -108,19 +110,13 @@ impl Bucket {
     pub fn ensure_in_background(&self, shutdown: &crate::Shutdown) {
         let (bucket, shutdown) = (self.clone(), shutdown.clone());
         tokio::spawn(async move {
-            let mut delay = Duration::from_millis(100);
-            loop {
-                match ensure_bucket(&bucket.client, &bucket.name).await {
-                    Ok(()) => return tracing::info!(bucket = bucket.name, "bucket ready"),
-                    Err(error) => {
-                        tracing::warn!(bucket = bucket.name, %error, "bucket not ready, retrying")
-                    }
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = shutdown.triggered() => return,
-                }
-                delay = (delay * 2).min(Duration::from_secs(5));
+            let what = format!("bucket {}", bucket.name);
+            let ensure = || ensure_bucket(&bucket.client, &bucket.name);
+            if until_ready(&what, Backoff::STORE, &shutdown, ensure)
+                .await
+                .is_some()
+            {
+                tracing::info!(bucket = bucket.name, "bucket ready");
             }
         });
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use identity::SigningKey;
+use identity::{JwtSettings, SigningKey};
 use platform::{
     config::{self, ConfigError, HttpConfig, secs, var},
     postgres::PostgresConfig,
@@ -38,16 +38,12 @@ pub struct Config {
 pub struct TokenConfig {
     /// Loaded from `JWT_SIGNING_KEY_FILE` (PKCS#8 PEM).
     pub signing_key: SigningKey,
-    /// `JWT_ISSUER`.
-    pub issuer: String,
-    /// `JWT_AUDIENCE`.
-    pub audience: String,
+    /// `JWT_ISSUER`, `JWT_AUDIENCE`, `JWT_LEEWAY_SECS` (read as media reads them).
+    pub jwt: JwtSettings,
     /// `ACCESS_TOKEN_TTL_SECS`.
     pub access_ttl: Duration,
     /// `REFRESH_TOKEN_TTL_SECS`.
     pub refresh_ttl: Duration,
-    /// `JWT_LEEWAY_SECS`: tolerated clock skew.
-    pub leeway: Duration,
 }
 
 fn list<T: std::str::FromStr<Err = String>>(
@@ -109,11 +105,9 @@ impl Config {
             amqp_url: config::amqp_url()?,
             tokens: TokenConfig {
                 signing_key,
-                issuer: var("JWT_ISSUER", "kino-auth")?,
-                audience: var("JWT_AUDIENCE", "kino")?,
+                jwt: JwtSettings::from_env()?,
                 access_ttl: secs("ACCESS_TOKEN_TTL_SECS", "900")?,
                 refresh_ttl: secs("REFRESH_TOKEN_TTL_SECS", "2592000")?,
-                leeway: secs("JWT_LEEWAY_SECS", "5")?,
             },
             hashing,
             login_limits: Limits {

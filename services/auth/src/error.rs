@@ -1,14 +1,9 @@
-//! The auth service's one error type, and how each variant reaches the client: an RFC 9457
-//! `application/problem+json` body with a stable `type` and a human `detail`.
+//! The auth service's one error type, and how each variant reaches the client: a
+//! [`platform::Problem`] (RFC 9457 `application/problem+json`, written as every Kino
+//! service writes it).
 
-use std::io::Cursor;
-
-use rocket::{
-    Request, Response,
-    http::{ContentType, Header, Status},
-    response::Responder,
-};
-use serde::Serialize;
+use platform::problem::{Problem, StatusCode};
+use rocket::{Request, http::Status, response::Responder};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -39,14 +34,8 @@ pub enum ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        // SQLSTATE class 22 (data exception: a NUL byte in text, a value out of range) is
-        // the client's input, not an outage.
-        let data_exception = e
-            .as_database_error()
-            .and_then(|d| d.code())
-            .is_some_and(|c| c.starts_with("22"));
-        if data_exception {
-            Self::BadRequest("the request contains a value that cannot be stored".into())
+        if platform::postgres::is_data_exception(&e) {
+            Self::BadRequest(platform::postgres::DATA_EXCEPTION_DETAIL.into())
         } else {
             Self::Unavailable(e.into())
         }
@@ -59,75 +48,35 @@ impl From<redis::RedisError> for ApiError {
     }
 }
 
-/// An RFC 9457 problem document.
-#[derive(Debug, Serialize)]
-pub struct Problem {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: &'static str,
-    pub status: u16,
-    pub detail: String,
-}
-
-impl Problem {
-    pub fn new(status: Status, kind: &str, detail: impl Into<String>) -> Self {
-        Self {
-            kind: format!("https://kino.dev/problems/{kind}"),
-            title: status.reason().unwrap_or("Error"),
-            status: status.code,
-            detail: detail.into(),
-        }
-    }
-
-    /// The response, with `WWW-Authenticate` on a 401 and `Retry-After` when given.
-    pub fn respond<'r>(self, retry_after: Option<u64>) -> Response<'r> {
-        let status = Status::from_code(self.status).unwrap_or(Status::InternalServerError);
-        let body = serde_json::to_vec(&self).expect("problem serialises");
-        let mut response = Response::build();
-        response
-            .status(status)
-            .header(ContentType::new("application", "problem+json"))
-            .sized_body(body.len(), Cursor::new(body));
-        if status == Status::Unauthorized {
-            response.header(Header::new("WWW-Authenticate", r#"Bearer realm="kino""#));
-        }
-        if let Some(secs) = retry_after {
-            response.header(Header::new("Retry-After", secs.to_string()));
-        }
-        response.finalize()
-    }
-}
-
 impl ApiError {
     fn problem(&self) -> Problem {
         match self {
-            Self::BadRequest(d) => Problem::new(Status::BadRequest, "bad-request", d.clone()),
-            Self::Invalid(d) => Problem::new(Status::UnprocessableEntity, "invalid", d.clone()),
-            Self::Unauthorized(d) => Problem::new(Status::Unauthorized, "unauthorized", *d),
-            Self::Forbidden(d) => Problem::new(Status::Forbidden, "forbidden", *d),
-            Self::NotFound(d) => Problem::new(Status::NotFound, "not-found", *d),
-            Self::Conflict(d) => Problem::new(Status::Conflict, "conflict", d.clone()),
-            Self::Throttled(_) => {
-                Problem::new(Status::TooManyRequests, "throttled", self.to_string())
+            Self::BadRequest(d) => Problem::new(StatusCode::BAD_REQUEST, "bad-request", d),
+            Self::Invalid(d) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", d),
+            Self::Unauthorized(d) => Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", *d),
+            Self::Forbidden(d) => Problem::new(StatusCode::FORBIDDEN, "forbidden", *d),
+            Self::NotFound(d) => Problem::new(StatusCode::NOT_FOUND, "not-found", *d),
+            Self::Conflict(d) => Problem::new(StatusCode::CONFLICT, "conflict", d),
+            Self::Throttled(secs) => {
+                Problem::new(StatusCode::TOO_MANY_REQUESTS, "throttled", self.to_string())
+                    .retry_after(*secs)
             }
-            Self::Unavailable(_) => {
-                Problem::new(Status::ServiceUnavailable, "unavailable", self.to_string())
-            }
+            Self::Unavailable(_) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                self.to_string(),
+            )
+            .retry_after(1),
         }
     }
 }
 
 impl<'r> Responder<'r, 'static> for ApiError {
-    fn respond_to(self, _: &'r Request<'_>) -> rocket::response::Result<'static> {
+    fn respond_to(self, req: &'r Request<'_>) -> rocket::response::Result<'static> {
         if let Self::Unavailable(e) = &self {
             tracing::error!(error = format!("{e:#}"), "request failed on a dependency");
         }
-        let retry_after = match self {
-            Self::Throttled(secs) => Some(secs),
-            Self::Unavailable(_) => Some(1),
-            _ => None,
-        };
-        Ok(self.problem().respond(retry_after))
+        self.problem().respond_to(req)
     }
 }
 
@@ -136,7 +85,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// Rocket's own errors (unparseable JSON, a body over the limit, no such route…) as
 /// problem+json too, so clients see one error format.
 #[rocket::catch(default)]
-pub fn default_catcher(status: Status, _: &Request<'_>) -> ProblemResponse {
+pub fn default_catcher(status: Status, _: &Request<'_>) -> Problem {
     let detail = match status.code {
         400 => "the request body is not valid JSON for this endpoint",
         401 => "a valid access token is required (Authorization: Bearer …)",
@@ -154,13 +103,6 @@ pub fn default_catcher(status: Status, _: &Request<'_>) -> ProblemResponse {
         s if s < 500 => "bad-request",
         _ => "internal",
     };
-    ProblemResponse(Problem::new(status, kind, detail))
-}
-
-pub struct ProblemResponse(pub Problem);
-
-impl<'r> Responder<'r, 'static> for ProblemResponse {
-    fn respond_to(self, _: &'r Request<'_>) -> rocket::response::Result<'static> {
-        Ok(self.0.respond(None))
-    }
+    let status = StatusCode::from_u16(status.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    Problem::new(status, kind, detail)
 }

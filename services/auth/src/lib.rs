@@ -57,18 +57,19 @@ impl Context {
             shutdown.triggered(),
         );
         let t = &config.tokens;
-        let signer = Signer::new(&t.signing_key, &t.issuer, &t.audience, t.access_ttl);
+        let jwt = &t.jwt;
+        let signer = Signer::new(&t.signing_key, &jwt.issuer, &jwt.audience, t.access_ttl);
         let jwks = Jwks {
             keys: vec![t.signing_key.jwk()],
         };
         let verifier =
-            Verifier::new(&jwks, &t.issuer, &t.audience, t.leeway).context("JWT keys")?;
+            Verifier::new(&jwks, &jwt.issuer, &jwt.audience, jwt.leeway).context("JWT keys")?;
         Ok(Self {
             hasher: Hasher::new(config.hashing),
             authenticator: Arc::new(Authenticator::new(
                 verifier,
                 Revocations::new(redis.clone(), &config.redis_prefix),
-                t.leeway,
+                jwt.leeway,
             )),
             throttle: Throttle::new(redis.clone(), &config.redis_prefix, config.login_limits),
             signer: Arc::new(signer),

@@ -69,14 +69,8 @@ impl From<Error> for async_graphql::Error {
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        // SQLSTATE class 22 (data exception: a NUL byte, a value out of range) is the
-        // client's input, not an outage.
-        let data_exception = e
-            .as_database_error()
-            .and_then(|d| d.code())
-            .is_some_and(|c| c.starts_with("22"));
-        if data_exception {
-            Self::BadInput("the request contains a value that cannot be stored".into())
+        if platform::postgres::is_data_exception(&e) {
+            Self::BadInput(platform::postgres::DATA_EXCEPTION_DETAIL.into())
         } else {
             Self::Internal(e.into())
         }

@@ -33,7 +33,11 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context as _;
 use async_graphql::dataloader::DataLoader;
 use events::{Publisher, outbox::Relay};
-use platform::{Readiness, Shutdown, postgres::Postgres};
+use platform::{
+    Readiness, Shutdown,
+    background::{Backoff, until_ready},
+    postgres::Postgres,
+};
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -107,7 +111,7 @@ impl Context {
                 &config.auth_url,
                 redis.clone(),
                 &config.redis_prefix,
-                &config.realtime,
+                &config.realtime.jwt,
             ),
             shutdown,
         )
@@ -164,19 +168,10 @@ fn loader<T>(inner: T, delay: Duration) -> DataLoader<T> {
 
 /// Creates the MongoDB indexes, retrying until MongoDB answers (start-up never waits).
 fn ensure_indexes(comments: Comments, shutdown: &Shutdown) {
-    let stop = shutdown.triggered();
+    let shutdown = shutdown.clone();
     tokio::spawn(async move {
-        tokio::pin!(stop);
-        loop {
-            match comments.ensure_indexes().await {
-                Ok(()) => return,
-                Err(e) => tracing::warn!(error = %e, "comment indexes: will retry"),
-            }
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(2)) => {}
-                () = &mut stop => return,
-            }
-        }
+        let ensure = || comments.ensure_indexes();
+        until_ready("comment indexes", Backoff::STORE, &shutdown, ensure).await;
     });
 }
 
@@ -196,7 +191,7 @@ pub async fn serve(ctx: Context, listener: TcpListener, shutdown: Shutdown) -> a
     ensure_indexes(ctx.comments.clone(), &shutdown);
     catalogue::events::spawn(&ctx, shutdown.triggered());
     users::events::spawn(&ctx, ctx.directory.clone(), shutdown.triggered());
-    comments::recount::spawn(ctx.clone(), recount_every, shutdown.triggered());
+    comments::recount::spawn(ctx.clone(), recount_every, &shutdown);
     interactions::counters::spawn(&ctx, shutdown.triggered());
 
     realtime::progress::spawn(&ctx, shutdown.triggered());

@@ -68,7 +68,7 @@ fn rejected(rejection: GraphQLRejection) -> Response {
 async fn execute(schema: KinoSchema, headers: HeaderMap, request: GraphQLRequest) -> Response {
     let viewer = match Viewer::from_headers(&headers) {
         Ok(viewer) => viewer,
-        Err(message) => return bad_request(&message),
+        Err(e) => return bad_request(&e.to_string()),
     };
     let mut response = schema.execute(request.into_inner().data(viewer)).await;
     with_error_codes(&mut response);

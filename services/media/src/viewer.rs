@@ -1,30 +1,18 @@
-//! Who is asking. The gateway's ForwardAuth hop is the only source of identity: it removes
-//! any `X-User-Id` a client sent and sets the one auth vouched for. No header means an
-//! anonymous viewer; a header that is not a UUID means something is wrong between the
-//! gateway and us, and the request is refused rather than treated as anonymous.
+//! Who is asking: the gateway's identity headers, read as every service reads them
+//! ([`identity::edge`]: no header is an anonymous viewer, a malformed one is refused).
 
 use axum::http::HeaderMap;
 use uuid::Uuid;
 
 use crate::error::Error;
 
-pub const USER_ID_HEADER: &str = "x-user-id";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Viewer(pub Option<Uuid>);
 
 impl Viewer {
     /// `Err` when the header is present but malformed.
-    pub fn from_headers(headers: &HeaderMap) -> Result<Self, String> {
-        match headers.get(USER_ID_HEADER) {
-            None => Ok(Self(None)),
-            Some(value) => value
-                .to_str()
-                .ok()
-                .and_then(|s| Uuid::parse_str(s.trim()).ok())
-                .map(|id| Self(Some(id)))
-                .ok_or_else(|| format!("malformed {USER_ID_HEADER} header")),
-        }
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, identity::edge::MalformedIdentity> {
+        identity::edge::caller(headers).map(Self)
     }
 
     /// The signed-in user, or UNAUTHENTICATED.

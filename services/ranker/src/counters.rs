@@ -13,6 +13,10 @@ use events::{
     Envelope, Event, Publisher,
     interaction::{VideoCounts, ViewCounters, counters_routing_key},
 };
+use platform::{
+    Shutdown,
+    background::{FirstTick, every},
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -22,20 +26,17 @@ pub fn spawn(
     store: Store,
     publisher: Arc<Publisher>,
     queue_prefix: String,
-    every: std::time::Duration,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    interval: std::time::Duration,
+    shutdown: &Shutdown,
 ) {
+    let shutdown = shutdown.clone();
     tokio::spawn(async move {
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(every) => {}
-                () = &mut shutdown => return,
-            }
+        every(interval, FirstTick::AfterInterval, &shutdown, || async {
             if let Err(e) = flush(&store, &publisher, &queue_prefix).await {
                 tracing::warn!(error = %e, "view counters: will retry");
             }
-        }
+        })
+        .await;
     });
 }
 

@@ -77,13 +77,13 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     if roles.rank {
         let ingestor = Arc::new(ctx.ingestor());
         ingest::spawn(&ctx, ingestor.clone(), shutdown.triggered());
-        rebase::spawn(ingestor.clone(), shutdown.triggered());
+        rebase::spawn(ingestor.clone(), &shutdown);
         counters::spawn(
             ingestor.store.clone(),
             Arc::new(events::Publisher::new(ctx.rabbit.clone())),
             ctx.config.queue_prefix.clone(),
             ctx.config.ingest.counter_flush,
-            shutdown.triggered(),
+            &shutdown,
         );
     }
     if roles.archive {

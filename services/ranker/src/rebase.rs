@@ -10,6 +10,10 @@
 use std::sync::Arc;
 
 use events::interaction::Window;
+use platform::{
+    Shutdown,
+    background::{FirstTick, every},
+};
 use time::OffsetDateTime;
 
 use crate::{
@@ -17,21 +21,18 @@ use crate::{
     scoring::{self, format_f64},
 };
 
-pub fn spawn(ingestor: Arc<Ingestor>, shutdown: impl Future<Output = ()> + Send + 'static) {
-    let every = ingestor.ingest.rebase_check;
+pub fn spawn(ingestor: Arc<Ingestor>, shutdown: &Shutdown) {
+    let shutdown = shutdown.clone();
     tokio::spawn(async move {
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(every) => {}
-                () = &mut shutdown => return,
-            }
+        let interval = ingestor.ingest.rebase_check;
+        every(interval, FirstTick::AfterInterval, &shutdown, || async {
             match rebase_due(&ingestor).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(sets = n, "rebased"),
                 Err(e) => tracing::warn!(error = %e, "rebase: will retry"),
             }
-        }
+        })
+        .await;
     });
 }
 

@@ -1,12 +1,9 @@
-//! The recommender's one error type, and how it reaches callers of the internal API: an
-//! RFC 9457 `application/problem+json` body with a stable `type` and a human `detail`.
+//! The recommender's one error type, and how it reaches callers of the internal API: a
+//! [`platform::Problem`] (RFC 9457 `application/problem+json`, as every Kino service
+//! writes it).
 
-use axum::{
-    Json,
-    http::{HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
-};
-use serde::Serialize;
+use axum::response::{IntoResponse, Response};
+use platform::problem::{Problem, StatusCode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -39,15 +36,6 @@ impl Error {
     }
 }
 
-#[derive(Serialize)]
-struct Problem {
-    #[serde(rename = "type")]
-    kind: String,
-    title: &'static str,
-    status: u16,
-    detail: String,
-}
-
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, kind) = self.status_and_kind();
@@ -58,17 +46,6 @@ impl IntoResponse for Error {
             }
             other => other.to_string(),
         };
-        let problem = Problem {
-            kind: format!("https://kino.dev/problems/{kind}"),
-            title: status.canonical_reason().unwrap_or("Error"),
-            status: status.as_u16(),
-            detail,
-        };
-        let mut response = (status, Json(problem)).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        response
+        Problem::new(status, kind, detail).into_response()
     }
 }

@@ -29,7 +29,11 @@ use std::{
 };
 
 use anyhow::Context as _;
-use platform::{Readiness, Shutdown, postgres::Postgres};
+use platform::{
+    Readiness, Shutdown,
+    background::{Backoff, until_ready},
+    postgres::Postgres,
+};
 use tokio::{net::TcpListener, sync::Notify};
 use uuid::Uuid;
 
@@ -128,16 +132,11 @@ pub async fn serve(ctx: Context, listener: TcpListener, shutdown: Shutdown) -> a
 /// Loads the index and tastes from PostgreSQL (retrying until it answers), then starts
 /// the consumers and the embedding worker.
 async fn start(ctx: Context, shutdown: Shutdown) {
-    let serving = loop {
-        match load(&ctx).await {
-            Ok(serving) => break Arc::new(serving),
-            Err(e) => tracing::warn!(error = %e, "loading the index; will retry"),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            () = shutdown.triggered() => return,
-        }
+    let backoff = Backoff::fixed(Duration::from_secs(1));
+    let Some(serving) = until_ready("the index", backoff, &shutdown, || load(&ctx)).await else {
+        return;
     };
+    let serving = Arc::new(serving);
     tracing::info!(vectors = serving.index.len(), "index loaded");
     metrics::gauge!("recommender_index_vectors").set(serving.index.len() as f64);
     metrics::gauge!("recommender_index_dead_slots").set(0.0);

@@ -1,12 +1,9 @@
-//! The video service's one error type, and how each variant reaches the client: an RFC 9457
-//! `application/problem+json` body with a stable `type` and a human `detail`.
+//! The video service's one error type, and how each variant reaches the client: a
+//! [`platform::Problem`] (RFC 9457 `application/problem+json`, written as every Kino
+//! service writes it).
 
-use axum::{
-    Json,
-    http::{HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
-};
-use serde::Serialize;
+use axum::response::{IntoResponse, Response};
+use platform::problem::{HeaderName, HeaderValue, Problem, StatusCode};
 
 use crate::tus::TUS_VERSION;
 
@@ -81,17 +78,12 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        Self::Unavailable(e.into())
+        if platform::postgres::is_data_exception(&e) {
+            Self::BadRequest(platform::postgres::DATA_EXCEPTION_DETAIL.into())
+        } else {
+            Self::Unavailable(e.into())
+        }
     }
-}
-
-#[derive(Serialize)]
-struct Problem {
-    #[serde(rename = "type")]
-    kind: String,
-    title: &'static str,
-    status: u16,
-    detail: String,
 }
 
 impl IntoResponse for ApiError {
@@ -100,30 +92,15 @@ impl IntoResponse for ApiError {
         if let Self::Unavailable(e) = &self {
             tracing::warn!(error = format!("{e:#}"), "request failed on a dependency");
         }
-        let problem = Problem {
-            kind: format!("https://kino.dev/problems/{kind}"),
-            title: status.canonical_reason().unwrap_or("Error"),
-            status: status.as_u16(),
-            detail: self.to_string(),
+        let problem = Problem::new(status, kind, self.to_string());
+        let problem = match self {
+            Self::TusVersion => problem.header(
+                HeaderName::from_static("tus-version"),
+                HeaderValue::from_static(TUS_VERSION),
+            ),
+            Self::Locked => problem.retry_after(1),
+            _ => problem,
         };
-        let mut response = (status, Json(problem)).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        match self {
-            Self::Unauthenticated => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            Self::TusVersion => {
-                headers.insert("tus-version", HeaderValue::from_static(TUS_VERSION));
-            }
-            Self::Locked => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            _ => {}
-        }
-        response
+        problem.into_response()
     }
 }

@@ -18,15 +18,17 @@ pub mod tus;
 pub mod uploads;
 pub mod videos;
 
-use std::{
-    sync::{Arc, OnceLock},
-    time::Duration,
-};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use aws_sdk_s3::config::RequestChecksumCalculation;
 use events::{Publisher, outbox::Relay};
-use platform::{Readiness, Shutdown, postgres::Postgres, s3::Bucket};
+use platform::{
+    Readiness, Shutdown,
+    background::{Backoff, until_ready},
+    postgres::Postgres,
+    s3::Bucket,
+};
 use tokio::net::TcpListener;
 
 pub use config::{Config, UploadConfig};
@@ -93,17 +95,12 @@ impl Context {
 fn start_relay(ctx: &Context, shutdown: &Shutdown) {
     let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
     tokio::spawn(async move {
-        let mut delay = Duration::from_millis(100);
-        loop {
-            match queues::declare_jobs(&ctx.rabbit, &ctx.config.queue_prefix).await {
-                Ok(()) => break,
-                Err(error) => tracing::warn!(%error, "cannot declare the transcode queue yet"),
-            }
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = shutdown.triggered() => return,
-            }
-            delay = (delay * 2).min(Duration::from_secs(5));
+        let declare = || queues::declare_jobs(&ctx.rabbit, &ctx.config.queue_prefix);
+        if until_ready("the transcode queue", Backoff::STORE, &shutdown, declare)
+            .await
+            .is_none()
+        {
+            return;
         }
         let publisher = Arc::new(Publisher::new(ctx.rabbit.clone()));
         let relay = Relay::spawn(ctx.db.pool().clone(), publisher, shutdown.triggered());
@@ -126,11 +123,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let ctx = Context::connect(config, &shutdown)?;
     start_relay(&ctx, &shutdown);
     assets::consumer::spawn(ctx.clone(), shutdown.clone());
-    sweeper::spawn(
-        ctx.clone(),
-        ctx.config.uploads.sweep_interval,
-        shutdown.clone(),
-    );
+    sweeper::spawn(ctx.clone(), ctx.config.uploads.sweep_interval, &shutdown);
     let routes = router(ctx.clone());
     platform::http::serve_service(listener, "/video", routes, ctx.readiness(), shutdown, grace)
         .await?;

@@ -4,21 +4,23 @@
 
 use std::time::Duration;
 
+use platform::{
+    Shutdown,
+    background::{FirstTick, every},
+};
 use uuid::Uuid;
 
 use crate::{Context, assets, uploads, videos::Video};
 
-pub fn spawn(ctx: Context, interval: Duration, shutdown: platform::Shutdown) {
+pub fn spawn(ctx: Context, interval: Duration, shutdown: &Shutdown) {
+    let shutdown = shutdown.clone();
     tokio::spawn(async move {
-        loop {
+        every(interval, FirstTick::Now, &shutdown, || async {
             if let Err(error) = sweep(&ctx).await {
                 tracing::debug!(%error, "sweep skipped");
             }
-            tokio::select! {
-                () = tokio::time::sleep(interval) => {}
-                () = shutdown.triggered() => return,
-            }
-        }
+        })
+        .await;
     });
 }
 

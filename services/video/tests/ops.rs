@@ -1,31 +1,15 @@
 //! The video service's readiness follows each of its dependencies.
 
-use std::time::Duration;
+mod common;
 
-use platform::{Shutdown, config::HttpConfig, postgres::PostgresConfig};
+use common::config;
+use platform::Shutdown;
 use testkit::{
     TestEnv,
     ops::{Dependency, readiness_follows},
 };
 
 const DEPENDENCIES: &[&str] = &["postgres", "s3", "rabbitmq"];
-
-fn config(env: &TestEnv) -> video::Config {
-    video::Config {
-        http: HttpConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            shutdown_grace: Duration::from_secs(5),
-        },
-        postgres: PostgresConfig {
-            url: env.database_url.clone(),
-            max_connections: 4,
-        },
-        s3: env.s3.clone(),
-        amqp_url: env.amqp_url.clone(),
-        uploads: video::UploadConfig::default(),
-        queue_prefix: format!("test-{}.", env.id),
-    }
-}
 
 /// Starts the service in-process on a random port; resolves to its public base URL.
 fn spawn_app(env: &TestEnv) -> impl Future<Output = String> + use<> {

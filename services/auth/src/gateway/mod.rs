@@ -7,8 +7,12 @@
 //! * a valid token: 200 with `X-User-Id` and `X-User-Name`, which the gateway copies onto
 //!   the upstream request (after removing any the client sent);
 //! * no token on a public route: 200 without identity headers (anonymous);
-//! * a bad, expired or revoked token (on any route), or no token on a protected route:
-//!   401 problem+json with `WWW-Authenticate: Bearer`, which the gateway returns as is.
+//! * a bad, expired or revoked token (on any route), credentials that are not a bearer
+//!   token, or no token on a protected route: 401 problem+json with
+//!   `WWW-Authenticate: Bearer`, which the gateway returns as is.
+//!
+//! The header names and the bearer syntax are [`identity::edge`]'s, which the services
+//! behind the gateway read with.
 
 pub mod policy;
 
@@ -32,7 +36,9 @@ pub fn routes() -> Vec<rocket::Route> {
 pub struct Forwarded<'r> {
     method: Option<&'r str>,
     uri: Option<&'r str>,
-    token: Option<&'r str>,
+    /// `None` without an `Authorization` header; `Some(Err)` for one that is not a
+    /// bearer token.
+    token: Option<ApiResult<&'r str>>,
 }
 
 #[rocket::async_trait]
@@ -57,9 +63,10 @@ impl<'r> Responder<'r, 'static> for Verified {
             .status(rocket::http::Status::Ok)
             .header(Header::new("Cache-Control", "no-store"));
         if let Some(claims) = self.0 {
-            response
-                .header(Header::new("X-User-Id", claims.sub.to_string()))
-                .header(Header::new("X-User-Name", claims.name));
+            for (name, value) in identity::edge::identity_headers(&claims) {
+                let value = value.to_str().expect("visible ASCII").to_owned();
+                response.header(Header::new(name.as_str().to_owned(), value));
+            }
         }
         Ok(response.finalize())
     }
@@ -74,7 +81,7 @@ impl<'r> Responder<'r, 'static> for Verified {
 #[rocket::get("/user/token_verify")]
 async fn token_verify(ctx: &State<Context>, forwarded: Forwarded<'_>) -> ApiResult<Verified> {
     match forwarded.token {
-        Some(token) => Ok(Verified(Some(ctx.authenticate(token).await?))),
+        Some(token) => Ok(Verified(Some(ctx.authenticate(token?).await?))),
         None => {
             let public = match (forwarded.method, forwarded.uri) {
                 (Some(method), Some(uri)) => ctx.config.public_routes.is_public(method, uri),

@@ -15,11 +15,14 @@ pub struct Viewer {
     pub claims: Claims,
 }
 
-/// The token from `Authorization: Bearer <token>`, if any.
-pub fn bearer<'r>(req: &'r Request<'_>) -> Option<&'r str> {
+/// The credentials in `Authorization`: `None` without the header, `Some(Err)` when it
+/// holds something other than a bearer token (refused with 401, never taken for no token:
+/// a caller who sent credentials expects them to count; [`identity::edge::bearer`]).
+pub fn bearer<'r>(req: &'r Request<'_>) -> Option<Result<&'r str, ApiError>> {
     let value = req.headers().get_one("Authorization")?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    Some(identity::edge::bearer(value).map_err(|_| {
+        ApiError::Unauthorized("the Authorization header must be `Bearer <access token>`")
+    }))
 }
 
 impl Context {
@@ -46,11 +49,15 @@ impl<'r> FromRequest<'r> for Viewer {
     type Error = ApiError;
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         let ctx = req.rocket().state::<Context>().expect("context is managed");
-        let Some(token) = bearer(req) else {
-            return Outcome::Error((
-                Status::Unauthorized,
-                ApiError::Unauthorized("no access token"),
-            ));
+        let token = match bearer(req) {
+            Some(Ok(token)) => token,
+            Some(Err(e)) => return Outcome::Error((Status::Unauthorized, e)),
+            None => {
+                return Outcome::Error((
+                    Status::Unauthorized,
+                    ApiError::Unauthorized("no access token"),
+                ));
+            }
         };
         match ctx.authenticate(token).await {
             Ok(claims) => Outcome::Success(Viewer { claims }),

@@ -8,26 +8,27 @@
 
 use std::time::Duration;
 
+use platform::{
+    Shutdown,
+    background::{FirstTick, every},
+};
 use uuid::Uuid;
 
 use crate::Context;
 
 const BATCH: i64 = 500;
 
-pub fn spawn(ctx: Context, every: Duration, shutdown: impl Future<Output = ()> + Send + 'static) {
+pub fn spawn(ctx: Context, interval: Duration, shutdown: &Shutdown) {
+    let shutdown = shutdown.clone();
     tokio::spawn(async move {
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(every) => {}
-                () = &mut shutdown => return,
-            }
+        every(interval, FirstTick::AfterInterval, &shutdown, || async {
             match sweep(&ctx).await {
                 Ok(0) => {}
                 Ok(fixed) => tracing::info!(fixed, "comment counters repaired"),
                 Err(e) => tracing::warn!(error = %e, "comment recount failed; next sweep retries"),
             }
-        }
+        })
+        .await;
     });
 }
 

@@ -35,10 +35,8 @@ pub struct RealtimeConfig {
     /// `REALTIME_MAX_MESSAGE_BYTES`: the largest client message accepted.
     pub max_message_bytes: usize,
     /// `JWT_ISSUER` / `JWT_AUDIENCE` / `JWT_LEEWAY_SECS`: what tokens in `connection_init`
-    /// must say (same variables as auth).
-    pub jwt_issuer: String,
-    pub jwt_audience: String,
-    pub jwt_leeway: Duration,
+    /// must say (read as auth reads them).
+    pub jwt: identity::JwtSettings,
 }
 
 impl RealtimeConfig {
@@ -57,9 +55,7 @@ impl RealtimeConfig {
             replay_max: var("REALTIME_REPLAY_MAX", "1000")?,
             max_subscriptions: var("REALTIME_MAX_SUBSCRIPTIONS", "100")?,
             max_message_bytes: var("REALTIME_MAX_MESSAGE_BYTES", "65536")?,
-            jwt_issuer: var("JWT_ISSUER", "kino-auth")?,
-            jwt_audience: var("JWT_AUDIENCE", "kino")?,
-            jwt_leeway: Duration::from_secs(var("JWT_LEEWAY_SECS", "5")?),
+            jwt: identity::JwtSettings::from_env()?,
         })
     }
 }

@@ -97,7 +97,7 @@ async fn upgrade(
     // The gateway's identity, if the upgrade request carried a token (non-browser clients).
     let viewer = match Viewer::from_headers(&headers) {
         Ok(viewer) => viewer,
-        Err(message) => return (axum::http::StatusCode::BAD_REQUEST, message).into_response(),
+        Err(e) => return (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
     let ws = ws
         .protocols([PROTOCOL])

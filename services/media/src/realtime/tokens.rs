@@ -3,10 +3,11 @@
 //! Browsers cannot set headers on a WebSocket handshake, so a browser's upgrade request
 //! reaches us through the gateway anonymously (the route is public) and the access token
 //! arrives in the first protocol message instead: `{"authorization": "Bearer <jwt>"}`. We
-//! check it exactly as the gateway's ForwardAuth hop would: Ed25519 signature against
-//! auth's published keys (JWKS), issuer, audience, expiry, and the shared revocation list
-//! in Redis ([`identity::Authenticator`], which caches verified tokens and revocation
-//! answers for 500 ms).
+//! check it exactly as the gateway's ForwardAuth hop would, with the same
+//! [`identity::Authenticator`]: Ed25519 signature against auth's published keys (JWKS),
+//! issuer, audience and leeway ([`identity::JwtSettings`], the variables auth reads), expiry,
+//! and the shared revocation list in Redis — asked fresh ([`Freshness::Now`]): a connection
+//! is opened once and then lives long, so a token logged out a moment ago must not open one.
 //!
 //! The keys are fetched from auth (`AUTH_URL` + `/auth/.well-known/jwks.json`) on first use
 //! and again when a token names a key we do not know (auth rotated its key), at most once
@@ -17,7 +18,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use identity::{AuthError, Authenticator, Claims, Jwks, Revocations, Verifier, VerifyError};
+use identity::{
+    AuthError, Authenticator, Claims, Freshness, Jwks, JwtSettings, Revocations, Verifier,
+    VerifyError,
+};
 
 const REFRESH_EVERY: Duration = Duration::from_secs(10);
 
@@ -35,9 +39,7 @@ pub struct TokenAuth {
     http: reqwest::Client,
     redis: platform::redis::ConnectionManager,
     redis_prefix: String,
-    issuer: String,
-    audience: String,
-    leeway: Duration,
+    jwt: JwtSettings,
     current: Mutex<Option<(Arc<Authenticator>, Instant)>>,
     refresh: tokio::sync::Mutex<()>,
 }
@@ -47,7 +49,7 @@ impl TokenAuth {
         auth_url: &str,
         redis: platform::redis::ConnectionManager,
         redis_prefix: &str,
-        config: &super::RealtimeConfig,
+        jwt: &JwtSettings,
     ) -> Self {
         Self {
             jwks_url: format!(
@@ -60,36 +62,29 @@ impl TokenAuth {
                 .expect("HTTP client"),
             redis,
             redis_prefix: redis_prefix.to_owned(),
-            issuer: config.jwt_issuer.clone(),
-            audience: config.jwt_audience.clone(),
-            leeway: config.jwt_leeway,
+            jwt: jwt.clone(),
             current: Mutex::new(None),
             refresh: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// Signature, claims, expiry and revocation. The revocation list is asked every time
-    /// (one Redis `EXISTS`), not trusted from the authenticator's half-second cache: a
-    /// connection or subscription is opened once and then lives long, so a token logged
-    /// out a moment ago must not open one.
+    /// Signature, claims, expiry and revocation, the revocation list asked now (one Redis
+    /// `EXISTS`; see the module docs).
     pub async fn authenticate(&self, token: &str) -> Result<Claims, TokenError> {
         let authenticator = match self.authenticator() {
             Some(a) => a,
             None => self.reload(None).await?,
         };
-        let claims = match authenticator.authenticate(token).await {
+        match authenticator.authenticate_with(token, Freshness::Now).await {
             Err(AuthError::Invalid(VerifyError::UnknownKey)) => {
                 // Perhaps auth rotated its key since we fetched the set.
                 let fresh = self.reload(Some(&authenticator)).await?;
-                fresh.authenticate(token).await.map_err(into_token_error)?
+                fresh
+                    .authenticate_with(token, Freshness::Now)
+                    .await
+                    .map_err(into_token_error)
             }
-            other => other.map_err(into_token_error)?,
-        };
-        let revocations = Revocations::new(self.redis.clone(), &self.redis_prefix);
-        match revocations.is_revoked(claims.jti).await {
-            Ok(false) => Ok(claims),
-            Ok(true) => Err(TokenError::Invalid(VerifyError::Revoked)),
-            Err(e) => Err(TokenError::Unavailable(e.to_string())),
+            other => other.map_err(into_token_error),
         }
     }
 
@@ -124,12 +119,13 @@ impl TokenAuth {
             .json()
             .await
             .map_err(|e| TokenError::Unavailable(format!("JWKS: {e}")))?;
-        let verifier = Verifier::new(&jwks, &self.issuer, &self.audience, self.leeway)
+        let jwt = &self.jwt;
+        let verifier = Verifier::new(&jwks, &jwt.issuer, &jwt.audience, jwt.leeway)
             .map_err(|e| TokenError::Unavailable(format!("JWKS: {e}")))?;
         let authenticator = Arc::new(Authenticator::new(
             verifier,
             Revocations::new(self.redis.clone(), &self.redis_prefix),
-            self.leeway,
+            jwt.leeway,
         ));
         *self.current.lock().unwrap() = Some((authenticator.clone(), Instant::now()));
         Ok(authenticator)
@@ -144,8 +140,9 @@ fn into_token_error(e: AuthError) -> TokenError {
 }
 
 /// The token in a `connection_init` payload: `{"authorization": "Bearer <jwt>"}` (the key
-/// in any case). `Ok(None)` when the payload carries none; `Err` when it carries something
-/// that is not a bearer token.
+/// in any case; the value read as an `Authorization` header is, [`identity::edge::bearer`]).
+/// `Ok(None)` when the payload carries none; `Err` when it carries something that is not a
+/// bearer token.
 pub(crate) fn bearer_from_payload(payload: Option<&serde_json::Value>) -> Result<Option<&str>, ()> {
     let Some(payload) = payload else {
         return Ok(None);
@@ -160,15 +157,8 @@ pub(crate) fn bearer_from_payload(payload: Option<&serde_json::Value>) -> Result
     else {
         return Ok(None);
     };
-    let value = value.as_str().ok_or(())?.trim();
-    match value.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(Some(token.trim()))
-        }
-        _ => Err(()),
-    }
+    let value = value.as_str().ok_or(())?;
+    identity::edge::bearer(value).map(Some).map_err(drop)
 }
 
 #[cfg(test)]

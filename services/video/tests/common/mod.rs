@@ -1,0 +1,24 @@
+//! The video service as its tests start it: in-process, on a random port, against the
+//! test's own database, bucket and queue prefix.
+
+use std::time::Duration;
+
+use platform::{config::HttpConfig, postgres::PostgresConfig};
+use testkit::TestEnv;
+
+pub fn config(env: &TestEnv) -> video::Config {
+    video::Config {
+        http: HttpConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            shutdown_grace: Duration::from_secs(5),
+        },
+        postgres: PostgresConfig {
+            url: env.database_url.clone(),
+            max_connections: 4,
+        },
+        s3: env.s3.clone(),
+        amqp_url: env.amqp_url.clone(),
+        uploads: video::UploadConfig::default(),
+        queue_prefix: format!("test-{}.", env.id),
+    }
+}
