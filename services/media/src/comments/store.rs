@@ -12,7 +12,7 @@ use mongodb::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use super::id::CommentId;
+use super::CommentId;
 
 /// A stored comment, as MongoDB holds it and as live updates carry it (serde: the same
 /// document in Redis messages). The ids keep their stored text form here; they are typed
