@@ -19,8 +19,13 @@ use crate::{
 
 /// Who may see a video. `unlisted` videos are reachable by id but not listed in feeds or
 /// search; `private` ones only by their owner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+///
+/// One spelling everywhere: the same lowercase word in events (serde), in PostgreSQL `text`
+/// columns (`sqlx::Type`; decoding any other word is an error, never a default) and, through
+/// `as_str`, in SQL literals and HTTP bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum Visibility {
     #[default]
     Public,
@@ -47,9 +52,11 @@ impl Visibility {
     }
 }
 
-/// Where a video is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Where a video is in its lifecycle. Spelt as [`Visibility`] is: one lowercase word in
+/// events, `text` columns and SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum VideoStatus {
     Uploading,
     Processing,
@@ -129,12 +136,49 @@ impl Event for VideoUploaded {
     const TYPE: &'static str = "video.uploaded";
 }
 
+/// What a transcoding job is doing, in order: `probing` the source, `transcoding` the ladder,
+/// `uploading` the outputs to storage, `done`. The end of a video's processing is not a
+/// stage: it is `video.ready` or `video.failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProgressStage {
+    Probing,
+    Transcoding,
+    Uploading,
+    Done,
+}
+
+impl ProgressStage {
+    pub const ALL: [Self; 4] = [
+        Self::Probing,
+        Self::Transcoding,
+        Self::Uploading,
+        Self::Done,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Probing => "probing",
+            Self::Transcoding => "transcoding",
+            Self::Uploading => "uploading",
+            Self::Done => "done",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|stage| stage.as_str() == s)
+    }
+}
+
 /// Transcoding progress, at most every 500 ms per job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VideoProgress {
     pub video_id: Uuid,
     pub owner_id: Uuid,
-    /// `probing`, `transcoding`, `uploading` (outputs to storage) or `done`.
+    /// A [`ProgressStage`] as its word ([`ProgressStage::as_str`]), which producers build it
+    /// from ([`VideoProgress::new`]). The field is still text because media's `uploadProgress`
+    /// passes it straight through into a text field of its own; it becomes the enum when
+    /// that consumer does.
     pub stage: String,
     /// 0.0 ..= 100.0, never decreasing within one attempt.
     pub percent: f64,
@@ -142,6 +186,26 @@ pub struct VideoProgress {
     pub speed: Option<f64>,
     /// Estimated seconds left, when known.
     pub eta_seconds: Option<f64>,
+}
+
+impl VideoProgress {
+    pub fn new(
+        video_id: Uuid,
+        owner_id: Uuid,
+        stage: ProgressStage,
+        percent: f64,
+        speed: Option<f64>,
+        eta_seconds: Option<f64>,
+    ) -> Self {
+        Self {
+            video_id,
+            owner_id,
+            stage: stage.as_str().to_owned(),
+            percent,
+            speed,
+            eta_seconds,
+        }
+    }
 }
 
 impl Event for VideoProgress {
@@ -268,5 +332,36 @@ mod tests {
         for s in [Uploading, Processing, Ready, Failed] {
             assert_eq!(VideoStatus::parse(s.as_str()), Some(s));
         }
+    }
+
+    /// `as_str`, `parse` and serde spell every state the same way (the SQL side is the
+    /// `sqlx::Type` derive's `rename_all`, which is serde's).
+    #[test]
+    fn states_have_one_spelling() {
+        fn same<T: Serialize + Copy>(value: T, word: &str) {
+            assert_eq!(serde_json::to_value(value).unwrap(), word);
+        }
+        for s in [
+            VideoStatus::Uploading,
+            VideoStatus::Processing,
+            VideoStatus::Ready,
+            VideoStatus::Failed,
+        ] {
+            same(s, s.as_str());
+        }
+        for v in [
+            Visibility::Public,
+            Visibility::Unlisted,
+            Visibility::Private,
+        ] {
+            same(v, v.as_str());
+            assert_eq!(Visibility::parse(v.as_str()), Some(v));
+        }
+        for stage in ProgressStage::ALL {
+            same(stage, stage.as_str());
+            assert_eq!(ProgressStage::parse(stage.as_str()), Some(stage));
+        }
+        assert_eq!(VideoStatus::parse("deleted"), None);
+        assert_eq!(ProgressStage::parse("ready"), None);
     }
 }

@@ -13,7 +13,7 @@ use aws_sdk_s3::{error::DisplayErrorContext, primitives::ByteStream};
 use events::{
     Envelope,
     consumer::{self, Outcome},
-    video::{Rendition, TranscodeJob, VideoFailed, VideoReady},
+    video::{ProgressStage, Rendition, TranscodeJob, VideoFailed, VideoReady},
 };
 use futures::StreamExt;
 use lapin::message::Delivery;
@@ -120,7 +120,7 @@ async fn transcode(ctx: &Context, job: &TranscodeJob) -> Result<(), String> {
         job.owner_id,
         ctx.config.jobs.progress_interval,
     );
-    reporter.update("probing", 0.0, None, None);
+    reporter.update(ProgressStage::Probing, 0.0, None, None);
     let work = WorkDir::create(&ctx.config.jobs.work_dir, &id.to_string())
         .await
         .map_err(|e| format!("no scratch space: {e}"))?;
@@ -167,7 +167,7 @@ async fn transcode(ctx: &Context, job: &TranscodeJob) -> Result<(), String> {
             uploaded += 1;
             let percent = progress::ENCODING_SHARE
                 + (100.0 - progress::ENCODING_SHARE) * uploaded as f64 / total.max(1) as f64;
-            reporter.update("uploading", percent.min(99.9), None, None);
+            reporter.update(ProgressStage::Uploading, percent.min(99.9), None, None);
         }
     }
     let thumbnail_key = if has_thumbnail {
@@ -179,7 +179,7 @@ async fn transcode(ctx: &Context, job: &TranscodeJob) -> Result<(), String> {
     };
     remove_stale(ctx, &hls_prefix, &keys).await?;
 
-    reporter.update("done", 100.0, None, Some(0.0));
+    reporter.update(ProgressStage::Done, 100.0, None, Some(0.0));
     reporter.finish().await;
     let ready = Envelope::new(VideoReady {
         video_id: id,
@@ -268,7 +268,7 @@ async fn encode(
     while let Ok(Some(line)) = lines.next_line().await {
         if let Some(sample) = parser.line(&line) {
             reporter.update(
-                "transcoding",
+                ProgressStage::Transcoding,
                 progress::encoding_percent(sample.out_time, source.duration),
                 sample.speed,
                 progress::eta(sample.out_time, source.duration, sample.speed),

@@ -3,7 +3,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use events::{Envelope, Publisher, video::VideoProgress};
+use events::{
+    Envelope, Publisher,
+    video::{ProgressStage, VideoProgress},
+};
 use tokio::{sync::watch, task::JoinHandle};
 use uuid::Uuid;
 
@@ -108,21 +111,21 @@ impl Reporter {
 
     pub fn update(
         &mut self,
-        stage: &str,
+        stage: ProgressStage,
         percent: f64,
         speed: Option<f64>,
         eta_seconds: Option<f64>,
     ) {
         // Never backwards, even if a stage's estimate wobbles.
         self.last_percent = percent.clamp(self.last_percent, 100.0);
-        self.tx.send_replace(Some(VideoProgress {
-            video_id: self.video_id,
-            owner_id: self.owner_id,
-            stage: stage.to_owned(),
-            percent: (self.last_percent * 10.0).round() / 10.0,
+        self.tx.send_replace(Some(VideoProgress::new(
+            self.video_id,
+            self.owner_id,
+            stage,
+            (self.last_percent * 10.0).round() / 10.0,
             speed,
             eta_seconds,
-        }));
+        )));
     }
 
     /// Publishes what is pending and stops.

@@ -18,7 +18,7 @@ use crate::{
     Context,
     error::ApiError,
     identity::Viewer,
-    videos::{READY, Video, keys},
+    videos::{AssetStatus, Video, keys},
 };
 
 pub fn routes() -> Router<Context> {
@@ -43,7 +43,7 @@ fn is_plain_path(path: &str) -> bool {
 async fn playable(ctx: &Context, id: Uuid, viewer: Option<Uuid>) -> Result<Video, ApiError> {
     Video::find(ctx.db.pool(), id)
         .await?
-        .filter(|v| v.visible_to(viewer) && v.status == READY)
+        .filter(|v| v.visible_to(viewer) && v.status == AssetStatus::Ready)
         .ok_or(ApiError::NotFound("no such video, or not ready"))
 }
 

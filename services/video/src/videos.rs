@@ -9,7 +9,7 @@ use uuid::Uuid;
 pub struct Video {
     pub id: Uuid,
     pub owner_id: Uuid,
-    pub status: String,
+    pub status: AssetStatus,
     pub failure_reason: Option<String>,
     pub metadata: Json<VideoMetadata>,
     pub filename: Option<String>,
@@ -25,11 +25,21 @@ pub struct Video {
     pub created_at: OffsetDateTime,
 }
 
-pub const UPLOADING: &str = "uploading";
-pub const PROCESSING: &str = "processing";
-pub const READY: &str = "ready";
-pub const FAILED: &str = "failed";
-pub const DELETED: &str = "deleted";
+/// Where an asset is: the catalogue's lifecycle (`events::video::VideoStatus`: `uploading`
+/// → `processing` → `ready` | `failed`) plus `deleted`, a row whose objects wait to be
+/// purged before the row itself goes. Stored as the lowercase word in the `text` column
+/// (whose CHECK constraint allows exactly these) and shown as it in `GET /video/{id}`; a
+/// row holding any other word fails to decode rather than passing for some state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum AssetStatus {
+    Uploading,
+    Processing,
+    Ready,
+    Failed,
+    Deleted,
+}
 
 impl Video {
     pub async fn find(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Self>, sqlx::Error> {
@@ -40,11 +50,11 @@ impl Video {
     }
 
     pub fn is_deleted(&self) -> bool {
-        self.status == DELETED
+        self.status == AssetStatus::Deleted
     }
 
     pub fn is_expired(&self) -> bool {
-        self.status == UPLOADING && self.expires_at < OffsetDateTime::now_utc()
+        self.status == AssetStatus::Uploading && self.expires_at < OffsetDateTime::now_utc()
     }
 
     /// Whether `viewer` may see this video (and its media): private ones only to their

@@ -113,7 +113,7 @@ pub async fn apply(pool: &PgPool, routing_key: &str, body: &[u8]) -> Result<(), 
             .bind(&m.description)
             .bind(&m.tags)
             .bind(&m.category)
-            .bind(m.visibility.as_str())
+            .bind(m.visibility)
             .bind(at)
             .execute(&mut *tx)
             .await?;
@@ -202,7 +202,7 @@ async fn advance(
     )
     .bind(video)
     .bind(owner)
-    .bind(status.as_str())
+    .bind(status)
     .bind(status.rank())
     .bind(at)
     .execute(conn)

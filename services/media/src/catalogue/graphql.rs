@@ -213,7 +213,7 @@ impl CatalogueMutation {
         .bind(&metadata.description)
         .bind(&metadata.tags)
         .bind(&metadata.category)
-        .bind(metadata.visibility.as_str())
+        .bind(metadata.visibility)
         .fetch_one(&mut *tx)
         .await
         .map_err(Error::from)?;
@@ -312,7 +312,7 @@ fn apply_edit(row: &super::VideoRow, input: VideoInput) -> Result<VideoMetadata,
     };
     let visibility = match input.visibility {
         Some(v) => v.into(),
-        None => events::video::Visibility::parse(&row.visibility).unwrap_or_default(),
+        None => row.visibility,
     };
     Ok(VideoMetadata {
         title,

@@ -21,7 +21,9 @@ use crate::{
     users::User,
 };
 
-/// A row of `videos`, as every query selects it ([`store::COLUMNS`]).
+/// A row of `videos`, as every query selects it ([`store::COLUMNS`]). `visibility` and
+/// `status` are decoded from their `text` columns into the event types (the migration's
+/// CHECK constraints hold them to the same words), so a row in hand is always a known state.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct VideoRow {
     pub id: Uuid,
@@ -30,8 +32,8 @@ pub struct VideoRow {
     pub description: String,
     pub tags: Vec<String>,
     pub category: Option<String>,
-    pub visibility: String,
-    pub status: String,
+    pub visibility: ::events::video::Visibility,
+    pub status: ::events::video::VideoStatus,
     pub failure_reason: Option<String>,
     pub duration_seconds: Option<f64>,
     pub manifest_key: Option<String>,
@@ -50,7 +52,8 @@ impl VideoRow {
     pub fn visible_to(&self, viewer: Option<Uuid>) -> bool {
         self.deleted_at.is_none()
             && (viewer == Some(self.owner_id)
-                || (self.status == "ready" && self.visibility != "private"))
+                || (self.status == ::events::video::VideoStatus::Ready
+                    && self.visibility != ::events::video::Visibility::Private))
     }
 
     /// Feed and search order: newest published first.
@@ -126,15 +129,11 @@ impl Video {
     }
 
     async fn visibility(&self) -> Visibility {
-        ::events::video::Visibility::parse(&self.row.visibility)
-            .unwrap_or_default()
-            .into()
+        self.row.visibility.into()
     }
 
     async fn status(&self) -> VideoStatus {
-        ::events::video::VideoStatus::parse(&self.row.status)
-            .unwrap_or(::events::video::VideoStatus::Processing)
-            .into()
+        self.row.status.into()
     }
 
     /// Why processing failed (owner only).

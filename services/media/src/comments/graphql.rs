@@ -6,7 +6,10 @@ use mongodb::bson::DateTime;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::store::{CommentDoc, to_time};
+use super::{
+    CommentId,
+    store::{CommentDoc, to_time},
+};
 use crate::{
     catalogue::{VideoRow, parse_id, store as videos},
     cursor::{Cursor, Page},
@@ -77,17 +80,17 @@ impl Comment {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<Cursor, Comment>> {
-        replies_of(ctx, self.0.uuid(), first, after).await
+        replies_of(ctx, self.0.comment_id(), first, after).await
     }
 }
 
 fn cursor(c: &Comment) -> Cursor {
-    Cursor::new(to_time(c.0.created_at), c.0.uuid())
+    Cursor::new(to_time(c.0.created_at), c.0.comment_id().as_uuid())
 }
 
 async fn replies_of(
     ctx: &Context<'_>,
-    parent: Uuid,
+    parent: CommentId,
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<Connection<Cursor, Comment>> {
@@ -96,7 +99,7 @@ async fn replies_of(
     count_query("mongodb", "replies");
     let docs = app
         .comments
-        .replies(parent, page.after.map(|c| c.id), page.limit())
+        .replies(parent, page.after.map(|c| c.id.into()), page.limit())
         .await
         .map_err(Error::from)?;
     Ok(page.connection(docs.into_iter().map(Comment).collect(), cursor))
@@ -133,7 +136,7 @@ impl CommentQuery {
         count_query("mongodb", "comments");
         let docs = app
             .comments
-            .top_level(video, page.after.map(|c| c.id), page.limit())
+            .top_level(video, page.after.map(|c| c.id.into()), page.limit())
             .await
             .map_err(Error::from)?;
         Ok(page.connection(docs.into_iter().map(Comment).collect(), cursor))
@@ -148,7 +151,7 @@ impl CommentQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<Cursor, Comment>> {
-        let parent = parse_comment_id(&comment_id)?;
+        let parent = CommentId::parse(&comment_id)?;
         let app = AppContext::get(ctx);
         let comment = app
             .comments
@@ -159,10 +162,6 @@ impl CommentQuery {
         visible_video(ctx, Uuid::parse_str(&comment.video_id).unwrap_or_default()).await?;
         replies_of(ctx, parent, first, after).await
     }
-}
-
-fn parse_comment_id(id: &ID) -> Result<Uuid, Error> {
-    Uuid::parse_str(id.as_str()).map_err(|_| Error::bad_input("not a comment id"))
 }
 
 /// 1–5,000 characters, not only whitespace.
@@ -196,9 +195,10 @@ impl CommentMutation {
         let parent = match parent_id {
             None => None,
             Some(id) => {
+                let id = CommentId::parse(&id)?;
                 let parent = app
                     .comments
-                    .get(parse_comment_id(&id)?)
+                    .get(id)
                     .await
                     .map_err(Error::from)?
                     .filter(|p| p.video_id == video.to_string())
@@ -209,15 +209,15 @@ impl CommentMutation {
                 if parent.deleted {
                     return Err(Error::bad_input("that comment was deleted").into());
                 }
-                Some(parent.id)
+                Some(id)
             }
         };
-        let id = Uuid::now_v7().to_string();
+        let id = CommentId::mint().to_string();
         let comment = CommentDoc {
             version: Some(id.clone()),
             id,
             video_id: video.to_string(),
-            parent_id: parent.clone(),
+            parent_id: parent.map(|p| p.to_string()),
             author_id: me.to_string(),
             body,
             created_at: DateTime::now(),
@@ -228,7 +228,7 @@ impl CommentMutation {
         app.comments.insert(&comment).await.map_err(Error::from)?;
         // From here on the comment exists; the counters follow (and are repaired by the
         // recount sweep should we crash before they do).
-        if let Some(parent) = &parent {
+        if let Some(parent) = parent {
             app.comments
                 .bump_replies(parent, 1)
                 .await
@@ -245,7 +245,7 @@ impl CommentMutation {
     /// Rewrites one's own comment.
     async fn edit_comment(&self, ctx: &Context<'_>, id: ID, body: String) -> Result<Comment> {
         let me = viewer(ctx).require()?;
-        let id = parse_comment_id(&id)?;
+        let id = CommentId::parse(&id)?;
         check_body(&body)?;
         let app = AppContext::get(ctx);
         let comment = app
@@ -273,7 +273,7 @@ impl CommentMutation {
     /// Deletes a comment (its author or the video's owner). Replies stay.
     async fn delete_comment(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let me = viewer(ctx).require()?;
-        let comment_id = parse_comment_id(&id)?;
+        let comment_id = CommentId::parse(&id)?;
         let app = AppContext::get(ctx);
         let comment = app
             .comments
@@ -300,7 +300,7 @@ impl CommentMutation {
             .await
             .map_err(Error::from)?
         {
-            if let Some(parent) = &comment.parent_id {
+            if let Some(parent) = comment.parent() {
                 app.comments
                     .bump_replies(parent, -1)
                     .await

@@ -8,7 +8,9 @@
 //! converge to the truth.
 
 pub mod graphql;
+pub mod id;
 pub mod recount;
 pub mod store;
 
 pub use graphql::{Comment, CommentMutation, CommentQuery};
+pub use id::CommentId;

@@ -1,7 +1,7 @@
 //! The `comments` collection.
 //!
-//! `_id` is a UUIDv7 in its text form, so it sorts by creation time: pages are keyset
-//! ranges on `_id` served by the indexes [`ensure_indexes`] creates.
+//! `_id` is a [`CommentId`] (a UUIDv7) in its text form, so it sorts by creation time:
+//! pages are keyset ranges on `_id` served by the indexes [`ensure_indexes`] creates.
 
 use futures::TryStreamExt;
 use mongodb::{
@@ -12,6 +12,12 @@ use mongodb::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::CommentId;
+
+/// A stored comment, as MongoDB holds it and as live updates carry it (serde: the same
+/// document in Redis messages). The ids keep their stored text form here; they are typed
+/// at the edges: [`CommentId::parse`] for what clients send, [`CommentDoc::comment_id`] for
+/// what was read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CommentDoc {
     #[serde(rename = "_id")]
@@ -32,8 +38,16 @@ pub struct CommentDoc {
 }
 
 impl CommentDoc {
-    pub fn uuid(&self) -> Uuid {
-        Uuid::parse_str(&self.id).unwrap_or_default()
+    /// The id this service minted for the comment ([`CommentId::mint`]). A document whose
+    /// `_id` is not one (none is written so) reads as the nil id, which names no comment.
+    pub fn comment_id(&self) -> CommentId {
+        Uuid::parse_str(&self.id).unwrap_or_default().into()
+    }
+
+    /// The comment this one replies to, as [`comment_id`](Self::comment_id) reads ids.
+    pub fn parent(&self) -> Option<CommentId> {
+        let parent = self.parent_id.as_deref()?;
+        Some(Uuid::parse_str(parent).unwrap_or_default().into())
     }
 }
 
@@ -68,10 +82,8 @@ impl Comments {
         Ok(())
     }
 
-    pub async fn get(&self, id: Uuid) -> mongodb::error::Result<Option<CommentDoc>> {
-        self.collection
-            .find_one(doc! { "_id": id.to_string() })
-            .await
+    pub async fn get(&self, id: CommentId) -> mongodb::error::Result<Option<CommentDoc>> {
+        self.collection.find_one(doc! { "_id": id }).await
     }
 
     pub async fn insert(&self, comment: &CommentDoc) -> mongodb::error::Result<()> {
@@ -79,7 +91,7 @@ impl Comments {
         Ok(())
     }
 
-    pub async fn bump_replies(&self, parent: &str, by: i64) -> mongodb::error::Result<()> {
+    pub async fn bump_replies(&self, parent: CommentId, by: i64) -> mongodb::error::Result<()> {
         self.collection
             .update_one(
                 doc! { "_id": parent },
@@ -90,11 +102,15 @@ impl Comments {
     }
 
     /// Replaces the body of a live comment; None if it is gone or deleted.
-    pub async fn edit(&self, id: Uuid, body: &str) -> mongodb::error::Result<Option<CommentDoc>> {
+    pub async fn edit(
+        &self,
+        id: CommentId,
+        body: &str,
+    ) -> mongodb::error::Result<Option<CommentDoc>> {
         let version = Uuid::now_v7().to_string();
         self.collection
             .find_one_and_update(
-                doc! { "_id": id.to_string(), "deleted": false },
+                doc! { "_id": id, "deleted": false },
                 doc! { "$set": { "body": body, "edited_at": DateTime::now(), "version": version } },
             )
             .with_options(
@@ -107,11 +123,11 @@ impl Comments {
 
     /// Soft-deletes; the comment as deleted if this call deleted it (None if it already
     /// was, or is gone).
-    pub async fn soft_delete(&self, id: Uuid) -> mongodb::error::Result<Option<CommentDoc>> {
+    pub async fn soft_delete(&self, id: CommentId) -> mongodb::error::Result<Option<CommentDoc>> {
         let version = Uuid::now_v7().to_string();
         self.collection
             .find_one_and_update(
-                doc! { "_id": id.to_string(), "deleted": false },
+                doc! { "_id": id, "deleted": false },
                 doc! { "$set": {
                     "deleted": true, "body": "", "deleted_at": DateTime::now(), "version": version,
                 } },
@@ -144,12 +160,12 @@ impl Comments {
     pub async fn top_level(
         &self,
         video: Uuid,
-        before: Option<Uuid>,
+        before: Option<CommentId>,
         limit: i64,
     ) -> mongodb::error::Result<Vec<CommentDoc>> {
         let mut filter = doc! { "video_id": video.to_string(), "parent_id": Bson::Null };
         if let Some(before) = before {
-            filter.insert("_id", doc! { "$lt": before.to_string() });
+            filter.insert("_id", doc! { "$lt": before });
         }
         self.collection
             .find(filter)
@@ -163,13 +179,13 @@ impl Comments {
     /// One page of a comment's replies, oldest first.
     pub async fn replies(
         &self,
-        parent: Uuid,
-        after: Option<Uuid>,
+        parent: CommentId,
+        after: Option<CommentId>,
         limit: i64,
     ) -> mongodb::error::Result<Vec<CommentDoc>> {
-        let mut filter = doc! { "parent_id": parent.to_string() };
+        let mut filter = doc! { "parent_id": parent };
         if let Some(after) = after {
-            filter.insert("_id", doc! { "$gt": after.to_string() });
+            filter.insert("_id", doc! { "$gt": after });
         }
         self.collection
             .find(filter)

@@ -13,10 +13,7 @@ use events::{
 use lapin::message::Delivery;
 use serde::de::DeserializeOwned;
 
-use crate::{
-    Context, queues,
-    videos::{DELETED, FAILED, READY},
-};
+use crate::{Context, queues, videos::AssetStatus};
 
 pub fn spawn(ctx: Context, shutdown: platform::Shutdown) {
     let prefix = &ctx.config.queue_prefix;
@@ -82,14 +79,14 @@ async fn handle(ctx: &Context, delivery: Delivery) -> Outcome {
 }
 
 async fn ready_(ctx: &Context, ready: VideoReady) -> Result<(), sqlx::Error> {
-    let status: Option<String> = sqlx::query_scalar(
+    let status: Option<AssetStatus> = sqlx::query_scalar(
         "UPDATE videos SET status = $2, manifest_key = $3, thumbnail_key = $4,
                 duration_seconds = $5, renditions = $6, failure_reason = NULL, updated_at = now()
          WHERE id = $1 AND status IN ('uploading', 'processing')
          RETURNING status",
     )
     .bind(ready.video_id)
-    .bind(READY)
+    .bind(AssetStatus::Ready)
     .bind(&ready.manifest_key)
     .bind(&ready.thumbnail_key)
     .bind(ready.duration_seconds)
@@ -107,12 +104,12 @@ async fn ready_(ctx: &Context, ready: VideoReady) -> Result<(), sqlx::Error> {
 /// Outputs of a video deleted while it was transcoding arrive after (or during) the purge:
 /// remove them again. With the row already gone only the outputs are left to remove.
 async fn purge_if_deleted(ctx: &Context, id: uuid::Uuid) -> Result<(), sqlx::Error> {
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM videos WHERE id = $1")
+    let status: Option<AssetStatus> = sqlx::query_scalar("SELECT status FROM videos WHERE id = $1")
         .bind(id)
         .fetch_optional(ctx.db.pool())
         .await?;
-    let purged = match status.as_deref() {
-        Some(DELETED) => super::purge(ctx, id).await,
+    let purged = match status {
+        Some(AssetStatus::Deleted) => super::purge(ctx, id).await,
         None => super::purge_outputs(ctx, id).await,
         Some(_) => Ok(()), // a duplicate of a result already recorded
     };
@@ -128,7 +125,7 @@ async fn failed_(ctx: &Context, failed: VideoFailed) -> Result<(), sqlx::Error> 
          WHERE id = $1 AND status IN ('uploading', 'processing')",
     )
     .bind(failed.video_id)
-    .bind(FAILED)
+    .bind(AssetStatus::Failed)
     .bind(&failed.reason)
     .execute(ctx.db.pool())
     .await?;
@@ -159,7 +156,7 @@ async fn deleted_(ctx: &Context, deleted: VideoDeleted) -> Result<(), sqlx::Erro
     )
     .bind(deleted.video_id)
     .bind(deleted.owner_id)
-    .bind(DELETED)
+    .bind(AssetStatus::Deleted)
     .execute(ctx.db.pool())
     .await?;
     if marked.rows_affected() == 1

@@ -18,7 +18,7 @@ use crate::{
     error::ApiError,
     identity::{Caller, Viewer},
     storage, uploads,
-    videos::{DELETED, READY, Video, keys},
+    videos::{AssetStatus, Video, keys},
 };
 
 pub fn routes() -> Router<Context> {
@@ -39,7 +39,7 @@ async fn show(
 
 fn describe(video: &Video) -> Value {
     let id = video.id;
-    let ready = video.status == READY;
+    let ready = video.status == AssetStatus::Ready;
     let renditions: Vec<Value> = video
         .renditions
         .iter()
@@ -96,7 +96,7 @@ pub async fn delete(ctx: &Context, video: &Video) -> Result<(), ApiError> {
         "UPDATE videos SET status = $2, updated_at = now() WHERE id = $1 AND status <> $2",
     )
     .bind(video.id)
-    .bind(DELETED)
+    .bind(AssetStatus::Deleted)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -121,7 +121,7 @@ pub async fn purge(ctx: &Context, id: Uuid) -> Result<(), String> {
     let upload_id: Option<Option<String>> =
         sqlx::query_scalar("SELECT s3_upload_id FROM videos WHERE id = $1 AND status = $2")
             .bind(id)
-            .bind(DELETED)
+            .bind(AssetStatus::Deleted)
             .fetch_optional(ctx.db.pool())
             .await
             .map_err(|e| e.to_string())?;
@@ -148,7 +148,7 @@ pub async fn purge(ctx: &Context, id: Uuid) -> Result<(), String> {
     purge_outputs(ctx, id).await?;
     sqlx::query("DELETE FROM videos WHERE id = $1 AND status = $2")
         .bind(id)
-        .bind(DELETED)
+        .bind(AssetStatus::Deleted)
         .execute(ctx.db.pool())
         .await
         .map_err(|e| e.to_string())?;

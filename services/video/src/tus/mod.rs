@@ -21,7 +21,7 @@ use crate::{
     error::ApiError,
     identity::Caller,
     uploads,
-    videos::{UPLOADING, Video, keys},
+    videos::{AssetStatus, Video, keys},
 };
 
 pub const TUS_VERSION: &str = "1.0.0";
@@ -176,7 +176,7 @@ async fn create(
     )
     .bind(id)
     .bind(owner)
-    .bind(UPLOADING)
+    .bind(AssetStatus::Uploading)
     .bind(sqlx::types::Json(&meta.metadata))
     .bind(&meta.filename)
     .bind(length)
@@ -218,7 +218,7 @@ async fn offset(
 ) -> Result<Response, ApiError> {
     require_tus(&headers)?;
     let video = owned_upload(&ctx, id, caller).await?;
-    if video.status == UPLOADING && video.upload_offset == video.upload_length {
+    if video.status == AssetStatus::Uploading && video.upload_offset == video.upload_length {
         // Every byte is in, but the completion was cut short (a crash): finish it now.
         let ctx = ctx.clone();
         tokio::spawn(async move {
@@ -236,7 +236,7 @@ async fn offset(
         ],
     )
         .into_response();
-    if video.status == UPLOADING {
+    if video.status == AssetStatus::Uploading {
         response
             .headers_mut()
             .insert(UPLOAD_EXPIRES, http_date(video.expires_at));
@@ -266,7 +266,7 @@ async fn append(
     let offset = write(&ctx, id, caller, claimed, body).await?;
     let video = Video::find(ctx.db.pool(), id).await?;
     let mut response = (StatusCode::NO_CONTENT, [(UPLOAD_OFFSET, offset)]).into_response();
-    if let Some(video) = video.filter(|v| v.status == UPLOADING) {
+    if let Some(video) = video.filter(|v| v.status == AssetStatus::Uploading) {
         response
             .headers_mut()
             .insert(UPLOAD_EXPIRES, http_date(video.expires_at));
@@ -281,7 +281,7 @@ fn check_patch(video: &Video, claimed: i64, content_length: Option<i64>) -> Resu
             video.upload_offset
         )));
     }
-    if video.status != UPLOADING && content_length.is_some_and(|n| n > 0) {
+    if video.status != AssetStatus::Uploading && content_length.is_some_and(|n| n > 0) {
         return Err(ApiError::Conflict("the upload is already complete".into()));
     }
     if content_length.is_some_and(|n| claimed + n > video.upload_length) {
@@ -308,7 +308,7 @@ async fn write(
         let lock = uploads::lock(&ctx, id).await?;
         let video = owned_upload(&ctx, id, caller).await?;
         check_patch(&video, claimed, None)?;
-        if video.status != UPLOADING {
+        if video.status != AssetStatus::Uploading {
             return Ok(video.upload_offset);
         }
         let offset = uploads::append(&ctx, &video, body.into_data_stream()).await;

@@ -35,7 +35,7 @@ use crate::{
     Context,
     error::ApiError,
     queues,
-    videos::{PROCESSING, UPLOADING, Video, keys},
+    videos::{AssetStatus, Video, keys},
 };
 use parts::PartAssembler;
 
@@ -339,7 +339,7 @@ pub async fn finalize(ctx: &Context, id: Uuid) -> Result<(), ApiError> {
     let Some(video) = Video::find(ctx.db.pool(), id).await? else {
         return Ok(());
     };
-    if video.status != UPLOADING || video.upload_offset != video.upload_length {
+    if video.status != AssetStatus::Uploading || video.upload_offset != video.upload_length {
         return Ok(());
     }
     let upload_id = video.s3_upload_id.clone().unwrap_or_default();
@@ -396,7 +396,7 @@ pub async fn finalize(ctx: &Context, id: Uuid) -> Result<(), ApiError> {
          WHERE id = $1 AND status = 'uploading'",
     )
     .bind(id)
-    .bind(PROCESSING)
+    .bind(AssetStatus::Processing)
     .execute(&mut *tx)
     .await?
     .rows_affected();

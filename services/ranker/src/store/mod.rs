@@ -1,0 +1,261 @@
+//! The ranker's Redis state, changed only through Lua scripts so that each change is
+//! atomic:
+//!
+//! * `{p}trending:{window}:{scope}`: the sorted sets (events::interaction::trending_key);
+//! * `{p}trending:t0`: each sorted set's landmark `t0` (a hash, field = the set's key);
+//! * `{p}seen:{bucket}`: a set of the ids of events applied in a bucket of
+//!   `EVENT_DEDUPE_SECS` (each bucket expires after two);
+//! * `{p}views:{bucket}`: a hash, `{viewer}:{video}` → `{millis}:{event id}`, of the views
+//!   that counted in a bucket of `VIEW_DEDUPE_SECS` (each bucket expires after two);
+//! * `{p}counters:pending` / `:flushing` / `:flushing-id`: accepted views and watch
+//!   seconds not yet reported to the catalogue (see crate::counters).
+//!
+//! A batch is applied in parts (crate::ingest splits it by video, so that no script holds
+//! Redis for long), each by one call of the ingest script ([`ingest`]): it checks that
+//! every event of the part that counts is new, then marks each event seen, records the
+//! counted views and adds the part's summed increments and counters, all or nothing. A
+//! part is atomic, the batch is not: it is acknowledged only once every part was applied.
+//! If the process dies after a part's script and before the batch is acknowledged, the
+//! redelivered events of that part find their marks and add nothing (they are refused,
+//! marked without counting, and the rest recomputed), while parts not yet applied are
+//! applied then, and a part whose script had not run wrote nothing. The script also
+//! checks the `t0` the part's increments were computed against, so a concurrent rebase
+//! (here or in another replica) can never mix landmarks: a stale part writes nothing and
+//! is recomputed.
+//!
+//! The scripts build key names from the prefix and are meant for one Redis server (not a
+//! cluster, where every key a script touches has to be declared and share a slot).
+
+mod ingest;
+
+use ingest::IngestArgs;
+pub use ingest::{Applied, Mark, Prepared};
+use redis::{Script, Value, aio::ConnectionManager};
+
+/// Rebases one sorted set. KEYS: t0 hash, the set. ARGV: expected old t0, new t0, factor,
+/// prune floor. Every score is multiplied by the factor (formatted with 17 significant
+/// digits: Lua's default conversion would keep 14), members below the floor are removed,
+/// and the new t0 stored. Returns 1, or 0 when the old t0 was not the expected one.
+const REBASE: &str = r#"
+local current = redis.call('HGET', KEYS[1], KEYS[2])
+if current ~= ARGV[1] then
+  return 0
+end
+local factor = tonumber(ARGV[3])
+local members = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+local args = {}
+for i = 1, #members, 2 do
+  args[#args + 1] = string.format('%.17g', tonumber(members[i + 1]) * factor)
+  args[#args + 1] = members[i]
+  if #args >= 2000 then
+    redis.call('ZADD', KEYS[2], unpack(args))
+    args = {}
+  end
+end
+if #args > 0 then
+  redis.call('ZADD', KEYS[2], unpack(args))
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
+redis.call('HSET', KEYS[1], KEYS[2], ARGV[2])
+return 1
+"#;
+
+/// Takes the pending counters for reporting. KEYS: pending, flushing, flushing-id.
+/// ARGV: a fresh report id. A report already taken and not yet confirmed (a crash, or
+/// another replica) is returned again with its id, so it is published under the same id.
+/// Returns `{id, field, value, …}` or `{}` when there is nothing to report.
+const TAKE_COUNTERS: &str = r#"
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  if redis.call('EXISTS', KEYS[1]) == 0 then
+    return {}
+  end
+  redis.call('RENAME', KEYS[1], KEYS[2])
+  redis.call('SET', KEYS[3], ARGV[1])
+end
+local out = redis.call('HGETALL', KEYS[2])
+table.insert(out, 1, redis.call('GET', KEYS[3]))
+return out
+"#;
+
+/// Forgets a report once published. KEYS: flushing, flushing-id. ARGV: its id.
+const DONE_COUNTERS: &str = r#"
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('DEL', KEYS[1], KEYS[2])
+end
+return 1
+"#;
+
+#[derive(Clone)]
+pub struct Store {
+    pub redis: ConnectionManager,
+    pub prefix: String,
+    ingest: Script,
+    rebase: Script,
+    take_counters: Script,
+    done_counters: Script,
+}
+
+impl Store {
+    pub fn new(redis: ConnectionManager, prefix: &str) -> Self {
+        Self {
+            redis,
+            prefix: prefix.to_owned(),
+            ingest: Script::new(ingest::SCRIPT),
+            rebase: Script::new(REBASE),
+            take_counters: Script::new(TAKE_COUNTERS),
+            done_counters: Script::new(DONE_COUNTERS),
+        }
+    }
+
+    pub fn t0_key(&self) -> String {
+        events::interaction::t0_key(&self.prefix)
+    }
+
+    fn counter_keys(&self) -> [String; 3] {
+        [
+            format!("{}counters:pending", self.prefix),
+            format!("{}counters:flushing", self.prefix),
+            format!("{}counters:flushing-id", self.prefix),
+        ]
+    }
+
+    /// The stored landmarks of `keys` (None where a set has none yet), as stored.
+    pub async fn landmarks(&self, keys: &[String]) -> redis::RedisResult<Vec<Option<String>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.redis.clone();
+        redis::cmd("HMGET")
+            .arg(self.t0_key())
+            .arg(keys)
+            .query_async(&mut conn)
+            .await
+    }
+
+    /// Applies one part of a batch atomically; `landmarks[i]` is the t0 `keys[i]`'s
+    /// increments were computed against (a set without one gets it).
+    pub async fn apply(
+        &self,
+        keys: &[String],
+        landmarks: &[String],
+        batch: &Prepared,
+        event_ttl_secs: u64,
+        view_window_secs: u64,
+    ) -> redis::RedisResult<Applied> {
+        let [pending, _, _] = self.counter_keys();
+        let mut invocation = self.ingest.prepare_invoke();
+        IngestArgs {
+            t0_hash: &self.t0_key(),
+            pending_counters: &pending,
+            sets: keys,
+            prefix: &self.prefix,
+            event_ttl_secs,
+            view_window_secs,
+            landmarks,
+            batch,
+        }
+        .write(&mut invocation);
+        let mut conn = self.redis.clone();
+        let reply: Vec<Value> = invocation.invoke_async(&mut conn).await?;
+        Applied::from_reply(reply)
+    }
+
+    /// Tells media's replicas that the trending sets changed, so `trendingChanged`
+    /// subscribers get the new top lists (see `events::interaction::trending_moved_channel`).
+    /// Best effort: the sets are already written, and media re-reads them periodically anyway.
+    pub async fn announce_trending_moved(&self) {
+        let at = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000) as i64;
+        let mut conn = self.redis.clone();
+        let published: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(events::interaction::trending_moved_channel(&self.prefix))
+            .arg(events::interaction::trending_moved_message(at))
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = published {
+            tracing::debug!(error = %e, "trending change not announced");
+        }
+    }
+
+    /// Rebases `key` from `old_t0` to `new_t0`; false if its landmark was not `old_t0`.
+    pub async fn rebase(
+        &self,
+        key: &str,
+        old_t0: &str,
+        new_t0: &str,
+        factor: f64,
+        prune_below: f64,
+    ) -> redis::RedisResult<bool> {
+        let mut conn = self.redis.clone();
+        let done: i64 = self
+            .rebase
+            .key(self.t0_key())
+            .key(key)
+            .arg(old_t0)
+            .arg(new_t0)
+            .arg(crate::scoring::format_f64(factor))
+            .arg(crate::scoring::format_f64(prune_below))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(done == 1)
+    }
+
+    /// Every sorted set with a landmark, and the landmark (as stored).
+    pub async fn all_landmarks(&self) -> redis::RedisResult<Vec<(String, String)>> {
+        let mut conn = self.redis.clone();
+        let mut cursor: u64 = 0;
+        let mut out = Vec::new();
+        loop {
+            let (next, page): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
+                .arg(self.t0_key())
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            out.extend(page);
+            if next == 0 {
+                return Ok(out);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Takes the pending counters: `(report id, [(field, value)])`, or None.
+    pub async fn take_counters(
+        &self,
+        fresh_id: &str,
+    ) -> redis::RedisResult<Option<(String, Vec<(String, i64)>)>> {
+        let [pending, flushing, flushing_id] = self.counter_keys();
+        let mut conn = self.redis.clone();
+        let reply: Vec<String> = self
+            .take_counters
+            .key(pending)
+            .key(flushing)
+            .key(flushing_id)
+            .arg(fresh_id)
+            .invoke_async(&mut conn)
+            .await?;
+        let mut items = reply.into_iter();
+        let Some(id) = items.next() else {
+            return Ok(None);
+        };
+        let mut fields = Vec::new();
+        while let (Some(field), Some(value)) = (items.next(), items.next()) {
+            fields.push((field, value.parse().unwrap_or(0)));
+        }
+        Ok(Some((id, fields)))
+    }
+
+    pub async fn done_counters(&self, id: &str) -> redis::RedisResult<()> {
+        let [_, flushing, flushing_id] = self.counter_keys();
+        let mut conn = self.redis.clone();
+        let _: i64 = self
+            .done_counters
+            .key(flushing)
+            .key(flushing_id)
+            .arg(id)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+}
