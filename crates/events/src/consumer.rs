@@ -13,76 +13,22 @@
 
 use std::{collections::VecDeque, future::Future, sync::Arc, time::Duration};
 
+pub use crate::queue::QueueSpec;
+use crate::{
+    Envelope, Error, Rabbit,
+    envelope::{DecodeError, Payload},
+    pack,
+};
 use futures::StreamExt;
 use lapin::{
     Channel,
     message::Delivery,
     options::{
-        BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, QueueBindOptions,
+        BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
         QueueDeclareOptions,
     },
     types::FieldTable,
 };
-use serde::de::DeserializeOwned;
-
-use crate::{Envelope, Error, Rabbit, pack};
-
-/// A queue owned by the consuming service, and what it is bound to.
-#[derive(Debug, Clone)]
-pub struct QueueSpec {
-    pub name: String,
-    /// `(exchange, routing key pattern)` pairs.
-    pub bindings: Vec<(String, String)>,
-    pub arguments: FieldTable,
-}
-
-impl QueueSpec {
-    pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            bindings: Vec::new(),
-            arguments: FieldTable::default(),
-        }
-    }
-
-    pub fn bind(mut self, exchange: &str, pattern: &str) -> Self {
-        self.bindings
-            .push((exchange.to_owned(), pattern.to_owned()));
-        self
-    }
-
-    /// Lets the broker delete the queue once unused for `after` (throw-away stacks, tests).
-    pub fn expires(mut self, after: Duration) -> Self {
-        self.arguments.insert(
-            "x-expires".into(),
-            lapin::types::AMQPValue::LongUInt(after.as_millis().min(u32::MAX as u128) as u32),
-        );
-        self
-    }
-
-    /// Declares the queue (durable) and its bindings.
-    pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        channel
-            .queue_declare(self.name.as_str().into(), durable, self.arguments.clone())
-            .await?;
-        for (exchange, pattern) in &self.bindings {
-            channel
-                .queue_bind(
-                    self.name.as_str().into(),
-                    exchange.as_str().into(),
-                    pattern.as_str().into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-        }
-        Ok(())
-    }
-}
 
 /// What to do with a delivery once handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,9 +178,28 @@ impl Drop for AbortOnDrop {
 }
 
 /// Decodes a delivery's body as one envelope of `T` (for queues that never get packs;
-/// crate::pack::decode takes both).
-pub fn decode<T: DeserializeOwned>(data: &[u8]) -> Result<Envelope<T>, serde_json::Error> {
-    serde_json::from_slice(data)
+/// crate::pack::decode takes both), refusing a version newer than `T` knows.
+pub fn decode<T: Payload>(data: &[u8]) -> Result<Envelope<T>, DecodeError> {
+    Envelope::decode(data)
+}
+
+impl Outcome {
+    /// What to do with a delivery that did not decode, logged: an event type the consumer
+    /// does not know is not for it (a pattern binding, or a producer newer than this
+    /// consumer) and is acknowledged, as consumers always did; anything else (malformed,
+    /// a version newer than known) can never succeed here and is rejected.
+    pub fn undecodable(error: &DecodeError) -> Self {
+        match error {
+            DecodeError::UnknownType(kind) => {
+                tracing::debug!(%kind, "consumer: ignored an event of another type");
+                Self::Ack
+            }
+            other => {
+                tracing::error!(error = %other, "consumer: refused an event");
+                Self::Reject
+            }
+        }
+    }
 }
 
 /// What to do with a batch of deliveries once handled.
@@ -446,4 +411,26 @@ async fn settle(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::tests::Ping;
+
+    #[test]
+    fn an_envelope_newer_than_its_type_is_rejected_and_another_type_acknowledged() {
+        let mut json = serde_json::to_value(Envelope::new(Ping { n: 1 })).unwrap();
+        json["version"] = (<Ping as crate::Event>::VERSION + 1).into();
+        let newer = serde_json::to_vec(&json).unwrap();
+        let error = decode::<Ping>(&newer).unwrap_err();
+        assert!(matches!(error, DecodeError::NewerVersion { .. }));
+        assert_eq!(Outcome::undecodable(&error), Outcome::Reject);
+
+        let malformed = decode::<Ping>(b"not json").unwrap_err();
+        assert_eq!(Outcome::undecodable(&malformed), Outcome::Reject);
+
+        let other = DecodeError::UnknownType("video.archived".into());
+        assert_eq!(Outcome::undecodable(&other), Outcome::Ack);
+    }
 }

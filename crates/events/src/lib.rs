@@ -5,6 +5,10 @@
 //!   every consumer can be idempotent);
 //! * [`rabbit`]: a connection that is made lazily and remade after a failure, so services
 //!   start without RabbitMQ and recover when it returns;
+//! * [`route`]: where a message goes (exchange and routing key), for the publisher and the
+//!   outbox alike;
+//! * [`queue`]: queues under the deployment's `QUEUE_PREFIX`, with the arguments every
+//!   declarer of a queue must agree on;
 //! * [`publisher`]: publishing with publisher confirms: `publish` returns only once the
 //!   broker has taken responsibility for the message (persistent, on a durable exchange);
 //! * [`outbox`]: events written in the same transaction as the change they announce, and
@@ -22,14 +26,18 @@ pub mod interaction;
 pub mod outbox;
 pub mod pack;
 pub mod publisher;
+pub mod queue;
 pub mod rabbit;
+pub mod route;
 pub mod topology;
 pub mod user;
 pub mod video;
 
 pub use envelope::{Envelope, Event};
 pub use publisher::Publisher;
+pub use queue::{Namespace, QueueSpec};
 pub use rabbit::Rabbit;
+pub use route::Route;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -1,7 +1,8 @@
 //! The transactional outbox.
 //!
 //! A service that must publish an event *because* of a database write inserts the event
-//! into its `outbox` table in the same transaction as the write ([`enqueue`]). Either both
+//! into its `outbox` table in the same transaction as the write ([`enqueue`], or
+//! [`enqueue_to`] for a message whose [`Route`] is not its type's own). Either both
 //! commit or neither does. The [`Relay`] then publishes outbox rows with publisher confirms
 //! and deletes each row only after the broker confirmed it. A crash between publish and
 //! delete re-publishes the same event (same id) later: delivery is at-least-once, and
@@ -12,20 +13,33 @@
 
 use std::{sync::Arc, time::Duration};
 
+use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 
-use crate::{Envelope, Event, Publisher};
+use crate::{Envelope, Event, Publisher, Route};
 
-/// Adds `envelope` to the outbox inside the caller's transaction.
+/// Adds `envelope` to the outbox inside the caller's transaction, for its type's own
+/// exchange and routing key ([`Route::of`]).
 pub async fn enqueue<T: Event>(
     conn: &mut PgConnection,
     envelope: &Envelope<T>,
 ) -> Result<(), sqlx::Error> {
+    enqueue_to(conn, &Route::of::<T>(), envelope).await
+}
+
+/// Adds `envelope` to the outbox inside the caller's transaction, to be published on
+/// `route` (a prefixed routing key, or a queue through the default exchange). The row's
+/// id is the event's, so the relay publishes it under that id however often it retries.
+pub async fn enqueue_to<T: Serialize>(
+    conn: &mut PgConnection,
+    route: &Route,
+    envelope: &Envelope<T>,
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO outbox (id, exchange, routing_key, payload) VALUES ($1, $2, $3, $4)")
         .bind(envelope.id)
-        .bind(T::EXCHANGE)
-        .bind(T::TYPE)
+        .bind(&route.exchange)
+        .bind(&route.routing_key)
         .bind(sqlx::types::Json(envelope))
         .execute(conn)
         .await?;

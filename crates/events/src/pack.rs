@@ -17,10 +17,12 @@ use lapin::{
     message::Delivery,
     types::{AMQPValue, FieldTable},
 };
-use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use crate::Envelope;
+use crate::{
+    Envelope,
+    envelope::{DecodeError, Payload},
+};
 
 /// The AMQP header with the number of events in a message.
 pub const EVENTS_HEADER: &str = "x-events";
@@ -69,24 +71,24 @@ pub fn count(properties: &BasicProperties) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX).max(1)
 }
 
-/// Decodes a message body: one envelope, or a pack of them.
+/// Decodes a message body: one envelope, or a pack of them. Each event is refused if its
+/// version is newer than `T` knows (crate::envelope).
 ///
-/// `Err` when the body is not JSON, or is neither an object nor an array: nothing in it
-/// can be used. Otherwise one result per event, so one bad event in a pack does not cost
-/// the others.
-pub fn decode<T: DeserializeOwned>(
+/// `Err` when the body is not JSON, is neither an object nor an array, or is a single
+/// envelope that cannot be used: nothing in it can be. Otherwise one result per event, so
+/// one bad event in a pack does not cost the others.
+pub fn decode<T: Payload>(
     body: &[u8],
-) -> Result<Vec<Result<Envelope<T>, serde_json::Error>>, serde_json::Error> {
+) -> Result<Vec<Result<Envelope<T>, DecodeError>>, DecodeError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'[') {
         let items: Vec<&RawValue> = serde_json::from_slice(body)?;
         Ok(items
             .into_iter()
-            .map(|raw| serde_json::from_str(raw.get()))
+            .map(|raw| Envelope::decode(raw.get().as_bytes()))
             .collect())
     } else {
-        let envelope = serde_json::from_slice(body)?;
-        Ok(vec![Ok(envelope)])
+        Ok(vec![Ok(Envelope::decode(body)?)])
     }
 }
 
@@ -102,7 +104,7 @@ pub struct Unpacked<T> {
 }
 
 /// Decodes every delivery of a batch, single envelopes and packs alike.
-pub fn unpack<T: DeserializeOwned>(deliveries: &[Delivery]) -> Unpacked<T> {
+pub fn unpack<T: Payload>(deliveries: &[Delivery]) -> Unpacked<T> {
     let mut unpacked = Unpacked {
         events: Vec::with_capacity(deliveries.len()),
         reject: Vec::new(),

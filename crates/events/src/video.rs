@@ -8,14 +8,110 @@
 //!
 //! `video.progress` is the only event not sent through an outbox: it is frequent, disposable
 //! (a newer one supersedes it) and published straight from the transcoder.
+//!
+//! The types' names are spelled once, in [`VideoEventKind`]: each payload's
+//! [`Event::TYPE`], the routing keys consumers bind, and [`VideoEvent`], the enum a consumer
+//! decodes a delivery into (by the envelope's `type`) and matches on.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    Event,
+    Envelope, Event,
+    envelope::{DecodeError, RawEnvelope},
     topology::{TRANSCODE_JOBS, VIDEO_EVENTS},
 };
+
+/// The type of a video event, which is also its routing key on [`VIDEO_EVENTS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VideoEventKind {
+    Created,
+    Uploaded,
+    Progress,
+    Ready,
+    Failed,
+    Deleted,
+    Updated,
+}
+
+impl VideoEventKind {
+    pub const ALL: [Self; 7] = [
+        Self::Created,
+        Self::Uploaded,
+        Self::Progress,
+        Self::Ready,
+        Self::Failed,
+        Self::Deleted,
+        Self::Updated,
+    ];
+
+    /// The envelope's `type`, e.g. `video.ready`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "video.created",
+            Self::Uploaded => "video.uploaded",
+            Self::Progress => "video.progress",
+            Self::Ready => "video.ready",
+            Self::Failed => "video.failed",
+            Self::Deleted => "video.deleted",
+            Self::Updated => "video.updated",
+        }
+    }
+
+    /// The routing key it is published with on [`VIDEO_EVENTS`] (its type), to bind to.
+    pub const fn routing_key(self) -> &'static str {
+        self.as_str()
+    }
+
+    pub fn parse(kind: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+}
+
+/// A video event of whichever type its envelope says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VideoEvent {
+    Created(VideoCreated),
+    Uploaded(VideoUploaded),
+    Progress(VideoProgress),
+    Ready(VideoReady),
+    Failed(VideoFailed),
+    Deleted(VideoDeleted),
+    Updated(VideoUpdated),
+}
+
+impl VideoEvent {
+    /// Decodes a delivery's body by its envelope's `type`: one way for every consumer.
+    /// [`DecodeError::UnknownType`] for a type that is not a video event;
+    /// [`DecodeError::NewerVersion`] for one newer than this build knows.
+    pub fn decode(body: &[u8]) -> Result<Envelope<Self>, DecodeError> {
+        let raw = RawEnvelope::parse(body)?;
+        let Some(kind) = VideoEventKind::parse(&raw.kind) else {
+            return raw.unknown();
+        };
+        match kind {
+            VideoEventKind::Created => raw.decode_as(Self::Created),
+            VideoEventKind::Uploaded => raw.decode_as(Self::Uploaded),
+            VideoEventKind::Progress => raw.decode_as(Self::Progress),
+            VideoEventKind::Ready => raw.decode_as(Self::Ready),
+            VideoEventKind::Failed => raw.decode_as(Self::Failed),
+            VideoEventKind::Deleted => raw.decode_as(Self::Deleted),
+            VideoEventKind::Updated => raw.decode_as(Self::Updated),
+        }
+    }
+
+    pub fn kind(&self) -> VideoEventKind {
+        match self {
+            Self::Created(_) => VideoEventKind::Created,
+            Self::Uploaded(_) => VideoEventKind::Uploaded,
+            Self::Progress(_) => VideoEventKind::Progress,
+            Self::Ready(_) => VideoEventKind::Ready,
+            Self::Failed(_) => VideoEventKind::Failed,
+            Self::Deleted(_) => VideoEventKind::Deleted,
+            Self::Updated(_) => VideoEventKind::Updated,
+        }
+    }
+}
 
 /// Who may see a video. `unlisted` videos are reachable by id but not listed in feeds or
 /// search; `private` ones only by their owner.
@@ -120,7 +216,7 @@ pub struct VideoCreated {
 
 impl Event for VideoCreated {
     const EXCHANGE: &'static str = VIDEO_EVENTS;
-    const TYPE: &'static str = "video.created";
+    const TYPE: &'static str = VideoEventKind::Created.as_str();
 }
 
 /// All bytes are stored (`sources/{id}`) and a transcode job is queued: `processing`.
@@ -133,7 +229,7 @@ pub struct VideoUploaded {
 
 impl Event for VideoUploaded {
     const EXCHANGE: &'static str = VIDEO_EVENTS;
-    const TYPE: &'static str = "video.uploaded";
+    const TYPE: &'static str = VideoEventKind::Uploaded.as_str();
 }
 
 /// What a transcoding job is doing, in order: `probing` the source, `transcoding` the ladder,
@@ -210,7 +306,7 @@ impl VideoProgress {
 
 impl Event for VideoProgress {
     const EXCHANGE: &'static str = VIDEO_EVENTS;
-    const TYPE: &'static str = "video.progress";
+    const TYPE: &'static str = VideoEventKind::Progress.as_str();
 }
 
 /// One rung of the ABR ladder as it was produced.
@@ -240,7 +336,7 @@ pub struct VideoReady {
 
 impl Event for VideoReady {
     const EXCHANGE: &'static str = VIDEO_EVENTS;
-    const TYPE: &'static str = "video.ready";
+    const TYPE: &'static str = VideoEventKind::Ready.as_str();
 }
 
 /// Transcoding gave up (corrupt or non-video source, or retries exhausted).
@@ -254,7 +350,7 @@ pub struct VideoFailed {
 
 impl Event for VideoFailed {
     const EXCHANGE: &'static str = VIDEO_EVENTS;
-    const TYPE: &'static str = "video.failed";
+    const TYPE: &'static str = VideoEventKind::Failed.as_str();
 }
 
 /// The video is gone (deleted by its owner through video or media, or with its account).
@@ -266,7 +362,7 @@ pub struct VideoDeleted {
 
 impl Event for VideoDeleted {
     const EXCHANGE: &'static str = VIDEO_EVENTS;
-    const TYPE: &'static str = "video.deleted";
+    const TYPE: &'static str = VideoEventKind::Deleted.as_str();
 }
 
 /// The owner edited the metadata in the catalogue (media's `updateVideo`).
@@ -280,7 +376,7 @@ pub struct VideoUpdated {
 
 impl Event for VideoUpdated {
     const EXCHANGE: &'static str = VIDEO_EVENTS;
-    const TYPE: &'static str = "video.updated";
+    const TYPE: &'static str = VideoEventKind::Updated.as_str();
 }
 
 /// A job on the [`TRANSCODE_JOBS`] work queue (published to the default exchange, whose
@@ -363,5 +459,56 @@ mod tests {
         }
         assert_eq!(VideoStatus::parse("deleted"), None);
         assert_eq!(ProgressStage::parse("ready"), None);
+    }
+
+    #[test]
+    fn every_kind_names_its_payload_type_and_parses_back() {
+        let types = [
+            VideoCreated::TYPE,
+            VideoUploaded::TYPE,
+            VideoProgress::TYPE,
+            VideoReady::TYPE,
+            VideoFailed::TYPE,
+            VideoDeleted::TYPE,
+            VideoUpdated::TYPE,
+        ];
+        for (kind, ty) in VideoEventKind::ALL.into_iter().zip(types) {
+            assert_eq!(kind.as_str(), ty);
+            assert_eq!(kind.routing_key(), ty);
+            assert_eq!(VideoEventKind::parse(ty), Some(kind));
+        }
+        assert_eq!(VideoEventKind::parse("video.archived"), None);
+    }
+
+    #[test]
+    fn an_event_decodes_by_its_envelope_type() {
+        let deleted = Envelope::new(VideoDeleted {
+            video_id: Uuid::now_v7(),
+            owner_id: Uuid::now_v7(),
+        });
+        let body = serde_json::to_vec(&deleted).unwrap();
+        let decoded = VideoEvent::decode(&body).unwrap();
+        assert_eq!(decoded.id, deleted.id);
+        assert_eq!(decoded.data, VideoEvent::Deleted(deleted.data.clone()));
+        assert_eq!(decoded.data.kind(), VideoEventKind::Deleted);
+
+        let mut json = serde_json::to_value(&deleted).unwrap();
+        json["type"] = "video.archived".into();
+        assert!(matches!(
+            VideoEvent::decode(&serde_json::to_vec(&json).unwrap()),
+            Err(DecodeError::UnknownType(kind)) if kind == "video.archived"
+        ));
+        json["type"] = "video.deleted".into();
+        json["version"] = 2.into();
+        assert!(matches!(
+            VideoEvent::decode(&serde_json::to_vec(&json).unwrap()),
+            Err(DecodeError::NewerVersion { version: 2, .. })
+        ));
+        json["version"] = 1.into();
+        json["data"] = serde_json::json!({"video_id": "not a uuid"});
+        assert!(matches!(
+            VideoEvent::decode(&serde_json::to_vec(&json).unwrap()),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 }

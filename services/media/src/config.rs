@@ -29,7 +29,8 @@ pub struct Config {
     /// `media.users`), so several stacks can share one broker (tests do).
     pub queue_prefix: String,
     /// `QUEUE_EXPIRES_SECS`: when set, media's queues are deleted by the broker after being
-    /// unused that long (for throw-away stacks; leave unset in production).
+    /// unused that long (for throw-away stacks; leave unset in production). Unset, queues
+    /// under a `QUEUE_PREFIX` expire after events::queue::PREFIXED_QUEUE_EXPIRY.
     pub queue_expires: Option<Duration>,
     /// `USER_CACHE_TTL_SECS`: how long a user profile stays in the Redis cache. Updates
     /// and deletions evict it at once (user.* events); the TTL bounds any missed eviction.
@@ -105,12 +106,14 @@ impl Config {
         })
     }
 
+    /// Media's queues: under `QUEUE_PREFIX`, expiring as `QUEUE_EXPIRES_SECS` says (or by
+    /// the default for a prefixed stack, events::queue).
+    pub fn namespace(&self) -> events::Namespace {
+        events::Namespace::new(&self.queue_prefix).expiring(self.queue_expires)
+    }
+
     /// A queue spec for one of media's own queues.
     pub fn queue(&self, name: &str) -> events::consumer::QueueSpec {
-        let spec = events::consumer::QueueSpec::new(format!("{}{name}", self.queue_prefix));
-        match self.queue_expires {
-            Some(after) => spec.expires(after),
-            None => spec,
-        }
+        self.namespace().queue(name)
     }
 }

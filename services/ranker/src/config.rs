@@ -18,7 +18,8 @@ pub struct Config {
     /// routing keys it binds (see events::interaction); media must use the same.
     pub queue_prefix: String,
     /// `QUEUE_EXPIRES_SECS`: when set, the broker deletes the ranker's queues after being
-    /// unused that long (throw-away stacks only).
+    /// unused that long (throw-away stacks only); unset, queues under a `QUEUE_PREFIX`
+    /// expire after events::queue::PREFIXED_QUEUE_EXPIRY.
     pub queue_expires: Option<Duration>,
     pub scoring: Scoring,
     pub ingest: Ingest,
@@ -272,14 +273,13 @@ impl Config {
 
     /// A queue spec for one of the ranker's own queues, bound to every interaction.
     pub fn queue(&self, name: &str) -> events::consumer::QueueSpec {
-        let spec = events::consumer::QueueSpec::new(format!("{}{name}", self.queue_prefix)).bind(
-            events::topology::INTERACTIONS,
-            &events::interaction::binding(&self.queue_prefix),
-        );
-        match self.queue_expires {
-            Some(after) => spec.expires(after),
-            None => spec,
-        }
+        events::Namespace::new(&self.queue_prefix)
+            .expiring(self.queue_expires)
+            .queue(name)
+            .bind(
+                events::topology::INTERACTIONS,
+                &events::interaction::binding(&self.queue_prefix),
+            )
     }
 }
 

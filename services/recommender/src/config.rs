@@ -18,7 +18,8 @@ pub struct Config {
     /// routing keys it binds (events::interaction); media must use the same.
     pub queue_prefix: String,
     /// `QUEUE_EXPIRES_SECS`: when set, the broker deletes the recommender's queues after
-    /// being unused that long (throw-away stacks only).
+    /// being unused that long (throw-away stacks only); unset, queues under a `QUEUE_PREFIX`
+    /// expire after events::queue::PREFIXED_QUEUE_EXPIRY.
     pub queue_expires: Option<Duration>,
     pub model: ModelConfig,
     pub index: IndexConfig,
@@ -158,8 +159,8 @@ impl Config {
     /// The queue of video events: created (metadata), ready, updated, deleted.
     pub fn videos_queue(&self) -> events::consumer::QueueSpec {
         let mut spec = self.spec("recommender.videos");
-        for key in crate::videos::KEYS {
-            spec = spec.bind(events::topology::VIDEO_EVENTS, key);
+        for kind in crate::videos::KINDS {
+            spec = spec.bind(events::topology::VIDEO_EVENTS, kind.routing_key());
         }
         spec
     }
@@ -173,11 +174,9 @@ impl Config {
     }
 
     fn spec(&self, name: &str) -> events::consumer::QueueSpec {
-        let spec = events::consumer::QueueSpec::new(format!("{}{name}", self.queue_prefix));
-        match self.queue_expires {
-            Some(after) => spec.expires(after),
-            None => spec,
-        }
+        events::Namespace::new(&self.queue_prefix)
+            .expiring(self.queue_expires)
+            .queue(name)
     }
 }
 

@@ -17,22 +17,22 @@ use std::{sync::Arc, time::Duration};
 
 use events::{
     consumer::{self, BatchOutcome},
-    video::{VideoCreated, VideoDeleted, VideoMetadata, VideoReady, VideoUpdated},
+    envelope::DecodeError,
+    video::{VideoEvent, VideoEventKind, VideoMetadata},
 };
 use lapin::message::Delivery;
-use serde::de::DeserializeOwned;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::{Context, Serving, embed::Model};
 
-/// The routing keys the videos queue binds.
-pub const KEYS: [&str; 4] = [
-    "video.created",
-    "video.updated",
-    "video.ready",
-    "video.deleted",
+/// The events the videos queue binds.
+pub const KINDS: [VideoEventKind; 4] = [
+    VideoEventKind::Created,
+    VideoEventKind::Updated,
+    VideoEventKind::Ready,
+    VideoEventKind::Deleted,
 ];
 
 /// What applying an event did to a video, for the in-memory index.
@@ -86,8 +86,9 @@ async fn handle(
                 }
                 Ok(None) => {}
                 Err(ApplyError::Decode(e)) => {
-                    tracing::error!(error = %e, "undecodable video event");
-                    reject.push(index);
+                    if consumer::Outcome::undecodable(&e) == consumer::Outcome::Reject {
+                        reject.push(index);
+                    }
                 }
                 Err(ApplyError::Store(e)) => return Err(e),
             }
@@ -123,34 +124,27 @@ async fn handle(
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     #[error(transparent)]
-    Decode(#[from] serde_json::Error),
+    Decode(#[from] DecodeError),
     #[error(transparent)]
     Store(#[from] sqlx::Error),
 }
 
 /// Applies one encoded event inside `tx`. Returns what changed and whether the video's
-/// text changed (it needs embedding); None for a duplicate or an event of another type.
+/// text changed (it needs embedding); None for a duplicate or an event of a type this
+/// queue does not apply. An event of a type that is no video event, or that does not
+/// decode, is an [`ApplyError::Decode`].
 ///
-/// Dispatches on the envelope's `type`, not the routing key (tests and replays deliver
-/// straight to the queue).
+/// Dispatches on the envelope's `type` (events::video::VideoEvent), not the routing key
+/// (tests and replays deliver straight to the queue).
 pub async fn apply(
     tx: &mut PgConnection,
     body: &[u8],
 ) -> Result<Option<(Change, bool)>, ApplyError> {
-    #[derive(serde::Deserialize)]
-    struct Kind {
-        id: Uuid,
-        #[serde(rename = "type")]
-        kind: String,
-    }
-    fn data<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApplyError> {
-        Ok(consumer::decode::<T>(body)?.data)
-    }
-    let Kind { id, kind } = serde_json::from_slice(body)?;
-    // Decode before recording the id, so a malformed event is rejected, not swallowed.
-    let applied = match kind.as_str() {
-        "video.created" => {
-            let e: VideoCreated = data(body)?;
+    // Decoded before recording the id, so a malformed event is rejected, not swallowed.
+    let envelope = VideoEvent::decode(body)?;
+    let id = envelope.id;
+    let applied = match envelope.data {
+        VideoEvent::Created(e) => {
             if !first_time(tx, id).await? {
                 return Ok(None);
             }
@@ -159,8 +153,7 @@ pub async fn apply(
                 None => return Ok(None),
             }
         }
-        "video.updated" => {
-            let e: VideoUpdated = data(body)?;
+        VideoEvent::Updated(e) => {
             if !first_time(tx, id).await? {
                 return Ok(None);
             }
@@ -169,8 +162,7 @@ pub async fn apply(
                 None => return Ok(None),
             }
         }
-        "video.ready" => {
-            let e: VideoReady = data(body)?;
+        VideoEvent::Ready(e) => {
             if !first_time(tx, id).await? {
                 return Ok(None);
             }
@@ -185,8 +177,7 @@ pub async fn apply(
             .await?;
             (Change::Listable(e.video_id, listable), false)
         }
-        "video.deleted" => {
-            let e: VideoDeleted = data(body)?;
+        VideoEvent::Deleted(e) => {
             if !first_time(tx, id).await? {
                 return Ok(None);
             }
@@ -207,8 +198,8 @@ pub async fn apply(
                 .await?;
             (Change::Deleted(e.video_id), false)
         }
-        other => {
-            tracing::debug!(kind = other, "ignored video event");
+        VideoEvent::Uploaded(_) | VideoEvent::Progress(_) | VideoEvent::Failed(_) => {
+            tracing::debug!(kind = %envelope.kind, "ignored video event");
             return Ok(None);
         }
     };

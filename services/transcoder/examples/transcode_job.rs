@@ -8,7 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use events::{Envelope, video::TranscodeJob};
+use events::{
+    Envelope, topology,
+    video::{TranscodeJob, VideoEventKind},
+};
 use futures::StreamExt;
 use lapin::{
     BasicProperties,
@@ -47,12 +50,12 @@ async fn main() -> anyhow::Result<()> {
     let listen = channel
         .queue_declare("".into(), exclusive, FieldTable::default())
         .await?;
-    for key in ["video.ready", "video.failed"] {
+    for kind in [VideoEventKind::Ready, VideoEventKind::Failed] {
         channel
             .queue_bind(
                 listen.name().clone(),
-                "video.events".into(),
-                key.into(),
+                topology::VIDEO_EVENTS.into(),
+                kind.routing_key().into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
@@ -102,7 +105,10 @@ async fn main() -> anyhow::Result<()> {
         if event["data"]["video_id"] != video_id.to_string() {
             continue;
         }
-        anyhow::ensure!(event["type"] == "video.ready", "transcode failed: {event}");
+        anyhow::ensure!(
+            event["type"] == VideoEventKind::Ready.as_str(),
+            "transcode failed: {event}"
+        );
         println!("{:.3}", started.elapsed().as_secs_f64());
         rabbit.close().await;
         return Ok(());

@@ -17,10 +17,7 @@ pub mod workdir;
 use std::sync::Arc;
 
 use aws_sdk_s3::config::RequestChecksumCalculation;
-use events::{
-    Publisher,
-    consumer::{self, QueueSpec},
-};
+use events::{Publisher, consumer};
 use platform::{Readiness, Shutdown, s3::Bucket};
 use tokio::net::TcpListener;
 
@@ -84,9 +81,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     workdir::clear(&config.jobs.work_dir)?;
     job::metrics::register();
     let ctx = Context::connect(config, &shutdown);
-    let names = ctx.queues.names.clone();
-    let mut spec = QueueSpec::new(names.jobs.clone());
-    spec.arguments = names.arguments();
+    let spec = ctx.queues.names.jobs_queue();
     let worker = ctx.clone();
     // Prefetch 1: a worker holds one job; others wait in the queue for free workers.
     consumer::spawn(

@@ -10,65 +10,71 @@
 //! rather than losing the job.
 //!
 //! With a `QUEUE_PREFIX` (tests) the three queues are private copies that expire when
-//! unused; the arguments must match the video service's declaration of the jobs queue.
+//! unused; their names and arguments come from events::Namespace, as the video service's
+//! declaration of the jobs queue does, so the two agree.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use events::{Rabbit, topology};
+use events::{Namespace, Publisher, QueueSpec, Rabbit, Route, topology};
 use lapin::{
-    BasicProperties, Channel, Confirmation,
+    BasicProperties,
     message::Delivery,
-    options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions},
-    types::{AMQPValue, FieldTable, ShortString},
+    types::{AMQPValue, FieldTable},
 };
-use tokio::sync::Mutex;
 
-const PREFIXED_QUEUE_TTL_MS: i64 = 30 * 60 * 1000;
-const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 pub const ATTEMPT_HEADER: &str = "x-attempt";
 pub const ERROR_HEADER: &str = "x-error";
 
+/// The three queue names under the deployment's prefix (events::Namespace).
 #[derive(Debug, Clone)]
 pub struct Names {
     pub jobs: String,
     pub retry: String,
     pub dead: String,
-    prefix: String,
+    namespace: Namespace,
 }
 
 impl Names {
     pub fn new(prefix: &str) -> Self {
+        let namespace = Namespace::new(prefix);
         Self {
-            jobs: format!("{prefix}{}", topology::TRANSCODE_JOBS),
-            retry: format!("{prefix}{}", topology::TRANSCODE_RETRY),
-            dead: format!("{prefix}{}", topology::TRANSCODE_DEAD),
-            prefix: prefix.to_owned(),
+            jobs: namespace.name(topology::TRANSCODE_JOBS),
+            retry: namespace.name(topology::TRANSCODE_RETRY),
+            dead: namespace.name(topology::TRANSCODE_DEAD),
+            namespace,
         }
     }
 
-    /// Arguments of the jobs and dead queues.
+    /// Arguments of the jobs and dead queues (the video service declares the jobs queue
+    /// with the same, from the same events::Namespace).
     pub fn arguments(&self) -> FieldTable {
-        let mut args = FieldTable::default();
-        if !self.prefix.is_empty() {
-            args.insert(
-                ShortString::from("x-expires"),
-                AMQPValue::LongLongInt(PREFIXED_QUEUE_TTL_MS),
-            );
-        }
-        args
+        self.namespace.arguments()
     }
 
+    /// The jobs queue, as its consumer declares it.
+    pub fn jobs_queue(&self) -> QueueSpec {
+        self.namespace.queue(topology::TRANSCODE_JOBS)
+    }
+
+    fn dead_queue(&self) -> QueueSpec {
+        self.namespace.queue(topology::TRANSCODE_DEAD)
+    }
+
+    /// Retries wait out their per-message expiration here, then are dead-lettered back to
+    /// the jobs queue through the default exchange.
+    fn retry_queue(&self) -> QueueSpec {
+        self.namespace
+            .queue(topology::TRANSCODE_RETRY)
+            .argument("x-dead-letter-exchange", AMQPValue::LongString("".into()))
+            .argument(
+                "x-dead-letter-routing-key",
+                AMQPValue::LongString(self.jobs.as_str().into()),
+            )
+    }
+
+    #[cfg(test)]
     fn retry_arguments(&self) -> FieldTable {
-        let mut args = self.arguments();
-        args.insert(
-            ShortString::from("x-dead-letter-exchange"),
-            AMQPValue::LongString("".into()),
-        );
-        args.insert(
-            ShortString::from("x-dead-letter-routing-key"),
-            AMQPValue::LongString(self.jobs.as_str().into()),
-        );
-        args
+        self.retry_queue().arguments
     }
 }
 
@@ -95,51 +101,18 @@ pub fn backoff(base: Duration, next: u32) -> Duration {
     base.saturating_mul(1 << next.saturating_sub(2).min(16))
 }
 
-/// Publishes retries and dead jobs with confirms.
+/// Publishes retries and dead jobs with confirms (events::Publisher), on a publisher that
+/// declares the retry and dead queues on every channel it opens: they are sent to through
+/// the default exchange, which would drop a message for a missing queue.
 pub struct JobQueues {
-    rabbit: std::sync::Arc<Rabbit>,
     pub names: Names,
-    channel: Mutex<Option<Channel>>,
+    publisher: Publisher,
 }
 
 impl JobQueues {
-    pub fn new(rabbit: std::sync::Arc<Rabbit>, names: Names) -> Self {
-        Self {
-            rabbit,
-            names,
-            channel: Mutex::new(None),
-        }
-    }
-
-    async fn channel(&self) -> Result<Channel, events::Error> {
-        let mut slot = self.channel.lock().await;
-        if let Some(channel) = slot.as_ref().filter(|c| c.status().connected()) {
-            return Ok(channel.clone());
-        }
-        let channel = self.rabbit.channel().await?;
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        channel
-            .queue_declare(
-                self.names.retry.as_str().into(),
-                durable,
-                self.names.retry_arguments(),
-            )
-            .await?;
-        channel
-            .queue_declare(
-                self.names.dead.as_str().into(),
-                durable,
-                self.names.arguments(),
-            )
-            .await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        *slot = Some(channel.clone());
-        Ok(channel)
+    pub fn new(rabbit: Arc<Rabbit>, names: Names) -> Self {
+        let publisher = Publisher::new(rabbit).declaring([names.retry_queue(), names.dead_queue()]);
+        Self { names, publisher }
     }
 
     /// Schedules attempt `next` after `delay`.
@@ -157,7 +130,8 @@ impl JobQueues {
         let props = BasicProperties::default()
             .with_headers(headers)
             .with_expiration(delay.as_millis().max(1).to_string().into());
-        self.publish(&self.names.retry.clone(), payload, props)
+        self.publisher
+            .publish_with(&Route::queue(self.names.retry.as_str()), payload, props)
             .await
     }
 
@@ -175,42 +149,9 @@ impl JobQueues {
         );
         headers.insert(ERROR_HEADER.into(), AMQPValue::LongString(reason.into()));
         let props = BasicProperties::default().with_headers(headers);
-        self.publish(&self.names.dead.clone(), payload, props).await
-    }
-
-    async fn publish(
-        &self,
-        queue: &str,
-        payload: &[u8],
-        props: BasicProperties,
-    ) -> Result<(), events::Error> {
-        let outcome = async {
-            let channel = self.channel().await?;
-            let props = props
-                .with_delivery_mode(2)
-                .with_content_type("application/json".into());
-            let confirm = channel
-                .basic_publish(
-                    "".into(),
-                    queue.into(),
-                    BasicPublishOptions::default(),
-                    payload,
-                    props,
-                )
-                .await?;
-            match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
-                Err(_) => Err(events::Error::Timeout(CONFIRM_TIMEOUT)),
-                Ok(confirmation) => match confirmation? {
-                    Confirmation::Ack(_) | Confirmation::NotRequested => Ok(()),
-                    Confirmation::Nack(_) => Err(events::Error::Nacked),
-                },
-            }
-        }
-        .await;
-        if outcome.is_err() {
-            self.channel.lock().await.take();
-        }
-        outcome
+        self.publisher
+            .publish_with(&Route::queue(self.names.dead.as_str()), payload, props)
+            .await
     }
 }
 

@@ -102,7 +102,10 @@ fn start_relay(ctx: &Context, shutdown: &Shutdown) {
         {
             return;
         }
-        let publisher = Arc::new(Publisher::new(ctx.rabbit.clone()));
+        // Declaring the jobs queue on every channel it opens, too: a broker that lost it
+        // while this service ran gets it back before the next job is published.
+        let jobs = queues::transcode_jobs(&ctx.config.queue_prefix);
+        let publisher = Arc::new(Publisher::new(ctx.rabbit.clone()).declaring([jobs]));
         let relay = Relay::spawn(ctx.db.pool().clone(), publisher, shutdown.triggered());
         relay.notify();
         let _ = ctx.relay.set(relay);

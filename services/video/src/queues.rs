@@ -1,53 +1,30 @@
-//! The queues this service publishes to or consumes, with the per-deployment prefix.
+//! The queues this service publishes to or consumes, in its deployment's namespace.
 //!
 //! With an empty `QUEUE_PREFIX` the transcode queues are the shared ones crates/events
 //! declares. With a prefix (tests, several stacks on one broker) they are private copies
-//! that expire once unused for 30 minutes, so test runs leave nothing behind.
+//! that expire when unused (events::queue), so test runs leave nothing behind. The
+//! transcoder declares the same jobs queue from the same events::Namespace, so their
+//! arguments agree.
 
-use events::{Envelope, Event, topology};
-use lapin::{
-    options::QueueDeclareOptions,
-    types::{AMQPValue, FieldTable, ShortString},
-};
+use events::{Envelope, Event, Namespace, QueueSpec, Route, topology};
 use sqlx::PgConnection;
 
-const PREFIXED_QUEUE_TTL_MS: i64 = 30 * 60 * 1000;
-
-pub fn transcode_jobs(prefix: &str) -> String {
-    format!("{prefix}{}", topology::TRANSCODE_JOBS)
+/// The prefixed jobs queue, as every declarer of it declares it.
+pub fn transcode_jobs(prefix: &str) -> QueueSpec {
+    Namespace::new(prefix).queue(topology::TRANSCODE_JOBS)
 }
 
-/// This service's own queue of video events (transcode results, catalogue edits).
-pub fn assets(prefix: &str) -> String {
-    format!("{prefix}video.assets")
-}
-
-/// Arguments every declarer of a prefixed queue uses (they must agree).
-pub fn arguments(prefix: &str) -> FieldTable {
-    let mut args = FieldTable::default();
-    if !prefix.is_empty() {
-        args.insert(
-            ShortString::from("x-expires"),
-            AMQPValue::LongLongInt(PREFIXED_QUEUE_TTL_MS),
-        );
-    }
-    args
+/// This service's own queue of video events (transcode results, catalogue edits), not
+/// bound yet.
+pub fn assets(prefix: &str) -> QueueSpec {
+    Namespace::new(prefix).queue("video.assets")
 }
 
 /// Declares the jobs queue, so a job published by the outbox relay (not `mandatory`) is
 /// never dropped for want of a queue.
 pub async fn declare_jobs(rabbit: &events::Rabbit, prefix: &str) -> Result<(), events::Error> {
     let channel = rabbit.channel().await?;
-    channel
-        .queue_declare(
-            transcode_jobs(prefix).as_str().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            arguments(prefix),
-        )
-        .await?;
+    transcode_jobs(prefix).declare(&channel).await?;
     channel.close(200, "declared".into()).await.ok();
     Ok(())
 }
@@ -59,11 +36,6 @@ pub async fn enqueue_job<T: Event>(
     prefix: &str,
     envelope: &Envelope<T>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO outbox (id, exchange, routing_key, payload) VALUES ($1, '', $2, $3)")
-        .bind(envelope.id)
-        .bind(transcode_jobs(prefix))
-        .bind(sqlx::types::Json(envelope))
-        .execute(conn)
-        .await?;
-    Ok(())
+    let route = Route::queue(transcode_jobs(prefix).name);
+    events::outbox::enqueue_to(conn, &route, envelope).await
 }

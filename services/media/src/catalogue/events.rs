@@ -7,11 +7,11 @@
 //! `video.created` only while the row has none, and a deleted video stays deleted.
 
 use events::{
+    Envelope,
     consumer::{self, Outcome},
     topology::VIDEO_EVENTS,
-    video::{VideoCreated, VideoDeleted, VideoFailed, VideoReady, VideoStatus, VideoUploaded},
+    video::{VideoEvent, VideoEventKind, VideoStatus},
 };
-use serde::de::DeserializeOwned;
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -19,19 +19,19 @@ use uuid::Uuid;
 use crate::Context;
 
 /// The events this consumer applies; the others (progress, updated) are not bound.
-const KEYS: [&str; 5] = [
-    "video.created",
-    "video.uploaded",
-    "video.ready",
-    "video.failed",
-    "video.deleted",
+const KINDS: [VideoEventKind; 5] = [
+    VideoEventKind::Created,
+    VideoEventKind::Uploaded,
+    VideoEventKind::Ready,
+    VideoEventKind::Failed,
+    VideoEventKind::Deleted,
 ];
 
 /// Consumes media's `media.catalogue` queue until shutdown.
 pub fn spawn(ctx: &Context, shutdown: impl Future<Output = ()> + Send + 'static) {
     let mut spec = ctx.config.queue("media.catalogue");
-    for key in KEYS {
-        spec = spec.bind(VIDEO_EVENTS, key);
+    for kind in KINDS {
+        spec = spec.bind(VIDEO_EVENTS, kind.routing_key());
     }
     let pool = ctx.db.pool().clone();
     consumer::spawn(ctx.rabbit.clone(), spec, 32, shutdown, move |delivery| {
@@ -40,61 +40,38 @@ pub fn spawn(ctx: &Context, shutdown: impl Future<Output = ()> + Send + 'static)
     });
 }
 
-/// Dispatches on the envelope's `type` (not the routing key, which is the queue name when
-/// an event is delivered to this queue directly, as tests and replays do).
+/// Dispatches on the envelope's `type` (events::video::VideoEvent; not the routing key,
+/// which is the queue name when an event is delivered to this queue directly, as tests and
+/// replays do).
 async fn handle(pool: &PgPool, body: &[u8]) -> Outcome {
-    #[derive(serde::Deserialize)]
-    struct Kind {
-        #[serde(rename = "type")]
-        kind: String,
-    }
-    let routing_key = match serde_json::from_slice::<Kind>(body) {
-        Ok(k) => k.kind,
-        Err(e) => {
-            tracing::error!(error = %e, "video event without a type");
-            return Outcome::Reject;
-        }
+    let envelope = match VideoEvent::decode(body) {
+        Ok(envelope) => envelope,
+        Err(error) => return Outcome::undecodable(&error),
     };
-    let routing_key = routing_key.as_str();
-    match apply(pool, routing_key, body).await {
+    match apply(pool, &envelope).await {
         Ok(()) => Outcome::Ack,
-        Err(ApplyError::Decode(e)) => {
-            tracing::error!(%routing_key, error = %e, "undecodable video event");
-            Outcome::Reject
-        }
-        Err(ApplyError::Store(e)) => {
-            tracing::warn!(%routing_key, error = %e, "video event not applied; will retry");
+        Err(e) => {
+            let kind = &envelope.kind;
+            tracing::warn!(%kind, error = %e, "video event not applied; will retry");
             Outcome::Retry
         }
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    #[error(transparent)]
-    Decode(#[from] serde_json::Error),
-    #[error(transparent)]
-    Store(#[from] sqlx::Error),
-}
-
-/// Applies one encoded event (also used by tests to check idempotence directly).
-pub async fn apply(pool: &PgPool, routing_key: &str, body: &[u8]) -> Result<(), ApplyError> {
-    fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<(Uuid, OffsetDateTime, T), ApplyError> {
-        let envelope = consumer::decode::<T>(body)?;
-        Ok((envelope.id, envelope.occurred_at, envelope.data))
-    }
+/// Applies one decoded event (also usable by tests to check idempotence directly).
+pub async fn apply(pool: &PgPool, envelope: &Envelope<VideoEvent>) -> sqlx::Result<()> {
+    let (id, at) = (envelope.id, envelope.occurred_at);
     let mut tx = pool.begin().await?;
     macro_rules! first_time {
-        ($id:expr) => {
-            if !record(&mut tx, $id).await? {
+        () => {
+            if !record(&mut tx, id).await? {
                 return Ok(()); // a duplicate: already applied
             }
         };
     }
-    match routing_key {
-        "video.created" => {
-            let (id, at, e) = decode::<VideoCreated>(body)?;
-            first_time!(id);
+    match &envelope.data {
+        VideoEvent::Created(e) => {
+            first_time!();
             let m = &e.metadata;
             sqlx::query(
                 "INSERT INTO videos (id, owner_id, title, description, tags, category, visibility,
@@ -118,14 +95,12 @@ pub async fn apply(pool: &PgPool, routing_key: &str, body: &[u8]) -> Result<(), 
             .execute(&mut *tx)
             .await?;
         }
-        "video.uploaded" => {
-            let (id, at, e) = decode::<VideoUploaded>(body)?;
-            first_time!(id);
+        VideoEvent::Uploaded(e) => {
+            first_time!();
             advance(&mut tx, e.video_id, e.owner_id, VideoStatus::Processing, at).await?;
         }
-        "video.ready" => {
-            let (id, at, e) = decode::<VideoReady>(body)?;
-            first_time!(id);
+        VideoEvent::Ready(e) => {
+            first_time!();
             if advance(&mut tx, e.video_id, e.owner_id, VideoStatus::Ready, at).await? {
                 sqlx::query(
                     "UPDATE videos SET duration_seconds = $2, manifest_key = $3,
@@ -141,9 +116,8 @@ pub async fn apply(pool: &PgPool, routing_key: &str, body: &[u8]) -> Result<(), 
                 .await?;
             }
         }
-        "video.failed" => {
-            let (id, at, e) = decode::<VideoFailed>(body)?;
-            first_time!(id);
+        VideoEvent::Failed(e) => {
+            first_time!();
             if advance(&mut tx, e.video_id, e.owner_id, VideoStatus::Failed, at).await? {
                 sqlx::query("UPDATE videos SET failure_reason = $2 WHERE id = $1")
                     .bind(e.video_id)
@@ -152,9 +126,8 @@ pub async fn apply(pool: &PgPool, routing_key: &str, body: &[u8]) -> Result<(), 
                     .await?;
             }
         }
-        "video.deleted" => {
-            let (id, at, e) = decode::<VideoDeleted>(body)?;
-            first_time!(id);
+        VideoEvent::Deleted(e) => {
+            first_time!();
             sqlx::query(
                 "INSERT INTO videos (id, owner_id, status, status_rank, created_at, deleted_at)
                  VALUES ($1, $2, 'uploading', 0, $3, $3)
@@ -166,8 +139,8 @@ pub async fn apply(pool: &PgPool, routing_key: &str, body: &[u8]) -> Result<(), 
             .execute(&mut *tx)
             .await?;
         }
-        other => {
-            tracing::debug!(routing_key = other, "ignored video event");
+        VideoEvent::Progress(_) | VideoEvent::Updated(_) => {
+            tracing::debug!(kind = %envelope.kind, "ignored video event");
             return Ok(());
         }
     }

@@ -21,7 +21,7 @@ pub mod counters;
 
 use async_graphql::{Context, ID, Object, Result};
 use events::{
-    Envelope, Event,
+    Envelope, Event, Route,
     batch::{BatchPublisher, PublishError},
     interaction::{Action, Interaction, session_viewer, user_viewer},
 };
@@ -75,18 +75,8 @@ impl Interactions {
 
     /// Puts an interaction in the outbox inside the caller's transaction.
     pub async fn enqueue(&self, conn: &mut PgConnection, event: Interaction) -> sqlx::Result<()> {
-        let routing_key = event.routing_key(&self.prefix);
-        let envelope = Envelope::new(event);
-        sqlx::query(
-            "INSERT INTO outbox (id, exchange, routing_key, payload) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(envelope.id)
-        .bind(Interaction::EXCHANGE)
-        .bind(routing_key)
-        .bind(sqlx::types::Json(&envelope))
-        .execute(conn)
-        .await?;
-        Ok(())
+        let route = Route::new(Interaction::EXCHANGE, event.routing_key(&self.prefix));
+        events::outbox::enqueue_to(conn, &route, &Envelope::new(event)).await
     }
 }
 

@@ -3,31 +3,30 @@
 use events::{
     consumer::{self, Outcome},
     topology::USER_EVENTS,
-    user::UserUpdated,
+    user::{UserEvent, UserEventKind},
 };
 
 use super::directory::Directory;
 use crate::Context;
 
-/// Consumes media's `media.users` queue until shutdown. Both events carry `user_id`, so
-/// both decode as [`UserUpdated`].
+/// Consumes media's `media.users` queue until shutdown. Either event evicts its user.
 pub fn spawn(
     ctx: &Context,
     directory: Directory,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let spec = ctx
-        .config
-        .queue("media.users")
-        .bind(USER_EVENTS, "user.updated")
-        .bind(USER_EVENTS, "user.deleted");
+    let mut spec = ctx.config.queue("media.users");
+    for kind in UserEventKind::ALL {
+        spec = spec.bind(USER_EVENTS, kind.routing_key());
+    }
     consumer::spawn(ctx.rabbit.clone(), spec, 32, shutdown, move |delivery| {
         let directory = directory.clone();
         async move {
-            let Ok(envelope) = consumer::decode::<UserUpdated>(&delivery.data) else {
-                return Outcome::Reject;
+            let event = match UserEvent::decode(&delivery.data) {
+                Ok(envelope) => envelope.data,
+                Err(error) => return Outcome::undecodable(&error),
             };
-            match directory.evict(envelope.data.user_id).await {
+            match directory.evict(event.user_id()).await {
                 Ok(()) => Outcome::Ack,
                 Err(e) => {
                     tracing::warn!(error = %e, "user cache eviction failed; will retry");

@@ -6,27 +6,27 @@
 //! `ready`/`failed`), so duplicates and late arrivals change nothing.
 
 use events::{
-    consumer::{self, Outcome, QueueSpec},
+    consumer::{self, Outcome},
     topology::VIDEO_EVENTS,
-    video::{VideoDeleted, VideoFailed, VideoReady, VideoUpdated},
+    video::{VideoDeleted, VideoEvent, VideoEventKind, VideoFailed, VideoReady, VideoUpdated},
 };
 use lapin::message::Delivery;
-use serde::de::DeserializeOwned;
 
 use crate::{Context, queues, videos::AssetStatus};
 
+/// The events this queue binds; the others are not this service's business.
+const KINDS: [VideoEventKind; 4] = [
+    VideoEventKind::Ready,
+    VideoEventKind::Failed,
+    VideoEventKind::Updated,
+    VideoEventKind::Deleted,
+];
+
 pub fn spawn(ctx: Context, shutdown: platform::Shutdown) {
-    let prefix = &ctx.config.queue_prefix;
-    let mut spec = QueueSpec::new(queues::assets(prefix));
-    for key in [
-        "video.ready",
-        "video.failed",
-        "video.updated",
-        "video.deleted",
-    ] {
-        spec = spec.bind(VIDEO_EVENTS, key);
+    let mut spec = queues::assets(&ctx.config.queue_prefix);
+    for kind in KINDS {
+        spec = spec.bind(VIDEO_EVENTS, kind.routing_key());
     }
-    spec.arguments = queues::arguments(prefix);
     consumer::spawn(
         ctx.rabbit.clone(),
         spec,
@@ -39,35 +39,18 @@ pub fn spawn(ctx: Context, shutdown: platform::Shutdown) {
     );
 }
 
-fn decode<T: DeserializeOwned>(delivery: &Delivery) -> Option<T> {
-    match consumer::decode::<T>(&delivery.data) {
-        Ok(envelope) => Some(envelope.data),
-        Err(error) => {
-            tracing::error!(%error, "undecodable video event");
-            None
-        }
-    }
-}
-
+/// Dispatches on the envelope's `type` (events::video::VideoEvent), like every consumer.
 async fn handle(ctx: &Context, delivery: Delivery) -> Outcome {
-    let outcome = match delivery.routing_key.as_str() {
-        "video.ready" => match decode::<VideoReady>(&delivery) {
-            Some(ready) => ready_(ctx, ready).await,
-            None => return Outcome::Reject,
-        },
-        "video.failed" => match decode::<VideoFailed>(&delivery) {
-            Some(failed) => failed_(ctx, failed).await,
-            None => return Outcome::Reject,
-        },
-        "video.updated" => match decode::<VideoUpdated>(&delivery) {
-            Some(updated) => updated_(ctx, updated).await,
-            None => return Outcome::Reject,
-        },
-        "video.deleted" => match decode::<VideoDeleted>(&delivery) {
-            Some(deleted) => deleted_(ctx, deleted).await,
-            None => return Outcome::Reject,
-        },
-        _ => Ok(()),
+    let event = match VideoEvent::decode(&delivery.data) {
+        Ok(envelope) => envelope.data,
+        Err(error) => return Outcome::undecodable(&error),
+    };
+    let outcome = match event {
+        VideoEvent::Ready(ready) => ready_(ctx, ready).await,
+        VideoEvent::Failed(failed) => failed_(ctx, failed).await,
+        VideoEvent::Updated(updated) => updated_(ctx, updated).await,
+        VideoEvent::Deleted(deleted) => deleted_(ctx, deleted).await,
+        VideoEvent::Created(_) | VideoEvent::Uploaded(_) | VideoEvent::Progress(_) => Ok(()),
     };
     match outcome {
         Ok(()) => Outcome::Ack,
