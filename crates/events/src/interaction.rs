@@ -1,6 +1,7 @@
 //! What viewers do with videos, published by media on [`INTERACTIONS`] and consumed by the
-//! ranker (scores, view counters) and its archive; and the ranker's output contract (the
-//! trending windows and the Redis keys of their sorted sets), which media reads.
+//! ranker (scores, view counters) and its archive, and by the recommender (tastes); and
+//! the view counters the ranker reports back to media. (What the ranker writes for media
+//! to read, the trending sets and their announcements, is [`crate::trending`].)
 //!
 //! Routing: an interaction goes out with the routing key `{QUEUE_PREFIX}interaction.{action}`
 //! (e.g. `interaction.view`), and the ranker's queues bind `{QUEUE_PREFIX}interaction.#`.
@@ -121,67 +122,9 @@ pub fn counters_routing_key(prefix: &str) -> String {
     format!("{prefix}counters")
 }
 
-/// A trending window: a decayed score whose half-life is configured per window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Window {
-    Hour,
-    Day,
-    Week,
-}
-
-impl Window {
-    pub const ALL: [Window; 3] = [Window::Hour, Window::Day, Window::Week];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Hour => "hour",
-            Self::Day => "day",
-            Self::Week => "week",
-        }
-    }
-}
-
-/// Which videos a sorted set ranks. A channel (one uploader's videos) has no set: its
-/// ranking is the global one restricted to its videos, which media reads by scoring them
-/// in the global set.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Scope {
-    Global,
-    Category(String),
-}
-
-/// The Redis key of a trending sorted set: `{prefix}trending:{window}:{scope}` with scope
-/// `global` or `category:{name}`. Members are video ids; scores are
-/// forward-decayed sums relative to the key's own `t0` (see [`t0_key`]), so only their
-/// order (and ratios) mean something.
-pub fn trending_key(prefix: &str, window: Window, scope: &Scope) -> String {
-    let window = window.as_str();
-    match scope {
-        Scope::Global => format!("{prefix}trending:{window}:global"),
-        Scope::Category(c) => format!("{prefix}trending:{window}:category:{c}"),
-    }
-}
-
-/// The hash holding each trending key's `t0` (unix seconds, field = the sorted set's key).
-pub fn t0_key(prefix: &str) -> String {
-    format!("{prefix}trending:t0")
-}
-
-/// The Redis pub/sub channel on which the ranker announces that it changed the trending
-/// sets (after each applied batch). It is a channel of media's real-time hub (whose channels
-/// are `{prefix}rt:{name}`), so every media replica with `trendingChanged` subscribers hears
-/// it through its one hub connection and re-reads the top lists.
-pub fn trending_moved_channel(prefix: &str) -> String {
-    format!("{prefix}rt:trending")
-}
-
-/// The announcement on [`trending_moved_channel`], in the hub's wire format: the time it was
-/// published (unix microseconds) and an event without data. The sets themselves are the
-/// truth; the message only says "read them again".
-pub fn trending_moved_message(published_at_micros: i64) -> String {
-    format!(r#"{{"at":{published_at_micros},"event":{{"type":"trending_moved"}}}}"#)
-}
+// The ranker's output (trending sets and their announcements) is crate::trending. These
+// names stay here for callers not yet moved to it (the ranker's store).
+pub use crate::trending::{t0_key, trending_moved_channel, trending_moved_message};
 
 #[cfg(test)]
 mod tests {
@@ -203,17 +146,5 @@ mod tests {
         let back: Interaction = serde_json::from_value(json).unwrap();
         assert_eq!(back, event);
         assert_eq!(event.routing_key("t."), "t.interaction.watch");
-    }
-
-    #[test]
-    fn keys_name_window_and_scope() {
-        assert_eq!(
-            trending_key("kino:", Window::Day, &Scope::Global),
-            "kino:trending:day:global"
-        );
-        assert_eq!(
-            trending_key("", Window::Hour, &Scope::Category("music".into())),
-            "trending:hour:category:music"
-        );
     }
 }

@@ -21,8 +21,9 @@ use foldhash::fast::RandomState;
 use events::{
     Envelope,
     consumer::{self, BatchOutcome},
-    interaction::{Action, Interaction, Scope, Window, trending_key},
+    interaction::{Action, Interaction},
     pack,
+    trending::{Scope, Window, trending_key},
 };
 use lapin::message::Delivery;
 use time::OffsetDateTime;

@@ -15,7 +15,8 @@ use std::{
 
 use events::{
     Envelope,
-    interaction::{Action, Interaction, Scope, Window, t0_key, trending_key},
+    interaction::{Action, Interaction},
+    trending::{Scope, Window, t0_key, trending_key},
 };
 use mongodb::bson::Document;
 use ranker::{config::Weights, scoring};

@@ -35,8 +35,9 @@ use events::{
     Envelope,
     batch::BatchPublisher,
     consumer::QueueSpec,
-    interaction::{Action, Interaction, Scope, Window, binding, trending_key},
+    interaction::{Action, Interaction, binding},
     topology::INTERACTIONS,
+    trending::{Scope, Window, trending_key},
 };
 use futures::StreamExt;
 use kino_bench::{Rng, env_or};

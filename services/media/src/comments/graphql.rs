@@ -9,11 +9,11 @@ use uuid::Uuid;
 use super::store::{CommentDoc, to_time};
 use crate::{
     catalogue::{VideoRow, parse_id, store as videos},
+    context::{AppContext, count_query, viewer},
     cursor::{Cursor, Page},
     error::Error,
     interactions,
-    realtime::graphql::ChangeKind,
-    schema::{AppContext, count_query, viewer},
+    realtime::ChangeKind,
     users::User,
 };
 

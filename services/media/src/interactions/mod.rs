@@ -29,8 +29,8 @@ use sqlx::PgConnection;
 
 use crate::{
     catalogue::{VideoRow, parse_id, store as videos},
+    context::{AppContext, count_query, viewer},
     error::Error,
-    schema::{AppContext, count_query, viewer},
 };
 
 /// At most this many seconds of watch time in one report.

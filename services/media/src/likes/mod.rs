@@ -21,10 +21,10 @@ use events::interaction::{Action, user_viewer};
 
 use crate::{
     catalogue::{self, Video, store},
+    context::{AppContext, count_query, viewer},
     cursor::{Cursor, Page},
     error::Error,
     interactions,
-    schema::{AppContext, count_query, viewer},
     users::User,
 };
 

@@ -65,8 +65,7 @@ use uuid::Uuid;
 
 use super::{
     Realtime,
-    graphql::{MemoState, Probe},
-    memo::{self, OperationKey},
+    memo::{self, MemoState, OperationKey, Probe},
     metrics, tokens,
 };
 use crate::{routes::with_error_codes, schema::KinoSchema, viewer::Viewer};
