@@ -35,7 +35,7 @@ use events::{
     Envelope,
     batch::BatchPublisher,
     consumer::QueueSpec,
-    interaction::{Action, Interaction, binding},
+    interaction::{Action, Interaction, ViewerKey, binding},
     topology::INTERACTIONS,
     trending::{Scope, Window, trending_key},
 };
@@ -94,7 +94,7 @@ impl Load {
             video_id: video,
             owner_id: owner,
             category: Some(category),
-            viewer: format!("user:{}", Uuid::new_v4()),
+            viewer: ViewerKey::user(Uuid::new_v4()),
             action,
         })
     }
