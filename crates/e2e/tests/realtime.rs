@@ -13,10 +13,7 @@ use e2e::{
     ws::{Received, WsClient, media_ws_url},
 };
 use events::video::{VideoMetadata, VideoProgress, Visibility};
-use media::realtime::{
-    Event,
-    graphql::{ChangeKind, CommentChange},
-};
+use media::realtime::{ChangeKind, CommentChange, Event};
 use serde_json::{Value, json};
 use uuid::Uuid;
 

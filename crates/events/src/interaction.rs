@@ -1,6 +1,7 @@
 //! What viewers do with videos, published by media on [`INTERACTIONS`] and consumed by the
-//! ranker (scores, view counters) and its archive; and the ranker's output contract (the
-//! trending windows and the Redis keys of their sorted sets), which media reads.
+//! ranker (scores, view counters) and its archive, and by the recommender (tastes); and
+//! the view counters the ranker reports back to media. (What the ranker writes for media
+//! to read, the trending sets and their announcements, is [`crate::trending`].)
 //!
 //! Routing: an interaction goes out with the routing key `{QUEUE_PREFIX}interaction.{action}`
 //! (e.g. `interaction.view`), and the ranker's queues bind `{QUEUE_PREFIX}interaction.#`.
@@ -25,9 +26,8 @@ pub struct Interaction {
     /// The video's category, if it has one (the category scope).
     #[serde(default)]
     pub category: Option<String>,
-    /// Who did it: `user:{uuid}` for a signed-in viewer, `session:{id}` for an anonymous
-    /// one. Views are deduplicated per viewer.
-    pub viewer: String,
+    /// Who did it. Views are deduplicated per viewer.
+    pub viewer: ViewerKey,
     #[serde(flatten)]
     pub action: Action,
 }
@@ -86,14 +86,88 @@ pub fn binding(prefix: &str) -> String {
     format!("{prefix}interaction.#")
 }
 
-/// The viewer key of a signed-in user.
-pub fn user_viewer(user: Uuid) -> String {
-    format!("user:{user}")
+/// Who interacted, as the ranker deduplicates views and the recommender learns tastes:
+/// `user:{uuid}` for a signed-in viewer, `session:{id}` for an anonymous one (on the wire,
+/// that string).
+///
+/// Invariant: the key is `user:` or `session:` followed by at least one character; it is
+/// checked once, when the key is made or decoded, and kept as it came, because the ranker
+/// stores it in its dedupe keys and must see the same viewer as the same bytes. Media
+/// makes keys with [`ViewerKey::user`] (a UUID) and [`ViewerKey::session`] (an id it has
+/// validated); [`ViewerKey::user_id`] reads the UUID back.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ViewerKey(String);
+
+const USER: &str = "user:";
+const SESSION: &str = "session:";
+
+#[derive(Debug, thiserror::Error)]
+#[error("a viewer key is `user:{{uuid}}` or `session:{{id}}`, not {0:?}")]
+pub struct InvalidViewerKey(String);
+
+impl ViewerKey {
+    /// The key of a signed-in user.
+    pub fn user(user: Uuid) -> Self {
+        Self(format!("{USER}{user}"))
+    }
+
+    /// The key of an anonymous session (`session` is not empty).
+    pub fn session(session: &str) -> Self {
+        debug_assert!(!session.is_empty(), "a session id is not empty");
+        Self(format!("{SESSION}{session}"))
+    }
+
+    /// The signed-in user, if this is one (and its id a UUID).
+    pub fn user_id(&self) -> Option<Uuid> {
+        self.0
+            .strip_prefix(USER)
+            .and_then(|id| Uuid::parse_str(id).ok())
+    }
+
+    /// The key as it travels (`user:…` or `session:…`).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
-/// The viewer key of an anonymous session.
-pub fn session_viewer(session: &str) -> String {
-    format!("session:{session}")
+impl std::str::FromStr for ViewerKey {
+    type Err = InvalidViewerKey;
+
+    fn from_str(key: &str) -> Result<Self, Self::Err> {
+        key.to_owned().try_into()
+    }
+}
+
+impl TryFrom<String> for ViewerKey {
+    type Error = InvalidViewerKey;
+
+    fn try_from(key: String) -> Result<Self, Self::Error> {
+        let id = key.strip_prefix(USER).or_else(|| key.strip_prefix(SESSION));
+        match id {
+            Some(id) if !id.is_empty() => Ok(Self(key)),
+            _ => Err(InvalidViewerKey(key)),
+        }
+    }
+}
+
+impl std::fmt::Display for ViewerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for ViewerKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ViewerKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .try_into()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// Views and watch time the ranker accepted since its previous report, per video:
@@ -121,67 +195,9 @@ pub fn counters_routing_key(prefix: &str) -> String {
     format!("{prefix}counters")
 }
 
-/// A trending window: a decayed score whose half-life is configured per window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Window {
-    Hour,
-    Day,
-    Week,
-}
-
-impl Window {
-    pub const ALL: [Window; 3] = [Window::Hour, Window::Day, Window::Week];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Hour => "hour",
-            Self::Day => "day",
-            Self::Week => "week",
-        }
-    }
-}
-
-/// Which videos a sorted set ranks. A channel (one uploader's videos) has no set: its
-/// ranking is the global one restricted to its videos, which media reads by scoring them
-/// in the global set.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Scope {
-    Global,
-    Category(String),
-}
-
-/// The Redis key of a trending sorted set: `{prefix}trending:{window}:{scope}` with scope
-/// `global` or `category:{name}`. Members are video ids; scores are
-/// forward-decayed sums relative to the key's own `t0` (see [`t0_key`]), so only their
-/// order (and ratios) mean something.
-pub fn trending_key(prefix: &str, window: Window, scope: &Scope) -> String {
-    let window = window.as_str();
-    match scope {
-        Scope::Global => format!("{prefix}trending:{window}:global"),
-        Scope::Category(c) => format!("{prefix}trending:{window}:category:{c}"),
-    }
-}
-
-/// The hash holding each trending key's `t0` (unix seconds, field = the sorted set's key).
-pub fn t0_key(prefix: &str) -> String {
-    format!("{prefix}trending:t0")
-}
-
-/// The Redis pub/sub channel on which the ranker announces that it changed the trending
-/// sets (after each applied batch). It is a channel of media's real-time hub (whose channels
-/// are `{prefix}rt:{name}`), so every media replica with `trendingChanged` subscribers hears
-/// it through its one hub connection and re-reads the top lists.
-pub fn trending_moved_channel(prefix: &str) -> String {
-    format!("{prefix}rt:trending")
-}
-
-/// The announcement on [`trending_moved_channel`], in the hub's wire format: the time it was
-/// published (unix microseconds) and an event without data. The sets themselves are the
-/// truth; the message only says "read them again".
-pub fn trending_moved_message(published_at_micros: i64) -> String {
-    format!(r#"{{"at":{published_at_micros},"event":{{"type":"trending_moved"}}}}"#)
-}
+// The ranker's output (trending sets and their announcements) is crate::trending. These
+// names stay here for callers not yet moved to it (the ranker's store).
+pub use crate::trending::{t0_key, trending_moved_channel, trending_moved_message};
 
 #[cfg(test)]
 mod tests {
@@ -193,7 +209,7 @@ mod tests {
             video_id: Uuid::nil(),
             owner_id: Uuid::nil(),
             category: Some("music".into()),
-            viewer: session_viewer("abc"),
+            viewer: ViewerKey::session("abc"),
             action: Action::Watch { seconds: 25 },
         };
         let json = serde_json::to_value(&event).unwrap();
@@ -206,14 +222,18 @@ mod tests {
     }
 
     #[test]
-    fn keys_name_window_and_scope() {
-        assert_eq!(
-            trending_key("kino:", Window::Day, &Scope::Global),
-            "kino:trending:day:global"
-        );
-        assert_eq!(
-            trending_key("", Window::Hour, &Scope::Category("music".into())),
-            "trending:hour:category:music"
-        );
+    fn viewer_keys_keep_their_wire_format_and_refuse_others() {
+        let user = Uuid::now_v7();
+        let key = ViewerKey::user(user);
+        assert_eq!(key.as_str(), format!("user:{user}"));
+        assert_eq!(key.user_id(), Some(user));
+        assert_eq!(serde_json::to_value(&key).unwrap(), format!("user:{user}"));
+        let back: ViewerKey = serde_json::from_value(format!("user:{user}").into()).unwrap();
+        assert_eq!(back, key);
+        assert_eq!(ViewerKey::session("abc").to_string(), "session:abc");
+        assert_eq!(ViewerKey::session("abc").user_id(), None);
+        for bad in ["", "user:", "session:", "abc", "guest:1"] {
+            assert!(bad.parse::<ViewerKey>().is_err(), "{bad}");
+        }
     }
 }

@@ -17,7 +17,9 @@
 //!   buffer, several events per message ([`pack`]);
 //! * [`consumer`]: consuming a service's own queue across reconnects, settling each
 //!   delivery (or batch of deliveries) only after it was handled;
-//! * [`user`], [`video`], [`interaction`]: the event types.
+//! * [`user`], [`video`], [`interaction`]: the event types;
+//! * [`trending`]: the ranker-to-media contract (trending sets, their announcements on
+//!   media's real-time hub, and the hub's wire format).
 
 pub mod batch;
 pub mod consumer;
@@ -30,6 +32,7 @@ pub mod queue;
 pub mod rabbit;
 pub mod route;
 pub mod topology;
+pub mod trending;
 pub mod user;
 pub mod video;
 

@@ -1,8 +1,10 @@
-//! The GraphQL schema: the feature modules' queries and mutations merged, with the limits
-//! every request is held to, and the per-request data resolvers read.
+//! The GraphQL schema: the feature modules' queries, mutations and subscriptions merged,
+//! with the limits every request is held to. Nothing imports this but the service's
+//! wiring (routes, the WebSocket transport, the SDL export): what resolvers need from a
+//! request is in [`crate::context`].
 
 use async_graphql::{
-    Context as GqlContext, MergedObject, MergedSubscription, Schema,
+    MergedObject, MergedSubscription, Schema,
     extensions::apollo_persisted_queries::{ApolloPersistedQueries, LruCacheStorage},
 };
 
@@ -18,29 +20,11 @@ use crate::{
     recommend::RecommendQuery,
     search::SearchQuery,
     trending::{TrendingQuery, TrendingSubscription},
-    viewer::Viewer,
 };
 
-/// What resolvers reach through `AppContext::get(ctx)`: the service's [`Context`].
-pub type AppContext = Context;
-
-impl Context {
-    /// The service context from inside a resolver.
-    pub fn get<'a>(ctx: &GqlContext<'a>) -> &'a Context {
-        ctx.data_unchecked::<Context>()
-    }
-}
-
-/// The viewer of the current request (anonymous when the request carried no identity).
-pub fn viewer(ctx: &GqlContext<'_>) -> Viewer {
-    ctx.data_opt::<Viewer>().copied().unwrap_or(Viewer(None))
-}
-
-/// Counts a store round trip (`media_store_queries_total{store, query}`): tests assert
-/// that a page costs a bounded number of them, whatever its size.
-pub fn count_query(store: &'static str, query: &'static str) {
-    metrics::counter!("media_store_queries_total", "store" => store, "query" => query).increment(1);
-}
+// Feature modules import these from `crate::context`; they are re-exported here only for
+// those not yet moved to it (the catalogue).
+pub use crate::context::{AppContext, count_query, viewer};
 
 #[derive(MergedObject, Default)]
 pub struct Query(

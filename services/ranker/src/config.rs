@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use events::interaction::Window;
+use events::trending::Window;
 use platform::config::{self, ConfigError, HttpConfig, secs, var, var_opt};
 
 #[derive(Debug, Clone)]

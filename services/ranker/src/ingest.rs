@@ -21,8 +21,9 @@ use foldhash::fast::RandomState;
 use events::{
     Envelope,
     consumer::{self, BatchOutcome},
-    interaction::{Action, Interaction, Scope, Window, trending_key},
+    interaction::{Action, Interaction},
     pack,
+    trending::{Scope, Window, trending_key},
 };
 use lapin::message::Delivery;
 use time::OffsetDateTime;
@@ -414,7 +415,7 @@ fn first_occurrences(decoded: &[Decoded]) -> Vec<Candidate> {
         .filter(|(_, d)| ids.insert(d.id.as_str()))
         .map(|(at, d)| {
             let counts = match d.event.action {
-                Action::View => views.insert((d.event.viewer.as_str(), d.event.video_id)),
+                Action::View => views.insert((&d.event.viewer, d.event.video_id)),
                 _ => true,
             };
             Candidate { at, counts }
@@ -498,7 +499,7 @@ mod tests {
                 video_id: video,
                 owner_id: owner,
                 category: None,
-                viewer: viewer.to_owned(),
+                viewer: viewer.parse().expect("a viewer key"),
                 action,
             },
             scopes: Scopes {
@@ -525,7 +526,7 @@ mod tests {
             video_id: Uuid::now_v7(),
             owner_id: Uuid::now_v7(),
             category: category.map(str::to_owned),
-            viewer: "user:x".to_owned(),
+            viewer: "user:x".parse().unwrap(),
             action: Action::Like,
         };
         let first = sets.scopes_of(&event(Some("music")));

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use events::interaction::Window;
+use events::trending::Window;
 use platform::{
     Shutdown,
     background::{FirstTick, every},

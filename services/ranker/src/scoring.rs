@@ -12,12 +12,12 @@
 //! leave f64's range: a *rebase* multiplies every stored sum by `exp(-λ (t1 - t0))` and
 //! sets `t0 = t1`, which keeps the order and the ratios (a common positive factor) and
 //! makes later increments small again. Each sorted set has its own `t0` (see
-//! events::interaction::t0_key), so sets are rebased one at a time.
+//! events::trending::t0_key), so sets are rebased one at a time.
 //!
 //! Event times are taken at millisecond resolution ([`event_time`]), the resolution the
 //! archive stores, so an offline recomputation from the archive gives the same numbers.
 
-use events::interaction::{Action, Window};
+use events::{interaction::Action, trending::Window};
 use time::OffsetDateTime;
 
 use crate::config::{Scoring, Weights};

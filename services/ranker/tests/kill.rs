@@ -15,7 +15,8 @@ use std::{
 
 use events::{
     Envelope,
-    interaction::{Action, Interaction, Scope, Window, t0_key, trending_key},
+    interaction::{Action, Interaction},
+    trending::{Scope, Window, t0_key, trending_key},
 };
 use mongodb::bson::Document;
 use ranker::{config::Weights, scoring};
@@ -245,7 +246,8 @@ async fn scores_equal_a_recomputation_from_the_archive_after_three_sigkills() {
         let id = doc.get_str("_id").unwrap();
         let event = decode(doc);
         if matches!(event.action, Action::View)
-            && accepted_views.get(&(event.viewer.clone(), event.video_id)) != Some(&id.to_owned())
+            && accepted_views.get(&(event.viewer.to_string(), event.video_id))
+                != Some(&id.to_owned())
         {
             continue; // a repeated view: counted once, as the one the ranker kept
         }
@@ -321,7 +323,7 @@ async fn accepted_views(
         let event = decode(doc);
         if matches!(event.action, Action::View) {
             views
-                .entry((event.viewer.clone(), event.video_id))
+                .entry((event.viewer.to_string(), event.video_id))
                 .or_default()
                 .insert(doc.get_str("_id").unwrap().to_owned());
         }

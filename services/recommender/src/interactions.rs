@@ -7,6 +7,8 @@
 
 use std::{collections::HashMap, sync::Arc};
 
+#[cfg(test)]
+use events::interaction::ViewerKey;
 use events::{
     consumer::{self, BatchOutcome},
     interaction::Interaction,
@@ -42,11 +44,11 @@ pub fn spawn(
     );
 }
 
-/// The user behind a viewer key, if it is a signed-in one.
+/// The user behind a viewer key as sent, if it is a signed-in one (decoded events carry
+/// a parsed key: [`ViewerKey::user_id`]).
+#[cfg(test)]
 fn user_of(viewer: &str) -> Option<Uuid> {
-    viewer
-        .strip_prefix("user:")
-        .and_then(|id| Uuid::parse_str(id).ok())
+    viewer.parse::<ViewerKey>().ok()?.user_id()
 }
 
 async fn handle(
@@ -64,7 +66,7 @@ async fn handle(
         // The batch's new signals, starting from what memory holds.
         let mut updated: HashMap<(Uuid, Uuid), (Score, bool)> = HashMap::new();
         for envelope in &decoded {
-            let Some(user) = user_of(&envelope.data.viewer) else {
+            let Some(user) = envelope.data.viewer.user_id() else {
                 continue;
             };
             let Some(effect) = taste::effect(&envelope.data.action, envelope.occurred_at, config)

@@ -35,8 +35,9 @@ use events::{
     Envelope,
     batch::BatchPublisher,
     consumer::QueueSpec,
-    interaction::{Action, Interaction, Scope, Window, binding, trending_key},
+    interaction::{Action, Interaction, ViewerKey, binding},
     topology::INTERACTIONS,
+    trending::{Scope, Window, trending_key},
 };
 use futures::StreamExt;
 use kino_bench::{Rng, env_or};
@@ -93,7 +94,7 @@ impl Load {
             video_id: video,
             owner_id: owner,
             category: Some(category),
-            viewer: format!("user:{}", Uuid::new_v4()),
+            viewer: ViewerKey::user(Uuid::new_v4()),
             action,
         })
     }

@@ -9,8 +9,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::{
+    context::{AppContext, count_query, viewer},
     error::Error,
-    schema::{AppContext, count_query, viewer},
     users::User,
 };
 

@@ -1,7 +1,7 @@
 //! Comment queries and mutations.
 
 use async_graphql::{Context, ID, Object, Result, connection::Connection};
-use events::interaction::{Action, Interaction, user_viewer};
+use events::interaction::{Action, Interaction, ViewerKey};
 use mongodb::bson::DateTime;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -12,11 +12,11 @@ use super::{
 };
 use crate::{
     catalogue::{VideoRow, parse_id, store as videos},
+    context::{AppContext, count_query, viewer},
     cursor::{Cursor, Page},
     error::Error,
     interactions,
-    realtime::graphql::ChangeKind,
-    schema::{AppContext, count_query, viewer},
+    realtime::ChangeKind,
     users::User,
 };
 
@@ -234,7 +234,7 @@ impl CommentMutation {
                 .await
                 .map_err(Error::from)?;
         }
-        let event = interactions::interaction(&video_row, user_viewer(me), Action::Comment);
+        let event = interactions::interaction(&video_row, ViewerKey::user(me), Action::Comment);
         bump_video_count(app, video, 1, Some(event)).await?;
         app.realtime
             .comment_changed(ChangeKind::Added, &comment)
@@ -308,7 +308,11 @@ impl CommentMutation {
             }
             let retraction = video_row.map(|row| {
                 let commented_at = to_time(comment.created_at);
-                interactions::interaction(&row, user_viewer(me), Action::Uncomment { commented_at })
+                interactions::interaction(
+                    &row,
+                    ViewerKey::user(me),
+                    Action::Uncomment { commented_at },
+                )
             });
             bump_video_count(app, video, -1, retraction).await?;
             app.realtime

@@ -23,14 +23,14 @@ use async_graphql::{Context, ID, Object, Result};
 use events::{
     Envelope, Event, Route,
     batch::{BatchPublisher, PublishError},
-    interaction::{Action, Interaction, session_viewer, user_viewer},
+    interaction::{Action, Interaction, ViewerKey},
 };
 use sqlx::PgConnection;
 
 use crate::{
     catalogue::{VideoRow, parse_id, store as videos},
+    context::{AppContext, count_query, viewer},
     error::Error,
-    schema::{AppContext, count_query, viewer},
 };
 
 /// At most this many seconds of watch time in one report.
@@ -80,8 +80,8 @@ impl Interactions {
     }
 }
 
-/// An interaction with `video` by `viewer` (a viewer key, events::interaction).
-pub fn interaction(video: &VideoRow, viewer: String, action: Action) -> Interaction {
+/// An interaction with `video` by `viewer`.
+pub fn interaction(video: &VideoRow, viewer: ViewerKey, action: Action) -> Interaction {
     Interaction {
         video_id: video.id,
         owner_id: video.owner_id,
@@ -93,9 +93,9 @@ pub fn interaction(video: &VideoRow, viewer: String, action: Action) -> Interact
 
 /// The viewer key of the request: the signed-in user, else the anonymous session, which
 /// must then be given (8–128 characters of `A–Z a–z 0–9 _ -`).
-fn viewer_key(ctx: &Context<'_>, session_id: Option<&str>) -> Result<String, Error> {
+fn viewer_key(ctx: &Context<'_>, session_id: Option<&str>) -> Result<ViewerKey, Error> {
     if let Some(user) = viewer(ctx).id() {
-        return Ok(user_viewer(user));
+        return Ok(ViewerKey::user(user));
     }
     let session = session_id.ok_or_else(|| {
         Error::bad_input("anonymous viewers must give a sessionId (a random id per session)")
@@ -109,7 +109,7 @@ fn viewer_key(ctx: &Context<'_>, session_id: Option<&str>) -> Result<String, Err
             "sessionId must be 8–128 characters of A–Z, a–z, 0–9, _ and -",
         ));
     }
-    Ok(session_viewer(session))
+    Ok(ViewerKey::session(session))
 }
 
 /// The video if the viewer may see it.

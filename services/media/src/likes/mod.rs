@@ -17,14 +17,14 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use events::interaction::{Action, user_viewer};
+use events::interaction::{Action, ViewerKey};
 
 use crate::{
     catalogue::{self, Video, store},
+    context::{AppContext, count_query, viewer},
     cursor::{Cursor, Page},
     error::Error,
     interactions,
-    schema::{AppContext, count_query, viewer},
     users::User,
 };
 
@@ -75,7 +75,7 @@ async fn set_like(ctx: &Context<'_>, video_id: &ID, like: bool) -> Result<Video,
         } else {
             Action::Unlike { liked_at }
         };
-        let event = interactions::interaction(&video, user_viewer(user), action);
+        let event = interactions::interaction(&video, ViewerKey::user(user), action);
         app.interactions.enqueue(&mut tx, event).await?;
         let delta: i64 = if like { 1 } else { -1 };
         video.likes_count = sqlx::query_scalar(

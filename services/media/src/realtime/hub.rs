@@ -5,7 +5,8 @@
 //!
 //! 1. Some replica calls [`Hub::publish`]`("comments:<video>", &event)`. The event is
 //!    serialised once into a small envelope ([`Wire`]: the event and the time it was
-//!    published) and sent with `PUBLISH <prefix>comments:<video>` on the replica's ordinary
+//!    published; the format is [`super::wire`], shared with the ranker, which publishes
+//!    into the hub too) and sent with `PUBLISH <prefix>comments:<video>` on the replica's ordinary
 //!    (multiplexed) Redis connection.
 //! 2. Redis delivers it to every *connection* subscribed to that channel: at most one per
 //!    replica, because each replica subscribes through one dedicated pub/sub connection,
@@ -54,32 +55,13 @@ use std::{
 
 use futures::StreamExt;
 use platform::redis::ConnectionManager;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::{
-    graphql::{CommentChange, ProgressUpdate, StatsUpdate},
     memo::PayloadMemo,
     metrics,
+    wire::{Event, Wire},
 };
-
-/// Every kind of event that travels through the hub. One channel carries one kind; the
-/// enum makes decoding independent of the channel's name. A new kind of live update
-/// (e.g. trending changes) is a new variant.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Event {
-    Comment(CommentChange),
-    Progress(ProgressUpdate),
-    Stats(StatsUpdate),
-    /// The ranker changed the trending sets (published by the ranker, see
-    /// `events::interaction::trending_moved_message`): re-read the top lists.
-    TrendingMoved,
-    /// Never published: the hub's own signal that messages may have been lost (its Redis
-    /// connection broke and came back).
-    #[serde(skip)]
-    Gap,
-}
 
 /// A decoded message, shared by every local subscriber of its channel.
 #[derive(Debug)]
@@ -101,14 +83,6 @@ impl Message {
             memo: PayloadMemo::default(),
         }
     }
-}
-
-/// What goes over Redis: the event and its publication time. Other services may publish
-/// into the hub by sending the same JSON (`{"at": micros, "event": {"type": …, …}}`).
-#[derive(Serialize, Deserialize)]
-pub struct Wire<E> {
-    pub at: i64,
-    pub event: E,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -202,7 +176,7 @@ impl Hub {
         self.publish_raw(channel, &payload).await
     }
 
-    /// Publishes an already encoded [`Wire`] envelope (load generators, other services).
+    /// Publishes an already encoded [`Wire`] envelope (load generators).
     pub async fn publish_raw(&self, channel: &str, payload: &[u8]) -> Result<(), HubError> {
         let mut conn = self.inner.publisher.clone();
         let key = format!("{}{channel}", self.inner.prefix);

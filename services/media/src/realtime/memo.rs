@@ -18,6 +18,10 @@
 //! * Each hub [`Message`] carries a [`PayloadMemo`]: rendered `next` payloads by key
 //!   (a few at most, bounded; it lives as long as the message sits in the channel's
 //!   bounded buffer, so memory stays bounded too).
+//! * Each operation has a [`Probe`], made by the connection with the operation's key and
+//!   handed to its resolver as request data: the one channel between a subscription's
+//!   stream and the connection that sends its results (the memo's decision for the item
+//!   being yielded, and the event's publication time for the latency histogram).
 //! * A subscription's stream (`commentEvents`' live events) asks its [`Probe`] before
 //!   yielding an event. On a miss it yields the event as usual ([`Memoised::Execute`]):
 //!   async-graphql executes the selection, the connection serialises the payload, stores
@@ -32,22 +36,22 @@
 //! subscriber, so a stalled client cannot hold its channel's others back.
 //!
 //! [`Message`]: super::hub::Message
-//! [`Probe`]: super::graphql::Probe
 
 use std::{
     borrow::Cow,
     hash::{DefaultHasher, Hash, Hasher},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicI64, AtomicU64, Ordering},
     },
 };
 
 use async_graphql::{
-    ContextSelectionSet, OutputType, Positioned, ServerResult, Value, parser::types::Field,
-    registry::Registry,
+    Context, ContextSelectionSet, OutputType, Positioned, ServerResult, Value,
+    parser::types::Field, registry::Registry,
 };
 
+use super::hub::Message;
 use crate::viewer::Viewer;
 
 /// At most this many distinct operations' payloads are kept per message; further ones
@@ -193,6 +197,80 @@ impl<T: OutputType> OutputType for Memoised<T> {
             // The connection replaces this whole response with the stored payload.
             Self::Rendered => Ok(Value::Null),
         }
+    }
+}
+
+/// Set by a subscription's stream to the publication time of the event it is yielding;
+/// read by the connection once the resulting `next` message is on the socket, so the
+/// latency histogram covers publish → Redis → hub → GraphQL → socket.
+///
+/// It also carries the operation's [`OperationKey`] (set by the connection) and, for the
+/// item being yielded, what the connection needs to share its payload ([`MemoState`]).
+/// Both are read right after the item is yielded, before the stream is polled again, so
+/// they always describe that item.
+#[derive(Clone, Default)]
+pub struct Probe(Arc<ProbeInner>);
+
+#[derive(Default)]
+struct ProbeInner {
+    at: AtomicI64,
+    key: Option<OperationKey>,
+    memo: Mutex<Option<MemoState>>,
+}
+
+/// The memo's part in the item being yielded.
+pub enum MemoState {
+    /// Its payload was rendered already: send this.
+    Hit(Arc<str>),
+    /// Render it, then store the payload in this message's memo.
+    Miss(Arc<Message>),
+}
+
+impl Probe {
+    /// The probe of an operation whose results may be shared under `key`.
+    pub fn with_key(key: OperationKey) -> Self {
+        Self(Arc::new(ProbeInner {
+            key: Some(key),
+            ..Default::default()
+        }))
+    }
+
+    /// The operation's probe from inside its resolver (a keyless one when the request
+    /// did not come through the connection: HTTP, tests driving the schema directly).
+    pub fn of(ctx: &Context<'_>) -> Self {
+        ctx.data_opt::<Probe>().cloned().unwrap_or_default()
+    }
+
+    pub fn key(&self) -> Option<&OperationKey> {
+        self.0.key.as_ref()
+    }
+
+    pub fn mark(&self, published_at_micros: i64) {
+        self.0.at.store(published_at_micros, Ordering::Relaxed);
+    }
+
+    /// The marked time, once.
+    pub fn take(&self) -> Option<i64> {
+        Some(self.0.at.swap(0, Ordering::Relaxed)).filter(|at| *at > 0)
+    }
+
+    /// Looks `message` up in its memo under this operation's key: `Rendered` when the
+    /// payload is there (the connection will send it), else `Execute(item)`.
+    pub fn memoised<T>(&self, message: &Arc<Message>, item: impl FnOnce() -> T) -> Memoised<T> {
+        let Some(key) = &self.0.key else {
+            return Memoised::Execute(item());
+        };
+        let (state, out) = match message.memo.get(key) {
+            Some(payload) => (MemoState::Hit(payload), Memoised::Rendered),
+            None => (MemoState::Miss(message.clone()), Memoised::Execute(item())),
+        };
+        *self.0.memo.lock().unwrap() = Some(state);
+        out
+    }
+
+    /// What [`Probe::memoised`] decided for the item just yielded, once.
+    pub fn take_memo(&self) -> Option<MemoState> {
+        self.0.memo.lock().unwrap().take()
     }
 }
 

@@ -68,3 +68,20 @@ pub fn closed(code: u16) {
 pub fn payload(how: &'static str) {
     metrics::counter!("media_realtime_payloads_total", "how" => how).increment(1);
 }
+
+/// Keeps `media_realtime_subscriptions` right however the stream ends.
+/// (Every subscription resolver wraps its stream in it.)
+pub fn counted<S: futures::Stream>(inner: S) -> impl futures::Stream<Item = S::Item> {
+    struct Guard;
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            subscription_ended();
+        }
+    }
+    subscription_started();
+    let guard = Guard;
+    futures::StreamExt::map(inner, move |item| {
+        let _ = &guard;
+        item
+    })
+}

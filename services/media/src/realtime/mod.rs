@@ -41,13 +41,18 @@
 //!   async-graphql's `execute_stream`, with every close code the protocol defines
 //!   (async-graphql's own handler leaves several out) and authentication from the
 //!   `connection_init` payload ([`tokens`]) or the gateway's `X-User-Id`.
-//! * [`graphql`]: the subscriptions themselves: `commentEvents` (replay from MongoDB after
-//!   a cursor, then live, with no gap and no duplicate at the seam), `uploadProgress`,
-//!   `videoStats` (coalesced).
+//! * [`wire`]: what travels through the hub (the events, in the envelope the ranker
+//!   publishes with too, `events::trending::Wire`).
+//! * [`subscriptions`]: the subscriptions themselves: `commentEvents` (its stream is
+//!   [`comment_feed`]: replay from MongoDB after a cursor, then live, with no gap and no
+//!   duplicate at the seam), `uploadProgress`, `videoStats` (coalesced, [`stats`]).
+//! * [`memo`]: identical subscriptions share each event's rendered payload; an
+//!   operation's [`memo::Probe`] is how its stream and its connection talk.
 //! * [`progress`]: `video.progress` (and the final `video.ready`/`video.failed`) from
 //!   RabbitMQ into the hub. One queue shared by every replica: whichever replica takes an
 //!   event publishes it to Redis, and every replica's subscribers get it.
-//! * [`stats`]: counter changes coalesced per replica before they are published.
+//! * [`stats`]: counter changes coalesced per replica before they are published, and per
+//!   subscriber before they are sent.
 //!
 //! # What "no loss" means here
 //!
@@ -58,23 +63,26 @@
 //! carrying the cursor to resume from. Comments are in MongoDB, so resuming from that
 //! cursor replays exactly what was missed.
 
+pub mod comment_feed;
 pub mod config;
-pub mod graphql;
 pub mod hub;
 pub mod memo;
 pub mod metrics;
 pub mod progress;
 pub mod protocol;
 pub mod stats;
+pub mod subscriptions;
 pub mod tokens;
+pub mod wire;
 
 use std::sync::Arc;
 
 use platform::Shutdown;
 
 pub use config::RealtimeConfig;
-pub use graphql::RealtimeSubscription;
-pub use hub::{Event, Hub, Message, Received, Subscription};
+pub use hub::{Hub, Message, Received, Subscription};
+pub use subscriptions::RealtimeSubscription;
+pub use wire::{ChangeKind, CommentChange, Event};
 
 use crate::comments::store::CommentDoc;
 
@@ -108,7 +116,7 @@ impl Realtime {
         let hub = Hub::start(
             redis_url,
             redis.clone(),
-            &format!("{redis_prefix}rt:"),
+            &events::trending::hub_prefix(redis_prefix),
             config.channel_capacity,
             shutdown.triggered(),
         )?;
@@ -126,9 +134,9 @@ impl Realtime {
     /// Announces a comment change to `commentEvents` subscribers on every replica, and
     /// the comment count to `videoStats` ones. Best effort: the comment is already stored
     /// (a failure here is logged; a client that resumes from its cursor still gets it).
-    pub async fn comment_changed(&self, kind: graphql::ChangeKind, comment: &CommentDoc) {
+    pub async fn comment_changed(&self, kind: ChangeKind, comment: &CommentDoc) {
         let channel = channels::comments(&comment.video_id);
-        let event = Event::Comment(graphql::CommentChange {
+        let event = Event::Comment(CommentChange {
             kind,
             comment: comment.clone(),
         });
@@ -142,7 +150,7 @@ impl Realtime {
 }
 
 /// Channel names. A channel is one thing clients watch; the hub prefixes them with
-/// `REDIS_PREFIX` + `rt:` on Redis.
+/// `REDIS_PREFIX` + `rt:` on Redis (`events::trending::hub_prefix`).
 pub mod channels {
     pub fn comments(video: &impl std::fmt::Display) -> String {
         format!("comments:{video}")
@@ -157,6 +165,6 @@ pub mod channels {
     }
 
     /// The ranker's announcements that the trending sets changed (one channel for all
-    /// windows; `events::interaction::trending_moved_channel` is its name on Redis).
-    pub const TRENDING: &str = "trending";
+    /// windows; `events::trending::trending_moved_channel` is its name on Redis).
+    pub const TRENDING: &str = events::trending::TRENDING_CHANNEL;
 }

@@ -19,7 +19,7 @@ use events::{
 };
 use lapin::types::AMQPValue;
 
-use super::{Event, Hub, channels, graphql::ProgressUpdate};
+use super::{Event, Hub, channels, wire::ProgressUpdate};
 use crate::Context;
 
 pub const MESSAGE_TTL: Duration = Duration::from_secs(30);

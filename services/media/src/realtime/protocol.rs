@@ -18,9 +18,10 @@
 //! * the client's next message: `connection_init` (authenticate, then `connection_ack`),
 //!   `subscribe` (start an operation), `complete` (stop one), `ping` (answer `pong`),
 //!   `pong` (nothing);
-//! * the next result of any running operation (a `StreamMap` keyed by operation id):
-//!   sent as `next`, then `complete` when the operation's stream ends, or as `error`
-//!   when the operation failed before producing anything (validation, authorisation);
+//! * the next result of any running operation (one `StreamMap` of [`Operation`]s keyed
+//!   by operation id, the only record of what runs): sent as `next`, then `complete`
+//!   when the operation's stream ends, or as `error` when the operation failed before
+//!   producing anything (validation, authorisation);
 //! * the keep-alive timer: a `ping` every `REALTIME_KEEPALIVE_SECS`, and a close when the
 //!   client has been silent for two intervals (a dead peer);
 //! * the initialisation deadline and the service's shutdown.
@@ -44,7 +45,12 @@
 //! | 4500 | the token could not be checked (auth or Redis unreachable); retry later |
 //! | 1001 | the server is shutting down, or the client stopped answering pings or reading |
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context as TaskContext, Poll},
+    time::Duration,
+};
 
 use async_graphql::{Response, ServerError};
 use axum::{
@@ -57,7 +63,7 @@ use axum::{
     response::{IntoResponse, Response as HttpResponse},
     routing::get,
 };
-use futures::{StreamExt, stream::BoxStream};
+use futures::{Stream, StreamExt, stream::BoxStream};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_stream::StreamMap;
@@ -65,8 +71,7 @@ use uuid::Uuid;
 
 use super::{
     Realtime,
-    graphql::{MemoState, Probe},
-    memo::{self, OperationKey},
+    memo::{self, MemoState, OperationKey, Probe},
     metrics, tokens,
 };
 use crate::{routes::with_error_codes, schema::KinoSchema, viewer::Viewer};
@@ -184,6 +189,45 @@ enum Flow {
 /// An operation's results; `None` marks its end.
 type Results = BoxStream<'static, Option<Response>>;
 
+/// A running operation: its results, and what the connection needs to send each one.
+struct Operation {
+    results: Results,
+    /// Shared with the operation's resolver (see [`memo`]).
+    probe: Probe,
+    /// Whether a result was yielded already (an error before that is an `error` message).
+    started: bool,
+}
+
+/// One result of an operation, with what its probe said about it. The probe is read as
+/// the result is yielded, before the operation is polled again, so it describes this
+/// result and no other.
+struct Step {
+    /// `None`: the operation ended.
+    response: Option<Response>,
+    first: bool,
+    memo: Option<MemoState>,
+    /// When the event behind it was published (Unix microseconds), if it came from one.
+    published_at: Option<i64>,
+    key: Option<OperationKey>,
+}
+
+impl Stream for Operation {
+    type Item = Step;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Step>> {
+        let this = &mut *self;
+        this.results.poll_next_unpin(cx).map(|result| {
+            result.map(|response| Step {
+                response,
+                first: !std::mem::replace(&mut this.started, true),
+                memo: this.probe.take_memo(),
+                published_at: this.probe.take(),
+                key: this.probe.key().cloned(),
+            })
+        })
+    }
+}
+
 struct Connection {
     state: WsState,
     socket: WebSocket,
@@ -193,10 +237,7 @@ struct Connection {
     token: Option<String>,
     initialised: bool,
     acknowledged: bool,
-    operations: StreamMap<String, Results>,
-    probes: std::collections::HashMap<String, Probe>,
-    /// Ids whose first result has not been sent yet (an error then is an `error` message).
-    unstarted: HashSet<String>,
+    operations: StreamMap<String, Operation>,
     last_heard: Instant,
 }
 
@@ -210,8 +251,6 @@ impl Connection {
             initialised: false,
             acknowledged: false,
             operations: StreamMap::new(),
-            probes: Default::default(),
-            unstarted: HashSet::new(),
             last_heard: Instant::now(),
         }
     }
@@ -237,8 +276,8 @@ impl Connection {
                     }
                     _ => Flow::Gone,
                 },
-                Some((id, result)) = self.operations.next(), if !self.operations.is_empty() => {
-                    self.on_result(id, result).await
+                Some((id, step)) = self.operations.next(), if !self.operations.is_empty() => {
+                    self.on_result(id, step).await
                 }
                 _ = keepalive.tick() => {
                     if self.last_heard.elapsed() > config.keepalive * 2 {
@@ -307,8 +346,6 @@ impl Connection {
             ClientMessage::Complete { id } => {
                 // The client is done with it: stop it, and say nothing (per protocol).
                 self.operations.remove(&id);
-                self.probes.remove(&id);
-                self.unstarted.remove(&id);
                 Flow::Continue
             }
         }
@@ -404,24 +441,24 @@ impl Connection {
             .map(Some)
             .chain(futures::stream::once(async { None }))
             .boxed();
-        self.operations.insert(id.clone(), results);
-        self.probes.insert(id.clone(), probe);
-        self.unstarted.insert(id);
+        let operation = Operation {
+            results,
+            probe,
+            started: false,
+        };
+        self.operations.insert(id, operation);
         Flow::Continue
     }
 
-    async fn on_result(&mut self, id: String, result: Option<Response>) -> Flow {
-        let first = self.unstarted.remove(&id);
-        let Some(mut response) = result else {
-            self.probes.remove(&id);
+    async fn on_result(&mut self, id: String, step: Step) -> Flow {
+        let Some(mut response) = step.response else {
             return self.send(&ServerMessage::Complete { id: &id }).await;
         };
         with_error_codes(&mut response);
-        if first && response.is_err() && response.data == async_graphql::Value::Null {
+        if step.first && response.is_err() && response.data == async_graphql::Value::Null {
             // The operation failed before it started (validation, arguments, access):
             // `error` ends it; no `complete` follows.
             self.operations.remove(&id);
-            self.probes.remove(&id);
             return self
                 .send(&ServerMessage::Error {
                     id: &id,
@@ -429,8 +466,7 @@ impl Connection {
                 })
                 .await;
         }
-        let memo = self.probes.get(&id).and_then(Probe::take_memo);
-        let frame = match memo {
+        let frame = match step.memo {
             // Identical operations already rendered this event: send their payload.
             Some(MemoState::Hit(payload)) => {
                 self.state.realtime.memo.count_shared();
@@ -442,7 +478,7 @@ impl Connection {
                 let payload: Arc<str> = serde_json::to_string(&response)
                     .expect("responses serialise")
                     .into();
-                if let Some(key) = self.probes.get(&id).and_then(Probe::key) {
+                if let Some(key) = &step.key {
                     message.memo.put(key, payload.clone());
                 }
                 memo::next_frame(&id, &payload)
@@ -455,10 +491,8 @@ impl Connection {
         };
         let flow = self.send_text(frame).await;
         if matches!(flow, Flow::Continue) {
-            let latency = self
-                .probes
-                .get(&id)
-                .and_then(Probe::take)
+            let latency = step
+                .published_at
                 .map(|at| (super::hub::now_micros() - at) as f64 / 1e6);
             metrics::delivered(latency);
         }

@@ -13,14 +13,14 @@
 use std::time::Duration;
 
 use async_graphql::{Context, ID, Object, Result};
-use events::interaction::Scope;
+use events::trending::Scope;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
     catalogue::{Video, VideoRow, parse_id, store},
+    context::{AppContext, count_query, viewer},
     error::Error,
-    schema::{AppContext, count_query, viewer},
     trending::{self, TrendingWindow},
 };
 

@@ -19,10 +19,10 @@ use sqlx::PgPool;
 
 use crate::{
     catalogue::{Video, VideoRow, graphql::normalise_tags, store},
+    context::{AppContext, count_query},
     cursor::{Cursor, Page},
     error::Error,
     page_cache::PageCache,
-    schema::{AppContext, count_query},
 };
 
 /// Search result pages by everything that selects them.

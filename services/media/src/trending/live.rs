@@ -4,7 +4,7 @@
 //!
 //! The ranker writes the trending sorted sets in Redis and, after every batch it applies,
 //! announces it on the real-time hub's `trending` channel
-//! (`events::interaction::trending_moved_channel`). A media replica with `trendingChanged`
+//! (`events::trending::trending_moved_channel`). A media replica with `trendingChanged`
 //! subscribers watches that channel once, through its one hub connection, like any other
 //! live update (the hub reference-counts it), so announcements cost nothing on replicas
 //! that nobody asks for trending.
@@ -32,7 +32,7 @@ use std::{
 };
 
 use async_graphql::{Context, Result, Subscription};
-use events::interaction::Scope;
+use events::trending::Scope;
 use futures::{Stream, stream};
 use tokio::{sync::watch, time::Instant};
 use uuid::Uuid;
@@ -40,8 +40,8 @@ use uuid::Uuid;
 use super::{TrendingWindow, check_limit, key, top_rows};
 use crate::{
     catalogue::{Video, VideoRow},
-    realtime::{Received, channels, graphql::counted},
-    schema::AppContext,
+    context::AppContext,
+    realtime::{Received, channels, metrics::counted},
 };
 
 /// A window's current top list, as read by its board (`None` until the first read).

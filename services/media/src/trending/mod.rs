@@ -1,4 +1,4 @@
-//! Trending: the ranker's sorted sets (events::interaction::trending_key), read from Redis
+//! Trending: the ranker's sorted sets (events::trending::trending_key), read from Redis
 //! and hydrated from the catalogue.
 //!
 //! The sets rank every video that was interacted with; what may be listed (ready, public,
@@ -13,7 +13,7 @@
 //! small sets, one ZINCRBY per video and window in each.
 
 use async_graphql::{Context, Enum, ID, Object, Result};
-use events::interaction::{Scope, trending_key};
+use events::trending::{Scope, trending_key};
 use uuid::Uuid;
 
 pub mod live;
@@ -22,8 +22,8 @@ pub use live::{TrendingBoards, TrendingSubscription};
 
 use crate::{
     catalogue::{Video, VideoRow, store},
+    context::{AppContext, count_query},
     error::Error,
-    schema::{AppContext, count_query},
 };
 
 /// Pages read from a sorted set before giving up on filling `limit`.
@@ -34,7 +34,7 @@ const MAX_PAGES: usize = 4;
 const CHANNEL_CANDIDATES: i64 = 10_000;
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Hash)]
-#[graphql(remote = "::events::interaction::Window")]
+#[graphql(remote = "::events::trending::Window")]
 pub enum TrendingWindow {
     /// Scores halve every `HALF_LIFE_HOUR_SECS` (1 hour by default).
     Hour,

@@ -12,7 +12,7 @@ use redis::AsyncCommands;
 use uuid::Uuid;
 
 use super::User;
-use crate::schema::count_query;
+use crate::context::count_query;
 
 const TOMBSTONE: &str = "null";
 const TOMBSTONE_TTL: Duration = Duration::from_secs(60);

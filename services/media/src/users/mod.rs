@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use crate::{
     catalogue::{Video, store},
+    context::{AppContext, viewer},
     cursor::{Cursor, Page},
-    schema::{AppContext, viewer},
 };
 
 /// A public profile, as auth's `/user/list` returns it.

@@ -97,7 +97,7 @@ pub fn interaction(
         video_id: video,
         owner_id: owner,
         category: category.map(str::to_owned),
-        viewer: viewer.to_owned(),
+        viewer: viewer.parse().expect("a viewer key"),
         action,
     }
 }

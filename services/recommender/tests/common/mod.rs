@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 
 use events::{
     Envelope, Event,
-    interaction::{Action, Interaction, user_viewer},
+    interaction::{Action, Interaction, ViewerKey},
     video::{VideoCreated, VideoMetadata, VideoReady, Visibility},
 };
 use platform::{Shutdown, config::HttpConfig, postgres::PostgresConfig};
@@ -116,7 +116,7 @@ impl App {
             video_id: video,
             owner_id: Uuid::nil(),
             category: None,
-            viewer: user_viewer(user),
+            viewer: ViewerKey::user(user),
             action,
         });
         self.deliver(&self.config.interactions_queue().name, &envelope)
