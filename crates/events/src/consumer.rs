@@ -13,12 +13,6 @@
 
 use std::{collections::VecDeque, future::Future, sync::Arc, time::Duration};
 
-pub use crate::queue::QueueSpec;
-use crate::{
-    Envelope, Error, Rabbit,
-    envelope::{DecodeError, Payload},
-    pack,
-};
 use futures::StreamExt;
 use lapin::{
     Channel,
@@ -28,6 +22,13 @@ use lapin::{
         QueueDeclareOptions,
     },
     types::FieldTable,
+};
+
+pub use crate::queue::QueueSpec;
+use crate::{
+    Envelope, Error, Rabbit,
+    envelope::{DecodeError, Payload},
+    pack,
 };
 
 /// What to do with a delivery once handled.
