@@ -12,7 +12,7 @@ use e2e::{
     Stack, ready_event as ready,
     ws::{Received, WsClient, media_ws_url},
 };
-use events::video::{VideoMetadata, VideoProgress, Visibility};
+use events::video::{ProgressStage, VideoMetadata, VideoProgress, Visibility};
 use media::realtime::{ChangeKind, CommentChange, Event};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -71,7 +71,7 @@ fn progress(video_id: Uuid, owner: Uuid, stage: &str, percent: f64) -> VideoProg
     VideoProgress {
         video_id,
         owner_id: owner,
-        stage: stage.into(),
+        stage: ProgressStage::parse(stage).expect("a progress stage"),
         percent,
         speed: Some(2.0),
         eta_seconds: Some(1.0),

@@ -23,6 +23,7 @@ use lapin::{
     },
     types::FieldTable,
 };
+use platform::background::reconnecting;
 
 pub use crate::queue::QueueSpec;
 use crate::{
@@ -50,35 +51,24 @@ const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 /// How often a consumer asks the broker how deep its queue is.
 const DEPTH_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Consumes `spec`'s queue until `shutdown` resolves. `prefetch` bounds the deliveries in
+/// Consumes `spec`'s queue until shutdown. `prefetch` bounds the deliveries in
 /// flight from the broker (they are still handled one at a time).
 pub fn spawn<H, F>(
     rabbit: Arc<Rabbit>,
     spec: QueueSpec,
     prefetch: u16,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: &platform::Shutdown,
     handler: H,
 ) -> tokio::task::JoinHandle<()>
 where
     H: Fn(Delivery) -> F + Send + Sync + 'static,
     F: Future<Output = Outcome> + Send,
 {
+    let shutdown = shutdown.clone();
     tokio::spawn(async move {
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                result = consume(&rabbit, &spec, prefetch, &handler) => {
-                    if let Err(e) = result {
-                        tracing::warn!(queue = %spec.name, error = %e, "consumer: reconnecting");
-                    }
-                }
-                () = &mut shutdown => return,
-            }
-            tokio::select! {
-                () = tokio::time::sleep(RECONNECT_PAUSE) => {}
-                () = &mut shutdown => return,
-            }
-        }
+        let what = format!("consumer of {}", spec.name);
+        let session = || consume(&rabbit, &spec, prefetch, &handler);
+        reconnecting(&what, RECONNECT_PAUSE, &shutdown, session).await;
     })
 }
 
@@ -233,7 +223,7 @@ pub struct Batching {
     pub in_flight: usize,
 }
 
-/// Consumes `spec`'s queue in batches until `shutdown` resolves (see [`Batching`]). The
+/// Consumes `spec`'s queue in batches until shutdown (see [`Batching`]). The
 /// handler gets the batch and the batch is settled by its outcome, only after it returned:
 /// a crash in between redelivers the whole batch, so the handler must be idempotent for
 /// all of it. Handlers run as tasks of their own (so that `in_flight` of them overlap);
@@ -242,7 +232,7 @@ pub fn spawn_batched<H, F>(
     rabbit: Arc<Rabbit>,
     spec: QueueSpec,
     batching: Batching,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: &platform::Shutdown,
     handler: H,
 ) -> tokio::task::JoinHandle<()>
 where
@@ -255,22 +245,11 @@ where
         in_flight: batching.in_flight.max(1),
         ..batching
     };
+    let shutdown = shutdown.clone();
     tokio::spawn(async move {
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                result = consume_batches(&rabbit, &spec, batching, &handler) => {
-                    if let Err(e) = result {
-                        tracing::warn!(queue = %spec.name, error = %e, "consumer: reconnecting");
-                    }
-                }
-                () = &mut shutdown => return,
-            }
-            tokio::select! {
-                () = tokio::time::sleep(RECONNECT_PAUSE) => {}
-                () = &mut shutdown => return,
-            }
-        }
+        let what = format!("consumer of {}", spec.name);
+        let session = || consume_batches(&rabbit, &spec, batching, &handler);
+        reconnecting(&what, RECONNECT_PAUSE, &shutdown, session).await;
     })
 }
 

@@ -195,10 +195,6 @@ pub fn counters_routing_key(prefix: &str) -> String {
     format!("{prefix}counters")
 }
 
-// The ranker's output (trending sets and their announcements) is crate::trending. These
-// names stay here for callers not yet moved to it (the ranker's store).
-pub use crate::trending::{t0_key, trending_moved_channel, trending_moved_message};
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,14 +54,11 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Starts the relay task; it stops when `shutdown` resolves.
-    pub fn spawn(
-        pool: PgPool,
-        publisher: Arc<Publisher>,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Self {
+    /// Starts the relay task; it stops on shutdown.
+    pub fn spawn(pool: PgPool, publisher: Arc<Publisher>, shutdown: &platform::Shutdown) -> Self {
         let wake = Arc::new(Notify::new());
         let relay = Self { wake: wake.clone() };
+        let shutdown = shutdown.triggered();
         tokio::spawn(async move {
             tokio::pin!(shutdown);
             loop {

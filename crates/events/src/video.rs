@@ -271,11 +271,8 @@ impl ProgressStage {
 pub struct VideoProgress {
     pub video_id: Uuid,
     pub owner_id: Uuid,
-    /// A [`ProgressStage`] as its word ([`ProgressStage::as_str`]), which producers build it
-    /// from ([`VideoProgress::new`]). The field is still text because media's `uploadProgress`
-    /// passes it straight through into a text field of its own; it becomes the enum when
-    /// that consumer does.
-    pub stage: String,
+    /// Where the job is (travels as its word, [`ProgressStage::as_str`]).
+    pub stage: ProgressStage,
     /// 0.0 ..= 100.0, never decreasing within one attempt.
     pub percent: f64,
     /// Encoding speed relative to real time (ffmpeg's `speed`), when known.
@@ -296,7 +293,7 @@ impl VideoProgress {
         Self {
             video_id,
             owner_id,
-            stage: stage.as_str().to_owned(),
+            stage,
             percent,
             speed,
             eta_seconds,

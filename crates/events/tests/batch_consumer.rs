@@ -52,7 +52,7 @@ async fn packs_fill_batches_by_events_and_every_batch_is_acknowledged_when_the_q
     }
 
     let batches: Arc<Mutex<Vec<Vec<u32>>>> = Arc::default();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stop = platform::Shutdown::new();
     let consumer = consumer::spawn_batched(
         rabbit.clone(),
         spec.clone(),
@@ -62,9 +62,7 @@ async fn packs_fill_batches_by_events_and_every_batch_is_acknowledged_when_the_q
             prefetch: 100,
             in_flight: 2,
         },
-        async move {
-            let _ = stopped.await;
-        },
+        &stop,
         {
             let batches = batches.clone();
             move |deliveries| {
@@ -88,7 +86,7 @@ async fn packs_fill_batches_by_events_and_every_batch_is_acknowledged_when_the_q
     .await;
     // Nothing else arrives now; the last batches must be settled all the same.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.send(()).unwrap();
+    stop.trigger();
     consumer.await.unwrap();
     rabbit.close().await; // anything still unacknowledged goes back to the queue
 

@@ -7,6 +7,8 @@
 //! * [`every`]: run a periodic task (a sweep, a flush, a rebase) every interval until
 //!   shutdown. A tick is never cut off by shutdown: shutdown is noticed between ticks, so
 //!   a tick that started finishes and what it wrote stays consistent.
+//! * [`reconnecting`]: run a session over a connection (consuming a queue, a pub/sub
+//!   subscription) until shutdown, starting a new one after a pause whenever one ends.
 //!
 //! Both take the one [`Shutdown`] a service was given, by reference. Backoff comes from
 //! `backon`; failures are logged at `warn` with `what` naming the step.
@@ -115,6 +117,39 @@ where
     }
 }
 
+/// Runs `session` until shutdown, again and again: when one ends (its connection broke,
+/// logged at `warn` as "`what`: reconnecting" when it ended in an error), the next starts
+/// after `pause`. Shutdown drops the running session at its next await point, so a
+/// session must leave nothing half-done that its store does not undo (unacknowledged
+/// deliveries go back to their queue).
+pub async fn reconnecting<E, F, Fut>(
+    what: &str,
+    pause: Duration,
+    shutdown: &Shutdown,
+    mut session: F,
+) where
+    E: Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+{
+    let stop = shutdown.triggered();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            ended = session() => {
+                if let Err(error) = ended {
+                    tracing::warn!(%error, "{what}: reconnecting");
+                }
+            }
+        }
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{
@@ -178,6 +213,30 @@ mod tests {
         });
         task.await.unwrap();
         assert_eq!(ticks.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconnecting_starts_a_new_session_after_each_until_shutdown() {
+        let shutdown = Shutdown::new();
+        let sessions = Arc::new(AtomicU32::new(0));
+        let (counted, stop) = (sessions.clone(), shutdown.clone());
+        let task = tokio::spawn(async move {
+            reconnecting("session", Duration::from_secs(1), &stop, || {
+                let n = counted.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n < 2 {
+                        Err("broken") // ends at once, like a lost connection
+                    } else {
+                        std::future::pending().await // runs until shutdown
+                    }
+                }
+            })
+            .await;
+        });
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        shutdown.trigger();
+        task.await.unwrap();
+        assert_eq!(sessions.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test(start_paused = true)]

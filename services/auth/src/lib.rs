@@ -54,7 +54,7 @@ impl Context {
         let relay = Relay::spawn(
             db.pool().clone(),
             Arc::new(Publisher::new(rabbit.clone())),
-            shutdown.triggered(),
+            shutdown,
         );
         let t = &config.tokens;
         let jwt = &t.jwt;

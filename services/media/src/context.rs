@@ -66,7 +66,7 @@ impl Context {
         let relay = Relay::spawn(
             db.pool().clone(),
             Arc::new(Publisher::new(rabbit.clone())),
-            shutdown.triggered(),
+            shutdown,
         );
         let directory = Directory::new(
             redis.clone(),

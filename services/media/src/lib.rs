@@ -65,12 +65,12 @@ pub async fn serve(ctx: Context, listener: TcpListener, shutdown: Shutdown) -> a
     // Open WebSocket connections show as 0 before the first client (realtime::metrics).
     platform::metrics::register_websocket_connections();
     ensure_indexes(ctx.comments.clone(), &shutdown);
-    catalogue::events::spawn(&ctx, shutdown.triggered());
-    users::events::spawn(&ctx, ctx.directory.clone(), shutdown.triggered());
+    catalogue::events::spawn(&ctx, &shutdown);
+    users::events::spawn(&ctx, ctx.directory.clone(), &shutdown);
     comments::recount::spawn(ctx.clone(), recount_every, &shutdown);
-    interactions::counters::spawn(&ctx, shutdown.triggered());
+    interactions::counters::spawn(&ctx, &shutdown);
 
-    realtime::progress::spawn(&ctx, shutdown.triggered());
+    realtime::progress::spawn(&ctx, &shutdown);
 
     let schema = schema::build(Some(ctx.clone()), limits);
     let routes = routes::router(schema.clone(), limits.max_body_bytes)

@@ -22,10 +22,6 @@ use crate::{
     trending::{TrendingQuery, TrendingSubscription},
 };
 
-// Feature modules import these from `crate::context`; they are re-exported here only for
-// those not yet moved to it (the catalogue).
-pub use crate::context::{AppContext, count_query, viewer};
-
 #[derive(MergedObject, Default)]
 pub struct Query(
     CatalogueQuery,

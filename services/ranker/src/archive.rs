@@ -27,7 +27,7 @@ const DUPLICATE_KEY: i32 = 11000;
 
 pub const COLLECTION: &str = "interactions";
 
-pub fn spawn(ctx: &Context, shutdown: impl Future<Output = ()> + Send + 'static) {
+pub fn spawn(ctx: &Context, shutdown: &platform::Shutdown) {
     let collection: Collection<Document> = ctx.mongo.collection(COLLECTION);
     let spec = ctx.config.queue("ranker.archive");
     let ingest = ctx.config.ingest;

@@ -182,11 +182,7 @@ impl Scopes {
     }
 }
 
-pub fn spawn(
-    ctx: &Context,
-    ingestor: Arc<Ingestor>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+pub fn spawn(ctx: &Context, ingestor: Arc<Ingestor>, shutdown: &platform::Shutdown) {
     let spec = ctx.config.queue("ranker.interactions");
     let ingest = ctx.config.ingest;
     let batching = ingest.batching(ingest.batch_size);

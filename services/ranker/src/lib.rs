@@ -76,7 +76,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let roles = ctx.config.roles;
     if roles.rank {
         let ingestor = Arc::new(ctx.ingestor());
-        ingest::spawn(&ctx, ingestor.clone(), shutdown.triggered());
+        ingest::spawn(&ctx, ingestor.clone(), &shutdown);
         rebase::spawn(ingestor.clone(), &shutdown);
         counters::spawn(
             ingestor.store.clone(),
@@ -87,7 +87,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         );
     }
     if roles.archive {
-        archive::spawn(&ctx, shutdown.triggered());
+        archive::spawn(&ctx, &shutdown);
     }
     platform::http::serve_service(
         listener,

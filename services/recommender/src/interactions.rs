@@ -25,11 +25,7 @@ use crate::{
     taste::{self, Score},
 };
 
-pub fn spawn(
-    ctx: &Context,
-    serving: Arc<Serving>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+pub fn spawn(ctx: &Context, serving: Arc<Serving>, shutdown: &platform::Shutdown) {
     let pool = ctx.db.pool().clone();
     let taste = ctx.config.taste;
     consumer::spawn_batched(

@@ -141,15 +141,15 @@ async fn start(ctx: Context, shutdown: Shutdown) {
     metrics::gauge!("recommender_index_vectors").set(serving.index.len() as f64);
     metrics::gauge!("recommender_index_dead_slots").set(0.0);
     let _ = ctx.serving.set(serving.clone());
-    videos::spawn(&ctx, serving.clone(), shutdown.triggered());
-    interactions::spawn(&ctx, serving.clone(), shutdown.triggered());
+    videos::spawn(&ctx, serving.clone(), &shutdown);
+    interactions::spawn(&ctx, serving.clone(), &shutdown);
     videos::embedder(
         ctx.db.pool().clone(),
         ctx.model.clone(),
         serving,
         ctx.embed_wake.clone(),
         ctx.config.model.batch_size,
-        shutdown.triggered(),
+        &shutdown,
     );
 }
 

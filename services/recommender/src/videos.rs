@@ -43,11 +43,7 @@ pub enum Change {
     Deleted(Uuid),
 }
 
-pub fn spawn(
-    ctx: &Context,
-    serving: Arc<Serving>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+pub fn spawn(ctx: &Context, serving: Arc<Serving>, shutdown: &platform::Shutdown) {
     let pool = ctx.db.pool().clone();
     let wake = ctx.embed_wake.clone();
     consumer::spawn_batched(
@@ -266,8 +262,9 @@ pub fn embedder(
     serving: Arc<Serving>,
     wake: Arc<Notify>,
     batch_size: usize,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: &platform::Shutdown,
 ) {
+    let shutdown = shutdown.triggered();
     tokio::spawn(async move {
         tokio::pin!(shutdown);
         loop {

@@ -84,16 +84,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let spec = ctx.queues.names.jobs_queue();
     let worker = ctx.clone();
     // Prefetch 1: a worker holds one job; others wait in the queue for free workers.
-    consumer::spawn(
-        ctx.rabbit.clone(),
-        spec,
-        1,
-        shutdown.triggered(),
-        move |delivery| {
-            let ctx = worker.clone();
-            async move { job::handle(&ctx, delivery).await }
-        },
-    );
+    consumer::spawn(ctx.rabbit.clone(), spec, 1, &shutdown, move |delivery| {
+        let ctx = worker.clone();
+        async move { job::handle(&ctx, delivery).await }
+    });
     platform::http::serve_service(
         listener,
         "/transcoder",

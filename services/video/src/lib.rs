@@ -106,7 +106,7 @@ fn start_relay(ctx: &Context, shutdown: &Shutdown) {
         // while this service ran gets it back before the next job is published.
         let jobs = queues::transcode_jobs(&ctx.config.queue_prefix);
         let publisher = Arc::new(Publisher::new(ctx.rabbit.clone()).declaring([jobs]));
-        let relay = Relay::spawn(ctx.db.pool().clone(), publisher, shutdown.triggered());
+        let relay = Relay::spawn(ctx.db.pool().clone(), publisher, &shutdown);
         relay.notify();
         let _ = ctx.relay.set(relay);
     });
@@ -125,7 +125,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let grace = config.http.shutdown_grace;
     let ctx = Context::connect(config, &shutdown)?;
     start_relay(&ctx, &shutdown);
-    assets::consumer::spawn(ctx.clone(), shutdown.clone());
+    assets::consumer::spawn(ctx.clone(), &shutdown);
     sweeper::spawn(ctx.clone(), ctx.config.uploads.sweep_interval, &shutdown);
     let routes = router(ctx.clone());
     platform::http::serve_service(listener, "/video", routes, ctx.readiness(), shutdown, grace)

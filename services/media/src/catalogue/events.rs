@@ -28,7 +28,7 @@ const KINDS: [VideoEventKind; 5] = [
 ];
 
 /// Consumes media's `media.catalogue` queue until shutdown.
-pub fn spawn(ctx: &Context, shutdown: impl Future<Output = ()> + Send + 'static) {
+pub fn spawn(ctx: &Context, shutdown: &platform::Shutdown) {
     let mut spec = ctx.config.queue("media.catalogue");
     for kind in KINDS {
         spec = spec.bind(VIDEO_EVENTS, kind.routing_key());

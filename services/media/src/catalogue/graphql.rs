@@ -11,9 +11,9 @@ use uuid::Uuid;
 
 use super::{Video, Visibility, parse_id, store};
 use crate::{
+    context::{AppContext, count_query, viewer},
     cursor::{Cursor, Page},
     error::Error,
-    schema::{AppContext, count_query, viewer},
     users::{User, videos_of},
 };
 

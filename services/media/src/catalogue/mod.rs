@@ -14,10 +14,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
+    context::{AppContext, viewer},
     cursor::{Cursor, Page},
     error::Error,
     likes,
-    schema::{AppContext, viewer},
     users::User,
 };
 
@@ -239,7 +239,7 @@ impl async_graphql::dataloader::Loader<Uuid> for VideoLoader {
         &self,
         keys: &[Uuid],
     ) -> Result<std::collections::HashMap<Uuid, VideoRow>, Self::Error> {
-        crate::schema::count_query("postgres", "videos_by_id");
+        crate::context::count_query("postgres", "videos_by_id");
         let rows = store::get_many(&self.0, keys)
             .await
             .map_err(crate::error::Error::from)?;

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::Context;
 
 /// Consumes media's `media.counters` queue until shutdown.
-pub fn spawn(ctx: &Context, shutdown: impl Future<Output = ()> + Send + 'static) {
+pub fn spawn(ctx: &Context, shutdown: &platform::Shutdown) {
     let spec = ctx.config.queue("media.counters").bind(
         INTERACTIONS,
         &counters_routing_key(&ctx.config.queue_prefix),

@@ -150,7 +150,7 @@ impl Hub {
         publisher: ConnectionManager,
         prefix: &str,
         capacity: usize,
-        shutdown: impl Future<Output = ()> + Send + 'static,
+        shutdown: &platform::Shutdown,
     ) -> redis::RedisResult<Self> {
         let client = redis::Client::open(redis_url)?;
         let (commands, queue) = mpsc::unbounded_channel();
@@ -162,7 +162,12 @@ impl Hub {
             publisher,
             generations: AtomicU64::new(0),
         });
-        tokio::spawn(run(client, Arc::downgrade(&inner), queue, shutdown));
+        tokio::spawn(run(
+            client,
+            Arc::downgrade(&inner),
+            queue,
+            shutdown.triggered(),
+        ));
         Ok(Self { inner })
     }
 

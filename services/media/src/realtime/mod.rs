@@ -118,7 +118,7 @@ impl Realtime {
             redis.clone(),
             &events::trending::hub_prefix(redis_prefix),
             config.channel_capacity,
-            shutdown.triggered(),
+            shutdown,
         )?;
         let stats = stats::StatsFeed::start(hub.clone(), db, config.stats_interval, shutdown);
         Ok(Self {

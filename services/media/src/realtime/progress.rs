@@ -15,7 +15,7 @@ use std::time::Duration;
 use events::{
     consumer::{self, Outcome},
     topology::VIDEO_EVENTS,
-    video::{VideoFailed, VideoProgress, VideoReady},
+    video::{VideoEvent, VideoEventKind},
 };
 use lapin::types::AMQPValue;
 
@@ -24,11 +24,18 @@ use crate::Context;
 
 pub const MESSAGE_TTL: Duration = Duration::from_secs(30);
 
+/// The events that make up a video's progress.
+const KINDS: [VideoEventKind; 3] = [
+    VideoEventKind::Progress,
+    VideoEventKind::Ready,
+    VideoEventKind::Failed,
+];
+
 /// Consumes media's `media.progress` queue until shutdown.
-pub fn spawn(ctx: &Context, shutdown: impl Future<Output = ()> + Send + 'static) {
+pub fn spawn(ctx: &Context, shutdown: &platform::Shutdown) {
     let mut spec = ctx.config.queue("media.progress");
-    for key in ["video.progress", "video.ready", "video.failed"] {
-        spec = spec.bind(VIDEO_EVENTS, key);
+    for kind in KINDS {
+        spec = spec.bind(VIDEO_EVENTS, kind.routing_key());
     }
     spec.arguments.insert(
         "x-message-ttl".into(),
@@ -42,9 +49,13 @@ pub fn spawn(ctx: &Context, shutdown: impl Future<Output = ()> + Send + 'static)
 }
 
 async fn handle(hub: &Hub, body: &[u8]) -> Outcome {
-    let Some(update) = decode(body) else {
-        tracing::error!("undecodable progress event");
-        return Outcome::Reject;
+    let event = match VideoEvent::decode(body) {
+        Ok(envelope) => envelope.data,
+        Err(error) => return Outcome::undecodable(&error),
+    };
+    // Only the kinds bound above carry progress; anything else is not ours to show.
+    let Some(update) = update(event) else {
+        return Outcome::Ack;
     };
     let channel = channels::progress(&update.video_id);
     match hub.publish(&channel, &Event::Progress(update)).await {
@@ -56,51 +67,36 @@ async fn handle(hub: &Hub, body: &[u8]) -> Outcome {
     }
 }
 
-/// The update an event stands for (by its envelope's `type`).
-pub fn decode(body: &[u8]) -> Option<ProgressUpdate> {
-    #[derive(serde::Deserialize)]
-    struct Kind {
-        #[serde(rename = "type")]
-        kind: String,
-    }
-    let kind = serde_json::from_slice::<Kind>(body).ok()?.kind;
-    match kind.as_str() {
-        "video.progress" => {
-            let p = consumer::decode::<VideoProgress>(body).ok()?.data;
-            Some(ProgressUpdate {
-                video_id: p.video_id,
-                owner_id: p.owner_id,
-                stage: p.stage,
-                percent: p.percent,
-                speed: p.speed,
-                eta_seconds: p.eta_seconds,
-                failure_reason: None,
-            })
-        }
-        "video.ready" => {
-            let r = consumer::decode::<VideoReady>(body).ok()?.data;
-            Some(ProgressUpdate {
-                video_id: r.video_id,
-                owner_id: r.owner_id,
-                stage: "ready".into(),
-                percent: 100.0,
-                speed: None,
-                eta_seconds: Some(0.0),
-                failure_reason: None,
-            })
-        }
-        "video.failed" => {
-            let f = consumer::decode::<VideoFailed>(body).ok()?.data;
-            Some(ProgressUpdate {
-                video_id: f.video_id,
-                owner_id: f.owner_id,
-                stage: "failed".into(),
-                percent: 100.0,
-                speed: None,
-                eta_seconds: None,
-                failure_reason: Some(f.reason),
-            })
-        }
+/// The update a video event stands for, if it is one of [`KINDS`].
+pub fn update(event: VideoEvent) -> Option<ProgressUpdate> {
+    match event {
+        VideoEvent::Progress(p) => Some(ProgressUpdate {
+            video_id: p.video_id,
+            owner_id: p.owner_id,
+            stage: p.stage.as_str().into(),
+            percent: p.percent,
+            speed: p.speed,
+            eta_seconds: p.eta_seconds,
+            failure_reason: None,
+        }),
+        VideoEvent::Ready(r) => Some(ProgressUpdate {
+            video_id: r.video_id,
+            owner_id: r.owner_id,
+            stage: "ready".into(),
+            percent: 100.0,
+            speed: None,
+            eta_seconds: Some(0.0),
+            failure_reason: None,
+        }),
+        VideoEvent::Failed(f) => Some(ProgressUpdate {
+            video_id: f.video_id,
+            owner_id: f.owner_id,
+            stage: "failed".into(),
+            percent: 100.0,
+            speed: None,
+            eta_seconds: None,
+            failure_reason: Some(f.reason),
+        }),
         _ => None,
     }
 }

@@ -10,11 +10,7 @@ use super::directory::Directory;
 use crate::Context;
 
 /// Consumes media's `media.users` queue until shutdown. Either event evicts its user.
-pub fn spawn(
-    ctx: &Context,
-    directory: Directory,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+pub fn spawn(ctx: &Context, directory: Directory, shutdown: &platform::Shutdown) {
     let mut spec = ctx.config.queue("media.users");
     for kind in UserEventKind::ALL {
         spec = spec.bind(USER_EVENTS, kind.routing_key());

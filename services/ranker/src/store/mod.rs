@@ -1,7 +1,7 @@
 //! The ranker's Redis state, changed only through Lua scripts so that each change is
 //! atomic:
 //!
-//! * `{p}trending:{window}:{scope}`: the sorted sets (events::interaction::trending_key);
+//! * `{p}trending:{window}:{scope}`: the sorted sets (events::trending::trending_key);
 //! * `{p}trending:t0`: each sorted set's landmark `t0` (a hash, field = the set's key);
 //! * `{p}seen:{bucket}`: a set of the ids of events applied in a bucket of
 //!   `EVENT_DEDUPE_SECS` (each bucket expires after two);
@@ -108,7 +108,7 @@ impl Store {
     }
 
     pub fn t0_key(&self) -> String {
-        events::interaction::t0_key(&self.prefix)
+        events::trending::t0_key(&self.prefix)
     }
 
     fn counter_keys(&self) -> [String; 3] {
@@ -161,14 +161,14 @@ impl Store {
     }
 
     /// Tells media's replicas that the trending sets changed, so `trendingChanged`
-    /// subscribers get the new top lists (see `events::interaction::trending_moved_channel`).
+    /// subscribers get the new top lists (see `events::trending::trending_moved_channel`).
     /// Best effort: the sets are already written, and media re-reads them periodically anyway.
     pub async fn announce_trending_moved(&self) {
         let at = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000) as i64;
         let mut conn = self.redis.clone();
         let published: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-            .arg(events::interaction::trending_moved_channel(&self.prefix))
-            .arg(events::interaction::trending_moved_message(at))
+            .arg(events::trending::trending_moved_channel(&self.prefix))
+            .arg(events::trending::trending_moved_message(at))
             .query_async(&mut conn)
             .await;
         if let Err(e) = published {

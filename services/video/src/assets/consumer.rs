@@ -22,21 +22,15 @@ const KINDS: [VideoEventKind; 4] = [
     VideoEventKind::Deleted,
 ];
 
-pub fn spawn(ctx: Context, shutdown: platform::Shutdown) {
+pub fn spawn(ctx: Context, shutdown: &platform::Shutdown) {
     let mut spec = queues::assets(&ctx.config.queue_prefix);
     for kind in KINDS {
         spec = spec.bind(VIDEO_EVENTS, kind.routing_key());
     }
-    consumer::spawn(
-        ctx.rabbit.clone(),
-        spec,
-        16,
-        shutdown.triggered(),
-        move |delivery| {
-            let ctx = ctx.clone();
-            async move { handle(&ctx, delivery).await }
-        },
-    );
+    consumer::spawn(ctx.rabbit.clone(), spec, 16, shutdown, move |delivery| {
+        let ctx = ctx.clone();
+        async move { handle(&ctx, delivery).await }
+    });
 }
 
 /// Dispatches on the envelope's `type` (events::video::VideoEvent), like every consumer.
