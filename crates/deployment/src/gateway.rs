@@ -2,8 +2,9 @@
 //! Traefik's Kubernetes resources (k8s/base/gateway) and the local Caddyfile that plays
 //! Traefik in tests. Each is reduced here to the same [`Gateway`] model (which paths go to
 //! which service, which routes strip client identity headers and pass the ForwardAuth hop
-//! first, where that hop goes and which identity headers it copies), so that any
-//! difference between the three is a failing comparison.
+//! first, where that hop goes and which identity headers it copies, how large a request
+//! body each route takes), so that any difference between the three is a failing
+//! comparison.
 //!
 //! Upstreams are compared by service name and port: Caddy's are given as `auth:8081` etc.
 //! when the Caddyfile is adapted ([`caddy`]), Kubernetes' fully qualified names are cut
@@ -61,6 +62,9 @@ pub struct Route {
     /// are the only ones that reach the upstream).
     pub strips_before_auth: bool,
     pub forward_auth: Option<ForwardAuth>,
+    /// The largest request body the gateway passes on (larger: 413 at the gateway).
+    /// Traefik's `buffering` middleware; Caddy's `body_limit` snippet.
+    pub max_body_bytes: Option<u64>,
     pub upstream: Upstream,
 }
 
@@ -146,10 +150,12 @@ fn lower(names: impl IntoIterator<Item = String>) -> BTreeSet<String> {
     names.into_iter().map(|n| n.to_ascii_lowercase()).collect()
 }
 
-/// A Traefik middleware definition (`forwardAuth` or `headers`), as far as the model goes.
+/// A Traefik middleware definition (`forwardAuth`, `headers` or `buffering`), as far as
+/// the model goes.
 enum Middleware {
     ForwardAuth(ForwardAuth),
     Strip(BTreeSet<String>),
+    BodyLimit(u64),
 }
 
 fn traefik_middleware(name: &str, spec: &Value) -> anyhow::Result<Middleware> {
@@ -189,7 +195,13 @@ fn traefik_middleware(name: &str, spec: &Value) -> anyhow::Result<Middleware> {
             .map(|(k, _)| k.clone());
         return Ok(Middleware::Strip(lower(stripped)));
     }
-    bail!("middleware {name}: neither forwardAuth nor headers")
+    if let Some(buffering) = spec.get("buffering") {
+        let max = buffering["maxRequestBodyBytes"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("middleware {name}: buffering without maxRequestBodyBytes"))?;
+        return Ok(Middleware::BodyLimit(max));
+    }
+    bail!("middleware {name}: neither forwardAuth, headers nor buffering")
 }
 
 /// Builds a route from its middlewares in order.
@@ -203,6 +215,7 @@ fn traefik_route(
         stripped_headers: BTreeSet::new(),
         strips_before_auth: false,
         forward_auth: None,
+        max_body_bytes: None,
         upstream,
     };
     for middleware in middlewares {
@@ -214,6 +227,7 @@ fn traefik_route(
                 }
             }
             Middleware::ForwardAuth(fa) => route.forward_auth = Some(fa.clone()),
+            Middleware::BodyLimit(max) => route.max_body_bytes = Some(*max),
         }
     }
     if route.forward_auth.is_none() {
@@ -337,22 +351,55 @@ pub fn caddy_adapt(caddyfile: &Path) -> anyhow::Result<Value> {
     serde_json::from_str(&output.stdout).context("caddy adapt printed no JSON")
 }
 
-/// Handlers of a route in execution order, subroutes flattened (matchers inside a
-/// subroute are not expected in the gateway's routes and are refused).
-fn flatten_handlers(handlers: &[Value], out: &mut Vec<Value>) -> anyhow::Result<()> {
+/// Handlers of a route in execution order, subroutes flattened. The one matcher allowed
+/// inside a route is the `body_limit` snippet's Content-Length check (`@oversized` →
+/// `error 413`); its limit is added to `prechecks`. Any other is refused.
+fn flatten_handlers(
+    handlers: &[Value],
+    out: &mut Vec<Value>,
+    prechecks: &mut Vec<u64>,
+) -> anyhow::Result<()> {
     for handler in handlers {
         if handler["handler"] == "subroute" {
             for route in handler["routes"].as_array().cloned().unwrap_or_default() {
-                if route.get("match").is_some() {
-                    bail!("a matcher inside a route's subroute: not modelled");
+                if let Some(matchers) = route.get("match") {
+                    prechecks.push(content_length_precheck(matchers, &route["handle"])?);
+                    continue;
                 }
-                flatten_handlers(route["handle"].as_array().map_or(&[], Vec::as_slice), out)?;
+                flatten_handlers(
+                    route["handle"].as_array().map_or(&[], Vec::as_slice),
+                    out,
+                    prechecks,
+                )?;
             }
         } else {
             out.push(handler.clone());
         }
     }
     Ok(())
+}
+
+/// The limit of a `Content-Length > N` → 413 check, the only matched subroute modelled.
+fn content_length_precheck(matchers: &Value, handle: &Value) -> anyhow::Result<u64> {
+    let expr = matchers
+        .pointer("/0/expression/expr")
+        .and_then(Value::as_str)
+        .ok_or_else(|| anyhow!("a matcher inside a route's subroute: not modelled"))?;
+    let limit = expr
+        .rsplit_once('>')
+        .and_then(|(head, n)| {
+            head.contains("int({http.request.header.Content-Length})")
+                .then(|| n.trim().parse::<u64>().ok())
+                .flatten()
+        })
+        .ok_or_else(|| anyhow!("matcher {expr:?}: not a Content-Length limit"))?;
+    let refuses = handle.as_array().is_some_and(|h| {
+        h.len() == 1 && h[0]["handler"] == "error" && h[0]["status_code"].as_u64() == Some(413)
+    });
+    if !refuses {
+        bail!("the Content-Length check {expr:?} must answer 413 and nothing else");
+    }
+    Ok(limit)
 }
 
 fn dial_upstream(proxy: &Value) -> anyhow::Result<Upstream> {
@@ -421,16 +468,20 @@ pub fn caddy(config: &Value) -> anyhow::Result<Gateway> {
             })
             .collect();
         let mut handlers = Vec::new();
+        let mut prechecks = Vec::new();
         flatten_handlers(
             route["handle"].as_array().map_or(&[], Vec::as_slice),
             &mut handlers,
+            &mut prechecks,
         )?;
         let mut stripped = BTreeSet::new();
         let mut strips_before_auth = false;
         let mut forward_auth = None;
         let mut upstream = None;
+        let mut max_body_bytes = None;
         for handler in &handlers {
             match handler["handler"].as_str() {
+                Some("request_body") => max_body_bytes = handler["max_size"].as_u64(),
                 Some("headers") => {
                     let deleted = str_list(&handler["request"]["delete"]);
                     if !deleted.is_empty() && forward_auth.is_none() {
@@ -446,9 +497,22 @@ pub fn caddy(config: &Value) -> anyhow::Result<Gateway> {
                         copied_headers: copied_headers(handler),
                     });
                 }
-                Some("reverse_proxy") => upstream = Some(dial_upstream(handler)?),
+                Some("reverse_proxy") => {
+                    // A limited body must be buffered whole before the upstream sees it,
+                    // or a streamed oversized body reaches the service half-sent.
+                    if let Some(max) = max_body_bytes {
+                        let buffers = handler["request_buffers"].as_u64().unwrap_or(0);
+                        if buffers <= max {
+                            bail!("reverse_proxy buffers {buffers} bytes of a body limited to {max}: must be more");
+                        }
+                    }
+                    upstream = Some(dial_upstream(handler)?);
+                }
                 other => bail!("handler {other:?} in a gateway route: not modelled"),
             }
+        }
+        if prechecks.iter().any(|&n| Some(n) != max_body_bytes) {
+            bail!("a Content-Length check {prechecks:?} differs from request_body's max_size {max_body_bytes:?}");
         }
         if forward_auth.is_none() {
             strips_before_auth = false;
@@ -458,6 +522,7 @@ pub fn caddy(config: &Value) -> anyhow::Result<Gateway> {
             stripped_headers: stripped,
             strips_before_auth,
             forward_auth,
+            max_body_bytes,
             upstream: upstream.ok_or_else(|| anyhow!("a route without reverse_proxy"))?,
         })?;
     }
@@ -492,6 +557,7 @@ http:
   middlewares:
     fa: { forwardAuth: { address: "http://auth:8081/user/token_verify", authResponseHeaders: [X-User-Id] } }
     strip: { headers: { customRequestHeaders: { X-User-Id: "" } } }
+    limit: { buffering: { maxRequestBodyBytes: 65536 } }
   routers:
     media: { rule: "PathPrefix(`/media/`)", middlewares: [strip, fa], service: media }
   services:
@@ -522,6 +588,7 @@ http:
             ),
             DYNAMIC.replace("/user/token_verify", "/user/verify"),
             DYNAMIC.replace("PathPrefix(`/media/`)", "PathPrefix(`/media`)"),
+            DYNAMIC.replace("[strip, fa]", "[strip, fa, limit]"),
         ] {
             assert!(
                 !differences("a", &good, "b", &dynamic(&drifted)).is_empty(),

@@ -137,7 +137,7 @@ async fn register_login_and_manage_the_profile() {
 
     // Public profiles for other services: unknown ids omitted, no emails.
     let listed: Value = client
-        .post(format!("http://{}/user/list", stack.auth_addr))
+        .post(format!("http://{}/internal/users", stack.auth_addr))
         .json(&json!({"ids": [created["id"], uuid_like()]}))
         .send()
         .await
@@ -150,7 +150,7 @@ async fn register_login_and_manage_the_profile() {
     assert!(listed[0].get("email").is_none());
     let too_many: Vec<String> = (0..101).map(|_| uuid_like()).collect();
     let response = client
-        .post(format!("http://{}/user/list", stack.auth_addr))
+        .post(format!("http://{}/internal/users", stack.auth_addr))
         .json(&json!({ "ids": too_many }))
         .send()
         .await

@@ -1,5 +1,6 @@
 //! Through the gateway: every public service answers its health and readiness endpoints
-//! at its own prefix, with its dependencies listed, and unknown prefixes get a problem+json 404.
+//! at its own prefix (readiness as a bare status); the services themselves list their
+//! dependencies at the root, and unknown prefixes get a problem+json 404.
 
 use std::time::Duration;
 
@@ -13,6 +14,11 @@ async fn every_service_is_healthy_and_ready_through_the_gateway() {
         ("auth", &["postgres", "redis", "rabbitmq"]),
         ("media", &["postgres", "mongodb", "redis", "rabbitmq"]),
         ("video", &["postgres", "s3", "rabbitmq"]),
+    ];
+    let direct = [
+        ("auth", stack.auth_addr),
+        ("media", stack.media_addr),
+        ("video", stack.video_addr),
     ];
     for (service, dependencies) in expected {
         let (status, body) = get_json(&stack.url(&format!("/{service}/healthz"))).await;
@@ -31,6 +37,9 @@ async fn every_service_is_healthy_and_ready_through_the_gateway() {
             },
         )
         .await;
+        assert_eq!(body, serde_json::json!({"status": "ready"}), "{service}");
+        let addr = direct.iter().find(|(name, _)| name == service).unwrap().1;
+        let (_, body) = get_json(&format!("http://{addr}/readyz")).await;
         for dependency in *dependencies {
             assert_eq!(
                 body["checks"][dependency]["status"], "up",

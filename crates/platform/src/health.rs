@@ -14,6 +14,11 @@
 //!
 //! Checks are re-run on every call (no caching), so readiness comes back by itself as soon
 //! as a dependency does.
+//!
+//! That report is for probes and operators, who call the pod directly (`/readyz` at the
+//! root). What the gateway routes (`/media/readyz`) answers the same status code with a
+//! bare body ([`Report::summary`]): which stores a service uses, how fast they answer and
+//! their error messages are not for the public.
 
 use std::{collections::BTreeMap, future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -68,6 +73,11 @@ pub struct Report {
 }
 
 impl Report {
+    /// The public form: the status alone, `{"status":"ready"}` or `{"status":"unready"}`.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({ "status": self.status })
+    }
+
     pub fn is_ready(&self) -> bool {
         self.status == "ready"
     }

@@ -1,8 +1,10 @@
 //! The axum side of the shared plumbing.
 //!
-//! [`ops_router`] serves `/healthz`, `/readyz` and `/metrics`, both at the root (what
-//! Kubernetes probes and Prometheus call on the pod) and under the service's public prefix
-//! (`/media/healthz`: what the gateway routes to). [`with_observability`] wraps a router
+//! [`ops_router`] serves `/healthz`, `/readyz` and `/metrics` at the root (what Kubernetes
+//! probes and Prometheus call on the pod, never routed by the gateway), and under the
+//! service's public prefix (`/media/healthz`: what the gateway routes to) only `/healthz`
+//! and a bare `/readyz` (status code and `{"status":…}`): metrics and the dependency
+//! report are internals, and under the prefix they are 404. [`with_observability`] wraps a router
 //! with request ids, a tracing span per request and per-route metrics. [`serve`] runs it
 //! until shutdown, then drains.
 
@@ -26,18 +28,22 @@ use crate::{Readiness, Shutdown};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// `/healthz`, `/readyz`, `/metrics` at the root and under `prefix` (e.g. `/media`).
+/// `/healthz`, `/readyz`, `/metrics` at the root; `/healthz` and the bare `/readyz` under
+/// `prefix` (e.g. `/media`), the public face.
 pub fn ops_router(prefix: &str, readiness: Readiness) -> Router {
-    let ops = Router::new()
+    let internal = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(readiness);
+        .with_state(readiness.clone());
     if prefix.is_empty() || prefix == "/" {
-        ops
-    } else {
-        Router::new().merge(ops.clone()).nest(prefix, ops)
+        return internal;
     }
+    let public = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(public_readyz))
+        .with_state(readiness);
+    Router::new().merge(internal).nest(prefix, public)
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -52,6 +58,19 @@ async fn readyz(axum::extract::State(readiness): axum::extract::State<Readiness>
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(report)).into_response()
+}
+
+/// The same status code as [`readyz`], without naming the dependencies.
+async fn public_readyz(
+    axum::extract::State(readiness): axum::extract::State<Readiness>,
+) -> Response {
+    let report = readiness.report().await;
+    let status = if report.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(report.summary())).into_response()
 }
 
 async fn metrics() -> Response {

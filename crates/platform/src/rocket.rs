@@ -95,6 +95,18 @@ async fn readyz(readiness: &State<Readiness>) -> (Status, Json<crate::health::Re
     (status, Json(report))
 }
 
+/// The public form under the service's prefix: the status code and `{"status":…}` only.
+#[rocket::get("/readyz")]
+async fn public_readyz(readiness: &State<Readiness>) -> (Status, Json<serde_json::Value>) {
+    let report = readiness.report().await;
+    let status = if report.is_ready() {
+        Status::Ok
+    } else {
+        Status::ServiceUnavailable
+    };
+    (status, Json(report.summary()))
+}
+
 #[rocket::get("/metrics")]
 fn metrics() -> (ContentType, String) {
     (
@@ -103,7 +115,8 @@ fn metrics() -> (ContentType, String) {
     )
 }
 
-/// Mounts `/healthz`, `/readyz`, `/metrics` at the root and under `prefix`, installs the
+/// Mounts `/healthz`, `/readyz`, `/metrics` at the root and the public two under `prefix`
+/// (see [`public_ops_routes`]), installs the
 /// observability fairing, and hands shutdown to Kino's [`Shutdown`] (Rocket's own signal
 /// handling is turned off so that one token governs the whole process).
 pub fn install(
@@ -137,12 +150,13 @@ pub fn install(
                 });
             })
         }))
-        .mount("/", ops_routes())
-        .mount(prefix, ops_routes())
+        .mount("/", rocket::routes![healthz, readyz, metrics])
+        .mount(prefix, public_ops_routes())
 }
 
-/// `/healthz`, `/readyz`, `/metrics`, to mount under further prefixes. Needs the
-/// [`Readiness`] that [`install`] manages.
-pub fn ops_routes() -> Vec<rocket::Route> {
-    rocket::routes![healthz, readyz, metrics]
+/// `/healthz` and the bare `/readyz`, to mount under further public prefixes (the gateway
+/// routes these; metrics and the dependency report stay at the root, which it does not).
+/// Needs the [`Readiness`] that [`install`] manages.
+pub fn public_ops_routes() -> Vec<rocket::Route> {
+    rocket::routes![healthz, public_readyz]
 }

@@ -2,7 +2,7 @@
 //! endpoint. This crate is the whole service; `main.rs` only reads the configuration and
 //! waits for a signal, so tests run the real thing in-process on a random port.
 //!
-//! * [`users`]: registration, profile, public profiles (`/auth/register`, `/user/profile`, `/user/list`);
+//! * [`users`]: registration, profile, public profiles (`/auth/register`, `/user/profile`; `/internal/users` for other services, never routed by the gateway);
 //! * [`tokens`]: login, refresh rotation, logout, login throttling, the `Viewer` guard;
 //! * [`gateway`]: `GET /user/token_verify` and its public-route policy;
 //! * [`keys`]: the JWKS document and the OpenAPI description.
@@ -108,8 +108,8 @@ pub fn rocket(ctx: Context, shutdown: Shutdown) -> Rocket<Build> {
         .mount("/", keys::routes())
         .register("/", rocket::catchers![error::default_catcher]);
     let app = platform::rocket::install(app, "/auth", readiness.clone(), shutdown.clone(), grace);
-    // The ops endpoints under /user too, so the gateway's /user prefix has them.
-    app.mount("/user", platform::rocket::ops_routes())
+    // The public ops endpoints under /user too, so the gateway's /user prefix has them.
+    app.mount("/user", platform::rocket::public_ops_routes())
 }
 
 /// Runs the service until `shutdown` fires, then drains and returns. When `bound` is given

@@ -29,14 +29,14 @@ fn config(env: &TestEnv) -> auth::Config {
     config
 }
 
-/// Starts the service in-process on a random port; resolves to its public base URL.
+/// Starts the service in-process on a random port; resolves to its root URL, where probes and Prometheus find the full readiness report and metrics.
 fn spawn_app(env: &TestEnv) -> impl Future<Output = String> + use<> {
     let config = config(env);
     async move {
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(auth::run(config, Shutdown::new(), Some(tx)));
         let addr = rx.await.expect("auth started");
-        format!("http://{addr}/auth")
+        format!("http://{addr}")
     }
 }
 
@@ -119,7 +119,7 @@ async fn request_ids_are_propagated_and_metrics_are_per_route() {
         .unwrap();
     assert!(
         metrics.lines().any(|l| l.starts_with("http_requests_total")
-            && l.contains(r#"route="/auth/healthz""#)
+            && l.contains(r#"route="/healthz""#)
             && l.contains(r#"status="200""#)),
         "{metrics}"
     );
@@ -151,7 +151,7 @@ async fn sigterm_drains_the_request_in_flight_then_exits_zero() {
     )
     .await;
 
-    let url = format!("http://{}/auth/readyz", service.addr);
+    let url = format!("http://{}/readyz", service.addr);
     let in_flight = tokio::spawn(async move { reqwest::get(&url).await });
     tokio::time::sleep(Duration::from_millis(400)).await;
     service.signal("TERM");

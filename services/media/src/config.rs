@@ -17,7 +17,7 @@ pub struct Config {
     /// `REDIS_PREFIX`: namespace of every Redis key (shared with auth).
     pub redis_prefix: String,
     pub amqp_url: String,
-    /// `AUTH_URL`: where auth answers service-to-service calls (`POST /user/list`),
+    /// `AUTH_URL`: where auth answers service-to-service calls (`POST /internal/users`),
     /// directly, not through the gateway.
     pub auth_url: String,
     /// `RECOMMENDER_URL`: the recommender's internal API (`related`, `recommended`).

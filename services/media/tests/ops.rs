@@ -33,14 +33,14 @@ fn config(env: &TestEnv) -> media::Config {
     config
 }
 
-/// Starts the service in-process on a random port; resolves to its public base URL.
+/// Starts the service in-process on a random port; resolves to its root URL, where probes and Prometheus find the full readiness report and metrics.
 fn spawn_app(env: &TestEnv) -> impl Future<Output = String> + use<> {
     let config = config(env);
     async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(media::run(config, listener, Shutdown::new()));
-        format!("http://{addr}/media")
+        format!("http://{addr}")
     }
 }
 
@@ -107,7 +107,7 @@ async fn sigterm_drains_the_request_in_flight_then_exits_zero() {
     )
     .await;
 
-    let url = format!("http://{}/media/readyz", service.addr);
+    let url = format!("http://{}/readyz", service.addr);
     let in_flight = tokio::spawn(async move { reqwest::get(&url).await });
     tokio::time::sleep(Duration::from_millis(400)).await;
     service.signal("TERM");

@@ -10,14 +10,14 @@ use testkit::{
 
 const DEPENDENCIES: &[&str] = &["redis", "mongodb", "rabbitmq"];
 
-/// Starts the worker in-process on a random port; resolves to its ops base URL.
+/// Starts the worker in-process on a random port; resolves to its root URL, where probes and Prometheus find the full readiness report and metrics.
 fn spawn_app(env: &TestEnv) -> impl Future<Output = String> + use<> {
     let config = common::config(env);
     async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(ranker::run(config, listener, Shutdown::new()));
-        format!("http://{addr}/ranker")
+        format!("http://{addr}")
     }
 }
 

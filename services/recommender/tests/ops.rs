@@ -10,14 +10,14 @@ use testkit::{
 
 const DEPENDENCIES: &[&str] = &["postgres", "rabbitmq"];
 
-/// Starts the service in-process on a random port; resolves to its ops base URL.
+/// Starts the service in-process on a random port; resolves to its root URL, where probes and Prometheus find the full readiness report and metrics.
 fn spawn_app(env: &TestEnv) -> impl Future<Output = String> + use<> {
     let config = common::config(env);
     async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(recommender::run(config, listener, Shutdown::new()));
-        format!("http://{addr}/recommender")
+        format!("http://{addr}")
     }
 }
 

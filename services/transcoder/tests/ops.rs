@@ -42,7 +42,7 @@ fn spawn_with(env: &TestEnv, ffmpeg: Tools) -> impl Future<Output = String> + us
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(transcoder::run(config, listener, Shutdown::new()));
-        format!("http://{addr}/transcoder")
+        format!("http://{addr}")
     }
 }
 

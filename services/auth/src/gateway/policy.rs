@@ -10,9 +10,12 @@ use std::str::FromStr;
 /// The default table: the ops endpoints, and the catalogue's read-only entry points (the
 /// services themselves decide what an anonymous viewer may see). `GET /video` covers
 /// video status and HLS delivery (the video service serves private videos to their owner
-/// only); `OPTIONS /video/upload` is tus capability discovery.
+/// only); `OPTIONS /video/upload` is tus capability discovery. `/metrics` under a prefix
+/// passes only so that everyone gets the service's 404 (metrics are served at the pod's
+/// root, which the gateway never routes), not a 401 that suggests a token would help.
 pub const DEFAULT_PUBLIC_ROUTES: &str = "GET /media/healthz, GET /media/readyz, GET /video, \
-     OPTIONS /video/upload, GET /user/healthz, GET /user/readyz, GET /media/graphql, POST /media/graphql";
+     OPTIONS /video/upload, GET /user/healthz, GET /user/readyz, GET /media/graphql, POST /media/graphql, \
+     GET /media/metrics, GET /user/metrics";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {

@@ -251,10 +251,12 @@ async fn delete_profile(ctx: &State<Context>, viewer: Viewer) -> ApiResult<Statu
     Ok(Status::NoContent)
 }
 
-/// Public profiles for up to 100 ids (unknown ids are omitted). For other services.
-#[utoipa::path(post, path = "/user/list", tag = "users", request_body = ListRequest,
+/// Public profiles for up to 100 ids (unknown ids are omitted). For other services only:
+/// it lives under `/internal`, outside every prefix the gateway routes (`/auth`, `/user`),
+/// so clients cannot reach it; media calls auth directly (`AUTH_URL`).
+#[utoipa::path(post, path = "/internal/users", tag = "users", request_body = ListRequest,
     responses((status = 200, body = Vec<PublicProfile>), (status = 422, description = "more than 100 ids")))]
-#[rocket::post("/user/list", data = "<body>")]
+#[rocket::post("/internal/users", data = "<body>")]
 async fn list(
     ctx: &State<Context>,
     body: Json<ListRequest>,

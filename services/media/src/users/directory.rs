@@ -1,7 +1,7 @@
 //! The user directory: profiles from auth, cached in Redis.
 //!
 //! A lookup of N ids is one `MGET`; the misses are fetched from auth in batches of 100
-//! (its `/user/list` limit) and written back with one pipelined `SET EX` per profile.
+//! (its `/internal/users` limit) and written back with one pipelined `SET EX` per profile.
 //! Unknown ids (deleted accounts) are cached as a short-lived tombstone so a deleted
 //! uploader's videos do not send every page view to auth.
 
@@ -16,7 +16,7 @@ use crate::context::count_query;
 
 const TOMBSTONE: &str = "null";
 const TOMBSTONE_TTL: Duration = Duration::from_secs(60);
-/// auth's `/user/list` limit.
+/// auth's `/internal/users` limit.
 const AUTH_BATCH: usize = 100;
 
 #[derive(Clone)]
@@ -41,7 +41,7 @@ impl Directory {
                 .timeout(Duration::from_secs(3))
                 .build()
                 .expect("HTTP client"),
-            list_url: format!("{}/user/list", auth_url.trim_end_matches('/')),
+            list_url: format!("{}/internal/users", auth_url.trim_end_matches('/')),
             key_prefix: format!("{redis_prefix}media:user:"),
             ttl,
         }

@@ -1,5 +1,5 @@
 //! Users as media shows them. Profiles belong to auth; media keeps a Redis copy
-//! ([`directory`]) filled in batches from auth's `POST /user/list` and evicted by
+//! ([`directory`]) filled in batches from auth's `POST /internal/users` and evicted by
 //! `user.updated|deleted` events ([`events`]). Resolvers reach it through a DataLoader, so a
 //! page of 100 videos with their owners costs one cache round trip, not 100.
 
@@ -17,7 +17,7 @@ use crate::{
     cursor::{Cursor, Page},
 };
 
-/// A public profile, as auth's `/user/list` returns it.
+/// A public profile, as auth's `/internal/users` returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub id: Uuid,

@@ -25,11 +25,16 @@ pub fn routes() -> Router<Context> {
     Router::new().route("/video/{id}", get(show).delete(remove))
 }
 
+/// A path segment that is not a video id names no video: 404, like an unknown id (so
+/// `/video/metrics` and friends answer as every other prefix does, not with a parse error).
 async fn show(
     State(ctx): State<Context>,
     Viewer(viewer): Viewer,
-    Path(id): Path<Uuid>,
+    id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Ok(Path(id)) = id else {
+        return Err(ApiError::NotFound("no such video"));
+    };
     let video = Video::find(ctx.db.pool(), id)
         .await?
         .filter(|v| v.visible_to(viewer))
