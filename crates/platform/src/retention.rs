@@ -20,7 +20,7 @@ use sqlx::PgPool;
 
 use crate::{
     Shutdown,
-    background::{Backoff, FirstTick, every, until_ready},
+    background::{FirstTick, every},
     config::{self, ConfigError, var},
     postgres::Postgres,
 };
@@ -102,12 +102,14 @@ impl Prune {
 pub fn spawn(db: Postgres, prunes: Vec<Prune>, config: PruneConfig, shutdown: &Shutdown) {
     let shutdown = shutdown.clone();
     tokio::spawn(async move {
-        let migrated = || async { db.migrated() };
-        if until_ready("pruning: the database", Backoff::STORE, &shutdown, migrated)
-            .await
-            .is_none()
-        {
-            return;
+        // Quietly: the database's own set-up task reports why it is not ready yet.
+        let stop = shutdown.triggered();
+        tokio::pin!(stop);
+        while db.migrated().is_err() {
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
         }
         let pool = db.pool().clone();
         every(config.interval, FirstTick::Now, &shutdown, || async {
