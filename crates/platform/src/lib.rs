@@ -9,6 +9,7 @@
 //! * [`problem`]: the one REST error body (RFC 9457 problem+json), for axum and Rocket;
 //! * [`shutdown`]: SIGTERM/SIGINT turned into one cancellation token;
 //! * [`background`]: "retry until ready or shutdown" and "every N until shutdown", once;
+//! * [`retention`]: tables stay bounded: old rows pruned on a schedule, in short batches;
 //! * [`postgres`], [`redis`], [`mongo`], [`s3`]: store connections that tolerate a store
 //!   being down at start-up and recover when it returns, with a readiness check each.
 //!
@@ -24,6 +25,7 @@ pub mod mongo;
 pub mod postgres;
 pub mod problem;
 pub mod redis;
+pub mod retention;
 pub mod s3;
 pub mod shutdown;
 pub mod telemetry;

@@ -116,6 +116,11 @@ impl Postgres {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// `Ok` once the database exists and the migrations ran (upkeep waits for it).
+    pub fn migrated(&self) -> Result<(), String> {
+        self.setup.lock().unwrap().clone()
+    }
 }
 
 impl crate::health::Check for Postgres {

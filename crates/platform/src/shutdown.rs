@@ -35,6 +35,11 @@ impl Shutdown {
         self.token.cancel();
     }
 
+    /// Whether shutdown has been triggered (for loops that check between steps).
+    pub fn is_triggered(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
     /// Resolves once shutdown has been triggered.
     pub fn triggered(&self) -> impl Future<Output = ()> + Send + 'static {
         self.token.clone().cancelled_owned()

@@ -6,6 +6,7 @@ use identity::{JwtSettings, SigningKey};
 use platform::{
     config::{self, ConfigError, HttpConfig, secs, var},
     postgres::PostgresConfig,
+    retention::PruneConfig,
 };
 
 use crate::{
@@ -32,6 +33,9 @@ pub struct Config {
     pub public_routes: Policy,
     /// `MAX_BODY_BYTES`: larger JSON bodies get 413.
     pub max_body_bytes: u64,
+    /// `PRUNE_INTERVAL_SECS`, `PRUNE_BATCH_SIZE`: how often and how much old refresh
+    /// tokens are deleted (`tokens::prune`).
+    pub prune: PruneConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +48,9 @@ pub struct TokenConfig {
     pub access_ttl: Duration,
     /// `REFRESH_TOKEN_TTL_SECS`.
     pub refresh_ttl: Duration,
+    /// `REFRESH_TOKEN_RETENTION_SECS`: how long a refresh token is kept after it expired
+    /// or its family was revoked (`tokens::prune`); at least the access-token lifetime.
+    pub refresh_retention: Duration,
 }
 
 fn list<T: std::str::FromStr<Err = String>>(
@@ -97,18 +104,28 @@ impl Config {
                 reason: "below OWASP's minimum (19456 KiB, 2 iterations)".into(),
             });
         }
+        let tokens = TokenConfig {
+            signing_key,
+            jwt: JwtSettings::from_env()?,
+            access_ttl: secs("ACCESS_TOKEN_TTL_SECS", "900")?,
+            refresh_ttl: secs("REFRESH_TOKEN_TTL_SECS", "2592000")?,
+            refresh_retention: secs("REFRESH_TOKEN_RETENTION_SECS", "604800")?,
+        };
+        if tokens.refresh_retention < tokens.access_ttl {
+            // Logout and account deletion find live access tokens through these rows.
+            return Err(ConfigError {
+                name: "REFRESH_TOKEN_RETENTION_SECS".into(),
+                value: tokens.refresh_retention.as_secs_f64().to_string(),
+                reason: "must be at least ACCESS_TOKEN_TTL_SECS".into(),
+            });
+        }
         Ok(Self {
             http: HttpConfig::from_env("0.0.0.0:8081")?,
             postgres: PostgresConfig::from_env("auth")?,
             redis_url: config::redis_url()?,
             redis_prefix: var("REDIS_PREFIX", "kino:")?,
             amqp_url: config::amqp_url()?,
-            tokens: TokenConfig {
-                signing_key,
-                jwt: JwtSettings::from_env()?,
-                access_ttl: secs("ACCESS_TOKEN_TTL_SECS", "900")?,
-                refresh_ttl: secs("REFRESH_TOKEN_TTL_SECS", "2592000")?,
-            },
+            tokens,
             hashing,
             login_limits: Limits {
                 account_failures: var("LOGIN_ACCOUNT_FAILURES", "10")?,
@@ -124,6 +141,7 @@ impl Config {
                     reason,
                 })?,
             max_body_bytes: var("MAX_BODY_BYTES", "16384")?,
+            prune: PruneConfig::from_env()?,
         })
     }
 }

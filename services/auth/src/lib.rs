@@ -57,6 +57,12 @@ impl Context {
             shutdown,
         );
         let t = &config.tokens;
+        platform::retention::spawn(
+            db.clone(),
+            tokens::prune::prunes(t.refresh_retention),
+            config.prune,
+            shutdown,
+        );
         let jwt = &t.jwt;
         let signer = Signer::new(&t.signing_key, &jwt.issuer, &jwt.audience, t.access_ttl);
         let jwks = Jwks {

@@ -5,6 +5,7 @@ use std::time::Duration;
 use platform::{
     config::{self, ConfigError, HttpConfig, secs, var, var_opt},
     postgres::PostgresConfig,
+    retention::PruneConfig,
 };
 
 #[derive(Debug, Clone)]
@@ -57,6 +58,11 @@ pub struct Config {
     /// `INTERACTION_PACK_SIZE`: interactions per AMQP message at most (events::pack): the
     /// broker's work is per message, so a busy replica sends them in packs.
     pub interaction_pack: usize,
+    /// `PROCESSED_EVENTS_RETENTION_SECS`: how long the id of an applied event is kept to
+    /// drop its duplicates (crate::retention).
+    pub processed_events_retention: Duration,
+    /// `PRUNE_INTERVAL_SECS`, `PRUNE_BATCH_SIZE` (platform::retention).
+    pub prune: PruneConfig,
 }
 
 /// What one GraphQL request may ask for.
@@ -96,6 +102,8 @@ impl Config {
             interaction_buffer: var("INTERACTION_BUFFER", "10000")?,
             interaction_batch: var("INTERACTION_BATCH", "500")?,
             interaction_pack: var("INTERACTION_PACK_SIZE", "100")?,
+            processed_events_retention: secs("PROCESSED_EVENTS_RETENTION_SECS", "604800")?,
+            prune: PruneConfig::from_env()?,
             limits: Limits {
                 max_depth: var("GRAPHQL_MAX_DEPTH", "12")?,
                 max_complexity: var("GRAPHQL_MAX_COMPLEXITY", "5000")?,

@@ -24,6 +24,7 @@ pub mod likes;
 pub mod page_cache;
 pub mod realtime;
 pub mod recommend;
+pub mod retention;
 pub mod routes;
 pub mod schema;
 pub mod search;
@@ -68,6 +69,8 @@ pub async fn serve(ctx: Context, listener: TcpListener, shutdown: Shutdown) -> a
     catalogue::events::spawn(&ctx, &shutdown);
     users::events::spawn(&ctx, ctx.directory.clone(), &shutdown);
     comments::recount::spawn(ctx.clone(), recount_every, &shutdown);
+    let prunes = retention::prunes(ctx.config.processed_events_retention);
+    platform::retention::spawn(ctx.db.clone(), prunes, ctx.config.prune, &shutdown);
     interactions::counters::spawn(&ctx, &shutdown);
 
     realtime::progress::spawn(&ctx, &shutdown);

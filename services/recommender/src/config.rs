@@ -6,6 +6,7 @@ use std::{path::PathBuf, time::Duration};
 use platform::{
     config::{self, ConfigError, HttpConfig, secs, var, var_opt},
     postgres::PostgresConfig,
+    retention::PruneConfig,
 };
 
 #[derive(Debug, Clone)]
@@ -34,6 +35,11 @@ pub struct Config {
     pub batch_wait: Duration,
     /// `RECOMMENDER_PREFETCH`: messages the broker may send ahead, per queue.
     pub prefetch: u16,
+    /// `PROCESSED_EVENTS_RETENTION_SECS`: how long the id of an applied event is kept to
+    /// drop its duplicates (crate::retention).
+    pub processed_events_retention: Duration,
+    /// `PRUNE_INTERVAL_SECS`, `PRUNE_BATCH_SIZE` (platform::retention).
+    pub prune: PruneConfig,
 }
 
 /// The sentence embedding model.
@@ -142,6 +148,8 @@ impl Config {
             batch_size: var("RECOMMENDER_BATCH_SIZE", "200")?,
             batch_wait: Duration::from_millis(var("RECOMMENDER_BATCH_WAIT_MILLIS", "20")?),
             prefetch: var("RECOMMENDER_PREFETCH", "64")?,
+            processed_events_retention: secs("PROCESSED_EVENTS_RETENTION_SECS", "604800")?,
+            prune: PruneConfig::from_env()?,
         })
     }
 

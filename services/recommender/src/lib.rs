@@ -20,6 +20,7 @@ pub mod embed;
 pub mod error;
 pub mod index;
 pub mod interactions;
+pub mod retention;
 pub mod taste;
 pub mod videos;
 
@@ -116,6 +117,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
 pub async fn serve(ctx: Context, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let grace = ctx.config.http.shutdown_grace;
     tokio::spawn(start(ctx.clone(), shutdown.clone()));
+    let prunes = retention::prunes(ctx.config.processed_events_retention);
+    platform::retention::spawn(ctx.db.clone(), prunes, ctx.config.prune, &shutdown);
     platform::http::serve_service(
         listener,
         "/recommender",

@@ -1,6 +1,9 @@
 //! Background upkeep, safe on every replica at once: finishes uploads whose completion was
-//! cut short, removes expired uploads (tus expiration), and finishes purges of deleted
-//! videos. Runs at start and then every `interval`.
+//! cut short, removes expired uploads (tus expiration: an upload untouched for
+//! `UPLOAD_EXPIRY_SECS` is deleted like any video — `video.deleted`, its S3 multipart
+//! upload aborted so its parts stop costing storage, staged pieces and row removed), and
+//! finishes purges of deleted videos. Runs at start and then every `interval`, at most
+//! 100 videos of each kind per round; each query is indexed (migrations/0003 for expiry).
 
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 //! request guard that authenticates a bearer access token.
 
 pub mod client_ip;
+pub mod prune;
 mod refresh;
 pub(crate) mod routes;
 pub mod throttle;

@@ -16,7 +16,7 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::Context;
+use crate::{Context, realtime::Realtime};
 
 /// The events this consumer applies; the others (progress, updated) are not bound.
 const KINDS: [VideoEventKind; 5] = [
@@ -34,22 +34,30 @@ pub fn spawn(ctx: &Context, shutdown: &platform::Shutdown) {
         spec = spec.bind(VIDEO_EVENTS, kind.routing_key());
     }
     let pool = ctx.db.pool().clone();
+    let realtime = ctx.realtime.clone();
     consumer::spawn(ctx.rabbit.clone(), spec, 32, shutdown, move |delivery| {
-        let pool = pool.clone();
-        async move { handle(&pool, &delivery.data).await }
+        let (pool, realtime) = (pool.clone(), realtime.clone());
+        async move { handle(&pool, &realtime, &delivery.data).await }
     });
 }
 
 /// Dispatches on the envelope's `type` (events::video::VideoEvent; not the routing key,
 /// which is the queue name when an event is delivered to this queue directly, as tests and
 /// replays do).
-async fn handle(pool: &PgPool, body: &[u8]) -> Outcome {
+async fn handle(pool: &PgPool, realtime: &Realtime, body: &[u8]) -> Outcome {
     let envelope = match VideoEvent::decode(body) {
         Ok(envelope) => envelope,
         Err(error) => return Outcome::undecodable(&error),
     };
     match apply(pool, &envelope).await {
-        Ok(()) => Outcome::Ack,
+        Ok(()) => {
+            // Deleted through the video service: its live subscribers end, on every
+            // replica (after the commit; again for a duplicate, which is harmless).
+            if let VideoEvent::Deleted(deleted) = &envelope.data {
+                realtime.access_changed(deleted.video_id).await;
+            }
+            Outcome::Ack
+        }
         Err(e) => {
             let kind = &envelope.kind;
             tracing::warn!(%kind, error = %e, "video event not applied; will retry");

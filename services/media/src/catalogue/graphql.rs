@@ -227,6 +227,10 @@ impl CatalogueMutation {
             .map_err(Error::from)?;
         tx.commit().await.map_err(Error::from)?;
         app.relay.notify();
+        if updated.visibility != row.visibility {
+            // Live subscribers who may no longer see it are ended, on every replica.
+            app.realtime.access_changed(id).await;
+        }
         Ok(updated.into())
     }
 
@@ -257,6 +261,8 @@ impl CatalogueMutation {
             .map_err(Error::from)?;
         tx.commit().await.map_err(Error::from)?;
         app.relay.notify();
+        // Its live subscribers (the owner's too) are ended, on every replica.
+        app.realtime.access_changed(video_id).await;
         Ok(id)
     }
 }

@@ -13,7 +13,9 @@
 //!   is skipped (the seam is duplicate-free);
 //! * whatever cannot be delivered in order (the subscriber lagged, the hub lost Redis, the
 //!   replay failed or is longer than `REALTIME_REPLAY_MAX`) becomes one `RESYNC` carrying
-//!   the cursor to resume from, and the subscription ends.
+//!   the cursor to resume from, and the subscription ends;
+//! * an `access_changed` message ends the feed with `NOT_FOUND` once the viewer may no
+//!   longer see the video ([`super::access`]).
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -25,6 +27,7 @@ use futures::{Stream, stream};
 use uuid::Uuid;
 
 use super::{
+    access::Audience,
     hub::{Message, Received, Subscription},
     memo::{Memoised, Probe},
     metrics,
@@ -103,8 +106,14 @@ pub(super) struct CommentFeed {
     cursor: Uuid,
     subscription: Subscription,
     probe: Probe,
+    /// The viewer, asked again whenever who may see the video changes.
+    audience: Audience,
     done: bool,
 }
+
+/// What the feed yields: an event, or the error that ends it (the viewer may no longer
+/// see the video).
+pub type FeedItem = Result<Memoised<CommentEvent>, async_graphql::Error>;
 
 struct Replay {
     /// The client's `after`: comments created after it are new to the client.
@@ -128,6 +137,7 @@ impl CommentFeed {
         replay_max: usize,
         subscription: Subscription,
         probe: Probe,
+        audience: Audience,
     ) -> Self {
         Self {
             comments,
@@ -145,28 +155,37 @@ impl CommentFeed {
             cursor: after.unwrap_or_else(Uuid::now_v7),
             subscription,
             probe,
+            audience,
             done: false,
         }
     }
 
-    /// The feed's events, until `RESYNC` or the hub's end.
-    pub(super) fn into_stream(self) -> impl Stream<Item = Memoised<CommentEvent>> {
+    /// The feed's events, until `RESYNC`, the viewer losing sight of the video, or the
+    /// hub's end.
+    pub(super) fn into_stream(self) -> impl Stream<Item = FeedItem> {
         stream::unfold(self, |mut feed| async move {
             feed.next().await.map(|event| (event, feed))
         })
     }
 
-    async fn next(&mut self) -> Option<Memoised<CommentEvent>> {
+    async fn next(&mut self) -> Option<FeedItem> {
         if self.done {
             return None;
         }
         if let Some(event) = self.next_replayed().await {
-            return Some(Memoised::Execute(event));
+            return Some(Ok(Memoised::Execute(event)));
         }
         loop {
             match self.subscription.recv().await? {
-                Received::Missed(_) => return Some(Memoised::Execute(self.resync())),
+                Received::Missed(_) => return Some(Ok(Memoised::Execute(self.resync()))),
                 Received::Event(message) => {
+                    if let Event::AccessChanged(_) = &message.event {
+                        if let Err(gone) = self.audience.recheck().await {
+                            self.done = true;
+                            return Some(Err(gone));
+                        }
+                        continue;
+                    }
                     let Event::Comment(change) = &message.event else {
                         continue;
                     };
@@ -198,10 +217,10 @@ impl CommentFeed {
                     // cursor is its version), so identical operations render it
                     // identically; an unparsable version would leave this subscriber's
                     // own cursor in it, so that one is not shared.
-                    return Some(match parsed {
+                    return Some(Ok(match parsed {
                         Some(_) => self.probe.memoised(&message, event),
                         None => Memoised::Execute(event()),
-                    });
+                    }));
                 }
             }
         }

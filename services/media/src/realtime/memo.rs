@@ -42,7 +42,7 @@ use std::{
     hash::{DefaultHasher, Hash, Hasher},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicI64, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
     },
 };
 
@@ -216,6 +216,8 @@ struct ProbeInner {
     at: AtomicI64,
     key: Option<OperationKey>,
     memo: Mutex<Option<MemoState>>,
+    /// The item being yielded is the operation's last, an error (see [`Probe::end`]).
+    ended: AtomicBool,
 }
 
 /// The memo's part in the item being yielded.
@@ -266,6 +268,19 @@ impl Probe {
         };
         *self.0.memo.lock().unwrap() = Some(state);
         out
+    }
+
+    /// Says that the item about to be yielded is an error that ends the operation (the
+    /// video became invisible to the viewer, `super::access`): the connection sends it
+    /// as the protocol's `error` message, which ends the operation on the client too,
+    /// rather than as a `next` followed by `complete`.
+    pub fn end(&self) {
+        self.0.ended.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Probe::end`] was called for the item just yielded, once.
+    pub fn take_end(&self) -> bool {
+        self.0.ended.swap(false, Ordering::Relaxed)
     }
 
     /// What [`Probe::memoised`] decided for the item just yielded, once.

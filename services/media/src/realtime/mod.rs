@@ -53,6 +53,9 @@
 //!   event publishes it to Redis, and every replica's subscribers get it.
 //! * [`stats`]: counter changes coalesced per replica before they are published, and per
 //!   subscriber before they are sent.
+//! * [`access`]: subscriptions follow visibility: a video made private or deleted ends
+//!   its non-owners' (deleted: everyone's) subscriptions on every replica, through the
+//!   hub.
 //!
 //! # What "no loss" means here
 //!
@@ -63,6 +66,7 @@
 //! carrying the cursor to resume from. Comments are in MongoDB, so resuming from that
 //! cursor replays exactly what was missed.
 
+pub mod access;
 pub mod comment_feed;
 pub mod config;
 pub mod hub;
@@ -82,7 +86,7 @@ use platform::Shutdown;
 pub use config::RealtimeConfig;
 pub use hub::{Hub, Message, Received, Subscription};
 pub use subscriptions::RealtimeSubscription;
-pub use wire::{ChangeKind, CommentChange, Event};
+pub use wire::{AccessChange, ChangeKind, CommentChange, Event};
 
 use crate::comments::store::CommentDoc;
 
@@ -145,6 +149,23 @@ impl Realtime {
         }
         if let Ok(video) = comment.video_id.parse() {
             self.stats.touch(video);
+        }
+    }
+}
+
+impl Realtime {
+    /// Tells the subscribers of `video` on every replica that who may see it changed, so
+    /// those who may no longer see it are ended ([`access`]). Call it after the change
+    /// committed (each subscriber re-reads the catalogue). Best effort, like every hub
+    /// message: if Redis cannot take it, the failure is logged and subscriptions opened
+    /// before the change keep streaming until they end otherwise; new ones are refused.
+    pub async fn access_changed(&self, video: uuid::Uuid) {
+        let event = Event::AccessChanged(AccessChange { video_id: video });
+        // Every per-video channel a non-owner may watch (uploadProgress is the owner's).
+        for channel in [channels::comments(&video), channels::stats(&video)] {
+            if let Err(e) = self.hub.publish(&channel, &event).await {
+                tracing::warn!(error = %e, %channel, "access change not published");
+            }
         }
     }
 }

@@ -209,6 +209,8 @@ struct Step {
     /// When the event behind it was published (Unix microseconds), if it came from one.
     published_at: Option<i64>,
     key: Option<OperationKey>,
+    /// The operation's stream said this result is its last, an error ([`Probe::end`]).
+    ending: bool,
 }
 
 impl Stream for Operation {
@@ -223,6 +225,7 @@ impl Stream for Operation {
                 memo: this.probe.take_memo(),
                 published_at: this.probe.take(),
                 key: this.probe.key().cloned(),
+                ending: this.probe.take_end(),
             })
         })
     }
@@ -455,9 +458,13 @@ impl Connection {
             return self.send(&ServerMessage::Complete { id: &id }).await;
         };
         with_error_codes(&mut response);
-        if step.first && response.is_err() && response.data == async_graphql::Value::Null {
-            // The operation failed before it started (validation, arguments, access):
-            // `error` ends it; no `complete` follows.
+        if (step.first || step.ending)
+            && response.is_err()
+            && response.data == async_graphql::Value::Null
+        {
+            // The operation failed before it started (validation, arguments, access), or
+            // its stream ended it with an error (the video became invisible to the
+            // viewer, `super::access`): `error` ends it; no `complete` follows.
             self.operations.remove(&id);
             return self
                 .send(&ServerMessage::Error {

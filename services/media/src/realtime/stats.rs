@@ -8,7 +8,8 @@
 //! database (not increments) means a lost or reordered message is corrected by the next
 //! one. Each subscriber then coalesces again ([`StatsStream`], what `videoStats` yields),
 //! so with several replicas publishing, a client still gets at most one update per
-//! interval, the latest.
+//! interval, the latest. A subscription whose viewer may no longer see the video (an
+//! `access_changed` message, [`super::access`]) ends with `NOT_FOUND`.
 
 use std::{
     collections::HashSet,
@@ -20,8 +21,9 @@ use platform::Shutdown;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::{Event, Hub, Received, Subscription, channels, memo::Probe, wire::StatsUpdate};
-use crate::catalogue::store as videos;
+use super::{
+    Event, Hub, Received, Subscription, access::Audience, channels, memo::Probe, wire::StatsUpdate,
+};
 
 #[derive(Clone)]
 pub struct StatsFeed {
@@ -88,88 +90,116 @@ async fn publish(hub: &Hub, db: &sqlx::PgPool, videos: &[Uuid]) -> anyhow::Resul
 }
 
 /// One `videoStats` subscription: the counters now, then the latest counters at most once
-/// per interval, and only when they differ from what was sent last.
+/// per interval, and only when they differ from what was sent last; or, once the viewer
+/// may no longer see the video, the error that ends it.
 pub(super) struct StatsStream {
-    pool: sqlx::PgPool,
-    video: Uuid,
+    /// The viewer, asked again when who may see the video changes (and after a gap,
+    /// together with the counters).
+    audience: Audience,
     subscription: Subscription,
     probe: Probe,
     interval: Duration,
     first: Option<StatsUpdate>,
     last_sent: Option<StatsUpdate>,
     last_at: tokio::time::Instant,
+    done: bool,
+}
+
+/// What a hub message means to one subscription.
+enum Step {
+    /// New counters, with their publication time (none when read afresh).
+    Update(StatsUpdate, Option<i64>),
+    /// The viewer may no longer see the video: the last item.
+    Gone(async_graphql::Error),
 }
 
 impl StatsStream {
     /// `now` is sent first; `subscription` watches the video's stats channel.
     pub(super) fn new(
-        pool: sqlx::PgPool,
-        video: Uuid,
+        audience: Audience,
         subscription: Subscription,
         probe: Probe,
         interval: Duration,
         now: StatsUpdate,
     ) -> Self {
         Self {
-            pool,
-            video,
+            audience,
             subscription,
             probe,
             interval,
             first: Some(now),
             last_sent: None,
             last_at: tokio::time::Instant::now(),
+            done: false,
         }
     }
 
-    pub(super) fn into_stream(self) -> impl futures::Stream<Item = StatsUpdate> {
+    pub(super) fn into_stream(
+        self,
+    ) -> impl futures::Stream<Item = Result<StatsUpdate, async_graphql::Error>> {
         futures::stream::unfold(self, |mut state| async move {
             state.next().await.map(|update| (update, state))
         })
     }
 
-    async fn next(&mut self) -> Option<StatsUpdate> {
+    async fn next(&mut self) -> Option<Result<StatsUpdate, async_graphql::Error>> {
+        if self.done {
+            return None;
+        }
         if let Some(first) = self.first.take() {
-            return Some(self.sent(first, None));
+            return Some(Ok(self.sent(first, None)));
         }
         loop {
-            let mut latest = self.wait_for_update().await?;
+            let (mut latest, mut at) = match self.wait_for_step().await? {
+                Step::Update(update, at) => (update, at),
+                Step::Gone(error) => return Some(Err(self.end(error))),
+            };
             // Coalesce: whatever else arrives before the interval is up replaces it.
             tokio::time::sleep_until(self.last_at + self.interval).await;
             while let Some(received) = self.subscription.try_recv() {
-                if let Some(update) = self.update_from(received).await {
-                    latest = update;
+                match self.step(received).await {
+                    Some(Step::Update(update, published)) => (latest, at) = (update, published),
+                    Some(Step::Gone(error)) => return Some(Err(self.end(error))),
+                    None => {}
                 }
             }
-            if Some(latest.0) != self.last_sent {
-                return Some(self.sent(latest.0, latest.1));
+            if Some(latest) != self.last_sent {
+                return Some(Ok(self.sent(latest, at)));
             }
         }
     }
 
-    async fn wait_for_update(&mut self) -> Option<(StatsUpdate, Option<i64>)> {
+    async fn wait_for_step(&mut self) -> Option<Step> {
         loop {
             let received = self.subscription.recv().await?;
-            if let Some(update) = self.update_from(received).await {
-                return Some(update);
+            if let Some(step) = self.step(received).await {
+                return Some(step);
             }
         }
     }
 
-    /// A counter update, with its publication time; after missed messages, the counters
-    /// are read afresh.
-    async fn update_from(&self, received: Received) -> Option<(StatsUpdate, Option<i64>)> {
+    /// What `received` means here: counters; after missed messages, the counters read
+    /// afresh, with the viewer checked again (the missed ones may have said that who may
+    /// see the video changed); after an access change, the viewer checked again.
+    async fn step(&self, received: Received) -> Option<Step> {
         match received {
             Received::Event(message) => match &message.event {
-                Event::Stats(update) => Some((*update, Some(message.published_at_micros))),
+                Event::Stats(update) => {
+                    Some(Step::Update(*update, Some(message.published_at_micros)))
+                }
+                Event::AccessChanged(_) => self.audience.recheck().await.err().map(Step::Gone),
                 _ => None,
             },
-            Received::Missed(_) => videos::get(&self.pool, self.video)
-                .await
-                .ok()
-                .flatten()
-                .map(|row| (StatsUpdate::from(&row), None)),
+            Received::Missed(_) => Some(match self.audience.recheck().await {
+                Ok(row) => Step::Update(StatsUpdate::from(&row), None),
+                Err(error) => Step::Gone(error),
+            }),
         }
+    }
+
+    fn end(&mut self, error: async_graphql::Error) -> async_graphql::Error {
+        self.done = true;
+        error
     }
 
     fn sent(&mut self, update: StatsUpdate, published_at: Option<i64>) -> StatsUpdate {

@@ -1,27 +1,28 @@
 //! The subscriptions: `commentEvents`, `uploadProgress`, `videoStats`.
 //!
-//! Each resolver checks what the viewer may see, subscribes to its hub channel (waiting
-//! for Redis to confirm), and returns a stream that turns hub messages into GraphQL
-//! values. The stream owns the hub [`Subscription`]: when the client completes the
+//! Each resolver subscribes to its hub channel (waiting for Redis to confirm), checks
+//! what the viewer may see, and returns a stream that turns hub messages into GraphQL
+//! values; `commentEvents` and `videoStats` check again whenever who may see the video
+//! changes, and end with `NOT_FOUND` when the viewer no longer may ([`super::access`]). The stream owns the hub [`Subscription`]: when the client completes the
 //! operation or disconnects, the stream is dropped and so is the channel reference.
 //! The streams themselves are [`super::comment_feed`] (replay, then live) and
 //! [`super::stats`] (coalesced counters); progress needs no more than the filter below.
 
 use async_graphql::{Context, ID, Object, Result, Subscription as GqlSubscription};
 use futures::{Stream, stream};
-use uuid::Uuid;
 
 use super::{
+    access::Audience,
     channels,
-    comment_feed::{CommentEvent, CommentFeed},
+    comment_feed::{CommentFeed, FeedItem},
     hub::{HubError, Received, Subscription},
-    memo::{Memoised, Probe},
+    memo::Probe,
     metrics::counted,
     stats::StatsStream,
     wire::{Event, ProgressUpdate, StatsUpdate},
 };
 use crate::{
-    catalogue::{VideoRow, parse_id, store as videos},
+    catalogue::{parse_id, store as videos},
     context::{AppContext, viewer},
     cursor::decode_version,
     error::Error,
@@ -92,14 +93,16 @@ impl RealtimeSubscription {
         ctx: &Context<'_>,
         video_id: ID,
         after: Option<String>,
-    ) -> Result<impl Stream<Item = Memoised<CommentEvent>> + use<>> {
+    ) -> Result<impl Stream<Item = FeedItem> + use<>> {
         let video = parse_id(&video_id)?;
         let after = after.as_deref().map(decode_version).transpose()?;
         let app = AppContext::get(ctx);
-        visible_video(ctx, video).await?;
-        // Live first, then the replay: whatever is published from now on reaches the
-        // subscription, so nothing falls between the replay's read and the live feed.
+        // Live first, then the visibility check and the replay: whatever is published
+        // from now on reaches the subscription, so neither a comment nor a visibility
+        // change (`access_changed`) falls between a read and the live feed.
         let subscription = subscribe(app, &channels::comments(&video)).await?;
+        let audience = Audience::of(ctx, video);
+        audience.recheck().await?;
         let feed = CommentFeed::new(
             app.comments.clone(),
             video,
@@ -107,6 +110,7 @@ impl RealtimeSubscription {
             app.realtime.config.replay_max,
             subscription,
             Probe::of(ctx),
+            audience,
         );
         Ok(counted(feed.into_stream()))
     }
@@ -165,14 +169,15 @@ impl RealtimeSubscription {
         &self,
         ctx: &Context<'_>,
         video_id: ID,
-    ) -> Result<impl Stream<Item = StatsUpdate> + use<>> {
+    ) -> Result<impl Stream<Item = Result<StatsUpdate>> + use<>> {
         let video = parse_id(&video_id)?;
         let app = AppContext::get(ctx);
+        // Subscribed before the check, as commentEvents is.
         let subscription = subscribe(app, &channels::stats(&video)).await?;
-        let now = StatsUpdate::from(&visible_video(ctx, video).await?);
+        let audience = Audience::of(ctx, video);
+        let now = StatsUpdate::from(&audience.recheck().await?);
         let stream = StatsStream::new(
-            app.db.pool().clone(),
-            video,
+            audience,
             subscription,
             Probe::of(ctx),
             app.realtime.config.stats_interval,
@@ -188,17 +193,4 @@ async fn subscribe(app: &AppContext, channel: &str) -> Result<Subscription, Erro
         .subscribe(channel)
         .await
         .map_err(|e: HubError| Error::Internal(e.into()))
-}
-
-/// The video, if the viewer may see it. Through the batching loader: a reconnect storm
-/// opens thousands of subscriptions in seconds, and one query per subscribe would queue
-/// them all for the pool's few connections.
-async fn visible_video(ctx: &Context<'_>, video: Uuid) -> Result<VideoRow, async_graphql::Error> {
-    let app = AppContext::get(ctx);
-    Ok(app
-        .videos
-        .load_one(video)
-        .await?
-        .filter(|v| v.visible_to(viewer(ctx).id()))
-        .ok_or(Error::NotFound("no such video"))?)
 }

@@ -7,8 +7,9 @@
 //! (the subscriptions render them, see [`super::subscriptions`]) and no state of the hub.
 //!
 //! Invariants:
-//! * one channel carries one kind of event, but decoding never depends on the channel's
-//!   name: the `type` tag says which;
+//! * one channel carries one kind of event (and the per-video channels, `comments:` and
+//!   `stats:`, also carry `access_changed`, see [`super::access`]), but decoding never
+//!   depends on the channel's name: the `type` tag says which;
 //! * every variant of `events::trending::Announcement` is a variant here with the same tag
 //!   (a test decodes the ranker's announcement), so a service publishing through that
 //!   contract is always understood.
@@ -18,6 +19,7 @@ use uuid::Uuid;
 
 pub use events::trending::Wire;
 
+pub use super::access::AccessChange;
 use crate::{catalogue::VideoRow, comments::store::CommentDoc};
 
 /// Every kind of event that travels through the hub. A new kind of live update is a new
@@ -28,6 +30,9 @@ pub enum Event {
     Comment(CommentChange),
     Progress(ProgressUpdate),
     Stats(StatsUpdate),
+    /// Who may see a video changed (made private, deleted): its subscribers ask the
+    /// catalogue again and end if their viewer may no longer see it ([`super::access`]).
+    AccessChanged(AccessChange),
     /// The ranker changed the trending sets (`events::trending::Announcement`, published by
     /// the ranker): re-read the top lists.
     TrendingMoved,

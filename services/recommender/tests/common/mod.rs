@@ -43,6 +43,8 @@ pub fn config(env: &TestEnv) -> recommender::Config {
         batch_size: 100,
         batch_wait: Duration::from_millis(10),
         prefetch: 64,
+        processed_events_retention: Duration::from_secs(7 * 86_400),
+        prune: platform::retention::PruneConfig::default(),
     }
 }
 
