@@ -503,7 +503,9 @@ pub fn caddy(config: &Value) -> anyhow::Result<Gateway> {
                     if let Some(max) = max_body_bytes {
                         let buffers = handler["request_buffers"].as_u64().unwrap_or(0);
                         if buffers <= max {
-                            bail!("reverse_proxy buffers {buffers} bytes of a body limited to {max}: must be more");
+                            bail!(
+                                "reverse_proxy buffers {buffers} bytes of a body limited to {max}: must be more"
+                            );
                         }
                     }
                     upstream = Some(dial_upstream(handler)?);
@@ -512,7 +514,9 @@ pub fn caddy(config: &Value) -> anyhow::Result<Gateway> {
             }
         }
         if prechecks.iter().any(|&n| Some(n) != max_body_bytes) {
-            bail!("a Content-Length check {prechecks:?} differs from request_body's max_size {max_body_bytes:?}");
+            bail!(
+                "a Content-Length check {prechecks:?} differs from request_body's max_size {max_body_bytes:?}"
+            );
         }
         if forward_auth.is_none() {
             strips_before_auth = false;

@@ -38,7 +38,13 @@ fn padded(mut value: Value, field: &str, size: usize) -> Vec<u8> {
 /// upload with no Content-Length. Returns the status code and the content type.
 async fn curl(url: &str, body: &std::path::Path, extra: &[&str]) -> (String, String) {
     let out = tokio::process::Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code} %{content_type}"])
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{content_type}",
+        ])
         .args(["-X", "POST", "-H", "Content-Type: application/json"])
         .args(extra)
         .arg("--data-binary")
@@ -69,7 +75,11 @@ async fn oversized_bodies_get_413_problem_json_every_time_and_change_nothing() {
     );
     let login = padded(json!({"login": "sizer"}), "password", OVERSIZED);
     let profile = padded(json!({}), "bio", OVERSIZED);
-    let graphql = padded(json!({"query": "{ feed { edges { node { id } } } }"}), "x", OVERSIZED);
+    let graphql = padded(
+        json!({"query": "{ feed { edges { node { id } } } }"}),
+        "x",
+        OVERSIZED,
+    );
     let cases: [(Method, &str, &Vec<u8>, bool); 5] = [
         (Method::POST, "/auth/register", &register, false),
         (Method::POST, "/auth/login", &login, false),
@@ -97,7 +107,11 @@ async fn oversized_bodies_get_413_problem_json_every_time_and_change_nothing() {
     let file = std::env::temp_dir().join(format!("kino-oversized-{}.json", stack.env.id));
     std::fs::write(&file, &graphql).unwrap();
     for path in ["/auth/login", "/media/graphql"] {
-        for extra in [&[][..], &["-H", "Expect:"], &["-H", "Transfer-Encoding: chunked"]] {
+        for extra in [
+            &[][..],
+            &["-H", "Expect:"],
+            &["-H", "Transfer-Encoding: chunked"],
+        ] {
             for _ in 0..5 {
                 let (code, kind) = curl(&stack.url(path), &file, extra).await;
                 assert_eq!(
@@ -117,7 +131,11 @@ async fn oversized_bodies_get_413_problem_json_every_time_and_change_nothing() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 401, "the oversized registration made nothing");
+    assert_eq!(
+        response.status(),
+        401,
+        "the oversized registration made nothing"
+    );
     let me: Value = client
         .get(stack.url("/user/profile"))
         .bearer_auth(&access)
@@ -158,19 +176,32 @@ async fn internals_are_not_reachable_through_the_gateway() {
     for service in ["auth", "user", "media", "video"] {
         // Wait until ready, then the public readiness is a bare status.
         let url = stack.url(&format!("/{service}/readyz"));
-        let body = wait_for(&format!("{service} ready"), Duration::from_secs(30), || async {
-            let response = client.get(&url).send().await.ok()?;
-            (response.status() == 200).then_some(())?;
-            response.json::<Value>().await.ok()
-        })
+        let body = wait_for(
+            &format!("{service} ready"),
+            Duration::from_secs(30),
+            || async {
+                let response = client.get(&url).send().await.ok()?;
+                (response.status() == 200).then_some(())?;
+                response.json::<Value>().await.ok()
+            },
+        )
         .await;
-        assert_eq!(body, json!({"status": "ready"}), "{service}: no dependency named");
+        assert_eq!(
+            body,
+            json!({"status": "ready"}),
+            "{service}: no dependency named"
+        );
 
         // Metrics: 404 for everyone, signed in or not.
         let metrics = stack.url(&format!("/{service}/metrics"));
         let anonymous = client.get(&metrics).send().await.unwrap();
         assert_eq!(anonymous.status(), 404, "anonymous {metrics}");
-        let signed_in = client.get(&metrics).bearer_auth(&access).send().await.unwrap();
+        let signed_in = client
+            .get(&metrics)
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(signed_in.status(), 404, "signed-in {metrics}");
     }
 
@@ -205,7 +236,10 @@ async fn internals_are_not_reachable_through_the_gateway() {
             .json()
             .await
             .unwrap();
-        assert!(report["checks"]["postgres"]["status"] == "up", "{addr}: {report}");
+        assert!(
+            report["checks"]["postgres"]["status"] == "up",
+            "{addr}: {report}"
+        );
     }
     let listed: Value = client
         .post(format!("http://{}/internal/users", stack.auth_addr))
