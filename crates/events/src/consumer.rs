@@ -6,7 +6,13 @@
 //! handlers must be idempotent (every event has an id for that). When the connection breaks
 //! the loop waits a little and starts again; unacknowledged deliveries go back to the queue.
 //!
-//! Shutdown stops taking new deliveries; the one being handled finishes first.
+//! Shutdown drains, it does not abandon: the consumer is cancelled at the broker at once
+//! (no new deliveries), the handler in flight finishes, the deliveries already sent ahead
+//! (prefetch) are handled too, and each is settled by its outcome; then the task returns.
+//! The consumer task is started with `platform::Shutdown::spawn`, so the service's `run`
+//! returns (and the process exits) only after that, or when `SHUTDOWN_GRACE_SECS` ran out;
+//! whatever is still unsettled then goes back to the queue when the connection closes.
+//! A handler that cannot finish in time itself answers [`Outcome::Requeue`].
 //!
 //! While consuming, the queue's depth and consumer count are reported every few seconds
 //! (`queue_messages_ready`, `queue_consumers` on `/metrics`), so a backlog is visible.
@@ -15,15 +21,15 @@ use std::{collections::VecDeque, future::Future, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use lapin::{
-    Channel,
+    Channel, Consumer,
     message::Delivery,
     options::{
-        BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-        QueueDeclareOptions,
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+        BasicQosOptions, QueueDeclareOptions,
     },
-    types::FieldTable,
+    types::{FieldTable, ShortString},
 };
-use platform::background::reconnecting;
+use platform::{Shutdown, background::reconnecting};
 
 pub use crate::queue::QueueSpec;
 use crate::{
@@ -42,6 +48,10 @@ pub enum Outcome {
     /// It can never succeed (undecodable, unknown version): drop it, or dead-letter it if
     /// the queue has a dead-letter exchange. Logged.
     Reject,
+    /// Put it back at once, for another consumer: this one is shutting down and cannot
+    /// finish it in time. No pause (the point is that another replica starts it now); a
+    /// quorum queue counts it as a delivery (`x-delivery-count`, `x-delivery-limit`).
+    Requeue,
 }
 
 /// Pause before a retried delivery is handed back, so a store outage does not spin.
@@ -51,84 +61,156 @@ const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 /// How often a consumer asks the broker how deep its queue is.
 const DEPTH_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Consumes `spec`'s queue until shutdown. `prefetch` bounds the deliveries in
-/// flight from the broker (they are still handled one at a time).
+/// Consumes `spec`'s queue until shutdown, then drains (see the module doc). `prefetch`
+/// bounds the deliveries in flight from the broker (they are still handled one at a
+/// time). The task is tracked by `shutdown` (`Shutdown::finished`).
 pub fn spawn<H, F>(
     rabbit: Arc<Rabbit>,
     spec: QueueSpec,
     prefetch: u16,
-    shutdown: &platform::Shutdown,
+    shutdown: &Shutdown,
     handler: H,
 ) -> tokio::task::JoinHandle<()>
 where
     H: Fn(Delivery) -> F + Send + Sync + 'static,
     F: Future<Output = Outcome> + Send,
 {
-    let shutdown = shutdown.clone();
-    tokio::spawn(async move {
+    let stop = shutdown.clone();
+    shutdown.spawn(async move {
         let what = format!("consumer of {}", spec.name);
-        let session = || consume(&rabbit, &spec, prefetch, &handler);
-        reconnecting(&what, RECONNECT_PAUSE, &shutdown, session).await;
+        let session = || consume(&rabbit, &spec, prefetch, &stop, &handler);
+        reconnecting(&what, RECONNECT_PAUSE, &stop, session).await;
     })
 }
 
-/// One connection's worth of consuming. Returns when the channel breaks.
-///
-/// Cancelled (by shutdown) only while waiting for the next delivery or in the handler;
-/// either way the unacknowledged delivery goes back to the queue when the channel closes.
+/// Opens a channel, declares the queue and starts consuming it; `None` when shutdown came
+/// first (nothing is held yet, so nothing is lost by stopping here).
+async fn subscribe(
+    rabbit: &Rabbit,
+    spec: &QueueSpec,
+    prefetch: u16,
+    shutdown: &Shutdown,
+) -> Result<Option<(Channel, Consumer)>, Error> {
+    let open = async {
+        let channel = rabbit.channel().await?;
+        spec.declare(&channel).await?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await?;
+        let deliveries = channel
+            .basic_consume(
+                spec.name.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok::<_, Error>((channel, deliveries))
+    };
+    tokio::select! {
+        biased;
+        () = shutdown.triggered() => Ok(None),
+        opened = open => opened.map(Some),
+    }
+}
+
+/// Runs `session` (which reads `consumer`'s deliveries until the stream ends) and, as soon
+/// as shutdown fires, cancels the consumer at the broker, even while a handler runs: no
+/// new delivery comes, the ones already sent ahead are still yielded, then the stream
+/// ends and the session returns after settling them.
+async fn until_drained<T>(
+    channel: &Channel,
+    tag: ShortString,
+    shutdown: &Shutdown,
+    session: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let cancel = async {
+        shutdown.triggered().await;
+        tracing::info!(consumer = %tag, "shutdown: consumer cancelled, draining");
+        if let Err(error) = channel
+            .basic_cancel(tag.clone(), BasicCancelOptions::default())
+            .await
+        {
+            // The channel is gone: the session fails too, and its deliveries are back in
+            // the queue already.
+            tracing::warn!(%error, "shutdown: could not cancel the consumer");
+        }
+        std::future::pending::<Result<T, Error>>().await
+    };
+    tokio::select! {
+        out = session => out,
+        never = cancel => never,
+    }
+}
+
+/// One connection's worth of consuming. Returns when the channel breaks, or once shutdown
+/// cancelled the consumer and every delivery it had been sent is settled.
 async fn consume<H, F>(
     rabbit: &Rabbit,
     spec: &QueueSpec,
     prefetch: u16,
+    shutdown: &Shutdown,
     handler: &H,
 ) -> Result<(), Error>
 where
     H: Fn(Delivery) -> F,
     F: Future<Output = Outcome>,
 {
-    let channel = rabbit.channel().await?;
-    spec.declare(&channel).await?;
-    channel
-        .basic_qos(prefetch, BasicQosOptions::default())
-        .await?;
-    let mut deliveries = channel
-        .basic_consume(
-            spec.name.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let Some((channel, mut deliveries)) = subscribe(rabbit, spec, prefetch, shutdown).await? else {
+        return Ok(());
+    };
     let _depth = AbortOnDrop(tokio::spawn(report_depth(
         channel.clone(),
         spec.name.clone(),
     )));
-    while let Some(delivery) = deliveries.next().await {
-        let delivery = delivery?;
-        let acker = delivery.acker.clone();
-        let routing_key = delivery.routing_key.to_string();
-        match handler(delivery).await {
-            Outcome::Ack => {
-                acker.ack(BasicAckOptions::default()).await?;
-            }
-            Outcome::Retry => {
-                tokio::time::sleep(RETRY_PAUSE).await;
-                acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    })
-                    .await?;
-            }
-            Outcome::Reject => {
-                tracing::error!(queue = %spec.name, %routing_key, "consumer: rejected a delivery");
-                acker
-                    .nack(BasicNackOptions {
-                        requeue: false,
-                        ..Default::default()
-                    })
-                    .await?;
-            }
+    let tag = deliveries.tag();
+    let session = async {
+        while let Some(delivery) = deliveries.next().await {
+            settle_one(spec, delivery?, handler).await?;
+        }
+        Ok(())
+    };
+    until_drained(&channel, tag, shutdown, session).await
+}
+
+/// Hands one delivery to the handler and settles it by the outcome.
+async fn settle_one<H, F>(spec: &QueueSpec, delivery: Delivery, handler: &H) -> Result<(), Error>
+where
+    H: Fn(Delivery) -> F,
+    F: Future<Output = Outcome>,
+{
+    let acker = delivery.acker.clone();
+    let routing_key = delivery.routing_key.to_string();
+    match handler(delivery).await {
+        Outcome::Ack => {
+            acker.ack(BasicAckOptions::default()).await?;
+        }
+        Outcome::Retry => {
+            tokio::time::sleep(RETRY_PAUSE).await;
+            acker
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await?;
+        }
+        Outcome::Reject => {
+            tracing::error!(queue = %spec.name, %routing_key, "consumer: rejected a delivery");
+            acker
+                .nack(BasicNackOptions {
+                    requeue: false,
+                    ..Default::default()
+                })
+                .await?;
+        }
+        Outcome::Requeue => {
+            tracing::info!(queue = %spec.name, %routing_key, "consumer: handed a delivery back");
+            acker
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await?;
         }
     }
     Ok(())
@@ -232,7 +314,7 @@ pub fn spawn_batched<H, F>(
     rabbit: Arc<Rabbit>,
     spec: QueueSpec,
     batching: Batching,
-    shutdown: &platform::Shutdown,
+    shutdown: &Shutdown,
     handler: H,
 ) -> tokio::task::JoinHandle<()>
 where
@@ -245,43 +327,53 @@ where
         in_flight: batching.in_flight.max(1),
         ..batching
     };
-    let shutdown = shutdown.clone();
-    tokio::spawn(async move {
+    let stop = shutdown.clone();
+    shutdown.spawn(async move {
         let what = format!("consumer of {}", spec.name);
-        let session = || consume_batches(&rabbit, &spec, batching, &handler);
-        reconnecting(&what, RECONNECT_PAUSE, &shutdown, session).await;
+        let session = || consume_batches(&rabbit, &spec, batching, &stop, &handler);
+        reconnecting(&what, RECONNECT_PAUSE, &stop, session).await;
     })
 }
 
+/// Like [`consume`], in batches: on shutdown the consumer is cancelled, the batch being
+/// taken is handed over as it is, and every batch is settled before this returns.
 async fn consume_batches<H, F>(
     rabbit: &Rabbit,
     spec: &QueueSpec,
     batching: Batching,
+    shutdown: &Shutdown,
     handler: &H,
 ) -> Result<(), Error>
 where
     H: Fn(Vec<Delivery>) -> F,
     F: Future<Output = BatchOutcome> + Send + 'static,
 {
-    let channel = rabbit.channel().await?;
-    spec.declare(&channel).await?;
-    channel
-        .basic_qos(batching.prefetch, BasicQosOptions::default())
-        .await?;
-    let mut deliveries = channel
-        .basic_consume(
-            spec.name.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let Some((channel, deliveries)) = subscribe(rabbit, spec, batching.prefetch, shutdown).await?
+    else {
+        return Ok(());
+    };
+    let tag = deliveries.tag();
+    let session = take_batches(&channel, spec, batching, deliveries, handler);
+    until_drained(&channel, tag, shutdown, session).await
+}
+
+async fn take_batches<H, F>(
+    channel: &Channel,
+    spec: &QueueSpec,
+    batching: Batching,
+    mut deliveries: Consumer,
+    handler: &H,
+) -> Result<(), Error>
+where
+    H: Fn(Vec<Delivery>) -> F,
+    F: Future<Output = BatchOutcome> + Send + 'static,
+{
     // Batches being handled, oldest first, with their delivery tags. A batch is settled
     // as soon as its handler finished and every older one is settled, while the next
-    // batch is being taken. If this function returns early (the channel broke, or
-    // shutdown dropped it), handlers may still finish, but nothing acknowledges their
-    // batches: the broker redelivers them to the next consumer, which the handlers'
-    // idempotence makes harmless.
+    // batch is being taken. If this function returns early (the channel broke),
+    // handlers may still finish, but nothing acknowledges their batches: the broker
+    // redelivers them to the next consumer, which the handlers' idempotence makes
+    // harmless.
     let mut handling: VecDeque<(Vec<u64>, tokio::task::JoinHandle<BatchOutcome>)> = VecDeque::new();
     // The batch being taken: its deliveries, their events, when it is due at the latest.
     let mut batch: Vec<Delivery> = Vec::new();
@@ -299,16 +391,17 @@ where
             finished = async { (&mut handling.front_mut().expect("not empty").1).await },
                 if !handling.is_empty() => {
                 let (tags, _) = handling.pop_front().expect("not empty");
-                settle(&channel, spec, &tags, outcome(spec, finished)).await?;
+                settle(channel, spec, &tags, outcome(spec, finished)).await?;
             }
             next = deliveries.next(), if !full => {
                 let Some(delivery) = next else {
-                    // The broker cancelled the consumer: finish what was taken.
+                    // The consumer was cancelled (shutdown, or the broker): finish what
+                    // was taken.
                     if !batch.is_empty() {
                         handling.push_back(start(handler, batch));
                     }
                     while let Some((tags, task)) = handling.pop_front() {
-                        settle(&channel, spec, &tags, outcome(spec, task.await)).await?;
+                        settle(channel, spec, &tags, outcome(spec, task.await)).await?;
                     }
                     return Ok(());
                 };

@@ -9,6 +9,8 @@
 //!   outbox alike;
 //! * [`queue`]: queues under the deployment's `QUEUE_PREFIX`, with the arguments every
 //!   declarer of a queue must agree on;
+//! * [`transcode`]: the transcode work queues (quorum queues with a delivery limit), as
+//!   the video service and the transcoder both declare them;
 //! * [`publisher`]: publishing with publisher confirms: `publish` returns only once the
 //!   broker has taken responsibility for the message (persistent, on a durable exchange);
 //! * [`outbox`]: events written in the same transaction as the change they announce, and
@@ -32,6 +34,7 @@ pub mod queue;
 pub mod rabbit;
 pub mod route;
 pub mod topology;
+pub mod transcode;
 pub mod trending;
 pub mod user;
 pub mod video;

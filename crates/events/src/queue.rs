@@ -108,6 +108,21 @@ impl QueueSpec {
         self
     }
 
+    /// Makes it a quorum queue (replicated; counts unsettled deliveries, crate::transcode).
+    pub fn quorum(self) -> Self {
+        self.argument("x-queue-type", AMQPValue::LongString("quorum".into()))
+    }
+
+    /// Dead-letters what the queue rejects, expires or gives up on to queue `name`,
+    /// through the default exchange.
+    pub fn dead_letter_to(self, name: &str) -> Self {
+        self.argument("x-dead-letter-exchange", AMQPValue::LongString("".into()))
+            .argument(
+                "x-dead-letter-routing-key",
+                AMQPValue::LongString(name.into()),
+            )
+    }
+
     /// Lets the broker delete the queue once unused for `after` (throw-away stacks, tests).
     /// Encoded as a signed 64-bit integer of milliseconds, the one encoding every declarer
     /// of a queue uses.

@@ -1,14 +1,14 @@
 //! Exchange and queue names, and their declaration.
 //!
 //! Everything is durable and declared with the same arguments by every service, so any
-//! service may declare it first. A queue belongs to its consumer: services declare and bind
-//! their own consumer queues; only the shared work queues are declared here.
+//! service may declare it first. Only the exchanges are declared here, on every
+//! connection of every service. A queue belongs to its consumer: services declare and
+//! bind their own consumer queues, and the transcode work queues are declared by the two
+//! services that use them (video, transcoder) from crate::transcode, under their
+//! `QUEUE_PREFIX`: a service that never touches them never declares them, so their
+//! arguments (quorum, delivery limit) cannot break another service's connection.
 
-use lapin::{
-    Channel, ExchangeKind,
-    options::{ExchangeDeclareOptions, QueueDeclareOptions},
-    types::{AMQPValue, FieldTable, ShortString},
-};
+use lapin::{Channel, ExchangeKind, options::ExchangeDeclareOptions, types::FieldTable};
 
 /// Topic exchange: `video.created|uploaded|progress|ready|failed|deleted|updated`.
 pub const VIDEO_EVENTS: &str = "video.events";
@@ -39,30 +39,5 @@ pub async fn declare(channel: &Channel) -> Result<(), lapin::Error> {
             )
             .await?;
     }
-
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    channel
-        .queue_declare(TRANSCODE_JOBS.into(), durable, FieldTable::default())
-        .await?;
-    channel
-        .queue_declare(TRANSCODE_DEAD.into(), durable, FieldTable::default())
-        .await?;
-    // Messages in the retry queue carry a per-message expiration (the backoff); when it
-    // expires they go back to the jobs queue through the default exchange.
-    let mut retry_args = FieldTable::default();
-    retry_args.insert(
-        ShortString::from("x-dead-letter-exchange"),
-        AMQPValue::LongString("".into()),
-    );
-    retry_args.insert(
-        ShortString::from("x-dead-letter-routing-key"),
-        AMQPValue::LongString(TRANSCODE_JOBS.into()),
-    );
-    channel
-        .queue_declare(TRANSCODE_RETRY.into(), durable, retry_args)
-        .await?;
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! The two loops every service runs in the background, written once:
+//! The loops every service runs in the background, written once:
 //!
 //! * [`until_ready`]: try a start-up step (create a database, a bucket, indexes, declare
 //!   a queue, load an index) until it succeeds, backing off between attempts, and give up
@@ -7,10 +7,11 @@
 //! * [`every`]: run a periodic task (a sweep, a flush, a rebase) every interval until
 //!   shutdown. A tick is never cut off by shutdown: shutdown is noticed between ticks, so
 //!   a tick that started finishes and what it wrote stays consistent.
-//! * [`reconnecting`]: run a session over a connection (consuming a queue, a pub/sub
-//!   subscription) until shutdown, starting a new one after a pause whenever one ends.
+//! * [`reconnecting`]: run a session over a connection (consuming a queue) until
+//!   shutdown, starting a new one after a pause whenever one ends; the session itself
+//!   notices shutdown and settles what it holds before returning.
 //!
-//! Both take the one [`Shutdown`] a service was given, by reference. Backoff comes from
+//! All three take the one [`Shutdown`] a service was given, by reference. Backoff comes from
 //! `backon`; failures are logged at `warn` with `what` naming the step.
 
 use std::{fmt::Display, future::Future, time::Duration};
@@ -119,9 +120,13 @@ where
 
 /// Runs `session` until shutdown, again and again: when one ends (its connection broke,
 /// logged at `warn` as "`what`: reconnecting" when it ended in an error), the next starts
-/// after `pause`. Shutdown drops the running session at its next await point, so a
-/// session must leave nothing half-done that its store does not undo (unacknowledged
-/// deliveries go back to their queue).
+/// after `pause`, unless shutdown came first.
+///
+/// Shutdown never drops a running session: the session watches `shutdown` itself, stops
+/// taking work when it fires, settles what it holds (a consumer acknowledges the
+/// deliveries it is handling) and returns. Cutting it off instead would throw away work in
+/// flight that the grace period exists to finish; the grace period bounds it from outside
+/// ([`Shutdown::drain`] around [`Shutdown::finished`], as `http::serve` does).
 pub async fn reconnecting<E, F, Fut>(
     what: &str,
     pause: Duration,
@@ -135,15 +140,11 @@ pub async fn reconnecting<E, F, Fut>(
     let stop = shutdown.triggered();
     tokio::pin!(stop);
     loop {
-        tokio::select! {
-            () = &mut stop => return,
-            ended = session() => {
-                if let Err(error) = ended {
-                    tracing::warn!(%error, "{what}: reconnecting");
-                }
-            }
+        if let Err(error) = session().await {
+            tracing::warn!(%error, "{what}: reconnecting");
         }
         tokio::select! {
+            biased;
             () = &mut stop => return,
             () = tokio::time::sleep(pause) => {}
         }
@@ -216,19 +217,25 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn reconnecting_starts_a_new_session_after_each_until_shutdown() {
+    async fn reconnecting_starts_a_new_session_after_each_and_lets_the_last_settle() {
         let shutdown = Shutdown::new();
         let sessions = Arc::new(AtomicU32::new(0));
-        let (counted, stop) = (sessions.clone(), shutdown.clone());
+        let settled = Arc::new(AtomicU32::new(0));
+        let (counted, done, stop) = (sessions.clone(), settled.clone(), shutdown.clone());
         let task = tokio::spawn(async move {
             reconnecting("session", Duration::from_secs(1), &stop, || {
                 let n = counted.fetch_add(1, Ordering::SeqCst);
+                let (done, stop) = (done.clone(), stop.clone());
                 async move {
                     if n < 2 {
-                        Err("broken") // ends at once, like a lost connection
-                    } else {
-                        std::future::pending().await // runs until shutdown
+                        return Err("broken"); // ends at once, like a lost connection
                     }
+                    // Runs until shutdown, then takes a while to settle what it holds:
+                    // shutdown must not cut that off.
+                    stop.triggered().await;
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    done.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
                 }
             })
             .await;
@@ -236,7 +243,16 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(10)).await;
         shutdown.trigger();
         task.await.unwrap();
-        assert_eq!(sessions.load(Ordering::SeqCst), 3);
+        assert_eq!(
+            sessions.load(Ordering::SeqCst),
+            3,
+            "no session after shutdown"
+        );
+        assert_eq!(
+            settled.load(Ordering::SeqCst),
+            1,
+            "the last session settled"
+        );
     }
 
     #[tokio::test(start_paused = true)]

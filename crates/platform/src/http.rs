@@ -166,7 +166,9 @@ pub async fn serve_service(
 }
 
 /// Serves `app` on `listener` until `shutdown` fires, then stops accepting and lets the
-/// requests in flight finish, for at most `grace`.
+/// requests in flight finish, and the background work started with [`Shutdown::spawn`]
+/// (consumers settling their deliveries) too: both drain at once, for at most `grace`
+/// from the signal. Returns only then, so the process exits after its consumers.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -176,9 +178,18 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.triggered());
-    match shutdown.drain(grace, server.into_future()).await {
+    let drained = async {
+        // A server that failed returns at once (the process is failing anyway); one that
+        // stopped for shutdown waits for the background work, which is draining meanwhile.
+        server.into_future().await?;
+        shutdown.finished().await;
+        Ok(())
+    };
+    match shutdown.drain(grace, drained).await {
         Some(result) => result,
-        None => Ok(()), // grace period over: remaining connections are dropped
+        // Grace period over: remaining connections are dropped; deliveries still held go
+        // back to their queues when the broker connection closes.
+        None => Ok(()),
     }
 }
 

@@ -4,14 +4,24 @@
 //! trigger by hand). Servers stop accepting when it fires and drain what is in flight;
 //! consumers stop taking new deliveries and finish (and acknowledge) the ones they hold.
 //! [`Shutdown::drain`] bounds how long the draining may take.
+//!
+//! Background work that holds something the process must settle before it exits (a
+//! consumer's unacknowledged deliveries) is started with [`Shutdown::spawn`]: the same
+//! `Shutdown` then knows it, and [`Shutdown::finished`] resolves once all of it returned.
+//! `platform::http::serve` waits for that after the server stopped, inside the same grace
+//! period, so every service's `run` returns (and the process exits 0) only once its
+//! consumers drained, or the grace ran out. One mechanism for every service: a consumer
+//! cannot be forgotten by a service's `run`.
 
 use std::{future::Future, time::Duration};
 
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 #[derive(Clone, Default)]
 pub struct Shutdown {
     token: CancellationToken,
+    /// Work that must end before the service does (shared by every clone).
+    work: TaskTracker,
 }
 
 impl Shutdown {
@@ -43,6 +53,26 @@ impl Shutdown {
     /// Resolves once shutdown has been triggered.
     pub fn triggered(&self) -> impl Future<Output = ()> + Send + 'static {
         self.token.clone().cancelled_owned()
+    }
+
+    /// Spawns background work that watches this shutdown itself and must be waited for
+    /// before the process exits (see the module doc). It should return soon after shutdown
+    /// fires, once it has settled what it holds; [`Shutdown::finished`] waits for it.
+    pub fn spawn<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.work.spawn(work)
+    }
+
+    /// Resolves once every task started with [`Shutdown::spawn`] has returned (at once if
+    /// there is none). Unbounded: wrap it in [`Shutdown::drain`].
+    pub async fn finished(&self) {
+        // A closed tracker still accepts tasks (a consumer started late); `wait` then
+        // waits for those too.
+        self.work.close();
+        self.work.wait().await;
     }
 
     /// Runs `work` (which should itself stop when shutdown triggers), but once shutdown has
@@ -91,6 +121,24 @@ mod tests {
             })
             .await;
         assert_eq!(out, Some(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn finished_waits_for_spawned_work_to_settle_after_shutdown() {
+        let shutdown = Shutdown::new();
+        let settled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (stop, done) = (shutdown.clone(), settled.clone());
+        shutdown.spawn(async move {
+            stop.triggered().await;
+            tokio::time::sleep(Duration::from_secs(2)).await; // settling what it holds
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        shutdown.trigger();
+        let out = shutdown
+            .drain(Duration::from_secs(5), shutdown.finished())
+            .await;
+        assert_eq!(out, Some(()));
+        assert!(settled.load(std::sync::atomic::Ordering::SeqCst));
     }
 
     #[tokio::test(start_paused = true)]

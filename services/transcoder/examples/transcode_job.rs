@@ -63,13 +63,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let names =
         transcoder::queues::Names::new(&platform::config::var::<String>("QUEUE_PREFIX", "")?);
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    channel
-        .queue_declare(names.jobs.as_str().into(), durable, names.arguments())
-        .await?;
+    names.jobs_queue().declare(&channel).await?;
     let mut deliveries = channel
         .basic_consume(
             listen.name().clone(),

@@ -7,7 +7,7 @@ use platform::{
     s3::S3Config,
 };
 
-use crate::ffmpeg::Tools;
+use crate::{ffmpeg::Tools, limits::Timeout};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -35,6 +35,8 @@ pub struct JobConfig {
     pub preset: String,
     /// `TRANSCODE_PROGRESS_INTERVAL_SECS`: the least time between two progress events.
     pub progress_interval: Duration,
+    /// `TRANSCODE_TIMEOUT_*`: how long one attempt may take, from its source's duration.
+    pub timeout: Timeout,
 }
 
 impl Default for JobConfig {
@@ -46,6 +48,7 @@ impl Default for JobConfig {
             retry_backoff: Duration::from_secs(10),
             preset: "veryfast".into(),
             progress_interval: Duration::from_millis(500),
+            timeout: Timeout::default(),
         }
     }
 }
@@ -71,7 +74,32 @@ impl Config {
                 retry_backoff: config::secs("TRANSCODE_RETRY_BACKOFF_SECS", "10")?,
                 preset: var("TRANSCODE_PRESET", "veryfast")?,
                 progress_interval: config::secs("TRANSCODE_PROGRESS_INTERVAL_SECS", "0.5")?,
+                timeout: timeout_from_env()?,
             },
         })
     }
+}
+
+fn timeout_from_env() -> Result<Timeout, ConfigError> {
+    let factor: f64 = var("TRANSCODE_TIMEOUT_FACTOR", "4")?;
+    if !factor.is_finite() || factor < 0.0 {
+        return Err(ConfigError {
+            name: "TRANSCODE_TIMEOUT_FACTOR".into(),
+            value: factor.to_string(),
+            reason: "must be a number of at least 0".into(),
+        });
+    }
+    let max = config::secs("TRANSCODE_TIMEOUT_MAX_SECS", "21600")?;
+    if max.is_zero() {
+        return Err(ConfigError {
+            name: "TRANSCODE_TIMEOUT_MAX_SECS".into(),
+            value: "0".into(),
+            reason: "must be more than 0".into(),
+        });
+    }
+    Ok(Timeout {
+        floor: config::secs("TRANSCODE_TIMEOUT_FLOOR_SECS", "300")?,
+        factor,
+        max,
+    })
 }

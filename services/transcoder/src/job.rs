@@ -13,6 +13,7 @@ use aws_sdk_s3::{error::DisplayErrorContext, primitives::ByteStream};
 use events::{
     Envelope,
     consumer::{self, Outcome},
+    transcode::DELIVERY_LIMIT,
     video::{ProgressStage, Rendition, TranscodeJob, VideoFailed, VideoReady},
 };
 use futures::StreamExt;
@@ -23,12 +24,14 @@ use crate::{
     Context,
     ffmpeg::{self, Source},
     ladder::{self, Rung},
+    limits,
     progress::{self, Parser, Reporter},
     queues,
     workdir::WorkDir,
 };
 
-/// Settles one delivery of the jobs queue (see [`queues`] for the retry design).
+/// Settles one delivery of the jobs queue (see [`queues`] for the retry design and
+/// [`limits`] for the timeout and the hand-back at shutdown).
 pub async fn handle(ctx: &Context, delivery: Delivery) -> Outcome {
     let attempt = queues::attempt(&delivery);
     let max = ctx.config.jobs.max_attempts.max(1);
@@ -44,7 +47,19 @@ pub async fn handle(ctx: &Context, delivery: Delivery) -> Outcome {
         }
     };
     let video_id = job.video_id;
-    tracing::info!(%video_id, attempt, max, "transcoding");
+    let unsettled = queues::unsettled_deliveries(&delivery);
+    if unsettled >= DELIVERY_LIMIT {
+        // The broker's last delivery: every earlier one ended without a word (a killed
+        // or out-of-memory worker, a consumer timeout, hand-backs). Running it again
+        // would most likely end the same way, and then nobody would tell the uploader.
+        let reason = format!(
+            "the transcoder stopped {unsettled} times while processing this video \
+             (killed, out of memory or timed out); it will not be tried again"
+        );
+        tracing::error!(%video_id, unsettled, "transcode job exceeded its delivery limit");
+        return give_up(ctx, &delivery, &job, attempt, reason).await;
+    }
+    tracing::info!(%video_id, attempt, max, unsettled, "transcoding");
     let started = std::time::Instant::now();
     let reason = match transcode(ctx, &job).await {
         Ok(()) => {
@@ -52,7 +67,13 @@ pub async fn handle(ctx: &Context, delivery: Delivery) -> Outcome {
             metrics::record(true, started.elapsed());
             return Outcome::Ack;
         }
-        Err(reason) => reason,
+        Err(Ended::HandedBack) => {
+            // Not a failure of the job: the quorum queue counts the delivery all the same,
+            // so a job that is always handed back still ends (events::transcode).
+            tracing::warn!(%video_id, attempt, "shutdown: the transcode could not finish in time; handing it back");
+            return Outcome::Requeue;
+        }
+        Err(Ended::Failed(reason)) => reason,
     };
     metrics::record(false, started.elapsed());
     if attempt < max {
@@ -65,6 +86,18 @@ pub async fn handle(ctx: &Context, delivery: Delivery) -> Outcome {
         };
     }
     tracing::error!(%video_id, attempt, %reason, "transcode failed for good");
+    give_up(ctx, &delivery, &job, attempt, reason).await
+}
+
+/// Parks the job in `transcode.dead` and announces `video.failed` with `reason` (what the
+/// uploader sees); acknowledged only once both are done.
+async fn give_up(
+    ctx: &Context,
+    delivery: &Delivery,
+    job: &TranscodeJob,
+    attempt: u32,
+    reason: String,
+) -> Outcome {
     if ctx
         .queues
         .dead(&delivery.data, attempt, &reason)
@@ -74,7 +107,7 @@ pub async fn handle(ctx: &Context, delivery: Delivery) -> Outcome {
         return Outcome::Retry;
     }
     let failed = Envelope::new(VideoFailed {
-        video_id,
+        video_id: job.video_id,
         owner_id: job.owner_id,
         reason,
     });
@@ -83,6 +116,28 @@ pub async fn handle(ctx: &Context, delivery: Delivery) -> Outcome {
         // Parked twice at worst; the video service treats the second failure as a duplicate.
         Err(_) => Outcome::Retry,
     }
+}
+
+/// Why an attempt ended before producing the ladder.
+#[derive(Debug)]
+enum Ended {
+    /// It failed; the reason is shown to the uploader if it is the last attempt.
+    Failed(String),
+    /// Shutdown came and it could not finish within the grace period: stopped, scratch
+    /// removed, to be handed back to the queue (limits::handback_after).
+    HandedBack,
+}
+
+impl From<String> for Ended {
+    fn from(reason: String) -> Self {
+        Self::Failed(reason)
+    }
+}
+
+/// Resolves once a job still running at shutdown must be handed back.
+async fn handback_due(ctx: &Context) {
+    ctx.shutdown.triggered().await;
+    tokio::time::sleep(limits::handback_after(ctx.config.http.shutdown_grace)).await;
 }
 
 pub(crate) mod metrics {
@@ -111,8 +166,13 @@ pub(crate) mod metrics {
     }
 }
 
-/// Runs the job; the error is the reason shown to the uploader if it is the last attempt.
-async fn transcode(ctx: &Context, job: &TranscodeJob) -> Result<(), String> {
+/// Runs the job. Everything from the download to the last upload is raced against the
+/// hand-back at shutdown; from the probe on, against the job's `TRANSCODE_TIMEOUT` too.
+/// Losing a race drops what was running: the encoder is killed and waited for (see
+/// [`encode`]), the scratch directory removed ([`WorkDir`]).
+async fn transcode(ctx: &Context, job: &TranscodeJob) -> Result<(), Ended> {
+    let handback = handback_due(ctx);
+    tokio::pin!(handback);
     let id = job.video_id;
     let mut reporter = Reporter::start(
         ctx.publisher.clone(),
@@ -125,9 +185,27 @@ async fn transcode(ctx: &Context, job: &TranscodeJob) -> Result<(), String> {
         .await
         .map_err(|e| format!("no scratch space: {e}"))?;
     let source_path = work.path().join("source");
-    download(ctx, &job.source_key, &source_path).await?;
-    let source = ffmpeg::probe(&ctx.ffmpeg, &source_path).await?;
+    let source = tokio::select! {
+        probed = async {
+            download(ctx, &job.source_key, &source_path).await?;
+            ffmpeg::probe(&ctx.ffmpeg, &source_path).await
+        } => probed?,
+        () = &mut handback => return Err(Ended::HandedBack),
+    };
     let rungs = ladder::choose(source.width, source.height);
+    let limit = ctx.config.jobs.timeout.for_source(source.duration);
+    let deadline = tokio::time::Instant::now() + limit;
+    let stop = async {
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => Ended::Failed(format!(
+                "transcoding took longer than its limit of {} s (TRANSCODE_TIMEOUT for a {:.0} s video)",
+                limit.as_secs_f64().ceil(),
+                source.duration,
+            )),
+            () = &mut handback => Ended::HandedBack,
+        }
+    };
+    tokio::pin!(stop);
 
     let out = work.path().join("hls");
     for rung in &rungs {
@@ -139,12 +217,63 @@ async fn transcode(ctx: &Context, job: &TranscodeJob) -> Result<(), String> {
     // job's critical path.
     let thumbnail = work.path().join("thumbnail.jpg");
     let (encoded, has_thumbnail) = tokio::join!(
-        encode(ctx, &source_path, &out, &rungs, &source, &mut reporter),
+        encode(
+            ctx,
+            &source_path,
+            &out,
+            &rungs,
+            &source,
+            &mut reporter,
+            &mut stop
+        ),
         make_thumbnail(ctx, &source_path, &thumbnail, source.duration),
     );
     encoded?;
+    let stored = store(ctx, id, &out, &thumbnail, has_thumbnail, &mut reporter);
+    let thumbnail_key = tokio::select! {
+        stored = stored => stored?,
+        why = &mut stop => return Err(why),
+    };
 
-    let files = output_files(&out).await?;
+    reporter.update(ProgressStage::Done, 100.0, None, Some(0.0));
+    reporter.finish().await;
+    let hls_prefix = format!("hls/{id}/");
+    let ready = Envelope::new(VideoReady {
+        video_id: id,
+        owner_id: job.owner_id,
+        manifest_key: format!("{hls_prefix}master.m3u8"),
+        thumbnail_key,
+        duration_seconds: source.duration,
+        renditions: rungs
+            .iter()
+            .map(|r| Rendition {
+                name: r.name.clone(),
+                width: r.width,
+                height: r.height,
+                bandwidth: r.bandwidth(source.has_audio),
+                playlist_key: format!("{hls_prefix}{}/index.m3u8", r.name),
+            })
+            .collect(),
+    });
+    ctx.publisher
+        .publish(&ready)
+        .await
+        .map_err(|e| format!("could not announce the result: {e}"))?;
+    drop(work);
+    Ok(())
+}
+
+/// Uploads the ladder under `hls/{id}/` (and the thumbnail), reporting progress, and
+/// removes what an earlier attempt left there; the thumbnail's key when there is one.
+async fn store(
+    ctx: &Context,
+    id: uuid::Uuid,
+    out: &Path,
+    thumbnail: &Path,
+    has_thumbnail: bool,
+    reporter: &mut Reporter,
+) -> Result<Option<String>, String> {
+    let files = output_files(out).await?;
     let total = files.len() + usize::from(has_thumbnail);
     let hls_prefix = format!("hls/{id}/");
     // Variant playlists after their segments, the master last: whoever sees the master
@@ -172,38 +301,13 @@ async fn transcode(ctx: &Context, job: &TranscodeJob) -> Result<(), String> {
     }
     let thumbnail_key = if has_thumbnail {
         let key = format!("thumbnails/{id}.jpg");
-        put(ctx, &key, &thumbnail).await?;
+        put(ctx, &key, thumbnail).await?;
         Some(key)
     } else {
         None
     };
     remove_stale(ctx, &hls_prefix, &keys).await?;
-
-    reporter.update(ProgressStage::Done, 100.0, None, Some(0.0));
-    reporter.finish().await;
-    let ready = Envelope::new(VideoReady {
-        video_id: id,
-        owner_id: job.owner_id,
-        manifest_key: format!("{hls_prefix}master.m3u8"),
-        thumbnail_key,
-        duration_seconds: source.duration,
-        renditions: rungs
-            .iter()
-            .map(|r| Rendition {
-                name: r.name.clone(),
-                width: r.width,
-                height: r.height,
-                bandwidth: r.bandwidth(source.has_audio),
-                playlist_key: format!("{hls_prefix}{}/index.m3u8", r.name),
-            })
-            .collect(),
-    });
-    ctx.publisher
-        .publish(&ready)
-        .await
-        .map_err(|e| format!("could not announce the result: {e}"))?;
-    drop(work);
-    Ok(())
+    Ok(thumbnail_key)
 }
 
 async fn download(ctx: &Context, key: &str, to: &Path) -> Result<(), String> {
@@ -228,6 +332,9 @@ async fn download(ctx: &Context, key: &str, to: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs the one ffmpeg of the ladder. If `stop` resolves first (the timeout, or the
+/// hand-back at shutdown), ffmpeg is killed and waited for before this returns, so no
+/// encoder is left writing into the scratch directory about to be removed.
 async fn encode(
     ctx: &Context,
     input: &Path,
@@ -235,7 +342,8 @@ async fn encode(
     rungs: &[Rung],
     source: &Source,
     reporter: &mut Reporter,
-) -> Result<(), String> {
+    stop: &mut (impl Future<Output = Ended> + Unpin),
+) -> Result<(), Ended> {
     let args = ffmpeg::ladder_args(input, out, rungs, source.has_audio, &ctx.config.jobs.preset);
     let mut child = tokio::process::Command::new(&ctx.ffmpeg.ffmpeg)
         .args(&args)
@@ -265,23 +373,35 @@ async fn encode(
     });
     let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
     let mut parser = Parser::default();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(sample) = parser.line(&line) {
-            reporter.update(
-                ProgressStage::Transcoding,
-                progress::encoding_percent(sample.out_time, source.duration),
-                sample.speed,
-                progress::eta(sample.out_time, source.duration, sample.speed),
-            );
+    let read = async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(sample) = parser.line(&line) {
+                reporter.update(
+                    ProgressStage::Transcoding,
+                    progress::encoding_percent(sample.out_time, source.duration),
+                    sample.speed,
+                    progress::eta(sample.out_time, source.duration, sample.speed),
+                );
+            }
+        }
+    };
+    tokio::select! {
+        () = read => {}
+        why = stop => {
+            if let Err(e) = child.kill().await {
+                tracing::warn!(error = %e, "could not kill ffmpeg");
+            }
+            stderr_tail.abort();
+            return Err(why);
         }
     }
     let status = child.wait().await.map_err(|e| format!("ffmpeg: {e}"))?;
     let stderr = stderr_tail.await.unwrap_or_default();
     if !status.success() {
-        return Err(format!(
+        return Err(Ended::Failed(format!(
             "the video could not be transcoded ({})",
             ffmpeg::last_line(&stderr)
-        ));
+        )));
     }
     Ok(())
 }

@@ -4,12 +4,14 @@
 //!
 //! [`job`] is one job end to end; [`ladder`] chooses the renditions; [`ffmpeg`] builds the
 //! commands; [`progress`] parses and throttles progress; [`queues`] holds the retry and
-//! dead-letter design; [`workdir`] keeps scratch files from outliving their job.
+//! dead-letter design; [`limits`] the job's timeout and its hand-back at shutdown;
+//! [`workdir`] keeps scratch files from outliving their job.
 
 pub mod config;
 pub mod ffmpeg;
 pub mod job;
 pub mod ladder;
+pub mod limits;
 pub mod progress;
 pub mod queues;
 pub mod workdir;
@@ -18,7 +20,11 @@ use std::sync::Arc;
 
 use aws_sdk_s3::config::RequestChecksumCalculation;
 use events::{Publisher, consumer};
-use platform::{Readiness, Shutdown, s3::Bucket};
+use platform::{
+    Readiness, Shutdown,
+    background::{Backoff, until_ready},
+    s3::Bucket,
+};
 use tokio::net::TcpListener;
 
 pub use config::{Config, JobConfig};
@@ -31,6 +37,28 @@ pub struct Context {
     pub ffmpeg: ffmpeg::Tools,
     pub publisher: Arc<Publisher>,
     pub queues: Arc<queues::JobQueues>,
+    /// The service's shutdown: a job still running near the end of the grace period is
+    /// handed back (limits).
+    pub shutdown: Shutdown,
+}
+
+/// Declares the dead and retry queues (until the broker answers, or shutdown).
+fn declare_in_background(ctx: &Context) {
+    let (rabbit, names, shutdown) = (
+        ctx.rabbit.clone(),
+        ctx.queues.names.clone(),
+        ctx.shutdown.clone(),
+    );
+    tokio::spawn(async move {
+        let declare = || async {
+            let channel = rabbit.channel().await?;
+            names.dead_queue().declare(&channel).await?;
+            names.retry_queue().declare(&channel).await?;
+            channel.close(200, "declared".into()).await.ok();
+            Ok::<_, events::Error>(())
+        };
+        until_ready("the transcode queues", Backoff::STORE, &shutdown, declare).await;
+    });
 }
 
 impl Context {
@@ -62,6 +90,7 @@ impl Context {
             ffmpeg,
             publisher,
             queues,
+            shutdown: shutdown.clone(),
         }
     }
 
@@ -73,15 +102,18 @@ impl Context {
     }
 }
 
-/// Runs the worker until `shutdown` fires, then drains and returns. A job in progress at
-/// shutdown is abandoned (ffmpeg killed, scratch removed) and its unacknowledged delivery
-/// goes back to the queue for another worker.
+/// Runs the worker until `shutdown` fires, then drains and returns: the job in progress
+/// at shutdown goes on and is acknowledged when done; one that cannot finish within the
+/// grace period is stopped (ffmpeg killed, scratch removed) and handed back to the queue
+/// for another worker (limits::handback_after). The dead and retry queues are declared at
+/// start, so the broker has somewhere to dead-letter a job even before the first failure.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let grace = config.http.shutdown_grace;
     workdir::clear(&config.jobs.work_dir)?;
     job::metrics::register();
     let ctx = Context::connect(config, &shutdown);
     let spec = ctx.queues.names.jobs_queue();
+    declare_in_background(&ctx);
     let worker = ctx.clone();
     // Prefetch 1: a worker holds one job; others wait in the queue for free workers.
     consumer::spawn(ctx.rabbit.clone(), spec, 1, &shutdown, move |delivery| {

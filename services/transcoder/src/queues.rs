@@ -1,21 +1,37 @@
 //! The transcode queues and the retry design.
 //!
-//! A job's attempt number travels in the `x-attempt` header (absent = first attempt: the
-//! video service's outbox publishes plain jobs). A failed attempt is republished, with
-//! publisher confirms, to `transcode.retry` with `x-attempt + 1` and a per-message
-//! expiration (the backoff, doubling per attempt); RabbitMQ dead-letters it back to
-//! `transcode.jobs` when it expires. After the last attempt the job goes to
-//! `transcode.dead` with the reason in `x-error`, and `video.failed` is published. Only
-//! then is the original delivery acknowledged, so a crash in between repeats a step
-//! rather than losing the job.
+//! Two counters end a job, each for its own kind of failure:
+//!
+//! * **Attempts that failed** (ffmpeg refused the file, S3 was down, `TRANSCODE_TIMEOUT`
+//!   ran out): the attempt number travels in the `x-attempt` header (absent = first
+//!   attempt: the video service's outbox publishes plain jobs). A failed attempt is
+//!   republished, with publisher confirms, to `transcode.retry` with `x-attempt + 1` and
+//!   a per-message expiration (the backoff, doubling per attempt); RabbitMQ dead-letters
+//!   it back to `transcode.jobs` when it expires. After `TRANSCODE_MAX_ATTEMPTS` the job
+//!   is given up.
+//! * **Deliveries that never settled** (the worker was SIGKILLed or ran out of memory,
+//!   the broker's `consumer_timeout` took the job back, a shutdown handed it back): the
+//!   jobs queue is a quorum queue that counts them in `x-delivery-count`
+//!   (events::transcode). The delivery that carries [`events::transcode::DELIVERY_LIMIT`]
+//!   is not run again but given up, with a reason, so a job that kills every worker that
+//!   takes it ends instead of looping. Should even that delivery die, the broker
+//!   dead-letters the job to `transcode.dead` itself (the video then stays `processing`).
+//!
+//! Giving up parks the job in `transcode.dead` with the reason in `x-error` and publishes
+//! `video.failed` with the reason (shown by media's `uploadProgress` and dashboard). Only
+//! then is the delivery acknowledged, so a crash in between repeats a step rather than
+//! losing the job.
 //!
 //! With a `QUEUE_PREFIX` (tests) the three queues are private copies that expire when
-//! unused; their names and arguments come from events::Namespace, as the video service's
+//! unused; their names and arguments come from events::transcode, as the video service's
 //! declaration of the jobs queue does, so the two agree.
 
 use std::{sync::Arc, time::Duration};
 
-use events::{Namespace, Publisher, QueueSpec, Rabbit, Route, topology};
+use events::{
+    Namespace, Publisher, QueueSpec, Rabbit, Route,
+    transcode::{DELIVERY_COUNT_HEADER, TranscodeQueues},
+};
 use lapin::{
     BasicProperties,
     message::Delivery,
@@ -25,75 +41,70 @@ use lapin::{
 pub const ATTEMPT_HEADER: &str = "x-attempt";
 pub const ERROR_HEADER: &str = "x-error";
 
-/// The three queue names under the deployment's prefix (events::Namespace).
+/// The three queues under the deployment's prefix (events::transcode).
 #[derive(Debug, Clone)]
 pub struct Names {
     pub jobs: String,
     pub retry: String,
     pub dead: String,
-    namespace: Namespace,
+    queues: TranscodeQueues,
 }
 
 impl Names {
     pub fn new(prefix: &str) -> Self {
-        let namespace = Namespace::new(prefix);
+        let queues = TranscodeQueues::new(&Namespace::new(prefix));
         Self {
-            jobs: namespace.name(topology::TRANSCODE_JOBS),
-            retry: namespace.name(topology::TRANSCODE_RETRY),
-            dead: namespace.name(topology::TRANSCODE_DEAD),
-            namespace,
+            jobs: queues.jobs.name.clone(),
+            retry: queues.retry.name.clone(),
+            dead: queues.dead.name.clone(),
+            queues,
         }
     }
 
-    /// Arguments of the jobs and dead queues (the video service declares the jobs queue
-    /// with the same, from the same events::Namespace).
-    pub fn arguments(&self) -> FieldTable {
-        self.namespace.arguments()
-    }
-
-    /// The jobs queue, as its consumer declares it.
+    /// The jobs queue, as every declarer of it declares it.
     pub fn jobs_queue(&self) -> QueueSpec {
-        self.namespace.queue(topology::TRANSCODE_JOBS)
+        self.queues.jobs.clone()
     }
 
-    fn dead_queue(&self) -> QueueSpec {
-        self.namespace.queue(topology::TRANSCODE_DEAD)
+    pub fn dead_queue(&self) -> QueueSpec {
+        self.queues.dead.clone()
     }
 
-    /// Retries wait out their per-message expiration here, then are dead-lettered back to
-    /// the jobs queue through the default exchange.
-    fn retry_queue(&self) -> QueueSpec {
-        self.namespace
-            .queue(topology::TRANSCODE_RETRY)
-            .argument("x-dead-letter-exchange", AMQPValue::LongString("".into()))
-            .argument(
-                "x-dead-letter-routing-key",
-                AMQPValue::LongString(self.jobs.as_str().into()),
-            )
+    pub fn retry_queue(&self) -> QueueSpec {
+        self.queues.retry.clone()
     }
+}
 
-    #[cfg(test)]
-    fn retry_arguments(&self) -> FieldTable {
-        self.retry_queue().arguments
+/// An integer header of a delivery, whichever integer type the sender chose.
+fn int_header(delivery: &Delivery, name: &str) -> Option<i64> {
+    let value = delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(name).cloned());
+    match value? {
+        AMQPValue::LongInt(n) => Some(i64::from(n)),
+        AMQPValue::LongLongInt(n) => Some(n),
+        AMQPValue::ShortInt(n) => Some(i64::from(n)),
+        AMQPValue::LongUInt(n) => Some(i64::from(n)),
+        AMQPValue::ShortUInt(n) => Some(i64::from(n)),
+        AMQPValue::ShortShortInt(n) => Some(i64::from(n)),
+        AMQPValue::ShortShortUInt(n) => Some(i64::from(n)),
+        _ => None,
     }
 }
 
 /// The attempt a delivery is (1 for a job as first published).
 pub fn attempt(delivery: &Delivery) -> u32 {
-    let value = delivery
-        .properties
-        .headers()
-        .as_ref()
-        .and_then(|h| h.inner().get(ATTEMPT_HEADER).cloned());
-    let n = match value {
-        Some(AMQPValue::LongInt(n)) => i64::from(n),
-        Some(AMQPValue::LongLongInt(n)) => n,
-        Some(AMQPValue::ShortInt(n)) => i64::from(n),
-        Some(AMQPValue::LongUInt(n)) => i64::from(n),
-        Some(AMQPValue::ShortShortInt(n)) => i64::from(n),
-        _ => 1,
-    };
+    let n = int_header(delivery, ATTEMPT_HEADER).unwrap_or(1);
     u32::try_from(n.max(1)).unwrap_or(1)
+}
+
+/// How many earlier deliveries of this very message ended unsettled (the quorum queue's
+/// `x-delivery-count`; 0 on the first delivery).
+pub fn unsettled_deliveries(delivery: &Delivery) -> u32 {
+    let n = int_header(delivery, DELIVERY_COUNT_HEADER).unwrap_or(0);
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
 
 /// The wait before attempt `next` (2, 3, …): `base`, then doubling.
@@ -168,15 +179,11 @@ mod tests {
     }
 
     #[test]
-    fn prefixed_queues_expire_and_retries_go_back_to_the_jobs_queue() {
+    fn names_are_the_prefixed_shared_queues() {
         let names = Names::new("t1.");
         assert_eq!(names.jobs, "t1.transcode.jobs");
-        assert!(names.arguments().inner().contains_key("x-expires"));
-        let retry = names.retry_arguments();
-        assert_eq!(
-            retry.inner().get("x-dead-letter-routing-key"),
-            Some(&AMQPValue::LongString("t1.transcode.jobs".into()))
-        );
-        assert!(Names::new("").arguments().inner().is_empty());
+        assert_eq!(names.jobs_queue().name, names.jobs);
+        assert_eq!(names.retry, "t1.transcode.retry");
+        assert_eq!(names.dead, "t1.transcode.dead");
     }
 }

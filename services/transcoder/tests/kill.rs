@@ -137,14 +137,7 @@ async fn a_job_interrupted_by_sigkill_completes_once_after_restart() {
             .unwrap();
     }
     let names = transcoder::queues::Names::new(&prefix);
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    channel
-        .queue_declare(names.jobs.as_str().into(), durable, names.arguments())
-        .await
-        .unwrap();
+    names.jobs_queue().declare(&channel).await.unwrap();
     let job = Envelope::new(TranscodeJob {
         video_id,
         owner_id: Uuid::now_v7(),
