@@ -217,9 +217,21 @@ impl Stack {
         data: T,
     ) -> events::Envelope<T> {
         let envelope = events::Envelope::new(data);
+        let payload = serde_json::to_vec(&envelope).unwrap();
+        self.deliver_raw_to_queue(config, queue, &payload).await;
+        envelope
+    }
+
+    /// Delivers a message body as it was sent (the same event again: a redelivery) into
+    /// one of this stack's media queues, waiting for the broker's confirm.
+    pub async fn deliver_raw_to_media_queue(&self, queue: &str, payload: &[u8]) {
+        self.deliver_raw_to_queue(&self.media_config, queue, payload)
+            .await;
+    }
+
+    async fn deliver_raw_to_queue(&self, config: &media::Config, queue: &str, payload: &[u8]) {
         let publisher = self.publisher().await;
         let name = config.queue(queue).name;
-        let payload = serde_json::to_vec(&envelope).unwrap();
         testkit::wait_for(
             &format!("queue {name} declared"),
             Duration::from_secs(20),
@@ -243,10 +255,9 @@ impl Stack {
         )
         .await;
         publisher
-            .publish_raw("", &name, &uuid::Uuid::now_v7().to_string(), &payload)
+            .publish_raw("", &name, &uuid::Uuid::now_v7().to_string(), payload)
             .await
             .unwrap_or_else(|e| panic!("deliver to {name}: {e}"));
-        envelope
     }
 
     /// The URL of the video service's own database.

@@ -1,5 +1,6 @@
 //! Events about accounts, published by auth on [`USER_EVENTS`](crate::topology::USER_EVENTS).
-//! Media evicts its cached copy of the user on either. As for video events
+//! Media evicts its cached copy of the user on either, and on `user.deleted` erases what
+//! the account left (its videos, likes, subscriptions, comments: media's `erasure`). As for video events
 //! (crate::video), the type names are spelled once, in [`UserEventKind`], and a consumer
 //! decodes a delivery into [`UserEvent`] by the envelope's `type`.
 

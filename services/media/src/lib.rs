@@ -5,7 +5,8 @@
 //!
 //! Features, one folder each: [`catalogue`] (videos from video.* events, feed, owner
 //! edits), [`search`], [`likes`], [`channels`] (subscriptions), [`comments`], [`users`]
-//! (profiles from auth, cached), [`interactions`] (views, shares, watch time → the
+//! (profiles from auth, cached), [`erasure`] (what a deleted account leaves behind is
+//! removed), [`interactions`] (views, shares, watch time → the
 //! ranker), [`trending`] (the ranker's lists), [`recommend`] (related videos and the
 //! personal feed, from the recommender), [`realtime`] (GraphQL subscriptions over
 //! WebSocket, fanned out across replicas). [`context`] is what they all share (stores,
@@ -18,6 +19,7 @@ pub mod comments;
 pub mod config;
 pub mod context;
 pub mod cursor;
+pub mod erasure;
 pub mod error;
 pub mod interactions;
 pub mod likes;
@@ -68,6 +70,7 @@ pub async fn serve(ctx: Context, listener: TcpListener, shutdown: Shutdown) -> a
     ensure_indexes(ctx.comments.clone(), &shutdown);
     catalogue::events::spawn(&ctx, &shutdown);
     users::events::spawn(&ctx, ctx.directory.clone(), &shutdown);
+    erasure::spawn(&ctx, &shutdown);
     comments::recount::spawn(ctx.clone(), recount_every, &shutdown);
     let prunes = retention::prunes(ctx.config.processed_events_retention);
     platform::retention::spawn(ctx.db.clone(), prunes, ctx.config.prune, &shutdown);

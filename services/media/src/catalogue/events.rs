@@ -5,6 +5,9 @@
 //! of order (different publishers, retries): any event may create the row (they all carry
 //! the owner), a status only moves up in rank, the uploader's metadata is taken from
 //! `video.created` only while the row has none, and a deleted video stays deleted.
+//!
+//! A video whose owner's account was erased is buried as it arrives (crate::erasure,
+//! *late events*): an upload begun before the account was deleted never reaches the feed.
 
 use events::{
     Envelope,
@@ -16,7 +19,7 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{Context, realtime::Realtime};
+use crate::{Context, erasure, realtime::Realtime};
 
 /// The events this consumer applies; the others (progress, updated) are not bound.
 const KINDS: [VideoEventKind; 5] = [
@@ -70,6 +73,18 @@ async fn handle(pool: &PgPool, realtime: &Realtime, body: &[u8]) -> Outcome {
 pub async fn apply(pool: &PgPool, envelope: &Envelope<VideoEvent>) -> sqlx::Result<()> {
     let (id, at) = (envelope.id, envelope.occurred_at);
     let mut tx = pool.begin().await?;
+    // Events that may create or revive a live row hold the owner's erasure lock until
+    // commit, and bury the video if the owner is gone (crate::erasure, *late events*).
+    let live = match &envelope.data {
+        VideoEvent::Created(e) => Some((e.video_id, e.owner_id)),
+        VideoEvent::Uploaded(e) => Some((e.video_id, e.owner_id)),
+        VideoEvent::Ready(e) => Some((e.video_id, e.owner_id)),
+        VideoEvent::Failed(e) => Some((e.video_id, e.owner_id)),
+        VideoEvent::Deleted(_) | VideoEvent::Progress(_) | VideoEvent::Updated(_) => None,
+    };
+    if let Some((_, owner)) = live {
+        erasure::lock_owner_shared(&mut tx, owner).await?;
+    }
     macro_rules! first_time {
         () => {
             if !record(&mut tx, id).await? {
@@ -151,6 +166,12 @@ pub async fn apply(pool: &PgPool, envelope: &Envelope<VideoEvent>) -> sqlx::Resu
             tracing::debug!(kind = %envelope.kind, "ignored video event");
             return Ok(());
         }
+    }
+    if let Some((video, owner)) = live
+        && erasure::bury_if_erased(&mut tx, video).await?
+    {
+        // Its `video.deleted` goes out with the relay's next poll (within a second).
+        tracing::info!(%video, %owner, "video of an erased account buried on arrival");
     }
     tx.commit().await?;
     Ok(())

@@ -324,8 +324,9 @@ impl CommentMutation {
 }
 
 /// Moves the video's comment counter and, in the same transaction, puts the comment's
-/// interaction event (for the ranker) in the outbox.
-async fn bump_video_count(
+/// interaction event (for the ranker) in the outbox. Also how an erased account's comments
+/// leave the counters (crate::erasure).
+pub(crate) async fn bump_video_count(
     app: &AppContext,
     video: Uuid,
     by: i64,

@@ -140,6 +140,43 @@ impl Comments {
             .await
     }
 
+    /// Anonymises one live comment of `author` (an erased account): deleted, without text
+    /// or author, in its place in the thread. The comment as anonymised, or None when the
+    /// author has no live comment left. One at a time, so that each one's counters can
+    /// follow it (crate::erasure).
+    pub async fn anonymise_next(&self, author: Uuid) -> mongodb::error::Result<Option<CommentDoc>> {
+        let version = Uuid::now_v7().to_string();
+        self.collection
+            .find_one_and_update(
+                doc! { "author_id": author.to_string(), "deleted": false },
+                doc! { "$set": {
+                    "deleted": true, "body": "", "author_id": "", "deleted_at": DateTime::now(),
+                    "version": version,
+                } },
+            )
+            .with_options(
+                FindOneAndUpdateOptions::builder()
+                    .return_document(ReturnDocument::After)
+                    .build(),
+            )
+            .await
+    }
+
+    /// Removes `author` from their comments that were already deleted (soft deletion
+    /// keeps the author): after this no comment names them. Counters are not involved,
+    /// deleted comments are not counted.
+    pub async fn forget_author(&self, author: Uuid) -> mongodb::error::Result<u64> {
+        let version = Uuid::now_v7().to_string();
+        let updated = self
+            .collection
+            .update_many(
+                doc! { "author_id": author.to_string(), "deleted": true },
+                doc! { "$set": { "author_id": "", "body": "", "version": version } },
+            )
+            .await?;
+        Ok(updated.modified_count)
+    }
+
     /// A video's comments (replies included) changed after `version`, in change order.
     pub async fn changed_since(
         &self,
