@@ -30,6 +30,8 @@ pub struct Stack {
     pub signer: identity::Signer,
     publisher: tokio::sync::OnceCell<events::Publisher>,
     pub video_addr: std::net::SocketAddr,
+    /// The video service's configuration as started (and restarted).
+    pub video_config: video::Config,
     /// The video service's own shutdown, so a test can restart it alone.
     video_shutdown: Shutdown,
     video_task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -65,6 +67,24 @@ impl Stack {
         adjust_auth: impl FnOnce(&mut auth::Config),
         adjust_media: impl FnOnce(&mut media::Config),
     ) -> Self {
+        Self::start_all(adjust_auth, adjust_media, |_| {}).await
+    }
+
+    /// Like [`Stack::start`], adjusting the video service's configuration first.
+    pub async fn start_with_video(adjust_video: impl FnOnce(&mut video::Config)) -> Self {
+        Self::start_all(|_| {}, |_| {}, adjust_video).await
+    }
+
+    /// Like [`Stack::start`], adjusting auth's, media's and video's configuration first.
+    ///
+    /// Every abuse limit is set out of reach ([`UNREACHABLE`]) before `adjust_*` run: the
+    /// suite registers many users and posts many comments from one address (127.0.0.1),
+    /// and only the tests of the limits themselves (tests/limits.rs) lower them.
+    pub async fn start_all(
+        adjust_auth: impl FnOnce(&mut auth::Config),
+        adjust_media: impl FnOnce(&mut media::Config),
+        adjust_video: impl FnOnce(&mut video::Config),
+    ) -> Self {
         // Service logs land in the test's output, which nextest shows when a test fails.
         platform::telemetry::init("e2e");
         let env = TestEnv::with_databases("e2e", &["auth", "media", "video", "recommend"]);
@@ -78,6 +98,7 @@ impl Stack {
         auth.redis_url = env.redis_url.clone();
         auth.redis_prefix = env.redis_prefix.clone();
         auth.amqp_url = env.amqp_url.clone();
+        auth.register_ip_rate = UNREACHABLE;
         adjust_auth(&mut auth);
         let signer = identity::Signer::new(
             &signing_key,
@@ -99,6 +120,7 @@ impl Stack {
         media.auth_url = format!("http://{auth_addr}");
         media.queue_prefix = format!("{}.", env.id);
         media.queue_expires = Some(Duration::from_secs(60));
+        media.rates = media::rate_limits::Rates::all(UNREACHABLE);
         adjust_media(&mut media);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let media_addr = listener.local_addr().unwrap();
@@ -109,8 +131,10 @@ impl Stack {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let video_addr = listener.local_addr().unwrap();
         let video_shutdown = Shutdown::new();
+        let mut video_config = video_config(&env);
+        adjust_video(&mut video_config);
         let video_task = tokio::spawn(video::run(
-            video_config(&env),
+            video_config.clone(),
             listener,
             video_shutdown.clone(),
         ));
@@ -146,6 +170,7 @@ impl Stack {
             signer,
             publisher: tokio::sync::OnceCell::new(),
             video_addr,
+            video_config,
             video_shutdown,
             video_task: Some(video_task),
         }
@@ -166,7 +191,7 @@ impl Stack {
         .await;
         self.video_shutdown = Shutdown::new();
         self.video_task = Some(tokio::spawn(video::run(
-            video_config(&self.env),
+            self.video_config.clone(),
             listener,
             self.video_shutdown.clone(),
         )));
@@ -592,6 +617,12 @@ fn queue_prefix(env: &TestEnv) -> String {
     format!("test-{}.", env.id)
 }
 
+/// An abuse limit no test reaches by accident (see [`Stack::start_all`]).
+pub const UNREACHABLE: Option<platform::rate_limit::Rate> = Some(platform::rate_limit::Rate {
+    max: 1_000_000,
+    window: Duration::from_secs(60),
+});
+
 fn video_config(env: &TestEnv) -> video::Config {
     video::Config {
         http: http(),
@@ -599,6 +630,15 @@ fn video_config(env: &TestEnv) -> video::Config {
         s3: env.s3.clone(),
         amqp_url: env.amqp_url.clone(),
         uploads: video::UploadConfig::default(),
+        limits: video::LimitConfig {
+            user_rate: UNREACHABLE,
+            ip_rate: UNREACHABLE,
+            max_concurrent: Some(1000),
+            ..video::LimitConfig::default()
+        },
+        redis_url: env.redis_url.clone(),
+        redis_prefix: env.redis_prefix.clone(),
+        trusted_proxies: platform::client_ip::DEFAULT_TRUSTED_PROXIES.parse().unwrap(),
         queue_prefix: queue_prefix(env),
     }
 }

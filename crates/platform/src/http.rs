@@ -177,6 +177,9 @@ pub async fn serve(
 ) -> io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
+    // Each connection's peer address goes with its requests: per-IP limits need it
+    // (crate::client_ip).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.triggered());
     let drained = async {
         // A server that failed returns at once (the process is failing anyway); one that

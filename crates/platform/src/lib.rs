@@ -8,6 +8,8 @@
 //! * [`http`]: the axum plumbing (request ids, metrics, ops routes, graceful serve);
 //! * [`problem`]: the one REST error body (RFC 9457 problem+json), for axum and Rocket;
 //! * [`shutdown`]: SIGTERM/SIGINT turned into one cancellation token;
+//! * [`rate_limit`]: per-user and per-IP abuse limits in Redis, one script call per check;
+//! * [`client_ip`]: the client's address behind the gateway (`TRUSTED_PROXIES`);
 //! * [`background`]: "retry until ready or shutdown" and "every N until shutdown", once;
 //! * [`retention`]: tables stay bounded: old rows pruned on a schedule, in short batches;
 //! * [`postgres`], [`redis`], [`mongo`], [`s3`]: store connections that tolerate a store
@@ -17,6 +19,7 @@
 //! request ids, metrics and ops routes.
 
 pub mod background;
+pub mod client_ip;
 pub mod config;
 pub mod health;
 pub mod http;
@@ -24,6 +27,7 @@ pub mod metrics;
 pub mod mongo;
 pub mod postgres;
 pub mod problem;
+pub mod rate_limit;
 pub mod redis;
 pub mod retention;
 pub mod s3;

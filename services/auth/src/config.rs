@@ -4,14 +4,16 @@ use std::time::Duration;
 
 use identity::{JwtSettings, SigningKey};
 use platform::{
+    client_ip::TrustedProxies,
     config::{self, ConfigError, HttpConfig, secs, var},
     postgres::PostgresConfig,
+    rate_limit::{self, Rate},
     retention::PruneConfig,
 };
 
 use crate::{
     gateway::policy::{DEFAULT_PUBLIC_ROUTES, Policy},
-    tokens::{client_ip::Cidr, throttle::Limits},
+    tokens::throttle::Limits,
     users::passwords::HashParams,
 };
 
@@ -28,7 +30,10 @@ pub struct Config {
     pub hashing: HashParams,
     pub login_limits: Limits,
     /// `TRUSTED_PROXIES`: peers whose `X-Forwarded-For` is believed (comma-separated CIDRs).
-    pub trusted_proxies: Vec<Cidr>,
+    pub trusted_proxies: TrustedProxies,
+    /// `RATE_LIMIT_REGISTER_IP`: registrations per client IP (`<count>/<period>` or `off`).
+    /// Per IP only: before registering there is no user to count.
+    pub register_ip_rate: Option<Rate>,
     /// `PUBLIC_ROUTES`: see [`crate::gateway::policy`].
     pub public_routes: Policy,
     /// `MAX_BODY_BYTES`: larger JSON bodies get 413.
@@ -51,23 +56,6 @@ pub struct TokenConfig {
     /// `REFRESH_TOKEN_RETENTION_SECS`: how long a refresh token is kept after it expired
     /// or its family was revoked (`tokens::prune`); at least the access-token lifetime.
     pub refresh_retention: Duration,
-}
-
-fn list<T: std::str::FromStr<Err = String>>(
-    name: &str,
-    default: &str,
-) -> Result<Vec<T>, ConfigError> {
-    let raw: String = var(name, default)?;
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse())
-        .collect::<Result<_, String>>()
-        .map_err(|reason| ConfigError {
-            name: name.into(),
-            value: raw.clone(),
-            reason,
-        })
 }
 
 impl Config {
@@ -132,7 +120,10 @@ impl Config {
                 ip_attempts: var("LOGIN_IP_ATTEMPTS", "100")?,
                 window_secs: var("LOGIN_WINDOW_SECS", "900")?,
             },
-            trusted_proxies: list("TRUSTED_PROXIES", "127.0.0.1/32,::1/128")?,
+            trusted_proxies: TrustedProxies::from_env()?,
+            // Generous enough for a household or an office behind one address, far too
+            // few for a script creating accounts by the thousand.
+            register_ip_rate: rate_limit::rate("RATE_LIMIT_REGISTER_IP", "20/1h")?,
             public_routes: var::<String>("PUBLIC_ROUTES", DEFAULT_PUBLIC_ROUTES)?
                 .parse()
                 .map_err(|reason| ConfigError {

@@ -43,6 +43,8 @@ pub struct Context {
     pub authenticator: Arc<Authenticator>,
     pub jwks: Jwks,
     pub throttle: Throttle,
+    /// Registration limits (platform::rate_limit).
+    pub limiter: platform::rate_limit::Limiter,
 }
 
 impl Context {
@@ -78,6 +80,7 @@ impl Context {
                 jwt.leeway,
             )),
             throttle: Throttle::new(redis.clone(), &config.redis_prefix, config.login_limits),
+            limiter: platform::rate_limit::Limiter::new(redis.clone(), &config.redis_prefix),
             signer: Arc::new(signer),
             jwks,
             config: Arc::new(config),

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use platform::{
+    client_ip::TrustedProxies,
     config::{self, ConfigError, HttpConfig, secs, var, var_opt},
     postgres::PostgresConfig,
     retention::PruneConfig,
@@ -48,6 +49,11 @@ pub struct Config {
     /// query (likes, follows, subscriber counts, users, videos of one request).
     pub loader_delay: Duration,
     pub limits: Limits,
+    /// `RATE_LIMIT_{COMMENT,LIKE,SUBSCRIBE}_{USER,IP}`: see [`crate::rate_limits`].
+    pub rates: crate::rate_limits::Rates,
+    /// `TRUSTED_PROXIES`: peers whose `X-Forwarded-For` is believed (the gateway), for the
+    /// per-IP limits (platform::client_ip).
+    pub trusted_proxies: TrustedProxies,
     /// Live updates (`REALTIME_*`, `JWT_*`): see [`crate::realtime::RealtimeConfig`].
     pub realtime: crate::realtime::RealtimeConfig,
     /// `INTERACTION_BUFFER`: interactions waiting for the broker at most; past it
@@ -110,6 +116,8 @@ impl Config {
                 max_page: var("GRAPHQL_MAX_PAGE", "100")?,
                 max_body_bytes: var("GRAPHQL_MAX_BODY_BYTES", "65536")?,
             },
+            rates: crate::rate_limits::Rates::from_env()?,
+            trusted_proxies: TrustedProxies::from_env()?,
             realtime: crate::realtime::RealtimeConfig::from_env()?,
         })
     }

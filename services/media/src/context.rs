@@ -51,6 +51,8 @@ pub struct Context {
     pub trending_boards: trending::TrendingBoards,
     pub interactions: Interactions,
     pub recommender: recommend::Client,
+    /// Abuse limits (crate::rate_limits).
+    pub limiter: platform::rate_limit::Limiter,
 }
 
 impl Context {
@@ -114,6 +116,7 @@ impl Context {
                 &config.recommender_url,
                 config.recommender_timeout,
             ),
+            limiter: platform::rate_limit::Limiter::new(redis.clone(), &config.redis_prefix),
             config: Arc::new(config),
             db,
             mongo,

@@ -18,8 +18,10 @@ pub enum Error {
     NotFound(&'static str),
     /// Input that does not validate; the message says what is wrong.
     BadInput(String),
-    /// Too much is waiting to be published; the client should slow down and retry.
-    RateLimited,
+    /// Over an abuse limit (crate::rate_limits), or too much is waiting to be published:
+    /// the client should slow down and retry after `retry_after` seconds
+    /// (`extensions.retryAfter`).
+    RateLimited { retry_after: u64 },
     /// A service this answer depends on (the recommender) is down; retry later.
     Unavailable(&'static str),
     /// A store failed. The request may be retried.
@@ -35,7 +37,7 @@ impl Error {
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::BadInput(_) => "BAD_USER_INPUT",
-            Self::RateLimited => "RATE_LIMITED",
+            Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Unavailable(_) => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
@@ -47,7 +49,9 @@ impl Error {
             Self::Unauthenticated => "sign in to do this".into(),
             Self::Forbidden(m) | Self::NotFound(m) | Self::Unavailable(m) => (*m).into(),
             Self::BadInput(m) => m.clone(),
-            Self::RateLimited => "too many requests; retry shortly".into(),
+            Self::RateLimited { retry_after } => {
+                format!("too many requests; retry in {retry_after} s")
+            }
             Self::Internal(_) => "internal error".into(),
         }
     }
@@ -63,7 +67,16 @@ impl From<Error> for async_graphql::Error {
             tracing::error!(error = ?cause, "request failed");
         }
         let code = e.code();
-        async_graphql::Error::new(e.message()).extend_with(|_, ext| ext.set("code", code))
+        let retry_after = match &e {
+            Error::RateLimited { retry_after } => Some(*retry_after),
+            _ => None,
+        };
+        async_graphql::Error::new(e.message()).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(secs) = retry_after {
+                ext.set("retryAfter", secs);
+            }
+        })
     }
 }
 

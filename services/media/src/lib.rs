@@ -24,6 +24,7 @@ pub mod error;
 pub mod interactions;
 pub mod likes;
 pub mod page_cache;
+pub mod rate_limits;
 pub mod realtime;
 pub mod recommend;
 pub mod retention;
@@ -79,7 +80,11 @@ pub async fn serve(ctx: Context, listener: TcpListener, shutdown: Shutdown) -> a
     realtime::progress::spawn(&ctx, &shutdown);
 
     let schema = schema::build(Some(ctx.clone()), limits);
-    let routes = routes::router(schema.clone(), limits.max_body_bytes)
+    let routes = routes::router(
+        schema.clone(),
+        limits.max_body_bytes,
+        ctx.config.trusted_proxies.clone(),
+    )
         .merge(realtime::protocol::router(schema, ctx.realtime.clone()));
     platform::http::serve_service(listener, "/media", routes, ctx.readiness(), shutdown, grace)
         .await?;

@@ -12,41 +12,46 @@ use axum::{
     routing::get,
 };
 
+use platform::client_ip::{self, ClientIp, TrustedProxies};
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::{schema::KinoSchema, viewer::Viewer};
 
 pub const PATH: &str = "/media/graphql";
 
-pub fn router(schema: KinoSchema, max_body_bytes: usize) -> Router {
-    Router::new()
+pub fn router(schema: KinoSchema, max_body_bytes: usize, trusted: TrustedProxies) -> Router {
+    let router = Router::new()
         .route(PATH, get(get_graphql).post(post_graphql))
         // Bodies with a Content-Length over the cap are refused before being read; the
         // layer also cuts off streamed (chunked) bodies that grow past it.
         .layer(RequestBodyLimitLayer::new(max_body_bytes))
-        .with_state(schema)
+        .with_state(schema);
+    // Every request knows its client's address, for the per-IP limits (crate::rate_limits).
+    client_ip::resolving(router, trusted)
 }
 
 async fn get_graphql(
     State(schema): State<KinoSchema>,
+    ip: ClientIp,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     request: Result<GraphQLRequest, GraphQLRejection>,
 ) -> Response {
     match (query, request) {
         (None, _) => Html(GraphiQLSource::build().endpoint(PATH).finish()).into_response(),
-        (Some(_), Ok(request)) => execute(schema, headers, request).await,
+        (Some(_), Ok(request)) => execute(schema, ip, headers, request).await,
         (Some(_), Err(rejection)) => rejected(rejection),
     }
 }
 
 async fn post_graphql(
     State(schema): State<KinoSchema>,
+    ip: ClientIp,
     headers: HeaderMap,
     request: Result<GraphQLRequest, GraphQLRejection>,
 ) -> Response {
     match request {
-        Ok(request) => execute(schema, headers, request).await,
+        Ok(request) => execute(schema, ip, headers, request).await,
         Err(rejection) => rejected(rejection),
     }
 }
@@ -65,12 +70,19 @@ fn rejected(rejection: GraphQLRejection) -> Response {
     }
 }
 
-async fn execute(schema: KinoSchema, headers: HeaderMap, request: GraphQLRequest) -> Response {
+async fn execute(
+    schema: KinoSchema,
+    ip: ClientIp,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
     let viewer = match Viewer::from_headers(&headers) {
         Ok(viewer) => viewer,
         Err(e) => return bad_request(&e.to_string()),
     };
-    let mut response = schema.execute(request.into_inner().data(viewer)).await;
+    let mut response = schema
+        .execute(request.into_inner().data(viewer).data(ip))
+        .await;
     with_error_codes(&mut response);
     GraphQLResponse::from(response).into_response()
 }

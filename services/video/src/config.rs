@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use platform::{
+    client_ip::TrustedProxies,
     config::{self, ConfigError, HttpConfig, var},
     postgres::PostgresConfig,
     s3::S3Config,
@@ -15,6 +16,16 @@ pub struct Config {
     pub s3: S3Config,
     pub amqp_url: String,
     pub uploads: UploadConfig,
+    /// `RATE_LIMIT_UPLOAD_*`, `UPLOAD_QUOTA_BYTES`, `UPLOAD_MAX_CONCURRENT`: see
+    /// [`crate::limits`].
+    pub limits: crate::limits::LimitConfig,
+    /// `REDIS_URL`: the creation rate limits' counters (shared by every replica).
+    pub redis_url: String,
+    /// `REDIS_PREFIX`: namespace of this service's Redis keys.
+    pub redis_prefix: String,
+    /// `TRUSTED_PROXIES`: peers whose `X-Forwarded-For` is believed (the gateway), for the
+    /// per-IP limit (platform::client_ip).
+    pub trusted_proxies: TrustedProxies,
     /// `QUEUE_PREFIX`: prepended to the names of the transcode queues and of this
     /// service's own queue, so parallel tests (or several stacks on one broker) do not
     /// take each other's jobs. Empty in production.
@@ -75,6 +86,10 @@ impl Config {
                 lock_wait: config::secs("UPLOAD_LOCK_WAIT_SECS", "10")?,
                 sweep_interval: config::secs("SWEEP_INTERVAL_SECS", "30")?,
             },
+            limits: crate::limits::LimitConfig::from_env()?,
+            redis_url: config::redis_url()?,
+            redis_prefix: var("REDIS_PREFIX", "kino:")?,
+            trusted_proxies: TrustedProxies::from_env()?,
             queue_prefix: var("QUEUE_PREFIX", "")?,
         })
     }

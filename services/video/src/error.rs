@@ -31,6 +31,15 @@ pub enum ApiError {
     /// More bytes than declared or allowed (413).
     #[error("{0}")]
     TooLarge(String),
+    /// The upload would take the user past their storage quota (413; crate::limits).
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// The user has as many unfinished uploads as allowed at once (403; crate::limits).
+    #[error("{0}")]
+    TooManyUploads(String),
+    /// Over a creation rate limit (429) with the seconds to wait (crate::limits).
+    #[error("too many uploads created; retry in {0} s")]
+    RateLimited(u64),
     /// A tus request without `Tus-Resumable: 1.0.0` (412).
     #[error("unsupported tus version; this server speaks {TUS_VERSION}")]
     TusVersion,
@@ -66,6 +75,9 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::Locked => (StatusCode::LOCKED, "upload-locked"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large"),
+            Self::QuotaExceeded(_) => (StatusCode::PAYLOAD_TOO_LARGE, "quota-exceeded"),
+            Self::TooManyUploads(_) => (StatusCode::FORBIDDEN, "too-many-uploads"),
+            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
             Self::TusVersion => (StatusCode::PRECONDITION_FAILED, "tus-version"),
             Self::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type")
@@ -99,6 +111,7 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static(TUS_VERSION),
             ),
             Self::Locked => problem.retry_after(1),
+            Self::RateLimited(secs) => problem.retry_after(secs),
             _ => problem,
         };
         problem.into_response()

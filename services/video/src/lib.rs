@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod hls;
 pub mod identity;
+pub mod limits;
 pub mod queues;
 pub mod storage;
 pub mod sweeper;
@@ -32,6 +33,7 @@ use platform::{
 use tokio::net::TcpListener;
 
 pub use config::{Config, UploadConfig};
+pub use limits::LimitConfig;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
@@ -42,6 +44,9 @@ pub struct Context {
     pub db: Postgres,
     pub storage: Bucket,
     pub rabbit: Arc<events::Rabbit>,
+    pub redis: platform::redis::ConnectionManager,
+    /// Upload creation rate limits (crate::limits).
+    pub limiter: platform::rate_limit::Limiter,
     /// Set once the transcode queue is declared (see [`start_relay`]).
     relay: Arc<OnceLock<Relay>>,
 }
@@ -66,11 +71,14 @@ impl Context {
         };
         storage.ensure_in_background(shutdown);
         let rabbit = events::Rabbit::new(&config.amqp_url, "kino-video");
+        let redis = platform::redis::connect(&config.redis_url).context("REDIS_URL")?;
         Ok(Self {
+            limiter: platform::rate_limit::Limiter::new(redis.clone(), &config.redis_prefix),
             config: Arc::new(config),
             db,
             storage,
             rabbit,
+            redis,
             relay: Arc::new(OnceLock::new()),
         })
     }
@@ -80,6 +88,7 @@ impl Context {
             .add("postgres", self.db.clone())
             .add("s3", self.storage.clone())
             .add("rabbitmq", self.rabbit.clone())
+            .add("redis", self.redis.clone())
     }
 
     /// Tells the outbox relay a transaction just committed events.
@@ -113,11 +122,14 @@ fn start_relay(ctx: &Context, shutdown: &Shutdown) {
 }
 
 pub fn router(ctx: Context) -> axum::Router {
-    axum::Router::new()
+    let trusted = ctx.config.trusted_proxies.clone();
+    let router = axum::Router::new()
         .merge(tus::routes())
         .merge(assets::routes())
         .merge(hls::routes())
-        .with_state(ctx)
+        .with_state(ctx);
+    // Every request knows its client's address, for the per-IP limit (crate::limits).
+    platform::client_ip::resolving(router, trusted)
 }
 
 /// Runs the service on `listener` until `shutdown` fires, then drains and returns.

@@ -14,7 +14,7 @@ use super::{
 use crate::{
     Context,
     error::{ApiError, ApiResult},
-    tokens::Viewer,
+    tokens::{Viewer, client_ip::ClientIp},
 };
 
 pub fn routes() -> Vec<rocket::Route> {
@@ -90,16 +90,33 @@ fn optional_text(value: Option<String>, field: &str, max: usize) -> ApiResult<Op
 /// Create an account.
 #[utoipa::path(post, path = "/auth/register", tag = "users", request_body = RegisterRequest,
     responses((status = 201, body = PublicProfile), (status = 409, description = "username or email taken"),
-              (status = 422, description = "a field is not acceptable")))]
+              (status = 422, description = "a field is not acceptable"),
+              (status = 429, description = "too many registrations from this address; see Retry-After")))]
 #[rocket::post("/auth/register", data = "<body>")]
 async fn register(
     ctx: &State<Context>,
+    ip: ClientIp,
     body: Json<RegisterRequest>,
 ) -> ApiResult<(Status, Json<PublicProfile>)> {
     let username = Username::parse(&body.username)?;
     let email = Email::parse(&body.email)?;
     let password = Password::parse(&body.password)?;
     let display_name = optional_text(body.display_name.clone(), "display_name", 64)?;
+
+    // After the cheap checks (a malformed request costs the client nothing), before the
+    // password hash (the expensive part, and what a registration flood would burn).
+    let decision = ctx
+        .limiter
+        .check(
+            "register",
+            platform::rate_limit::Subject::Ip(ip.0),
+            ctx.config.register_ip_rate,
+        )
+        .await?;
+    if let Some(secs) = decision.retry_after_secs() {
+        tracing::info!(ip = %ip.0, "registration rate-limited");
+        return Err(ApiError::Throttled(secs));
+    }
 
     let hash = ctx.hasher.hash(password).await;
     let user: User = sqlx::query_as(

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::{
     context::{AppContext, count_query, viewer},
     error::Error,
+    rate_limits,
     users::User,
 };
 
@@ -36,6 +37,9 @@ async fn set_follow(ctx: &Context<'_>, channel_id: &ID, follow: bool) -> Result<
         Uuid::parse_str(channel_id.as_str()).map_err(|_| Error::bad_input("not a user id"))?;
     if channel == me {
         return Err(Error::bad_input("you cannot subscribe to your own channel").into());
+    }
+    if follow {
+        rate_limits::admit(ctx, me, rate_limits::Action::Subscribe).await?;
     }
     let app = AppContext::get(ctx);
     let user = app

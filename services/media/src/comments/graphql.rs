@@ -190,6 +190,7 @@ impl CommentMutation {
         let me = viewer(ctx).require()?;
         let video = parse_id(&video_id)?;
         check_body(&body)?;
+        crate::rate_limits::admit(ctx, me, crate::rate_limits::Action::Comment).await?;
         let app = AppContext::get(ctx);
         let video_row = visible_video(ctx, video).await?;
         let parent = match parent_id {

@@ -66,7 +66,8 @@ impl Interactions {
             Ok(confirmed) => confirmed,
             Err(PublishError::Full(_)) => {
                 metrics::counter!("media_interactions_rate_limited_total").increment(1);
-                return Err(Error::RateLimited);
+                // The buffer drains within a confirm round trip or two.
+                return Err(Error::RateLimited { retry_after: 1 });
             }
             Err(PublishError::Encoding(e)) => return Err(Error::Internal(e.into())),
         };

@@ -24,7 +24,7 @@ use crate::{
     context::{AppContext, count_query, viewer},
     cursor::{Cursor, Page},
     error::Error,
-    interactions,
+    interactions, rate_limits,
     users::User,
 };
 
@@ -47,6 +47,9 @@ impl LikeMutation {
 async fn set_like(ctx: &Context<'_>, video_id: &ID, like: bool) -> Result<Video, Error> {
     let user = viewer(ctx).require()?;
     let video_id = catalogue::parse_id(video_id)?;
+    if like {
+        rate_limits::admit(ctx, user, rate_limits::Action::Like).await?;
+    }
     let app = AppContext::get(ctx);
     let mut tx = app.db.pool().begin().await?;
     let video = store::get_for_update(&mut tx, video_id)

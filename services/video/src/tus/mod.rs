@@ -16,10 +16,16 @@ use events::{Envelope, video::VideoCreated};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use platform::{
+    client_ip::ClientIp,
+    rate_limit::{Decision, Subject},
+};
+
 use crate::{
     Context,
     error::ApiError,
-    identity::Caller,
+    identity::{Caller, Viewer},
+    limits::{self, Usage},
     uploads,
     videos::{AssetStatus, Video, keys},
 };
@@ -82,16 +88,60 @@ fn http_date(at: OffsetDateTime) -> HeaderValue {
     HeaderValue::from_str(&format!("{text} GMT")).expect("ASCII date")
 }
 
-async fn capabilities(State(ctx): State<Context>) -> Response {
-    (
+/// `Tus-Max-Size` is what this caller may upload now: `UPLOAD_MAX_SIZE`, lowered to the
+/// quota they have left when the request carries an identity (the gateway passes one on
+/// this public route when the client sends its token).
+async fn capabilities(
+    State(ctx): State<Context>,
+    Viewer(viewer): Viewer,
+) -> Result<Response, ApiError> {
+    let mut max_size = ctx.config.uploads.max_size;
+    if let Some(user) = viewer {
+        let mut conn = ctx.db.pool().acquire().await?;
+        let usage = Usage::of(&mut conn, user).await?;
+        if let Some(remaining) = usage.remaining(&ctx.config.limits) {
+            max_size = max_size.min(remaining);
+        }
+    }
+    let mut response = (
         StatusCode::NO_CONTENT,
         [
             ("tus-version", TUS_VERSION.to_owned()),
             ("tus-extension", EXTENSIONS.to_owned()),
-            ("tus-max-size", ctx.config.uploads.max_size.to_string()),
+            ("tus-max-size", max_size.to_string()),
         ],
     )
-        .into_response()
+        .into_response();
+    if viewer.is_some() {
+        // Per user: no shared cache may hand it to someone else, or keep it past a change.
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    }
+    Ok(response)
+}
+
+/// Counts this creation against the caller's and their address's rates (429 when over).
+async fn admit_creation(ctx: &Context, owner: Uuid, ip: ClientIp) -> Result<(), ApiError> {
+    let limits = &ctx.config.limits;
+    let checks = [
+        (Subject::User(owner), limits.user_rate),
+        (Subject::Ip(ip.0), limits.ip_rate),
+    ];
+    match ctx
+        .limiter
+        .check_all("upload", &checks)
+        .await
+        .map_err(ApiError::unavailable)?
+    {
+        Decision::Allowed => Ok(()),
+        limited => {
+            tracing::info!(%owner, ip = %ip.0, "upload creation rate-limited");
+            Err(ApiError::RateLimited(
+                limited.retry_after_secs().unwrap_or(1),
+            ))
+        }
+    }
 }
 
 /// The owner's upload, or 404 (others' uploads are indistinguishable from missing ones),
@@ -117,6 +167,7 @@ fn is_offset_stream(headers: &HeaderMap) -> bool {
 async fn create(
     State(ctx): State<Context>,
     Caller(owner): Caller,
+    ip: ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -155,6 +206,13 @@ async fn create(
         ));
     }
 
+    // Limits after the request is known to be well-formed, before anything is stored:
+    // the rate first (cheap, in Redis), then quota and concurrency under the owner's lock,
+    // which the transaction holds until the row is in (crate::limits).
+    admit_creation(&ctx, owner, ip).await?;
+    let mut tx = ctx.db.pool().begin().await?;
+    limits::reserve(&mut tx, owner, length as u64, &ctx.config.limits).await?;
+
     let id = Uuid::now_v7();
     let multipart = ctx
         .storage
@@ -167,7 +225,6 @@ async fn create(
         .map_err(ApiError::storage)?;
     let upload_id = multipart.upload_id().unwrap_or_default().to_owned();
 
-    let mut tx = ctx.db.pool().begin().await?;
     let expires_at: OffsetDateTime = sqlx::query_scalar(
         "INSERT INTO videos (id, owner_id, status, metadata, filename, upload_length, part_size,
                              s3_upload_id, expires_at)

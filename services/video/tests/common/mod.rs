@@ -19,6 +19,11 @@ pub fn config(env: &TestEnv) -> video::Config {
         s3: env.s3.clone(),
         amqp_url: env.amqp_url.clone(),
         uploads: video::UploadConfig::default(),
+        // The limits have their own tests, through the gateway (crates/e2e tests/limits.rs).
+        limits: video::LimitConfig::unlimited(),
+        redis_url: env.redis_url.clone(),
+        redis_prefix: env.redis_prefix.clone(),
+        trusted_proxies: platform::client_ip::DEFAULT_TRUSTED_PROXIES.parse().unwrap(),
         queue_prefix: format!("test-{}.", env.id),
     }
 }
