@@ -108,7 +108,9 @@ async fn readiness_follows_ffmpeg() {
     }
     wait_for(
         "ready once ffmpeg is installed",
-        Duration::from_secs(10),
+        // Generous: the suite runs transcodes beside this test, and a loaded machine
+        // takes seconds to start `ffmpeg -version`.
+        Duration::from_secs(30),
         || async { (get_json(&format!("{base}/readyz")).await.0 == 200).then_some(()) },
     )
     .await;
