@@ -638,7 +638,9 @@ fn video_config(env: &TestEnv) -> video::Config {
         },
         redis_url: env.redis_url.clone(),
         redis_prefix: env.redis_prefix.clone(),
-        trusted_proxies: platform::client_ip::DEFAULT_TRUSTED_PROXIES.parse().unwrap(),
+        trusted_proxies: platform::client_ip::DEFAULT_TRUSTED_PROXIES
+            .parse()
+            .unwrap(),
         queue_prefix: queue_prefix(env),
     }
 }

@@ -69,11 +69,20 @@ async fn registration_over_the_ip_limit_gets_429_and_creates_nothing() {
         .fetch_all(&db)
         .await
         .unwrap();
-    assert_eq!(users, ["reg_a", "reg_b", "reg_c"], "the refused one is not created");
+    assert_eq!(
+        users,
+        ["reg_a", "reg_b", "reg_c"],
+        "the refused one is not created"
+    );
 }
 
 /// GraphQL straight to one media replica, as the gateway would forward `user`'s request.
-async fn graphql_at(addr: std::net::SocketAddr, user: Uuid, query: &str, variables: Value) -> Value {
+async fn graphql_at(
+    addr: std::net::SocketAddr,
+    user: Uuid,
+    query: &str,
+    variables: Value,
+) -> Value {
     let response = Client::new()
         .post(format!("http://{addr}/media/graphql"))
         .header("x-user-id", user.to_string())
@@ -111,11 +120,8 @@ async fn ready_video(stack: &Stack, owner: Uuid, title: &str) -> Uuid {
 
 #[tokio::test]
 async fn comments_over_the_user_limit_are_refused_on_every_replica() {
-    let stack = Stack::start_configured(
-        |_| {},
-        |media| media.rates.comment.user = rate(3, 60),
-    )
-    .await;
+    let stack =
+        Stack::start_configured(|_| {}, |media| media.rates.comment.user = rate(3, 60)).await;
     let (replica, _) = stack.spawn_media_replica(|_| {}).await;
     let owner = Uuid::now_v7();
     let video = ready_video(&stack, owner, "Limited").await;
@@ -159,7 +165,11 @@ async fn comments_over_the_user_limit_are_refused_on_every_replica() {
         .map(|e| e["node"]["body"].as_str().unwrap())
         .collect();
     bodies.sort();
-    assert_eq!(bodies, ["mine", "one", "three", "two"], "nothing refused was written");
+    assert_eq!(
+        bodies,
+        ["mine", "one", "three", "two"],
+        "nothing refused was written"
+    );
 }
 
 #[tokio::test]
@@ -196,7 +206,10 @@ async fn likes_and_subscriptions_over_their_limits_write_nothing() {
             json!({ "id": videos[2] }),
         )
         .await;
-    assert_eq!(data["video"], json!({ "likeCount": 0, "viewerHasLiked": false }));
+    assert_eq!(
+        data["video"],
+        json!({ "likeCount": 0, "viewerHasLiked": false })
+    );
 
     // Channels must be real accounts (media asks auth for them).
     let (first, _) = stack_user(&stack, "chan_one").await;
@@ -318,7 +331,11 @@ async fn uploads_past_the_quota_get_413_before_a_byte_is_stored() {
     let stack = Stack::start_with_video(|video| video.limits.quota_bytes = Some(QUOTA)).await;
     let (owner, token) = user(&stack, "quota_uploader").await;
 
-    assert_eq!(tus_max_size(&stack, None).await, max_size, "anonymous: UPLOAD_MAX_SIZE");
+    assert_eq!(
+        tus_max_size(&stack, None).await,
+        max_size,
+        "anonymous: UPLOAD_MAX_SIZE"
+    );
     assert_eq!(tus_max_size(&stack, Some(&token)).await, QUOTA);
     let response = create_upload(&stack, &token, 6_000, None).await;
     assert_eq!(response.status(), StatusCode::CREATED);
@@ -348,10 +365,8 @@ async fn more_concurrent_uploads_than_the_cap_are_refused_until_one_ends() {
     let stack = Stack::start_with_video(|video| video.limits.max_concurrent = Some(2)).await;
     let (owner, token) = user(&stack, "busy_uploader").await;
     // Four at once: the per-user lock lets none pass on a count another is changing.
-    let responses = futures::future::join_all(
-        (0..4).map(|_| create_upload(&stack, &token, 1000, None)),
-    )
-    .await;
+    let responses =
+        futures::future::join_all((0..4).map(|_| create_upload(&stack, &token, 1000, None))).await;
     let mut locations = Vec::new();
     let mut refused = 0;
     for response in responses {

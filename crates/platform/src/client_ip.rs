@@ -106,7 +106,11 @@ impl TrustedProxies {
     }
 
     /// The client behind `peer`, given the `X-Forwarded-For` values of the request.
-    pub fn resolve<'a>(&self, peer: IpAddr, forwarded_for: impl Iterator<Item = &'a str>) -> IpAddr {
+    pub fn resolve<'a>(
+        &self,
+        peer: IpAddr,
+        forwarded_for: impl Iterator<Item = &'a str>,
+    ) -> IpAddr {
         resolve(peer, forwarded_for, &self.0)
     }
 }
@@ -146,9 +150,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts.extensions.get::<ClientIp>().copied().unwrap_or_else(|| {
-            ClientIp(peer(parts.extensions.get::<ConnectInfo<SocketAddr>>()))
-        }))
+        Ok(parts
+            .extensions
+            .get::<ClientIp>()
+            .copied()
+            .unwrap_or_else(|| ClientIp(peer(parts.extensions.get::<ConnectInfo<SocketAddr>>()))))
     }
 }
 
@@ -230,6 +236,10 @@ mod tests {
         assert!("bad".parse::<Cidr>().is_err());
         assert!("10.0.0.0/33".parse::<Cidr>().is_err());
         assert!("10.0.0.0/8, bad".parse::<TrustedProxies>().is_err());
-        assert!(!"".parse::<TrustedProxies>().unwrap().contains("127.0.0.1".parse().unwrap()));
+        assert!(
+            !"".parse::<TrustedProxies>()
+                .unwrap()
+                .contains("127.0.0.1".parse().unwrap())
+        );
     }
 }

@@ -21,7 +21,9 @@ pub enum Error {
     /// Over an abuse limit (crate::rate_limits), or too much is waiting to be published:
     /// the client should slow down and retry after `retry_after` seconds
     /// (`extensions.retryAfter`).
-    RateLimited { retry_after: u64 },
+    RateLimited {
+        retry_after: u64,
+    },
     /// A service this answer depends on (the recommender) is down; retry later.
     Unavailable(&'static str),
     /// A store failed. The request may be retried.

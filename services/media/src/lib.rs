@@ -85,7 +85,7 @@ pub async fn serve(ctx: Context, listener: TcpListener, shutdown: Shutdown) -> a
         limits.max_body_bytes,
         ctx.config.trusted_proxies.clone(),
     )
-        .merge(realtime::protocol::router(schema, ctx.realtime.clone()));
+    .merge(realtime::protocol::router(schema, ctx.realtime.clone()));
     platform::http::serve_service(listener, "/media", routes, ctx.readiness(), shutdown, grace)
         .await?;
     ctx.rabbit.close().await;

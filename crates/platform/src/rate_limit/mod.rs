@@ -223,8 +223,14 @@ mod tests {
         assert_eq!((r.max, r.window), (30, Duration::from_secs(60)));
         let r: Rate = " 20 / 3600 ".parse().unwrap();
         assert_eq!((r.max, r.window), (20, Duration::from_secs(3600)));
-        assert_eq!("5/2h".parse::<Rate>().unwrap().window, Duration::from_secs(7200));
-        assert_eq!("5/1d".parse::<Rate>().unwrap().window, Duration::from_secs(86_400));
+        assert_eq!(
+            "5/2h".parse::<Rate>().unwrap().window,
+            Duration::from_secs(7200)
+        );
+        assert_eq!(
+            "5/1d".parse::<Rate>().unwrap().window,
+            Duration::from_secs(86_400)
+        );
         for bad in ["30", "0/1m", "x/1m", "5/0s", "5/1w", "5/", "-1/1m"] {
             assert!(bad.parse::<Rate>().is_err(), "{bad}");
         }

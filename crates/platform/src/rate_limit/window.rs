@@ -125,7 +125,10 @@ mod tests {
 
     #[test]
     fn retry_after_is_never_zero() {
-        assert_eq!(retry_after(counts(0, 0, 0), MIN, 5), Duration::from_millis(1));
+        assert_eq!(
+            retry_after(counts(0, 0, 0), MIN, 5),
+            Duration::from_millis(1)
+        );
         assert_eq!(whole_secs(Duration::from_millis(1)), 1);
         assert_eq!(whole_secs(Duration::from_millis(1001)), 2);
         assert_eq!(whole_secs(Duration::from_secs(57)), 57);

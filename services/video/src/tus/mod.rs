@@ -114,9 +114,10 @@ async fn capabilities(
         .into_response();
     if viewer.is_some() {
         // Per user: no shared cache may hand it to someone else, or keep it past a change.
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        );
     }
     Ok(response)
 }

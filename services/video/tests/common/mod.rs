@@ -23,7 +23,9 @@ pub fn config(env: &TestEnv) -> video::Config {
         limits: video::LimitConfig::unlimited(),
         redis_url: env.redis_url.clone(),
         redis_prefix: env.redis_prefix.clone(),
-        trusted_proxies: platform::client_ip::DEFAULT_TRUSTED_PROXIES.parse().unwrap(),
+        trusted_proxies: platform::client_ip::DEFAULT_TRUSTED_PROXIES
+            .parse()
+            .unwrap(),
         queue_prefix: format!("test-{}.", env.id),
     }
 }
