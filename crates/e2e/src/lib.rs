@@ -98,6 +98,7 @@ impl Stack {
         auth.redis_url = env.redis_url.clone();
         auth.redis_prefix = env.redis_prefix.clone();
         auth.amqp_url = env.amqp_url.clone();
+        auth.queue_prefix = queue_prefix(&env);
         auth.register_ip_rate = UNREACHABLE;
         adjust_auth(&mut auth);
         let signer = identity::Signer::new(
@@ -118,7 +119,7 @@ impl Stack {
         media.redis_prefix = env.redis_prefix.clone();
         media.amqp_url = env.amqp_url.clone();
         media.auth_url = format!("http://{auth_addr}");
-        media.queue_prefix = format!("{}.", env.id);
+        media.queue_prefix = queue_prefix(&env);
         media.queue_expires = Some(Duration::from_secs(60));
         media.rates = media::rate_limits::Rates::all(UNREACHABLE);
         adjust_media(&mut media);
@@ -290,9 +291,15 @@ impl Stack {
         format!("{}_video", self.env.database_url)
     }
 
-    /// The transcode queues' prefix this stack's services use.
+    /// The `QUEUE_PREFIX` every service of this stack uses: its queues' names and its
+    /// events' routing keys start with it, so stacks on one broker never meet.
     pub fn queue_prefix(&self) -> String {
         queue_prefix(&self.env)
+    }
+
+    /// This stack's share of the broker (see [`Stack::queue_prefix`]).
+    pub fn namespace(&self) -> events::Namespace {
+        events::Namespace::new(self.queue_prefix())
     }
 
     /// A transcoder configuration for this stack's bucket and queues, with a scratch
@@ -614,7 +621,7 @@ impl Stack {
 }
 
 fn queue_prefix(env: &TestEnv) -> String {
-    format!("test-{}.", env.id)
+    env.queue_prefix.clone()
 }
 
 /// An abuse limit no test reaches by accident (see [`Stack::start_all`]).

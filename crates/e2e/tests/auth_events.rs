@@ -4,53 +4,20 @@
 use std::time::Duration;
 
 use e2e::Stack;
-use futures::StreamExt;
-use lapin::{
-    options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
-    types::FieldTable,
-};
 use reqwest::Client;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const PASSWORD: &str = "correct horse battery";
 
 #[tokio::test]
 async fn profile_changes_and_deletion_publish_user_events() {
     let stack = Stack::start().await;
-    // A consumer of our own, bound like media's will be.
-    let rabbit = events::Rabbit::new(&stack.env.amqp_url, "e2e-user-events");
-    let channel = rabbit.channel().await.unwrap();
-    let exclusive = QueueDeclareOptions {
-        exclusive: true,
-        auto_delete: true,
-        ..Default::default()
-    };
-    let queue = channel
-        .queue_declare("".into(), exclusive, FieldTable::default())
-        .await
-        .unwrap();
-    let bind = QueueBindOptions::default();
-    channel
-        .queue_bind(
-            queue.name().clone(),
-            "user.events".into(),
-            "user.*".into(),
-            bind,
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let no_ack = BasicConsumeOptions {
-        no_ack: true,
-        ..Default::default()
-    };
-    let mut deliveries = channel
-        .basic_consume(
-            queue.name().clone(),
-            "".into(),
-            no_ack,
-            FieldTable::default(),
-        )
+    // A queue of our own, bound under the stack's namespace as media's are.
+    let bindings = [(
+        events::topology::USER_EVENTS,
+        stack.namespace().routing_key("user.*"),
+    )];
+    let mut tap = events::tap::Tap::bind(&stack.env.amqp_url, "e2e-user-events", bindings)
         .await
         .unwrap();
 
@@ -76,11 +43,10 @@ async fn profile_changes_and_deletion_publish_user_events() {
         .unwrap();
     assert_eq!(response.status(), 204);
 
-    // Other tests publish too: keep only this user's events, in order.
+    // Only this stack's events reach the tap; keep this user's, in order.
     let mut seen = Vec::new();
     let collect = async {
-        while let Some(delivery) = deliveries.next().await {
-            let event: Value = serde_json::from_slice(&delivery.unwrap().data).unwrap();
+        while let Some(event) = tap.next_json().await {
             if event["data"]["user_id"] == user["id"] {
                 assert!(event["id"].is_string() && event["version"] == 1, "{event}");
                 seen.push(event["type"].as_str().unwrap().to_owned());
@@ -94,7 +60,7 @@ async fn profile_changes_and_deletion_publish_user_events() {
         .await
         .expect("both events within 10 s");
     assert_eq!(seen, ["user.updated", "user.deleted"]);
-    rabbit.close().await;
+    tap.close().await;
 }
 
 #[tokio::test]

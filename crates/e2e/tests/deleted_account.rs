@@ -9,10 +9,6 @@ use std::time::Duration;
 
 use e2e::Stack;
 use futures::StreamExt;
-use lapin::{
-    options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
-    types::FieldTable,
-};
 use mongodb::bson::{Document, doc};
 use reqwest::Client;
 use serde_json::{Value, json};
@@ -79,59 +75,24 @@ async fn get(stack: &Stack, path: &str) -> u16 {
         .as_u16()
 }
 
-/// The `user.deleted` envelopes auth publishes, as sent (to deliver one again).
-struct Deletions {
-    _rabbit: std::sync::Arc<events::Rabbit>,
-    consumer: lapin::Consumer,
-}
+/// The `user.deleted` envelopes this stack's auth publishes, as sent (to deliver one
+/// again).
+struct Deletions(events::tap::Tap);
 
 impl Deletions {
     async fn listen(stack: &Stack) -> Self {
-        let rabbit = events::Rabbit::new(&stack.env.amqp_url, "e2e-user-deleted");
-        let channel = rabbit.channel().await.unwrap();
-        let exclusive = QueueDeclareOptions {
-            exclusive: true,
-            auto_delete: true,
-            ..Default::default()
-        };
-        let queue = channel
-            .queue_declare("".into(), exclusive, FieldTable::default())
+        let key = stack.namespace().routing_key("user.deleted");
+        let bindings = [(events::topology::USER_EVENTS, key)];
+        let tap = events::tap::Tap::bind(&stack.env.amqp_url, "e2e-user-deleted", bindings)
             .await
             .unwrap();
-        channel
-            .queue_bind(
-                queue.name().clone(),
-                events::topology::USER_EVENTS.into(),
-                "user.deleted".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        let no_ack = BasicConsumeOptions {
-            no_ack: true,
-            ..Default::default()
-        };
-        let consumer = channel
-            .basic_consume(
-                queue.name().clone(),
-                "".into(),
-                no_ack,
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        Self {
-            _rabbit: rabbit,
-            consumer,
-        }
+        Self(tap)
     }
 
-    /// The body of the `user.deleted` of `user` (other tests' deletions pass by).
+    /// The body of the `user.deleted` of `user` (the stack's other deletions pass by).
     async fn of(&mut self, user: &str) -> Vec<u8> {
         let find = async {
-            while let Some(delivery) = self.consumer.next().await {
-                let body = delivery.unwrap().data;
+            while let Some(body) = self.0.next().await {
                 let event: Value = serde_json::from_slice(&body).unwrap();
                 if event["data"]["user_id"] == user {
                     return body;

@@ -19,6 +19,7 @@
 //!   buffer, several events per message ([`pack`]);
 //! * [`consumer`]: consuming a service's own queue across reconnects, settling each
 //!   delivery (or batch of deliveries) only after it was handled;
+//! * [`tap`]: watching events from an exclusive queue of one's own (tools, tests);
 //! * [`user`], [`video`], [`interaction`]: the event types;
 //! * [`trending`]: the ranker-to-media contract (trending sets, their announcements on
 //!   media's real-time hub, and the hub's wire format).
@@ -33,6 +34,7 @@ pub mod publisher;
 pub mod queue;
 pub mod rabbit;
 pub mod route;
+pub mod tap;
 pub mod topology;
 pub mod transcode;
 pub mod trending;

@@ -2,7 +2,8 @@
 //!
 //! A service that must publish an event *because* of a database write inserts the event
 //! into its `outbox` table in the same transaction as the write ([`enqueue`], or
-//! [`enqueue_to`] for a message whose [`Route`] is not its type's own). Either both
+//! [`enqueue_to`] for a message whose [`Route`] is not its type's own, such as work for a
+//! queue). Either both
 //! commit or neither does. The [`Relay`] then publishes outbox rows with publisher confirms
 //! and deletes each row only after the broker confirmed it. A crash between publish and
 //! delete re-publishes the same event (same id) later: delivery is at-least-once, and
@@ -17,15 +18,16 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 
-use crate::{Envelope, Event, Publisher, Route};
+use crate::{Envelope, Event, Namespace, Publisher, Route};
 
 /// Adds `envelope` to the outbox inside the caller's transaction, for its type's own
-/// exchange and routing key ([`Route::of`]).
+/// exchange under `namespace`'s routing key ([`Namespace::route`]).
 pub async fn enqueue<T: Event>(
     conn: &mut PgConnection,
+    namespace: &Namespace,
     envelope: &Envelope<T>,
 ) -> Result<(), sqlx::Error> {
-    enqueue_to(conn, &Route::of::<T>(), envelope).await
+    enqueue_to(conn, &namespace.route::<T>(), envelope).await
 }
 
 /// Adds `envelope` to the outbox inside the caller's transaction, to be published on

@@ -24,7 +24,7 @@ use lapin::{
 };
 use tokio::sync::Mutex;
 
-use crate::{Envelope, Error, Event, Rabbit, Route, queue::QueueSpec};
+use crate::{Envelope, Error, Event, Namespace, Rabbit, Route, queue::QueueSpec};
 
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -51,11 +51,22 @@ impl Publisher {
         self
     }
 
-    /// Publishes one event on its type's route and waits for the broker's confirm.
-    pub async fn publish<T: Event>(&self, envelope: &Envelope<T>) -> Result<(), Error> {
+    /// Publishes one event on its type's route in `namespace` ([`Namespace::route`]) and
+    /// waits for the broker's confirm.
+    pub async fn publish<T: Event>(
+        &self,
+        namespace: &Namespace,
+        envelope: &Envelope<T>,
+    ) -> Result<(), Error> {
         let payload = serde_json::to_vec(envelope)?;
-        self.publish_raw(T::EXCHANGE, T::TYPE, &envelope.id.to_string(), &payload)
-            .await
+        let route = namespace.route::<T>();
+        self.publish_raw(
+            &route.exchange,
+            &route.routing_key,
+            &envelope.id.to_string(),
+            &payload,
+        )
+        .await
     }
 
     /// Publishes pre-encoded bytes (the outbox stores encoded envelopes), with the event's

@@ -1,9 +1,11 @@
 //! A queue this deployment declares: its name under the deployment's `QUEUE_PREFIX`, its
 //! arguments, and its bindings.
 //!
-//! Several stacks may share one broker (tests, benchmarks): each gives its own
-//! `QUEUE_PREFIX`, and its queues are named `{prefix}{name}`, so no stack takes another's
-//! deliveries. A prefixed stack is throw-away, so its queues expire ([`Namespace`]):
+//! Several stacks may share one broker (tests, benchmarks, a test suite beside
+//! `deploy/local/up`): each gives its own `QUEUE_PREFIX`, its queues are named
+//! `{prefix}{name}` and its events are published under `{prefix}{type}`
+//! ([`Namespace::route`]), which is all its queues bind, so no stack takes another's
+//! deliveries or sees another's events. A prefixed stack is throw-away, so its queues expire ([`Namespace`]):
 //! the broker deletes one that has been unused (no consumer, no declaration) for
 //! [`PREFIXED_QUEUE_EXPIRY`], unless the service was told a different expiry
 //! (`QUEUE_EXPIRES_SECS`). Production runs without a prefix, and its queues never expire.
@@ -23,11 +25,13 @@ use lapin::{
     types::{AMQPValue, FieldTable},
 };
 
+use crate::{Event, Route};
+
 /// How long a prefixed queue may stay unused before the broker deletes it.
 pub const PREFIXED_QUEUE_EXPIRY: Duration = Duration::from_secs(30 * 60);
 
-/// A deployment's share of the broker: the `QUEUE_PREFIX` of its queue names (and of its
-/// interactions' routing keys, crate::interaction), and the expiry its queues get.
+/// A deployment's share of the broker: the `QUEUE_PREFIX` of its queue names and of the
+/// routing keys of the events it publishes and binds, and the expiry its queues get.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace {
     prefix: String,
@@ -60,6 +64,19 @@ impl Namespace {
     /// The name of queue `name` in this namespace.
     pub fn name(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
+    }
+
+    /// Routing key `key` in this namespace: what this stack's events are published under,
+    /// and what its queues bind (`QUEUE_PREFIX` + the event's type, e.g.
+    /// `test-42.video.ready`). A binding is an exact key, so a queue of one namespace never
+    /// receives another namespace's events.
+    pub fn routing_key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Where this namespace publishes a `T`: its type's exchange, under its type prefixed.
+    pub fn route<T: Event>(&self) -> Route {
+        Route::new(T::EXCHANGE, self.routing_key(T::TYPE))
     }
 
     /// Queue `name` in this namespace, with its arguments and no bindings yet.
@@ -174,6 +191,23 @@ mod tests {
         let production = Namespace::new("");
         assert_eq!(production.name("transcode.jobs"), "transcode.jobs");
         assert!(production.arguments().inner().is_empty());
+    }
+
+    #[test]
+    fn events_go_to_their_exchange_under_their_type_in_the_namespace() {
+        use crate::envelope::tests::Ping;
+        assert_eq!(
+            Namespace::new("t1.").route::<Ping>(),
+            Route::new("test", "t1.test.ping")
+        );
+        assert_eq!(
+            Namespace::new("").route::<Ping>(),
+            Route::new("test", "test.ping")
+        );
+        assert_eq!(
+            Namespace::new("t1.").routing_key("video.ready"),
+            "t1.video.ready"
+        );
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! Where a message goes: an exchange and a routing key.
 //!
-//! Most events go to their type's exchange under their type as routing key
-//! ([`Route::of`]). Two kinds of message do not: interactions, whose routing key carries the
-//! deployment's `QUEUE_PREFIX` (crate::interaction), and work for a queue (transcode jobs,
-//! retries, dead jobs), sent through the default exchange, whose routing key is the queue's
-//! name ([`Route::queue`]). The outbox stores a route with each event, and the publisher
-//! takes one, so every publisher of a message addresses it the same way.
-
-use crate::Event;
+//! An event goes to its type's exchange, under its type prefixed with the deployment's
+//! `QUEUE_PREFIX` as routing key ([`Namespace::route`](crate::Namespace::route);
+//! interactions likewise, crate::interaction): the queues of a stack bind only its own
+//! prefix, so a test stack and a running platform share a broker without seeing each
+//! other's events. Work for a queue (transcode jobs, retries, dead jobs) is sent through the
+//! default exchange, whose routing key is the queue's (prefixed) name ([`Route::queue`]).
+//! The outbox stores a route with each event, and the publisher takes one, so every
+//! publisher of a message addresses it the same way.
 
 /// An exchange and a routing key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,11 +24,6 @@ impl Route {
         }
     }
 
-    /// `T`'s own exchange, with its type as the routing key.
-    pub fn of<T: Event>() -> Self {
-        Self::new(T::EXCHANGE, T::TYPE)
-    }
-
     /// Straight to the queue `name`, through the default exchange (`""`), which routes by
     /// queue name. A queue that does not exist drops the message (publishes are not
     /// `mandatory`), so whoever sends to it declares it first
@@ -41,11 +36,9 @@ impl Route {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::tests::Ping;
 
     #[test]
-    fn an_event_goes_to_its_exchange_under_its_type_and_a_queue_through_the_default_exchange() {
-        assert_eq!(Route::of::<Ping>(), Route::new("test", "test.ping"));
+    fn a_queue_is_reached_through_the_default_exchange() {
         assert_eq!(
             Route::queue("t.transcode.jobs"),
             Route::new("", "t.transcode.jobs")

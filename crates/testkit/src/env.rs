@@ -17,6 +17,10 @@ pub struct TestEnv {
     /// Prefix for every Redis key the test's services write.
     pub redis_prefix: String,
     pub amqp_url: String,
+    /// The `QUEUE_PREFIX` for every service of the test: its queues and its events'
+    /// routing keys (events::Namespace), so tests and a running platform sharing the broker
+    /// never see each other's messages.
+    pub queue_prefix: String,
     pub mongodb_uri: String,
     /// A fresh MongoDB database name.
     pub mongodb_database: String,
@@ -67,6 +71,7 @@ impl TestEnv {
             redis_url: redis_url.clone(),
             redis_prefix: redis_prefix.clone(),
             amqp_url: env_or("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+            queue_prefix: format!("test-{id}."),
             mongodb_uri: mongodb_uri.clone(),
             mongodb_database: mongodb_database.clone(),
             _cleanup: Arc::new(Cleanup {

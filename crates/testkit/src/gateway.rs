@@ -2,7 +2,7 @@
 //! end-to-end tests go through the same routing, header handling and ForwardAuth hop that
 //! users of the local stack get.
 
-use std::{net::TcpListener, path::PathBuf, process::Stdio, time::Duration};
+use std::{path::PathBuf, process::Stdio, time::Duration};
 
 use tokio::process::{Child, Command};
 
@@ -30,13 +30,8 @@ fn caddyfile() -> PathBuf {
 impl Gateway {
     /// Starts Caddy routing to `upstreams` (`host:port` each) on a free port.
     pub async fn start(upstreams: Upstreams) -> Self {
-        // Caddy takes a port number, not a listener: find a free one, then let Caddy bind it.
-        // Another process could take it in between; that shows up as a failed start below.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        // Caddy takes a port number, not a listener.
+        let port = crate::free_port();
         let unused = "127.0.0.1:9".to_owned(); // discard port: nothing listens there
         let mut child = Command::new(caddy())
             .args(["run", "--adapter", "caddyfile", "--config"])

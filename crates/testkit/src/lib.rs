@@ -13,6 +13,16 @@ use std::{future::Future, time::Duration};
 pub use env::TestEnv;
 pub use gate::Gate;
 
+/// A TCP port on 127.0.0.1 that was free a moment ago, for a process that takes a port
+/// number rather than a listener (Caddy, a service restarted on the same address). Another
+/// process could take it in between; that shows up as a failed start.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
+
 /// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout` with `what`.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where

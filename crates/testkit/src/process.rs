@@ -1,5 +1,7 @@
 //! A service binary run as a child process (for what only a real process shows: signals,
-//! exit codes). It is told to listen on port 0; the address is read from its JSON log.
+//! exit codes). It is told to listen on port 0 and the address is read from its JSON log,
+//! or on a fixed address, so a restarted process is found where its clients (a gateway,
+//! another service) already look.
 
 use std::{net::SocketAddr, process::Stdio, time::Duration};
 
@@ -17,9 +19,15 @@ impl ServiceProcess {
     /// Starts `binary` with `env` (plus `BIND_ADDR=127.0.0.1:0`) and waits for its
     /// "listening" log line.
     pub async fn start(binary: &str, env: &[(&str, String)]) -> Self {
+        Self::start_on(binary, env, "127.0.0.1:0").await
+    }
+
+    /// Starts `binary` with `env` listening on `bind` (`BIND_ADDR`) and waits for its
+    /// "listening" log line.
+    pub async fn start_on(binary: &str, env: &[(&str, String)], bind: &str) -> Self {
         let mut child = Command::new(binary)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env("BIND_ADDR", "127.0.0.1:0")
+            .env("BIND_ADDR", bind)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -26,6 +26,10 @@ pub struct Config {
     /// media, so both must agree).
     pub redis_prefix: String,
     pub amqp_url: String,
+    /// `QUEUE_PREFIX`: prepended to the routing keys of the `user.*` events auth publishes
+    /// (events::Namespace), so a stack under a prefix (a test) reaches only the queues of
+    /// its own media. Empty in production; every service of a stack shares it.
+    pub queue_prefix: String,
     pub tokens: TokenConfig,
     pub hashing: HashParams,
     pub login_limits: Limits,
@@ -113,6 +117,7 @@ impl Config {
             redis_url: config::redis_url()?,
             redis_prefix: var("REDIS_PREFIX", "kino:")?,
             amqp_url: config::amqp_url()?,
+            queue_prefix: var("QUEUE_PREFIX", "")?,
             tokens,
             hashing,
             login_limits: Limits {

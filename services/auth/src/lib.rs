@@ -36,6 +36,8 @@ pub struct Context {
     pub db: Postgres,
     pub redis: platform::redis::ConnectionManager,
     pub rabbit: Arc<events::Rabbit>,
+    /// Where auth's events go (`QUEUE_PREFIX`).
+    pub events: events::Namespace,
     pub relay: Relay,
     pub hasher: Hasher,
     pub signer: Arc<Signer>,
@@ -72,6 +74,7 @@ impl Context {
         };
         let verifier =
             Verifier::new(&jwks, &jwt.issuer, &jwt.audience, jwt.leeway).context("JWT keys")?;
+        let events = events::Namespace::new(&config.queue_prefix);
         Ok(Self {
             hasher: Hasher::new(config.hashing),
             authenticator: Arc::new(Authenticator::new(
@@ -87,6 +90,7 @@ impl Context {
             db,
             redis,
             rabbit,
+            events,
             relay,
         })
     }

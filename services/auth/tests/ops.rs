@@ -26,6 +26,7 @@ fn config(env: &TestEnv) -> auth::Config {
     config.redis_url = env.redis_url.clone();
     config.redis_prefix = env.redis_prefix.clone();
     config.amqp_url = env.amqp_url.clone();
+    config.queue_prefix = env.queue_prefix.clone();
     config
 }
 

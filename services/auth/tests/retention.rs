@@ -28,6 +28,7 @@ async fn spawn_app(env: &TestEnv) -> String {
     config.redis_url = env.redis_url.clone();
     config.redis_prefix = env.redis_prefix.clone();
     config.amqp_url = env.amqp_url.clone();
+    config.queue_prefix = env.queue_prefix.clone();
     config.tokens.refresh_retention = Duration::from_secs(3600);
     config.prune.interval = Duration::from_millis(200);
     let (tx, rx) = tokio::sync::oneshot::channel();

@@ -28,7 +28,9 @@ pub struct Config {
     /// falls back to trending (and `related` answers UNAVAILABLE).
     pub recommender_timeout: Duration,
     /// `QUEUE_PREFIX`: prepended to the names of media's own queues (`media.catalogue`,
-    /// `media.users`), so several stacks can share one broker (tests do).
+    /// `media.users`…) and to the routing keys of the events it publishes and binds
+    /// (events::Namespace), so several stacks can share one broker (tests do). Every
+    /// service of a stack uses the same.
     pub queue_prefix: String,
     /// `QUEUE_EXPIRES_SECS`: when set, media's queues are deleted by the broker after being
     /// unused that long (for throw-away stacks; leave unset in production). Unset, queues

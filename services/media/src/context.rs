@@ -36,6 +36,8 @@ pub struct Context {
     pub mongo: mongodb::Database,
     pub redis: platform::redis::ConnectionManager,
     pub rabbit: Arc<events::Rabbit>,
+    /// Where media's events go and what its queues bind (`QUEUE_PREFIX`).
+    pub events: events::Namespace,
     pub relay: Relay,
     pub comments: Comments,
     pub directory: Directory,
@@ -94,6 +96,7 @@ impl Context {
         .context("REDIS_URL")?;
         let delay = config.loader_delay;
         Ok(Self {
+            events: config.namespace(),
             realtime,
             trending_boards: trending::TrendingBoards::default(),
             users: Arc::new(loader(UserLoader(directory.clone()), delay)),

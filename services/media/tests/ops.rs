@@ -28,7 +28,7 @@ fn config(env: &TestEnv) -> media::Config {
     config.redis_url = env.redis_url.clone();
     config.redis_prefix = env.redis_prefix.clone();
     config.amqp_url = env.amqp_url.clone();
-    config.queue_prefix = format!("{}.", env.id);
+    config.queue_prefix = env.queue_prefix.clone();
     config.queue_expires = Some(Duration::from_secs(60));
     config
 }

@@ -28,7 +28,7 @@ fn config(env: &TestEnv) -> media::Config {
     config.redis_url = env.redis_url.clone();
     config.redis_prefix = env.redis_prefix.clone();
     config.amqp_url = env.amqp_url.clone();
-    config.queue_prefix = format!("{}.", env.id);
+    config.queue_prefix = env.queue_prefix.clone();
     config.queue_expires = Some(Duration::from_secs(60));
     config.processed_events_retention = Duration::from_secs(3600);
     config.prune.interval = Duration::from_millis(200);
@@ -44,7 +44,7 @@ async fn applied(pool: &PgPool) -> Uuid {
     });
     // Decoded as the consumer decodes a delivery.
     let envelope = VideoEvent::decode(&serde_json::to_vec(&created).unwrap()).unwrap();
-    media::catalogue::events::apply(pool, &envelope)
+    media::catalogue::events::apply(pool, &events::Namespace::new(""), &envelope)
         .await
         .unwrap();
     envelope.id

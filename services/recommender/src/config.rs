@@ -15,8 +15,9 @@ pub struct Config {
     /// `DATABASE_URL` (default database `recommend`).
     pub postgres: PostgresConfig,
     pub amqp_url: String,
-    /// `QUEUE_PREFIX`: prepended to the recommender's queue names and to the interaction
-    /// routing keys it binds (events::interaction); media must use the same.
+    /// `QUEUE_PREFIX`: prepended to the recommender's queue names and to the video-event
+    /// and interaction routing keys it binds (events::Namespace); every service of a stack
+    /// uses the same.
     pub queue_prefix: String,
     /// `QUEUE_EXPIRES_SECS`: when set, the broker deletes the recommender's queues after
     /// being unused that long (throw-away stacks only); unset, queues under a `QUEUE_PREFIX`
@@ -166,9 +167,13 @@ impl Config {
 
     /// The queue of video events: created (metadata), ready, updated, deleted.
     pub fn videos_queue(&self) -> events::consumer::QueueSpec {
+        let namespace = events::Namespace::new(&self.queue_prefix);
         let mut spec = self.spec("recommender.videos");
         for kind in crate::videos::KINDS {
-            spec = spec.bind(events::topology::VIDEO_EVENTS, kind.routing_key());
+            spec = spec.bind(
+                events::topology::VIDEO_EVENTS,
+                &namespace.routing_key(kind.routing_key()),
+            );
         }
         spec
     }

@@ -12,12 +12,7 @@ use events::{
     Envelope, topology,
     video::{TranscodeJob, VideoEventKind},
 };
-use futures::StreamExt;
-use lapin::{
-    BasicProperties,
-    options::{BasicConsumeOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions},
-    types::FieldTable,
-};
+use lapin::{BasicProperties, options::BasicPublishOptions};
 use uuid::Uuid;
 
 #[tokio::main]
@@ -40,41 +35,20 @@ async fn main() -> anyhow::Result<()> {
         .send()
         .await?;
 
-    let rabbit = events::Rabbit::new(platform::config::amqp_url()?, "bench-transcode");
-    let channel = rabbit.channel().await?;
-    let exclusive = QueueDeclareOptions {
-        exclusive: true,
-        auto_delete: true,
-        ..Default::default()
-    };
-    let listen = channel
-        .queue_declare("".into(), exclusive, FieldTable::default())
-        .await?;
-    for kind in [VideoEventKind::Ready, VideoEventKind::Failed] {
-        channel
-            .queue_bind(
-                listen.name().clone(),
-                topology::VIDEO_EVENTS.into(),
-                kind.routing_key().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-    }
-    let names =
-        transcoder::queues::Names::new(&platform::config::var::<String>("QUEUE_PREFIX", "")?);
-    names.jobs_queue().declare(&channel).await?;
-    let mut deliveries = channel
-        .basic_consume(
-            listen.name().clone(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
+    let amqp_url = platform::config::amqp_url()?;
+    let prefix: String = platform::config::var("QUEUE_PREFIX", "")?;
+    let namespace = events::Namespace::new(&prefix);
+    let bindings = [VideoEventKind::Ready, VideoEventKind::Failed].map(|kind| {
+        (
+            topology::VIDEO_EVENTS,
+            namespace.routing_key(kind.routing_key()),
         )
-        .await?;
+    });
+    let mut tap = events::tap::Tap::bind(&amqp_url, "bench-transcode-events", bindings).await?;
+    let rabbit = events::Rabbit::new(amqp_url, "bench-transcode");
+    let channel = rabbit.channel().await?;
+    let names = transcoder::queues::Names::new(&prefix);
+    names.jobs_queue().declare(&channel).await?;
     let job = Envelope::new(TranscodeJob {
         video_id,
         owner_id: Uuid::now_v7(),
@@ -92,10 +66,9 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .await?;
     loop {
-        let delivery = tokio::time::timeout(Duration::from_secs(1800), deliveries.next())
+        let event = tokio::time::timeout(Duration::from_secs(1800), tap.next_json())
             .await?
-            .ok_or_else(|| anyhow::anyhow!("event stream ended"))??;
-        let event: serde_json::Value = serde_json::from_slice(&delivery.data)?;
+            .ok_or_else(|| anyhow::anyhow!("event stream ended"))?;
         if event["data"]["video_id"] != video_id.to_string() {
             continue;
         }
@@ -105,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
         );
         println!("{:.3}", started.elapsed().as_secs_f64());
         rabbit.close().await;
+        tap.close().await;
         return Ok(());
     }
 }

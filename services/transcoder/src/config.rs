@@ -20,7 +20,9 @@ pub struct Config {
 
 #[derive(Debug, Clone)]
 pub struct JobConfig {
-    /// `QUEUE_PREFIX`: must match the video service's (empty in production).
+    /// `QUEUE_PREFIX`: the transcode queues' names and the routing keys of the video
+    /// events it publishes start with it; the same as every service of the stack (empty in
+    /// production).
     pub queue_prefix: String,
     /// `TRANSCODE_WORK_DIR`: where sources and outputs live while a job runs. Each job
     /// gets a subdirectory, removed when it ends; leftovers of a killed process are

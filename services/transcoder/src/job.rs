@@ -111,7 +111,7 @@ async fn give_up(
         owner_id: job.owner_id,
         reason,
     });
-    match ctx.publisher.publish(&failed).await {
+    match ctx.publisher.publish(&ctx.events, &failed).await {
         Ok(()) => Outcome::Ack,
         // Parked twice at worst; the video service treats the second failure as a duplicate.
         Err(_) => Outcome::Retry,
@@ -176,6 +176,7 @@ async fn transcode(ctx: &Context, job: &TranscodeJob) -> Result<(), Ended> {
     let id = job.video_id;
     let mut reporter = Reporter::start(
         ctx.publisher.clone(),
+        ctx.events.clone(),
         id,
         job.owner_id,
         ctx.config.jobs.progress_interval,
@@ -256,7 +257,7 @@ async fn transcode(ctx: &Context, job: &TranscodeJob) -> Result<(), Ended> {
             .collect(),
     });
     ctx.publisher
-        .publish(&ready)
+        .publish(&ctx.events, &ready)
         .await
         .map_err(|e| format!("could not announce the result: {e}"))?;
     drop(work);

@@ -36,6 +36,8 @@ pub struct Context {
     pub rabbit: Arc<events::Rabbit>,
     pub ffmpeg: ffmpeg::Tools,
     pub publisher: Arc<Publisher>,
+    /// Where the video events this service publishes go (`QUEUE_PREFIX`).
+    pub events: events::Namespace,
     pub queues: Arc<queues::JobQueues>,
     /// The service's shutdown: a job still running near the end of the grace period is
     /// handed back (limits).
@@ -84,6 +86,7 @@ impl Context {
             queues::Names::new(&config.jobs.queue_prefix),
         ));
         Self {
+            events: events::Namespace::new(&config.jobs.queue_prefix),
             config: Arc::new(config),
             storage,
             rabbit,

@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use events::{
-    Envelope, Publisher,
+    Envelope, Namespace, Publisher,
     video::{ProgressStage, VideoProgress},
 };
 use tokio::{sync::watch, task::JoinHandle};
@@ -83,6 +83,7 @@ pub struct Reporter {
 impl Reporter {
     pub fn start(
         publisher: Arc<Publisher>,
+        namespace: Namespace,
         video_id: Uuid,
         owner_id: Uuid,
         interval: Duration,
@@ -94,7 +95,10 @@ impl Reporter {
                 let Some(progress) = rx.borrow_and_update().clone() else {
                     continue;
                 };
-                if let Err(error) = publisher.publish(&Envelope::new(progress)).await {
+                if let Err(error) = publisher
+                    .publish(&namespace, &Envelope::new(progress))
+                    .await
+                {
                     tracing::warn!(%error, "progress event not published");
                 }
                 tokio::time::sleep(interval).await;

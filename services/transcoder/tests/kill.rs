@@ -5,12 +5,7 @@
 use std::{collections::BTreeSet, path::Path, time::Duration};
 
 use events::{Envelope, video::TranscodeJob};
-use futures::StreamExt;
-use lapin::{
-    BasicProperties,
-    options::{BasicConsumeOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions},
-    types::FieldTable,
-};
+use lapin::{BasicProperties, options::BasicPublishOptions};
 use serde_json::Value;
 use testkit::{TestEnv, process::ServiceProcess};
 use uuid::Uuid;
@@ -91,7 +86,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 #[tokio::test]
 async fn a_job_interrupted_by_sigkill_completes_once_after_restart() {
     let env = TestEnv::new("transcoder");
-    let prefix = format!("test-{}.", env.id);
+    let prefix = env.queue_prefix.clone();
     let work_dir = std::env::temp_dir().join(format!("kino-transcoder-kill-{}", env.id));
     let s3 = platform::s3::client(&env.s3);
     platform::s3::ensure_bucket(&s3, &env.s3.bucket)
@@ -112,30 +107,16 @@ async fn a_job_interrupted_by_sigkill_completes_once_after_restart() {
         .await
         .unwrap();
 
-    // Listen to this video's events, then queue its job as the video service would.
-    let rabbit = events::Rabbit::new(&env.amqp_url, "transcoder-kill-test");
-    let channel = rabbit.channel().await.unwrap();
-    let exclusive = QueueDeclareOptions {
-        exclusive: true,
-        auto_delete: true,
-        ..Default::default()
-    };
-    let listen = channel
-        .queue_declare("".into(), exclusive, FieldTable::default())
+    // Listen to this video's events (under the test's prefix, as the transcoder publishes
+    // them), then queue its job as the video service would.
+    let namespace = events::Namespace::new(&prefix);
+    let bindings = ["video.progress", "video.ready", "video.failed"]
+        .map(|t| (events::topology::VIDEO_EVENTS, namespace.routing_key(t)));
+    let mut tap = events::tap::Tap::bind(&env.amqp_url, "transcoder-kill-test", bindings)
         .await
         .unwrap();
-    for key in ["video.progress", "video.ready", "video.failed"] {
-        channel
-            .queue_bind(
-                listen.name().clone(),
-                "video.events".into(),
-                key.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-    }
+    let rabbit = events::Rabbit::new(&env.amqp_url, "transcoder-kill-test");
+    let channel = rabbit.channel().await.unwrap();
     let names = transcoder::queues::Names::new(&prefix);
     names.jobs_queue().declare(&channel).await.unwrap();
     let job = Envelope::new(TranscodeJob {
@@ -153,27 +134,12 @@ async fn a_job_interrupted_by_sigkill_completes_once_after_restart() {
         )
         .await
         .unwrap();
-    let no_ack = BasicConsumeOptions {
-        no_ack: true,
-        ..Default::default()
-    };
-    let mut deliveries = channel
-        .basic_consume(
-            listen.name().clone(),
-            "".into(),
-            no_ack,
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
     let mut next_event = async move || -> Value {
         loop {
-            let delivery = tokio::time::timeout(Duration::from_secs(60), deliveries.next())
+            let event = tokio::time::timeout(Duration::from_secs(60), tap.next_json())
                 .await
                 .expect("an event within 60 s")
-                .unwrap()
-                .unwrap();
-            let event: Value = serde_json::from_slice(&delivery.data).unwrap();
+                .expect("the tap open");
             if event["data"]["video_id"] == video_id.to_string() {
                 return event;
             }

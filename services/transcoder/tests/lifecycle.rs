@@ -15,14 +15,10 @@ use std::{
 };
 
 use events::{Envelope, transcode::DELIVERY_LIMIT, video::TranscodeJob};
-use futures::StreamExt;
 use lapin::{
     BasicProperties, Channel,
     message::BasicGetMessage,
-    options::{
-        BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, QueueBindOptions,
-        QueueDeclareOptions,
-    },
+    options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions},
     types::{AMQPValue, FieldTable},
 };
 use serde_json::Value;
@@ -62,7 +58,7 @@ struct Harness {
     video_id: Uuid,
     rabbit: std::sync::Arc<events::Rabbit>,
     channel: Channel,
-    events: lapin::Consumer,
+    events: events::tap::Tap,
 }
 
 impl Harness {
@@ -70,7 +66,7 @@ impl Harness {
     /// as the video service would.
     async fn new(size: &str, seconds: u32) -> Self {
         let env = TestEnv::new("transcoder");
-        let prefix = format!("test-{}.", env.id);
+        let prefix = env.queue_prefix.clone();
         let names = Names::new(&prefix);
         let work_dir = std::env::temp_dir().join(format!("kino-transcoder-life-{}", env.id));
         let source = work_dir.with_extension("mp4");
@@ -92,29 +88,15 @@ impl Harness {
             .await
             .unwrap();
 
-        let rabbit = events::Rabbit::new(&env.amqp_url, "transcoder-lifecycle-test");
-        let channel = rabbit.channel().await.unwrap();
-        let exclusive = QueueDeclareOptions {
-            exclusive: true,
-            auto_delete: true,
-            ..Default::default()
-        };
-        let listen = channel
-            .queue_declare("".into(), exclusive, FieldTable::default())
+        // The transcoder publishes under the test's prefix; so the tap binds.
+        let namespace = events::Namespace::new(&prefix);
+        let bindings = ["video.progress", "video.ready", "video.failed"]
+            .map(|t| (events::topology::VIDEO_EVENTS, namespace.routing_key(t)));
+        let events = events::tap::Tap::bind(&env.amqp_url, "transcoder-lifecycle-test", bindings)
             .await
             .unwrap();
-        for key in ["video.progress", "video.ready", "video.failed"] {
-            channel
-                .queue_bind(
-                    listen.name().clone(),
-                    "video.events".into(),
-                    key.into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .unwrap();
-        }
+        let rabbit = events::Rabbit::new(&env.amqp_url, "transcoder-lifecycle-test");
+        let channel = rabbit.channel().await.unwrap();
         names.jobs_queue().declare(&channel).await.unwrap();
         let job = Envelope::new(TranscodeJob {
             video_id,
@@ -128,19 +110,6 @@ impl Harness {
                 BasicPublishOptions::default(),
                 &serde_json::to_vec(&job).unwrap(),
                 BasicProperties::default().with_delivery_mode(2),
-            )
-            .await
-            .unwrap();
-        let no_ack = BasicConsumeOptions {
-            no_ack: true,
-            ..Default::default()
-        };
-        let events = channel
-            .basic_consume(
-                listen.name().clone(),
-                "".into(),
-                no_ack,
-                FieldTable::default(),
             )
             .await
             .unwrap();
@@ -175,12 +144,10 @@ impl Harness {
     /// The next event about this video.
     async fn next_event(&mut self, within: Duration) -> Value {
         loop {
-            let delivery = tokio::time::timeout(within, self.events.next())
+            let event = tokio::time::timeout(within, self.events.next_json())
                 .await
                 .unwrap_or_else(|_| panic!("an event within {within:?}"))
-                .unwrap()
-                .unwrap();
-            let event: Value = serde_json::from_slice(&delivery.data).unwrap();
+                .expect("the tap open");
             if event["data"]["video_id"] == self.video_id.to_string() {
                 return event;
             }

@@ -22,7 +22,7 @@ fn config(env: &TestEnv, ffmpeg: Tools) -> transcoder::Config {
         amqp_url: env.amqp_url.clone(),
         ffmpeg,
         jobs: transcoder::JobConfig {
-            queue_prefix: format!("test-{}.", env.id),
+            queue_prefix: env.queue_prefix.clone(),
             work_dir: std::env::temp_dir().join(format!("kino-transcoder-{}", env.id)),
             ..Default::default()
         },

@@ -27,8 +27,9 @@ pub struct Config {
     /// per-IP limit (platform::client_ip).
     pub trusted_proxies: TrustedProxies,
     /// `QUEUE_PREFIX`: prepended to the names of the transcode queues and of this
-    /// service's own queue, so parallel tests (or several stacks on one broker) do not
-    /// take each other's jobs. Empty in production.
+    /// service's own queue, and to the routing keys of the video events it publishes and
+    /// binds (events::Namespace), so parallel tests (or several stacks on one broker) do
+    /// not take each other's jobs or see each other's videos. Empty in production.
     pub queue_prefix: String,
 }
 

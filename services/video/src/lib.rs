@@ -44,6 +44,8 @@ pub struct Context {
     pub db: Postgres,
     pub storage: Bucket,
     pub rabbit: Arc<events::Rabbit>,
+    /// Where this service's video events go and what its queue binds (`QUEUE_PREFIX`).
+    pub events: events::Namespace,
     pub redis: platform::redis::ConnectionManager,
     /// Upload creation rate limits (crate::limits).
     pub limiter: platform::rate_limit::Limiter,
@@ -74,6 +76,7 @@ impl Context {
         let redis = platform::redis::connect(&config.redis_url).context("REDIS_URL")?;
         Ok(Self {
             limiter: platform::rate_limit::Limiter::new(redis.clone(), &config.redis_prefix),
+            events: events::Namespace::new(&config.queue_prefix),
             config: Arc::new(config),
             db,
             storage,

@@ -8,12 +8,7 @@ use std::{
 };
 
 use e2e::Stack;
-use futures::StreamExt;
-use lapin::{
-    Channel,
-    options::{BasicConsumeOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions},
-    types::FieldTable,
-};
+use lapin::options::BasicGetOptions;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -129,12 +124,18 @@ pub async fn object(stack: &Stack, key: &str) -> Option<Vec<u8>> {
 }
 
 pub async fn keys(stack: &Stack, prefix: &str) -> Vec<String> {
+    keys_in(&stack.env, prefix).await
+}
+
+/// The keys under `prefix` in the test's bucket, sorted.
+pub async fn keys_in(env: &testkit::TestEnv, prefix: &str) -> Vec<String> {
+    let s3 = platform::s3::client(&env.s3);
     let mut keys = Vec::new();
     let mut token = None;
     loop {
-        let page = s3(stack)
+        let page = s3
             .list_objects_v2()
-            .bucket(&stack.env.s3.bucket)
+            .bucket(&env.s3.bucket)
             .prefix(prefix)
             .set_continuation_token(token.take())
             .send()
@@ -179,64 +180,29 @@ pub async fn wait_for_status(
     .await
 }
 
-/// Video events of the given routing keys, from an exclusive queue of the test's own.
+/// This stack's video events of the given types, from an exclusive queue of the test's own
+/// (events::tap), bound under the stack's namespace as its services bind theirs.
 pub struct Events {
-    _rabbit: std::sync::Arc<events::Rabbit>,
-    _channel: Channel,
-    consumer: lapin::Consumer,
+    tap: events::tap::Tap,
 }
 
 impl Events {
-    pub async fn listen(stack: &Stack, keys: &[&str]) -> Self {
-        let rabbit = events::Rabbit::new(&stack.env.amqp_url, "e2e-video-events");
-        let channel = rabbit.channel().await.unwrap();
-        let exclusive = QueueDeclareOptions {
-            exclusive: true,
-            auto_delete: true,
-            ..Default::default()
-        };
-        let queue = channel
-            .queue_declare("".into(), exclusive, FieldTable::default())
+    pub async fn listen(stack: &Stack, types: &[&str]) -> Self {
+        let namespace = stack.namespace();
+        let bindings = types
+            .iter()
+            .map(|t| (events::topology::VIDEO_EVENTS, namespace.routing_key(t)));
+        let tap = events::tap::Tap::bind(&stack.env.amqp_url, "e2e-video-events", bindings)
             .await
             .unwrap();
-        for key in keys {
-            channel
-                .queue_bind(
-                    queue.name().clone(),
-                    "video.events".into(),
-                    (*key).into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .unwrap();
-        }
-        let no_ack = BasicConsumeOptions {
-            no_ack: true,
-            ..Default::default()
-        };
-        let consumer = channel
-            .basic_consume(
-                queue.name().clone(),
-                "".into(),
-                no_ack,
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        Self {
-            _rabbit: rabbit,
-            _channel: channel,
-            consumer,
-        }
+        Self { tap }
     }
 
     /// Events about `video_id` until (and including) the first of type `last`.
     pub async fn until(&mut self, video_id: &str, last: &str, timeout: Duration) -> Vec<Value> {
         let mut seen = Vec::new();
         let collect = async {
-            while let Some(delivery) = self.consumer.next().await {
-                let event: Value = serde_json::from_slice(&delivery.unwrap().data).unwrap();
+            while let Some(event) = self.tap.next_json().await {
                 if event["data"]["video_id"] == video_id {
                     let done = event["type"] == last;
                     seen.push(event);

@@ -224,7 +224,12 @@ async fn update_profile(
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| conflict(&e).unwrap_or_else(|| e.into()))?;
-    outbox::enqueue(&mut tx, &Envelope::new(UserUpdated { user_id: user.id })).await?;
+    outbox::enqueue(
+        &mut tx,
+        &ctx.events,
+        &Envelope::new(UserUpdated { user_id: user.id }),
+    )
+    .await?;
     // A new password ends every other session.
     let live = if new_hash.is_some() {
         let families: Vec<Uuid> = sqlx::query_scalar(
@@ -259,7 +264,12 @@ async fn delete_profile(ctx: &State<Context>, viewer: Viewer) -> ApiResult<Statu
     if deleted.rows_affected() == 0 {
         return Err(ApiError::NotFound("no such account"));
     }
-    outbox::enqueue(&mut tx, &Envelope::new(UserDeleted { user_id })).await?;
+    outbox::enqueue(
+        &mut tx,
+        &ctx.events,
+        &Envelope::new(UserDeleted { user_id }),
+    )
+    .await?;
     tx.commit().await?;
     ctx.relay.notify();
     live.push((viewer.claims.jti, viewer.claims.exp));

@@ -10,7 +10,7 @@
 //! *late events*): an upload begun before the account was deleted never reaches the feed.
 
 use events::{
-    Envelope,
+    Envelope, Namespace,
     consumer::{self, Outcome},
     topology::VIDEO_EVENTS,
     video::{VideoEvent, VideoEventKind, VideoStatus},
@@ -19,7 +19,7 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{Context, erasure, realtime::Realtime};
+use crate::{Context, erasure};
 
 /// The events this consumer applies; the others (progress, updated) are not bound.
 const KINDS: [VideoEventKind; 5] = [
@@ -32,32 +32,32 @@ const KINDS: [VideoEventKind; 5] = [
 
 /// Consumes media's `media.catalogue` queue until shutdown.
 pub fn spawn(ctx: &Context, shutdown: &platform::Shutdown) {
-    let mut spec = ctx.config.queue("media.catalogue");
+    let namespace = ctx.config.namespace();
+    let mut spec = namespace.queue("media.catalogue");
     for kind in KINDS {
-        spec = spec.bind(VIDEO_EVENTS, kind.routing_key());
+        spec = spec.bind(VIDEO_EVENTS, &namespace.routing_key(kind.routing_key()));
     }
-    let pool = ctx.db.pool().clone();
-    let realtime = ctx.realtime.clone();
+    let ctx = ctx.clone();
     consumer::spawn(ctx.rabbit.clone(), spec, 32, shutdown, move |delivery| {
-        let (pool, realtime) = (pool.clone(), realtime.clone());
-        async move { handle(&pool, &realtime, &delivery.data).await }
+        let ctx = ctx.clone();
+        async move { handle(&ctx, &delivery.data).await }
     });
 }
 
 /// Dispatches on the envelope's `type` (events::video::VideoEvent; not the routing key,
 /// which is the queue name when an event is delivered to this queue directly, as tests and
 /// replays do).
-async fn handle(pool: &PgPool, realtime: &Realtime, body: &[u8]) -> Outcome {
+async fn handle(ctx: &Context, body: &[u8]) -> Outcome {
     let envelope = match VideoEvent::decode(body) {
         Ok(envelope) => envelope,
         Err(error) => return Outcome::undecodable(&error),
     };
-    match apply(pool, &envelope).await {
+    match apply(ctx.db.pool(), &ctx.events, &envelope).await {
         Ok(()) => {
             // Deleted through the video service: its live subscribers end, on every
             // replica (after the commit; again for a duplicate, which is harmless).
             if let VideoEvent::Deleted(deleted) = &envelope.data {
-                realtime.access_changed(deleted.video_id).await;
+                ctx.realtime.access_changed(deleted.video_id).await;
             }
             Outcome::Ack
         }
@@ -70,7 +70,11 @@ async fn handle(pool: &PgPool, realtime: &Realtime, body: &[u8]) -> Outcome {
 }
 
 /// Applies one decoded event (also usable by tests to check idempotence directly).
-pub async fn apply(pool: &PgPool, envelope: &Envelope<VideoEvent>) -> sqlx::Result<()> {
+pub async fn apply(
+    pool: &PgPool,
+    namespace: &Namespace,
+    envelope: &Envelope<VideoEvent>,
+) -> sqlx::Result<()> {
     let (id, at) = (envelope.id, envelope.occurred_at);
     let mut tx = pool.begin().await?;
     // Events that may create or revive a live row hold the owner's erasure lock until
@@ -168,7 +172,7 @@ pub async fn apply(pool: &PgPool, envelope: &Envelope<VideoEvent>) -> sqlx::Resu
         }
     }
     if let Some((video, owner)) = live
-        && erasure::bury_if_erased(&mut tx, video).await?
+        && erasure::bury_if_erased(&mut tx, namespace, video).await?
     {
         // Its `video.deleted` goes out with the relay's next poll (within a second).
         tracing::info!(%video, %owner, "video of an erased account buried on arrival");

@@ -222,7 +222,7 @@ impl CatalogueMutation {
             owner_id: me,
             metadata,
         };
-        outbox::enqueue(&mut tx, &Envelope::new(event))
+        outbox::enqueue(&mut tx, &app.events, &Envelope::new(event))
             .await
             .map_err(Error::from)?;
         tx.commit().await.map_err(Error::from)?;
@@ -256,7 +256,7 @@ impl CatalogueMutation {
             video_id,
             owner_id: me,
         };
-        outbox::enqueue(&mut tx, &Envelope::new(event))
+        outbox::enqueue(&mut tx, &app.events, &Envelope::new(event))
             .await
             .map_err(Error::from)?;
         tx.commit().await.map_err(Error::from)?;

@@ -44,7 +44,7 @@ pub mod comments;
 pub mod rows;
 
 use events::{
-    Envelope,
+    Envelope, Namespace,
     consumer::{self, Outcome},
     outbox,
     topology::USER_EVENTS,
@@ -63,10 +63,11 @@ const PREFETCH: u16 = 4;
 /// `media.users`: erasing a large account takes a while, and cache evictions should not
 /// wait behind it.
 pub fn spawn(ctx: &Context, shutdown: &platform::Shutdown) {
-    let spec = ctx
+    let key = ctx
         .config
-        .queue("media.erasure")
-        .bind(USER_EVENTS, UserEventKind::Deleted.routing_key());
+        .namespace()
+        .routing_key(UserEventKind::Deleted.routing_key());
+    let spec = ctx.config.queue("media.erasure").bind(USER_EVENTS, &key);
     let ctx = ctx.clone();
     consumer::spawn(
         ctx.rabbit.clone(),
@@ -147,7 +148,11 @@ pub async fn lock_owner_shared(conn: &mut PgConnection, owner: Uuid) -> sqlx::Re
 
 /// Buries `video` if its owner's account was erased and it is not deleted yet, announcing
 /// it as `deleteVideo` would (the video service then removes its files). True if it did.
-pub async fn bury_if_erased(conn: &mut PgConnection, video: Uuid) -> sqlx::Result<bool> {
+pub async fn bury_if_erased(
+    conn: &mut PgConnection,
+    namespace: &Namespace,
+    video: Uuid,
+) -> sqlx::Result<bool> {
     let owner: Option<Uuid> = sqlx::query_scalar(
         "UPDATE videos SET deleted_at = now()
          WHERE id = $1 AND deleted_at IS NULL
@@ -164,6 +169,6 @@ pub async fn bury_if_erased(conn: &mut PgConnection, video: Uuid) -> sqlx::Resul
         video_id: video,
         owner_id,
     };
-    outbox::enqueue(conn, &Envelope::new(event)).await?;
+    outbox::enqueue(conn, namespace, &Envelope::new(event)).await?;
     Ok(true)
 }

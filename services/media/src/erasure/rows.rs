@@ -44,7 +44,7 @@ pub async fn bury_videos(ctx: &Context, user: Uuid) -> sqlx::Result<u64> {
                 video_id,
                 owner_id: user,
             };
-            outbox::enqueue(&mut tx, &Envelope::new(event)).await?;
+            outbox::enqueue(&mut tx, &ctx.events, &Envelope::new(event)).await?;
         }
         tx.commit().await?;
         ctx.relay.notify();

@@ -33,9 +33,10 @@ const KINDS: [VideoEventKind; 3] = [
 
 /// Consumes media's `media.progress` queue until shutdown.
 pub fn spawn(ctx: &Context, shutdown: &platform::Shutdown) {
-    let mut spec = ctx.config.queue("media.progress");
+    let namespace = ctx.config.namespace();
+    let mut spec = namespace.queue("media.progress");
     for kind in KINDS {
-        spec = spec.bind(VIDEO_EVENTS, kind.routing_key());
+        spec = spec.bind(VIDEO_EVENTS, &namespace.routing_key(kind.routing_key()));
     }
     spec.arguments.insert(
         "x-message-ttl".into(),

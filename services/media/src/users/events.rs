@@ -11,9 +11,10 @@ use crate::Context;
 
 /// Consumes media's `media.users` queue until shutdown. Either event evicts its user.
 pub fn spawn(ctx: &Context, directory: Directory, shutdown: &platform::Shutdown) {
-    let mut spec = ctx.config.queue("media.users");
+    let namespace = ctx.config.namespace();
+    let mut spec = namespace.queue("media.users");
     for kind in UserEventKind::ALL {
-        spec = spec.bind(USER_EVENTS, kind.routing_key());
+        spec = spec.bind(USER_EVENTS, &namespace.routing_key(kind.routing_key()));
     }
     consumer::spawn(ctx.rabbit.clone(), spec, 32, shutdown, move |delivery| {
         let directory = directory.clone();

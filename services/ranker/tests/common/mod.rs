@@ -39,7 +39,7 @@ pub fn config(env: &TestEnv) -> ranker::Config {
 }
 
 pub fn queue_prefix(env: &TestEnv) -> String {
-    format!("test-{}.", env.id)
+    env.queue_prefix.clone()
 }
 
 /// Declares the ranker's queues (as it does), so events published before it starts wait.

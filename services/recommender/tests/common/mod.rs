@@ -27,7 +27,7 @@ pub fn config(env: &TestEnv) -> recommender::Config {
             max_connections: 4,
         },
         amqp_url: env.amqp_url.clone(),
-        queue_prefix: format!("test-{}.", env.id),
+        queue_prefix: env.queue_prefix.clone(),
         queue_expires: Some(Duration::from_secs(600)),
         model: ModelConfig {
             dir: std::env::var("RECOMMENDER_MODEL_DIR")

@@ -25,7 +25,7 @@ const KINDS: [VideoEventKind; 4] = [
 pub fn spawn(ctx: Context, shutdown: &platform::Shutdown) {
     let mut spec = queues::assets(&ctx.config.queue_prefix);
     for kind in KINDS {
-        spec = spec.bind(VIDEO_EVENTS, kind.routing_key());
+        spec = spec.bind(VIDEO_EVENTS, &ctx.events.routing_key(kind.routing_key()));
     }
     consumer::spawn(ctx.rabbit.clone(), spec, 16, shutdown, move |delivery| {
         let ctx = ctx.clone();

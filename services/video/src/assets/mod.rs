@@ -110,7 +110,7 @@ pub async fn delete(ctx: &Context, video: &Video) -> Result<(), ApiError> {
             video_id: video.id,
             owner_id: video.owner_id,
         });
-        events::outbox::enqueue(&mut tx, &deleted).await?;
+        events::outbox::enqueue(&mut tx, &ctx.events, &deleted).await?;
     }
     tx.commit().await?;
     lock.rollback().await.ok();

@@ -248,7 +248,7 @@ async fn create(
         owner_id: owner,
         metadata: meta.metadata,
     });
-    events::outbox::enqueue(&mut tx, &created).await?;
+    events::outbox::enqueue(&mut tx, &ctx.events, &created).await?;
     tx.commit().await?;
     ctx.wake_relay();
     tracing::info!(video_id = %id, %owner, length, "upload created");

@@ -406,7 +406,7 @@ pub async fn finalize(ctx: &Context, id: Uuid) -> Result<(), ApiError> {
             owner_id: video.owner_id,
             size_bytes: video.upload_length as u64,
         });
-        events::outbox::enqueue(&mut tx, &uploaded).await?;
+        events::outbox::enqueue(&mut tx, &ctx.events, &uploaded).await?;
         let job = Envelope::new(TranscodeJob {
             video_id: id,
             owner_id: video.owner_id,

@@ -26,6 +26,6 @@ pub fn config(env: &TestEnv) -> video::Config {
         trusted_proxies: platform::client_ip::DEFAULT_TRUSTED_PROXIES
             .parse()
             .unwrap(),
-        queue_prefix: format!("test-{}.", env.id),
+        queue_prefix: env.queue_prefix.clone(),
     }
 }
