@@ -150,12 +150,27 @@ fn lower(names: impl IntoIterator<Item = String>) -> BTreeSet<String> {
     names.into_iter().map(|n| n.to_ascii_lowercase()).collect()
 }
 
-/// A Traefik middleware definition (`forwardAuth`, `headers` or `buffering`), as far as
-/// the model goes.
+/// A Traefik middleware definition (`forwardAuth`, `headers`, `buffering` or `errors`), as
+/// far as the model goes.
 enum Middleware {
     ForwardAuth(ForwardAuth),
     Strip(BTreeSet<String>),
     BodyLimit(u64),
+    /// An `errors` middleware: whether it replaces the body of a 413 (Traefik's own is
+    /// plain text; Caddy's `handle_errors 413` writes problem+json for every route).
+    ErrorPages {
+        covers_413: bool,
+    },
+}
+
+/// Whether Traefik `errors` status entries (`"413"`, `"400-499"`) include 413.
+fn covers_413(statuses: &[String]) -> bool {
+    statuses.iter().any(|entry| match entry.split_once('-') {
+        Some((low, high)) => {
+            matches!((low.trim().parse::<u16>(), high.trim().parse::<u16>()), (Ok(l), Ok(h)) if l <= 413 && 413 <= h)
+        }
+        None => entry.trim() == "413",
+    })
 }
 
 fn traefik_middleware(name: &str, spec: &Value) -> anyhow::Result<Middleware> {
@@ -195,21 +210,27 @@ fn traefik_middleware(name: &str, spec: &Value) -> anyhow::Result<Middleware> {
             .map(|(k, _)| k.clone());
         return Ok(Middleware::Strip(lower(stripped)));
     }
+    if let Some(errors) = spec.get("errors") {
+        return Ok(Middleware::ErrorPages {
+            covers_413: covers_413(&str_list(&errors["status"])),
+        });
+    }
     if let Some(buffering) = spec.get("buffering") {
         let max = buffering["maxRequestBodyBytes"]
             .as_u64()
             .ok_or_else(|| anyhow!("middleware {name}: buffering without maxRequestBodyBytes"))?;
         return Ok(Middleware::BodyLimit(max));
     }
-    bail!("middleware {name}: neither forwardAuth, headers nor buffering")
+    bail!("middleware {name}: neither forwardAuth, headers, buffering nor errors")
 }
 
-/// Builds a route from its middlewares in order.
+/// Builds a route from its middlewares in order. Refuses a body limit whose 413 would go
+/// out as Traefik's plain text: an `errors` middleware covering 413 must come first.
 fn traefik_route(
     paths: BTreeSet<PathMatch>,
     middlewares: &[&Middleware],
     upstream: Upstream,
-) -> Route {
+) -> anyhow::Result<Route> {
     let mut route = Route {
         paths,
         stripped_headers: BTreeSet::new(),
@@ -218,6 +239,7 @@ fn traefik_route(
         max_body_bytes: None,
         upstream,
     };
+    let mut problem_413 = false;
     for middleware in middlewares {
         match middleware {
             Middleware::Strip(headers) => {
@@ -227,13 +249,23 @@ fn traefik_route(
                 }
             }
             Middleware::ForwardAuth(fa) => route.forward_auth = Some(fa.clone()),
-            Middleware::BodyLimit(max) => route.max_body_bytes = Some(*max),
+            Middleware::BodyLimit(max) => {
+                if !problem_413 {
+                    bail!(
+                        "route {:?}: its body limit answers 413 in plain text; put an `errors` \
+                         middleware for 413 (auth's /errors/{{status}}) before it",
+                        route.paths
+                    );
+                }
+                route.max_body_bytes = Some(*max);
+            }
+            Middleware::ErrorPages { covers_413 } => problem_413 |= covers_413,
         }
     }
     if route.forward_auth.is_none() {
         route.strips_before_auth = false;
     }
-    route
+    Ok(route)
 }
 
 /// traefik/dynamic/*.yml (the file provider's `http` section).
@@ -276,7 +308,7 @@ pub fn traefik_file(dynamic: &Value) -> anyhow::Result<Gateway> {
                     .ok_or_else(|| anyhow!("router {name}: unknown middleware {m}"))
             })
             .collect::<anyhow::Result<_>>()?;
-        gateway.add(traefik_route(parse_traefik_rule(rule)?, &used, upstream))?;
+        gateway.add(traefik_route(parse_traefik_rule(rule)?, &used, upstream)?)?;
     }
     Ok(gateway)
 }
@@ -326,7 +358,7 @@ pub fn traefik_kubernetes(resources: &[Value]) -> anyhow::Result<Gateway> {
                         .ok_or_else(|| anyhow!("route {rule}: unknown middleware {name}"))
                 })
                 .collect::<anyhow::Result<_>>()?;
-            gateway.add(traefik_route(parse_traefik_rule(rule)?, &used, upstream))?;
+            gateway.add(traefik_route(parse_traefik_rule(rule)?, &used, upstream)?)?;
         }
     }
     if !found {
@@ -562,6 +594,7 @@ http:
     fa: { forwardAuth: { address: "http://auth:8081/user/token_verify", authResponseHeaders: [X-User-Id] } }
     strip: { headers: { customRequestHeaders: { X-User-Id: "" } } }
     limit: { buffering: { maxRequestBodyBytes: 65536 } }
+    problem: { errors: { status: ["400-499"], service: auth, query: "/errors/{status}" } }
   routers:
     media: { rule: "PathPrefix(`/media/`)", middlewares: [strip, fa], service: media }
   services:
@@ -592,13 +625,26 @@ http:
             ),
             DYNAMIC.replace("/user/token_verify", "/user/verify"),
             DYNAMIC.replace("PathPrefix(`/media/`)", "PathPrefix(`/media`)"),
-            DYNAMIC.replace("[strip, fa]", "[strip, fa, limit]"),
+            DYNAMIC.replace("[strip, fa]", "[strip, fa, problem, limit]"),
         ] {
             assert!(
                 !differences("a", &good, "b", &dynamic(&drifted)).is_empty(),
                 "{drifted}"
             );
         }
+    }
+
+    #[test]
+    fn a_body_limit_needs_problem_pages_before_it() {
+        let parse = |chain: &str| {
+            traefik_file(&crate::yaml(&DYNAMIC.replace("[strip, fa]", chain)).unwrap())
+        };
+        assert!(parse("[problem, limit, strip, fa]").is_ok());
+        assert!(parse("[limit, strip, fa]").is_err());
+        assert!(parse("[limit, problem, strip, fa]").is_err());
+        let only_404 = DYNAMIC.replace("400-499", "404");
+        let yaml = only_404.replace("[strip, fa]", "[problem, limit, strip, fa]");
+        assert!(traefik_file(&crate::yaml(&yaml).unwrap()).is_err());
     }
 
     #[test]

@@ -252,3 +252,33 @@ async fn internals_are_not_reachable_through_the_gateway() {
         .unwrap();
     assert_eq!(listed[0]["username"], "curious", "{listed}");
 }
+
+/// Traefik's own 413 is plain text; its `errors` middleware (traefik/dynamic,
+/// k8s/base/gateway) replaces the body with what auth answers on `GET /errors/{status}`.
+/// (Traefik cannot run here; crates/deployment checks every Traefik route with a body
+/// limit has that middleware first.)
+#[tokio::test]
+async fn the_problem_pages_traefik_fetches_are_problem_json_and_not_routed() {
+    let stack = Stack::start().await;
+    let client = Client::new();
+    let page = |status: &str| format!("http://{}/errors/{status}", stack.auth_addr);
+    let too_large = client.get(page("413")).send().await.unwrap();
+    assert_eq!(too_large.status(), 413);
+    assert_eq!(
+        too_large.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: Value = too_large.json().await.unwrap();
+    assert_eq!(
+        body["type"], "https://kino.dev/problems/too-large",
+        "{body}"
+    );
+    assert_eq!(body["status"], 413, "{body}");
+    for not_an_error in ["200", "302", "999", "x"] {
+        let response = client.get(page(not_an_error)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "/errors/{not_an_error}");
+    }
+    // Only the gateway asks it; clients cannot reach it through the gateway.
+    let routed = client.get(stack.url("/errors/413")).send().await.unwrap();
+    assert_eq!(routed.status(), 404);
+}

@@ -86,6 +86,11 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// problem+json too, so clients see one error format.
 #[rocket::catch(default)]
 pub fn default_catcher(status: Status, _: &Request<'_>) -> Problem {
+    problem_for(status)
+}
+
+/// The generic problem document of an error status (no request-specific detail).
+pub fn problem_for(status: Status) -> Problem {
     let detail = match status.code {
         400 => "the request body is not valid JSON for this endpoint",
         401 => "a valid access token is required (Authorization: Bearer …)",

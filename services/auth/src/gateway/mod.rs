@@ -29,7 +29,19 @@ use crate::{
 };
 
 pub fn routes() -> Vec<rocket::Route> {
-    rocket::routes![token_verify]
+    rocket::routes![token_verify, error_page]
+}
+
+/// The problem+json document of an error status the gateway produces itself, such as the
+/// 413 of Traefik's `buffering` middleware, whose own body is plain text: Traefik's
+/// `errors` middleware (traefik/dynamic, k8s/base/gateway) fetches
+/// `GET /errors/{status}` here and sends this body with the original status. Outside
+/// every routed prefix, so only the gateway asks it. 404 for what is not an error status.
+#[rocket::get("/errors/<status>")]
+fn error_page(status: &str) -> Option<platform::Problem> {
+    let code = status.parse().ok()?;
+    let status = rocket::http::Status::from_code(code).filter(|s| s.code >= 400)?;
+    Some(crate::error::problem_for(status))
 }
 
 /// What the gateway forwarded about the original request.
