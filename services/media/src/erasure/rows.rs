@@ -23,7 +23,8 @@ use crate::{
 pub const BATCH: i64 = 100;
 
 /// Deletes the account's videos as `deleteVideo` does: tombstone and `video.deleted` in
-/// one transaction, so the video service purges each one's files.
+/// one transaction, so the video service purges each one's files, then ends their live
+/// subscriptions.
 pub async fn bury_videos(ctx: &Context, user: Uuid) -> sqlx::Result<u64> {
     let mut total = 0;
     loop {
@@ -48,6 +49,11 @@ pub async fn bury_videos(ctx: &Context, user: Uuid) -> sqlx::Result<u64> {
         }
         tx.commit().await?;
         ctx.relay.notify();
+        // Live subscribers of these videos end now, on every replica, not only once
+        // `video.deleted` comes back through the catalogue queue.
+        for &video_id in &buried {
+            ctx.realtime.access_changed(video_id).await;
+        }
         total += buried.len() as u64;
         if (buried.len() as i64) < BATCH {
             return Ok(total);
