@@ -419,15 +419,30 @@ impl Stack {
     }
 }
 
-/// The `video.ready` event of a test video: what [`Stack::publish_video`] sends.
+/// The `video.ready` event of a test video, shaped as the transcoder announces one (its
+/// files are not in the bucket: crates/e2e/tests/stills.rs checks real ones): what
+/// [`Stack::publish_video`] sends.
 pub fn ready_event(video_id: uuid::Uuid, owner: uuid::Uuid) -> events::video::VideoReady {
     events::video::VideoReady {
         video_id,
         owner_id: owner,
         manifest_key: format!("hls/{video_id}/master.m3u8"),
-        thumbnail_key: Some(format!("hls/{video_id}/thumbnail.jpg")),
+        thumbnail_key: Some(format!("hls/{video_id}/poster-1280.jpg")),
         duration_seconds: 12.5,
         renditions: vec![],
+        posters: [(320, 180), (1280, 720)]
+            .map(|(width, height)| events::video::Still {
+                key: format!("hls/{video_id}/poster-{width}.jpg"),
+                width,
+                height,
+            })
+            .to_vec(),
+        storyboard: Some(events::video::Storyboard {
+            vtt_key: format!("hls/{video_id}/storyboard.vtt"),
+            interval_seconds: 1.0,
+            tile_width: 160,
+            tile_height: 90,
+        }),
     }
 }
 

@@ -133,6 +133,8 @@ async fn publish(
         thumbnail_key: None,
         duration_seconds: 60.0,
         renditions: vec![],
+        posters: vec![],
+        storyboard: None,
     };
     stack.deliver_video_event(created.clone()).await;
     stack
@@ -369,6 +371,8 @@ async fn bad_input_has_a_code_and_a_down_recommender_leaves_media_answering() {
             thumbnail_key: None,
             duration_seconds: 60.0,
             renditions: vec![],
+            posters: vec![],
+            storyboard: None,
         })
         .await;
     let viewer = stack.token_for(Uuid::now_v7(), "viewer");

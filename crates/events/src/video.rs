@@ -319,6 +319,26 @@ pub struct Rendition {
     pub playlist_key: String,
 }
 
+/// A still image of a video (a poster in one width), stored under its HLS prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Still {
+    /// e.g. `hls/{id}/poster-320.jpg`.
+    pub key: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Seek previews: sprite sheets of frames every `interval_seconds`, and a WebVTT file whose
+/// cues point into them with `#xywh=` fragments (relative to the VTT's own URL).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Storyboard {
+    /// e.g. `hls/{id}/storyboard.vtt`.
+    pub vtt_key: String,
+    pub interval_seconds: f64,
+    pub tile_width: u32,
+    pub tile_height: u32,
+}
+
 /// Transcoding finished: HLS is playable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VideoReady {
@@ -326,9 +346,15 @@ pub struct VideoReady {
     pub owner_id: Uuid,
     /// e.g. `hls/{id}/master.m3u8`.
     pub manifest_key: String,
+    /// The largest poster (`posters`' last), for clients that want one image.
     pub thumbnail_key: Option<String>,
     pub duration_seconds: f64,
     pub renditions: Vec<Rendition>,
+    /// The poster in each width, smallest first (absent from older transcoders: empty).
+    #[serde(default)]
+    pub posters: Vec<Still>,
+    #[serde(default)]
+    pub storyboard: Option<Storyboard>,
 }
 
 impl Event for VideoReady {

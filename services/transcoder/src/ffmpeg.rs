@@ -224,37 +224,6 @@ pub fn ladder_args(
     args.into_iter().map(OsString::from).collect()
 }
 
-/// A still from a tenth into the video (past black intros), at most 360 lines high.
-pub fn thumbnail_args(input: &Path, output: &Path, duration: f64) -> Vec<OsString> {
-    let at = (duration * 0.1).min(10.0);
-    let mut args: Vec<OsString> = [
-        "-hide_banner",
-        "-nostdin",
-        "-y",
-        "-loglevel",
-        "error",
-        "-ss",
-    ]
-    .map(OsString::from)
-    .to_vec();
-    args.push(format!("{at:.3}").into());
-    args.push("-i".into());
-    args.push(input.into());
-    args.extend(
-        [
-            "-frames:v",
-            "1",
-            "-vf",
-            "scale=-2:'min(360,ih)'",
-            "-q:v",
-            "4",
-        ]
-        .map(OsString::from),
-    );
-    args.push(output.into());
-    args
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,7 @@ use crate::{
     ladder::{self, Rung},
     limits,
     progress::{self, Parser, Reporter},
-    queues,
+    queues, stills,
     workdir::WorkDir,
 };
 
@@ -214,10 +214,9 @@ async fn transcode(ctx: &Context, job: &TranscodeJob) -> Result<(), Ended> {
             .await
             .map_err(|e| format!("no scratch space: {e}"))?;
     }
-    // The thumbnail (one seek, one frame) is taken while the ladder encodes, off the
-    // job's critical path.
-    let thumbnail = work.path().join("thumbnail.jpg");
-    let (encoded, has_thumbnail) = tokio::join!(
+    // The stills (posters, storyboard) are made while the ladder encodes, off the job's
+    // critical path, into the HLS directory that is uploaded next.
+    let (encoded, stills) = tokio::join!(
         encode(
             ctx,
             &source_path,
@@ -227,11 +226,11 @@ async fn transcode(ctx: &Context, job: &TranscodeJob) -> Result<(), Ended> {
             &mut reporter,
             &mut stop
         ),
-        make_thumbnail(ctx, &source_path, &thumbnail, source.duration),
+        make_stills(ctx, &source_path, &out, &source),
     );
     encoded?;
-    let stored = store(ctx, id, &out, &thumbnail, has_thumbnail, &mut reporter);
-    let thumbnail_key = tokio::select! {
+    let stored = store(ctx, id, &out, &mut reporter);
+    tokio::select! {
         stored = stored => stored?,
         why = &mut stop => return Err(why),
     };
@@ -239,11 +238,27 @@ async fn transcode(ctx: &Context, job: &TranscodeJob) -> Result<(), Ended> {
     reporter.update(ProgressStage::Done, 100.0, None, Some(0.0));
     reporter.finish().await;
     let hls_prefix = format!("hls/{id}/");
+    let posters: Vec<events::video::Still> = stills
+        .posters
+        .iter()
+        .map(|s| events::video::Still {
+            key: format!("{hls_prefix}{}", s.file),
+            width: s.width,
+            height: s.height,
+        })
+        .collect();
     let ready = Envelope::new(VideoReady {
         video_id: id,
         owner_id: job.owner_id,
         manifest_key: format!("{hls_prefix}master.m3u8"),
-        thumbnail_key,
+        thumbnail_key: posters.last().map(|p| p.key.clone()),
+        storyboard: stills.storyboard.map(|plan| events::video::Storyboard {
+            vtt_key: format!("{hls_prefix}{}", stills::VTT),
+            interval_seconds: plan.interval,
+            tile_width: plan.tile_width,
+            tile_height: plan.tile_height,
+        }),
+        posters,
         duration_seconds: source.duration,
         renditions: rungs
             .iter()
@@ -264,18 +279,16 @@ async fn transcode(ctx: &Context, job: &TranscodeJob) -> Result<(), Ended> {
     Ok(())
 }
 
-/// Uploads the ladder under `hls/{id}/` (and the thumbnail), reporting progress, and
-/// removes what an earlier attempt left there; the thumbnail's key when there is one.
+/// Uploads the ladder and the stills under `hls/{id}/`, reporting progress, and removes
+/// what an earlier attempt left there.
 async fn store(
     ctx: &Context,
     id: uuid::Uuid,
     out: &Path,
-    thumbnail: &Path,
-    has_thumbnail: bool,
     reporter: &mut Reporter,
-) -> Result<Option<String>, String> {
+) -> Result<(), String> {
     let files = output_files(out).await?;
-    let total = files.len() + usize::from(has_thumbnail);
+    let total = files.len();
     let hls_prefix = format!("hls/{id}/");
     // Variant playlists after their segments, the master last: whoever sees the master
     // finds everything it names.
@@ -300,15 +313,7 @@ async fn store(
             reporter.update(ProgressStage::Uploading, percent.min(99.9), None, None);
         }
     }
-    let thumbnail_key = if has_thumbnail {
-        let key = format!("thumbnails/{id}.jpg");
-        put(ctx, &key, thumbnail).await?;
-        Some(key)
-    } else {
-        None
-    };
-    remove_stale(ctx, &hls_prefix, &keys).await?;
-    Ok(thumbnail_key)
+    remove_stale(ctx, &hls_prefix, &keys).await
 }
 
 async fn download(ctx: &Context, key: &str, to: &Path) -> Result<(), String> {
@@ -407,20 +412,60 @@ async fn encode(
     Ok(())
 }
 
-async fn make_thumbnail(ctx: &Context, input: &Path, output: &Path, duration: f64) -> bool {
+/// What [`make_stills`] made: each part is optional (a failure is logged, the job goes on
+/// without it).
+struct Stills {
+    posters: Vec<stills::Still>,
+    storyboard: Option<stills::Plan>,
+}
+
+/// Writes the posters and the storyboard into `dir` (two ffmpeg runs, side by side).
+async fn make_stills(ctx: &Context, input: &Path, dir: &Path, source: &Source) -> Stills {
+    let posters = stills::posters(source);
+    let plan = stills::Plan::for_source(source);
+    let (posters_ok, sheets_ok) = tokio::join!(
+        run_ffmpeg(ctx, stills::poster_args(input, dir, source, &posters)),
+        run_ffmpeg(ctx, stills::storyboard_args(input, dir, &plan)),
+    );
+    let posters = if posters_ok && posters.iter().all(|p| dir.join(&p.file).exists()) {
+        posters
+    } else {
+        tracing::warn!("no posters could be made; continuing without");
+        Vec::new()
+    };
+    let sheets = (0..plan.sheets())
+        .take_while(|n| dir.join(format!("storyboard-{n}.jpg")).exists())
+        .count() as u32;
+    let storyboard = if sheets_ok && sheets > 0 {
+        let vtt = stills::vtt(&plan, source.duration, sheets);
+        match tokio::fs::write(dir.join(stills::VTT), vtt).await {
+            Ok(()) => Some(plan),
+            Err(error) => {
+                tracing::warn!(%error, "storyboard index not written; continuing without");
+                None
+            }
+        }
+    } else {
+        tracing::warn!("no storyboard could be made; continuing without");
+        None
+    };
+    Stills {
+        posters,
+        storyboard,
+    }
+}
+
+/// Runs ffmpeg with `args` to completion; whether it succeeded.
+async fn run_ffmpeg(ctx: &Context, args: Vec<std::ffi::OsString>) -> bool {
     let status = tokio::process::Command::new(&ctx.ffmpeg.ffmpeg)
-        .args(ffmpeg::thumbnail_args(input, output, duration))
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .status()
         .await;
-    let ok = status.is_ok_and(|s| s.success()) && output.exists();
-    if !ok {
-        tracing::warn!("no thumbnail could be made; continuing without");
-    }
-    ok
+    status.is_ok_and(|s| s.success())
 }
 
 /// Every file under `out`, as (path relative to `out`, path).

@@ -14,6 +14,7 @@ pub mod ladder;
 pub mod limits;
 pub mod progress;
 pub mod queues;
+pub mod stills;
 pub mod workdir;
 
 use std::sync::Arc;

@@ -87,6 +87,7 @@ fn content_type(key: &str) -> &'static str {
         Some("m4s") => "video/iso.segment",
         Some("mp4") => "video/mp4",
         Some("jpg") => "image/jpeg",
+        Some("vtt") => "text/vtt; charset=utf-8",
         _ => "application/octet-stream",
     }
 }

@@ -367,6 +367,8 @@ async fn seed_videos(path: &str, media_url: &str, n: usize) -> anyhow::Result<()
             thumbnail_key: None,
             duration_seconds: 60.0,
             renditions: vec![],
+            posters: vec![],
+            storyboard: None,
         });
         for payload in [serde_json::to_vec(&created)?, serde_json::to_vec(&ready)?] {
             publisher

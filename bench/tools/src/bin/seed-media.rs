@@ -213,6 +213,8 @@ async fn main() -> anyhow::Result<()> {
                         thumbnail_key: Some(format!("hls/{video_id}/thumbnail.jpg")),
                         duration_seconds: 60.0,
                         renditions: vec![],
+                        posters: vec![],
+                        storyboard: None,
                     };
                     deliver(&publisher, &queue, &Envelope::new(ready)).await
                 }

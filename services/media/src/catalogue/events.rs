@@ -131,7 +131,8 @@ pub async fn apply(
             if advance(&mut tx, e.video_id, e.owner_id, VideoStatus::Ready, at).await? {
                 sqlx::query(
                     "UPDATE videos SET duration_seconds = $2, manifest_key = $3,
-                         thumbnail_key = $4, published_at = COALESCE(published_at, $5)
+                         thumbnail_key = $4, published_at = COALESCE(published_at, $5),
+                         posters = $6, storyboard = $7
                      WHERE id = $1",
                 )
                 .bind(e.video_id)
@@ -139,6 +140,8 @@ pub async fn apply(
                 .bind(&e.manifest_key)
                 .bind(&e.thumbnail_key)
                 .bind(at)
+                .bind(sqlx::types::Json(&e.posters))
+                .bind(e.storyboard.as_ref().map(sqlx::types::Json))
                 .execute(&mut *tx)
                 .await?;
             }

@@ -9,7 +9,7 @@ pub mod store;
 /// Feed pages shared by all viewers for a moment, by (the `after` cursor as sent, page size).
 pub type FeedPages = crate::page_cache::PageCache<(Option<String>, usize), VideoRow>;
 
-use async_graphql::{Context, Enum, ID, Object, Result, connection::Connection};
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject, connection::Connection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -38,6 +38,9 @@ pub struct VideoRow {
     pub duration_seconds: Option<f64>,
     pub manifest_key: Option<String>,
     pub thumbnail_key: Option<String>,
+    /// The poster in each width, smallest first (empty for videos made before posters).
+    pub posters: sqlx::types::Json<Vec<::events::video::Still>>,
+    pub storyboard: Option<sqlx::types::Json<::events::video::Storyboard>>,
     pub created_at: OffsetDateTime,
     pub published_at: Option<OffsetDateTime>,
     pub deleted_at: Option<OffsetDateTime>,
@@ -85,6 +88,25 @@ pub enum VideoStatus {
     Processing,
     Ready,
     Failed,
+}
+
+/// An image of a video, through the gateway.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Image {
+    pub url: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Seek previews: a WebVTT file whose cues name a sprite sheet and a rectangle on it
+/// (`storyboard-0.jpg#xywh=160,0,160,90`, relative to the VTT's URL), one cue per
+/// `intervalSeconds`; what hls.js-based players and video.js' thumbnail plugins read.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Storyboard {
+    pub vtt_url: String,
+    pub interval_seconds: f64,
+    pub tile_width: u32,
+    pub tile_height: u32,
 }
 
 /// A video as clients see it.
@@ -156,11 +178,42 @@ impl Video {
             .and_then(|key| self.public_url(key))
     }
 
+    /// The largest poster, through the gateway (with the video's visibility rules); null
+    /// until ready.
     async fn thumbnail_url(&self) -> Option<String> {
+        let key = self.row.thumbnail_key.as_deref()?;
+        // Videos transcoded before posters kept their one thumbnail outside the HLS tree,
+        // served by the video service under a path of its own.
+        if key == format!("thumbnails/{}.jpg", self.row.id) {
+            return Some(format!("/video/{}/thumbnail.jpg", self.row.id));
+        }
+        self.public_url(key)
+    }
+
+    /// The poster in every width, smallest first (empty until ready).
+    async fn thumbnails(&self) -> Vec<Image> {
         self.row
-            .thumbnail_key
-            .as_deref()
-            .and_then(|key| self.public_url(key))
+            .posters
+            .iter()
+            .filter_map(|still| {
+                Some(Image {
+                    url: self.public_url(&still.key)?,
+                    width: still.width,
+                    height: still.height,
+                })
+            })
+            .collect()
+    }
+
+    /// Seek previews (null until ready, and for videos transcoded before storyboards).
+    async fn storyboard(&self) -> Option<Storyboard> {
+        let board = self.row.storyboard.as_deref()?;
+        Some(Storyboard {
+            vtt_url: self.public_url(&board.vtt_key)?,
+            interval_seconds: board.interval_seconds,
+            tile_width: board.tile_width,
+            tile_height: board.tile_height,
+        })
     }
 
     async fn created_at(&self) -> OffsetDateTime {

@@ -9,8 +9,9 @@ use super::VideoRow;
 use crate::cursor::Page;
 
 pub const COLUMNS: &str = "id, owner_id, title, description, tags, category, visibility, status, \
-     failure_reason, duration_seconds, manifest_key, thumbnail_key, created_at, published_at, \
-     deleted_at, likes_count, comments_count, views_count, watch_seconds";
+     failure_reason, duration_seconds, manifest_key, thumbnail_key, posters, storyboard, \
+     created_at, published_at, deleted_at, likes_count, comments_count, views_count, \
+     watch_seconds";
 
 /// What anyone may list.
 pub const LISTED: &str = "status = 'ready' AND visibility = 'public' AND deleted_at IS NULL";

@@ -155,6 +155,8 @@ impl App {
             thumbnail_key: None,
             duration_seconds: 60.0,
             renditions: vec![],
+            posters: vec![],
+            storyboard: None,
         })
         .await;
         video_id
