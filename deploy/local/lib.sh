@@ -46,6 +46,20 @@ export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 export S3_ACCESS_KEY=${S3_ACCESS_KEY:-kino}
 export S3_SECRET_KEY=${S3_SECRET_KEY:-kino-local-secret}
 export S3_BUCKET=${S3_BUCKET:-kino-media}
+# Browser origins the gateway answers CORS for (space-separated): the gateway's own and
+# the usual local dev servers (Vite 5173, 3000). traefik/ and k8s/base/gateway carry the
+# same list; crates/deployment checks they agree.
+export CORS_ALLOWED_ORIGINS=${CORS_ALLOWED_ORIGINS:-http://localhost:8080 http://127.0.0.1:8080 http://localhost:5173 http://127.0.0.1:5173 http://localhost:3000 http://127.0.0.1:3000}
+# The same list as one anchored regular expression, for Caddy's header_regexp matcher.
+cors_origin_regexp() {
+  local origin alternatives=""
+  for origin in $CORS_ALLOWED_ORIGINS; do
+    alternatives+="${alternatives:+|}$(printf '%s' "$origin" | sed 's/[][\.*^$()+?{}|]/\\&/g')"
+  done
+  printf '^(%s)$' "$alternatives"
+}
+KINO_CORS_ORIGIN_REGEXP=$(cors_origin_regexp)
+export KINO_CORS_ORIGIN_REGEXP
 
 # recommender_model_dir: the model directory inside the venv's site-packages (empty when
 # the package is not installed yet; deploy/local/deps installs it).

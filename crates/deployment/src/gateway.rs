@@ -68,13 +68,40 @@ pub struct Route {
     pub upstream: Upstream,
 }
 
+/// What a browser on another origin is allowed (Traefik's `headers` middleware with
+/// `accessControl*`; Caddy's `cors` snippet, checked against it in the deployment tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cors {
+    pub origins: BTreeSet<String>,
+    /// Request headers a preflight may ask for (lower case).
+    pub allow_headers: BTreeSet<String>,
+    /// Response headers a script may read (lower case).
+    pub expose_headers: BTreeSet<String>,
+}
+
 /// Routes keyed by their sorted path matchers.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Gateway {
     pub routes: BTreeMap<String, Route>,
+    /// Traefik: the CORS middleware every route starts with (one for all routes). Not
+    /// modelled for Caddy, whose `cors` snippet is site-wide.
+    pub cors: Option<Cors>,
 }
 
 impl Gateway {
+    /// Every route starts with the same CORS middleware, so a preflight is answered before
+    /// anything else (the ForwardAuth hop would refuse it: a preflight has no token).
+    fn set_cors(&mut self, route: &str, first: Option<&Middleware>) -> anyhow::Result<()> {
+        let Some(Middleware::Cors(cors)) = first else {
+            bail!("route {route}: the CORS middleware must come first");
+        };
+        match &self.cors {
+            Some(seen) if seen != cors => bail!("route {route}: another CORS middleware"),
+            _ => self.cors = Some(cors.clone()),
+        }
+        Ok(())
+    }
+
     fn add(&mut self, route: Route) -> anyhow::Result<()> {
         let key = route
             .paths
@@ -95,6 +122,13 @@ impl Gateway {
 /// The differences between two gateways, one line each (empty when they agree).
 pub fn differences(a_name: &str, a: &Gateway, b_name: &str, b: &Gateway) -> Vec<String> {
     let mut problems = Vec::new();
+    if let (Some(x), Some(y)) = (&a.cors, &b.cors)
+        && x != y
+    {
+        problems.push(format!(
+            "CORS differs:\n  {a_name}: {x:?}\n  {b_name}: {y:?}"
+        ));
+    }
     for (key, route) in &a.routes {
         match b.routes.get(key) {
             None => problems.push(format!("route {key} is in {a_name} but not in {b_name}")),
@@ -153,6 +187,7 @@ fn lower(names: impl IntoIterator<Item = String>) -> BTreeSet<String> {
 /// A Traefik middleware definition (`forwardAuth`, `headers`, `buffering` or `errors`), as
 /// far as the model goes.
 enum Middleware {
+    Cors(Cors),
     ForwardAuth(ForwardAuth),
     Strip(BTreeSet<String>),
     BodyLimit(u64),
@@ -197,6 +232,14 @@ fn traefik_middleware(name: &str, spec: &Value) -> anyhow::Result<Middleware> {
             },
             path,
             copied_headers: lower(str_list(&fa["authResponseHeaders"])),
+        }));
+    }
+    if let Some(origins) = spec.pointer("/headers/accessControlAllowOriginList") {
+        let headers = &spec["headers"];
+        return Ok(Middleware::Cors(Cors {
+            origins: str_list(origins).into_iter().collect(),
+            allow_headers: lower(str_list(&headers["accessControlAllowHeaders"])),
+            expose_headers: lower(str_list(&headers["accessControlExposeHeaders"])),
         }));
     }
     if let Some(custom) = spec
@@ -260,6 +303,8 @@ fn traefik_route(
                 route.max_body_bytes = Some(*max);
             }
             Middleware::ErrorPages { covers_413 } => problem_413 |= covers_413,
+            // Checked by Gateway::set_cors.
+            Middleware::Cors(_) => {}
         }
     }
     if route.forward_auth.is_none() {
@@ -308,6 +353,7 @@ pub fn traefik_file(dynamic: &Value) -> anyhow::Result<Gateway> {
                     .ok_or_else(|| anyhow!("router {name}: unknown middleware {m}"))
             })
             .collect::<anyhow::Result<_>>()?;
+        gateway.set_cors(name, used.first().copied())?;
         gateway.add(traefik_route(parse_traefik_rule(rule)?, &used, upstream)?)?;
     }
     Ok(gateway)
@@ -358,6 +404,7 @@ pub fn traefik_kubernetes(resources: &[Value]) -> anyhow::Result<Gateway> {
                         .ok_or_else(|| anyhow!("route {rule}: unknown middleware {name}"))
                 })
                 .collect::<anyhow::Result<_>>()?;
+            gateway.set_cors(rule, used.first().copied())?;
             gateway.add(traefik_route(parse_traefik_rule(rule)?, &used, upstream)?)?;
         }
     }
@@ -489,6 +536,9 @@ pub fn caddy(config: &Value) -> anyhow::Result<Gateway> {
         let [matcher] = matchers.as_slice() else {
             bail!("a route with several matcher sets: not modelled");
         };
+        if matcher.pointer("/header_regexp/Origin").is_some() {
+            continue; // the `cors` snippet, site-wide (see Gateway::cors)
+        }
         if matcher.as_object().map(|m| m.len()) != Some(1) || matcher.get("path").is_none() {
             bail!("a route matched on more than its path: {matcher}");
         }
@@ -595,8 +645,9 @@ http:
     strip: { headers: { customRequestHeaders: { X-User-Id: "" } } }
     limit: { buffering: { maxRequestBodyBytes: 65536 } }
     problem: { errors: { status: ["400-499"], service: auth, query: "/errors/{status}" } }
+    cors: { headers: { accessControlAllowOriginList: ["http://localhost:5173"], accessControlAllowHeaders: [Authorization] } }
   routers:
-    media: { rule: "PathPrefix(`/media/`)", middlewares: [strip, fa], service: media }
+    media: { rule: "PathPrefix(`/media/`)", middlewares: [cors, strip, fa], service: media }
   services:
     media: { loadBalancer: { servers: [{ url: "http://media:8082" }] } }
 "#;
@@ -610,7 +661,7 @@ http:
             route.forward_auth.as_ref().unwrap().path,
             "/user/token_verify"
         );
-        let reordered = dynamic(&DYNAMIC.replace("[strip, fa]", "[fa, strip]"));
+        let reordered = dynamic(&DYNAMIC.replace("[cors, strip, fa]", "[cors, fa, strip]"));
         assert!(!differences("a", &good, "b", &reordered).is_empty());
     }
 
@@ -625,7 +676,7 @@ http:
             ),
             DYNAMIC.replace("/user/token_verify", "/user/verify"),
             DYNAMIC.replace("PathPrefix(`/media/`)", "PathPrefix(`/media`)"),
-            DYNAMIC.replace("[strip, fa]", "[strip, fa, problem, limit]"),
+            DYNAMIC.replace("[cors, strip, fa]", "[cors, strip, fa, problem, limit]"),
         ] {
             assert!(
                 !differences("a", &good, "b", &dynamic(&drifted)).is_empty(),
@@ -637,14 +688,32 @@ http:
     #[test]
     fn a_body_limit_needs_problem_pages_before_it() {
         let parse = |chain: &str| {
-            traefik_file(&crate::yaml(&DYNAMIC.replace("[strip, fa]", chain)).unwrap())
+            traefik_file(&crate::yaml(&DYNAMIC.replace("[cors, strip, fa]", chain)).unwrap())
         };
-        assert!(parse("[problem, limit, strip, fa]").is_ok());
-        assert!(parse("[limit, strip, fa]").is_err());
-        assert!(parse("[limit, problem, strip, fa]").is_err());
+        assert!(parse("[cors, problem, limit, strip, fa]").is_ok());
+        assert!(parse("[cors, limit, strip, fa]").is_err());
+        assert!(parse("[cors, limit, problem, strip, fa]").is_err());
         let only_404 = DYNAMIC.replace("400-499", "404");
-        let yaml = only_404.replace("[strip, fa]", "[problem, limit, strip, fa]");
+        let yaml = only_404.replace("[cors, strip, fa]", "[problem, limit, strip, fa]");
         assert!(traefik_file(&crate::yaml(&yaml).unwrap()).is_err());
+    }
+
+    #[test]
+    fn cors_comes_first_and_a_changed_list_is_a_difference() {
+        assert!(
+            traefik_file(
+                &crate::yaml(&DYNAMIC.replace("[cors, strip, fa]", "[strip, cors, fa]")).unwrap()
+            )
+            .is_err()
+        );
+        assert!(
+            traefik_file(
+                &crate::yaml(&DYNAMIC.replace("[cors, strip, fa]", "[strip, fa]")).unwrap()
+            )
+            .is_err()
+        );
+        let other = dynamic(&DYNAMIC.replace("http://localhost:5173", "http://localhost:3000"));
+        assert!(!differences("a", &dynamic(DYNAMIC), "b", &other).is_empty());
     }
 
     #[test]

@@ -485,6 +485,48 @@ fn gateway_definitions_agree() {
         &gateway::differences("traefik/", &traefik, "k8s/base", &kubernetes),
     );
 
+    // CORS: Traefik's lists are the local stack's (CORS_ALLOWED_ORIGINS' default in
+    // deploy/local/lib.sh; the Caddyfile's `cors` snippet, imported for the whole site).
+    let cors = traefik.cors.clone().expect("Traefik has a CORS middleware");
+    let lib = read("deploy/local/lib.sh");
+    let default_origins = lib
+        .lines()
+        .find_map(|l| l.strip_prefix("export CORS_ALLOWED_ORIGINS=${CORS_ALLOWED_ORIGINS:-"))
+        .and_then(|rest| rest.strip_suffix('}'))
+        .expect("lib.sh sets CORS_ALLOWED_ORIGINS' default");
+    assert_eq!(
+        cors.origins,
+        default_origins
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
+        "Traefik's origins vs CORS_ALLOWED_ORIGINS' default"
+    );
+    let caddyfile = read("deploy/local/Caddyfile");
+    let caddy_list = |name: &str| -> std::collections::BTreeSet<String> {
+        let line = caddyfile
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .unwrap_or_else(|| panic!("the Caddyfile sets {name}"));
+        line.trim()
+            .trim_matches('"')
+            .split(',')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .collect()
+    };
+    assert_eq!(
+        cors.allow_headers,
+        caddy_list("Access-Control-Allow-Headers")
+    );
+    assert_eq!(
+        cors.expose_headers,
+        caddy_list("Access-Control-Expose-Headers")
+    );
+    assert!(
+        caddyfile.contains("\n\timport cors\n"),
+        "the site imports cors"
+    );
+
     // And they say what DESIGN.md says.
     assert_eq!(traefik.routes.len(), 4, "{:?}", traefik.routes.keys());
     for (key, route) in &traefik.routes {
@@ -573,8 +615,8 @@ fn gateway_drift_is_detected() {
         (
             "a router without strip-identity",
             dynamic.replacen(
-                "middlewares: [strip-identity, kino-auth]",
-                "middlewares: [kino-auth]",
+                "middlewares: [cors, strip-identity, kino-auth]",
+                "middlewares: [cors, kino-auth]",
                 1,
             ),
         ),
