@@ -46,6 +46,8 @@ export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 export S3_ACCESS_KEY=${S3_ACCESS_KEY:-kino}
 export S3_SECRET_KEY=${S3_SECRET_KEY:-kino-local-secret}
 export S3_BUCKET=${S3_BUCKET:-kino-media}
+# Signed playback URLs (media signs, video checks). A development key, worthless elsewhere.
+export PLAYBACK_SIGNING_KEY=${PLAYBACK_SIGNING_KEY:-kino-local-playback-signing-key-not-secret}
 # Browser origins the gateway answers CORS for (space-separated): the gateway's own and
 # the usual local dev servers (Vite 5173, 3000). traefik/ and k8s/base/gateway carry the
 # same list; crates/deployment checks they agree.

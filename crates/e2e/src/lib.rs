@@ -122,6 +122,7 @@ impl Stack {
         media.queue_prefix = queue_prefix(&env);
         media.queue_expires = Some(Duration::from_secs(60));
         media.rates = media::rate_limits::Rates::all(UNREACHABLE);
+        media.playback_key = Some(playback_key());
         adjust_media(&mut media);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let media_addr = listener.local_addr().unwrap();
@@ -664,5 +665,12 @@ fn video_config(env: &TestEnv) -> video::Config {
             .parse()
             .unwrap(),
         queue_prefix: queue_prefix(env),
+        playback_key: Some(playback_key()),
     }
+}
+
+/// The `PLAYBACK_SIGNING_KEY` of every test stack (media signs, video checks).
+pub fn playback_key() -> identity::playback::PlaybackKey {
+    identity::playback::PlaybackKey::new("e2e playback signing key: 32 bytes or more")
+        .expect("a long enough key")
 }

@@ -9,7 +9,8 @@
 //! * [`Authenticator`]: all of the above with bounded caches, for hot paths, and the one
 //!   freshness rule for revocations ([`Freshness`]);
 //! * [`edge`]: the gateway's identity headers and bearer credentials, parsed one way;
-//! * [`JwtSettings`]: `JWT_ISSUER`, `JWT_AUDIENCE`, `JWT_LEEWAY_SECS`, read one way.
+//! * [`JwtSettings`]: `JWT_ISSUER`, `JWT_AUDIENCE`, `JWT_LEEWAY_SECS`, read one way;
+//! * [`playback`]: signed playback tokens (HMAC), issued by media and checked by video.
 //!
 //! The auth service issues tokens with it; media verifies WebSocket tokens with it; media
 //! and video read the gateway's headers with it.
@@ -18,6 +19,7 @@ mod authenticator;
 mod claims;
 pub mod edge;
 mod keys;
+pub mod playback;
 mod revocation;
 mod settings;
 mod signer;

@@ -39,6 +39,13 @@ pub struct Config {
     /// `USER_CACHE_TTL_SECS`: how long a user profile stays in the Redis cache. Updates
     /// and deletions evict it at once (user.* events); the TTL bounds any missed eviction.
     pub user_cache_ttl: Duration,
+    /// `PLAYBACK_SIGNING_KEY`: signs the playback URLs of private and unlisted videos
+    /// (identity::playback); the video service checks them with the same key. Unset: those
+    /// videos get no `playback` (public ones still do).
+    pub playback_key: Option<identity::playback::PlaybackKey>,
+    /// `PLAYBACK_TOKEN_TTL_SECS`: how long a signed playback URL works (a film's length and
+    /// then some; clients ask again for a fresh one).
+    pub playback_ttl: Duration,
     /// `COMMENT_RECOUNT_INTERVAL_SECS`: how often every video's comment counter is
     /// recomputed from MongoDB (see comments::recount).
     pub comment_recount_interval: Duration,
@@ -103,6 +110,8 @@ impl Config {
             queue_prefix: var("QUEUE_PREFIX", "")?,
             queue_expires: var_opt::<f64>("QUEUE_EXPIRES_SECS")?.map(Duration::from_secs_f64),
             user_cache_ttl: secs("USER_CACHE_TTL_SECS", "600")?,
+            playback_key: identity::playback::key_from_env()?,
+            playback_ttl: secs("PLAYBACK_TOKEN_TTL_SECS", "14400")?,
             comment_recount_interval: secs("COMMENT_RECOUNT_INTERVAL_SECS", "3600")?,
             feed_cache: Duration::from_millis(var("FEED_CACHE_MILLIS", "1000")?),
             search_cache: Duration::from_millis(var("SEARCH_CACHE_MILLIS", "1000")?),

@@ -31,6 +31,10 @@ pub struct Config {
     /// binds (events::Namespace), so parallel tests (or several stacks on one broker) do
     /// not take each other's jobs or see each other's videos. Empty in production.
     pub queue_prefix: String,
+    /// `PLAYBACK_SIGNING_KEY`: checks the tokens of signed playback URLs
+    /// (`/video/{id}/signed/{token}/…`, identity::playback); media must have the same.
+    /// Unset: those paths answer 404.
+    pub playback_key: Option<identity::playback::PlaybackKey>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +96,7 @@ impl Config {
             redis_prefix: var("REDIS_PREFIX", "kino:")?,
             trusted_proxies: TrustedProxies::from_env()?,
             queue_prefix: var("QUEUE_PREFIX", "")?,
+            playback_key: identity::playback::key_from_env()?,
         })
     }
 }

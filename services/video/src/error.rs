@@ -37,6 +37,10 @@ pub enum ApiError {
     /// The user has as many unfinished uploads as allowed at once (403; crate::limits).
     #[error("{0}")]
     TooManyUploads(String),
+    /// A signed playback URL whose token does not open this video (403: altered, made for
+    /// another video, expired, or its viewer may no longer see the video).
+    #[error("{0}")]
+    Forbidden(String),
     /// Over a creation rate limit (429) with the seconds to wait (crate::limits).
     #[error("too many uploads created; retry in {0} s")]
     RateLimited(u64),
@@ -77,6 +81,7 @@ impl ApiError {
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large"),
             Self::QuotaExceeded(_) => (StatusCode::PAYLOAD_TOO_LARGE, "quota-exceeded"),
             Self::TooManyUploads(_) => (StatusCode::FORBIDDEN, "too-many-uploads"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "playback-forbidden"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
             Self::TusVersion => (StatusCode::PRECONDITION_FAILED, "tus-version"),
             Self::UnsupportedMediaType(_) => {

@@ -1,6 +1,12 @@
 //! HLS delivery: `/video/{id}/hls/{path}` and `/video/{id}/thumbnail.jpg`, streamed from
 //! S3 with `Range` support. Public and unlisted videos are served to anyone, private ones
-//! to their owner only (and cached privately).
+//! to their owner only (and never stored by caches).
+//!
+//! `/video/{id}/signed/{token}/{path}` serves the same tree to whoever holds a playback
+//! token (identity::playback) made for this video, with no header: what native players
+//! need. The token must verify for this video (403 otherwise, and when expired), the video
+//! must exist and be ready (404), and the viewer it was made for must still be allowed to
+//! see it (403: a video made private since).
 
 use axum::{
     Router,
@@ -25,6 +31,7 @@ pub fn routes() -> Router<Context> {
     Router::new()
         .route("/video/{id}/hls/{*path}", get(hls))
         .route("/video/{id}/thumbnail.jpg", get(thumbnail))
+        .route("/video/{id}/signed/{token}/{*path}", get(signed))
 }
 
 /// A relative path inside the video's HLS tree: plain names only, nothing that climbs out.
@@ -66,6 +73,40 @@ async fn hls(
     .await
 }
 
+async fn signed(
+    State(ctx): State<Context>,
+    Path((id, token, path)): Path<(Uuid, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let key = ctx
+        .config
+        .playback_key
+        .as_ref()
+        .ok_or(ApiError::NotFound("signed playback is not configured"))?;
+    if !is_plain_path(&path) {
+        return Err(ApiError::NotFound("no such file"));
+    }
+    let grant = key
+        .verify(&token, id, time::OffsetDateTime::now_utc())
+        .map_err(|e| ApiError::Forbidden(e.to_string()))?;
+    let video = Video::find(ctx.db.pool(), id)
+        .await?
+        .filter(|v| v.status == AssetStatus::Ready)
+        .ok_or(ApiError::NotFound("no such video, or not ready"))?;
+    if !video.visible_to(grant.viewer) {
+        return Err(ApiError::Forbidden(
+            "this token's viewer may no longer see this video".into(),
+        ));
+    }
+    serve(
+        &ctx,
+        &video,
+        &format!("{}{path}", keys::hls_prefix(id)),
+        &headers,
+    )
+    .await
+}
+
 async fn thumbnail(
     State(ctx): State<Context>,
     Viewer(viewer): Viewer,
@@ -92,18 +133,17 @@ fn content_type(key: &str) -> &'static str {
     }
 }
 
-/// Segments and thumbnails never change under their key; playlists might be rewritten by
-/// a re-transcode, so they are cached briefly. Private media stays out of shared caches.
-fn cache_control(key: &str, visibility: Visibility) -> String {
-    let scope = if visibility == Visibility::Private {
-        "private"
+/// Segments and stills never change under their key, so caches keep them; playlists
+/// might be rewritten (a re-transcode, a caption added) and name what a viewer may see, so
+/// they are cached for a minute at most: a video made private leaves shared caches within
+/// a minute. Private media is never stored by any cache.
+fn cache_control(key: &str, visibility: Visibility) -> &'static str {
+    if visibility == Visibility::Private {
+        "private, no-store"
+    } else if key.ends_with(".m3u8") || key.ends_with(".vtt") {
+        "public, max-age=60"
     } else {
-        "public"
-    };
-    if key.ends_with(".m3u8") {
-        format!("{scope}, max-age=60")
-    } else {
-        format!("{scope}, max-age=31536000, immutable")
+        "public, max-age=31536000, immutable"
     }
 }
 
@@ -187,14 +227,19 @@ mod tests {
     }
 
     #[test]
-    fn private_media_is_cached_privately() {
+    fn private_media_is_never_stored_and_playlists_are_short_lived() {
         assert_eq!(
             cache_control("720p/seg_00000.ts", Visibility::Public),
             "public, max-age=31536000, immutable"
         );
-        assert_eq!(
-            cache_control("master.m3u8", Visibility::Private),
-            "private, max-age=60"
-        );
+        for key in ["master.m3u8", "storyboard.vtt"] {
+            assert_eq!(
+                cache_control(key, Visibility::Unlisted),
+                "public, max-age=60"
+            );
+        }
+        for key in ["master.m3u8", "720p/seg_00000.ts", "poster-320.jpg"] {
+            assert_eq!(cache_control(key, Visibility::Private), "private, no-store");
+        }
     }
 }

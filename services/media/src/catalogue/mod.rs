@@ -90,6 +90,15 @@ pub enum VideoStatus {
     Failed,
 }
 
+/// Where to play a video (see `Video.playback`).
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Playback {
+    /// Relative to the gateway's origin, like every URL of the API.
+    pub url: String,
+    /// When a signed URL stops working; null for a public video's.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
 /// An image of a video, through the gateway.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Image {
@@ -170,34 +179,51 @@ impl Video {
         self.row.duration_seconds
     }
 
-    /// The HLS master playlist, through the gateway; null until ready.
-    async fn hls_url(&self) -> Option<String> {
-        self.row
-            .manifest_key
-            .as_deref()
-            .and_then(|key| self.public_url(key))
+    /// The HLS master playlist, through the gateway (signed like `playback` for private
+    /// and unlisted videos); null until ready.
+    async fn hls_url(&self, ctx: &Context<'_>) -> Option<String> {
+        let (base, _) = self.media_base(ctx)?;
+        self.media_url(&base, self.row.manifest_key.as_deref()?)
+    }
+
+    /// Where a player plays this video, through the gateway: the HLS master of a public
+    /// video; for a private or unlisted one, a signed URL under which the master and every
+    /// playlist, segment and still it names resolve with no header (for native players),
+    /// for this viewer, until `expiresAt` (ask again for a fresh one). Null until ready,
+    /// and for private and unlisted videos when signed playback is not configured.
+    async fn playback(&self, ctx: &Context<'_>) -> Option<Playback> {
+        let key = self.row.manifest_key.as_deref()?;
+        let (base, expires_at) = self.media_base(ctx)?;
+        Some(Playback {
+            url: self.media_url(&base, key)?,
+            expires_at,
+        })
     }
 
     /// The largest poster, through the gateway (with the video's visibility rules); null
     /// until ready.
-    async fn thumbnail_url(&self) -> Option<String> {
+    async fn thumbnail_url(&self, ctx: &Context<'_>) -> Option<String> {
         let key = self.row.thumbnail_key.as_deref()?;
         // Videos transcoded before posters kept their one thumbnail outside the HLS tree,
         // served by the video service under a path of its own.
         if key == format!("thumbnails/{}.jpg", self.row.id) {
             return Some(format!("/video/{}/thumbnail.jpg", self.row.id));
         }
-        self.public_url(key)
+        let (base, _) = self.media_base(ctx)?;
+        self.media_url(&base, key)
     }
 
     /// The poster in every width, smallest first (empty until ready).
-    async fn thumbnails(&self) -> Vec<Image> {
+    async fn thumbnails(&self, ctx: &Context<'_>) -> Vec<Image> {
+        let Some((base, _)) = self.media_base(ctx) else {
+            return Vec::new();
+        };
         self.row
             .posters
             .iter()
             .filter_map(|still| {
                 Some(Image {
-                    url: self.public_url(&still.key)?,
+                    url: self.media_url(&base, &still.key)?,
                     width: still.width,
                     height: still.height,
                 })
@@ -206,10 +232,11 @@ impl Video {
     }
 
     /// Seek previews (null until ready, and for videos transcoded before storyboards).
-    async fn storyboard(&self) -> Option<Storyboard> {
+    async fn storyboard(&self, ctx: &Context<'_>) -> Option<Storyboard> {
         let board = self.row.storyboard.as_deref()?;
+        let (base, _) = self.media_base(ctx)?;
         Some(Storyboard {
-            vtt_url: self.public_url(&board.vtt_key)?,
+            vtt_url: self.media_url(&base, &board.vtt_key)?,
             interval_seconds: board.interval_seconds,
             tile_width: board.tile_width,
             tile_height: board.tile_height,
@@ -268,10 +295,29 @@ impl Video {
 
 impl Video {
     /// `hls/{id}/rest` → `/video/{id}/hls/rest`: the video service serves its own keys.
-    fn public_url(&self, key: &str) -> Option<String> {
-        let prefix = format!("hls/{}/", self.row.id);
-        key.strip_prefix(&prefix)
-            .map(|rest| format!("/video/{}/hls/{rest}", self.row.id))
+    /// Where this viewer fetches the video's HLS tree (playlists, segments, stills), and
+    /// until when: `/video/{id}/hls/` for a public video (anyone, no expiry); for a private
+    /// or unlisted one `/video/{id}/signed/{token}/`, a playback token for this viewer
+    /// (identity::playback), so players and `<img>` need no header. `None` when signed
+    /// playback is not configured for a video that needs it.
+    fn media_base(&self, ctx: &Context<'_>) -> Option<(String, Option<OffsetDateTime>)> {
+        let id = self.row.id;
+        if self.row.visibility == ::events::video::Visibility::Public {
+            return Some((format!("/video/{id}/hls/"), None));
+        }
+        let config = &AppContext::get(ctx).config;
+        let key = config.playback_key.as_ref()?;
+        // Whole seconds, so the URLs made within one second share their token.
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).ok()?;
+        let expires_at = now + config.playback_ttl;
+        let token = key.sign(id, viewer(ctx).id(), expires_at);
+        Some((format!("/video/{id}/signed/{token}/"), Some(expires_at)))
+    }
+
+    /// `key` (under `hls/{id}/`) below `base` (see [`Video::media_base`]).
+    fn media_url(&self, base: &str, key: &str) -> Option<String> {
+        let rest = key.strip_prefix(&format!("hls/{}/", self.row.id))?;
+        Some(format!("{base}{rest}"))
     }
 }
 

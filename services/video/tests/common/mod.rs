@@ -27,5 +27,6 @@ pub fn config(env: &TestEnv) -> video::Config {
             .parse()
             .unwrap(),
         queue_prefix: env.queue_prefix.clone(),
+        playback_key: None,
     }
 }
