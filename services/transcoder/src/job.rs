@@ -545,7 +545,12 @@ async fn remove_stale(ctx: &Context, prefix: &str, keep: &HashSet<String>) -> Re
             .await
             .map_err(|e| format!("listing outputs: {}", DisplayErrorContext(e)))?;
         for key in page.contents().iter().filter_map(|o| o.key()) {
-            if !keep.contains(key) {
+            // Caption tracks are the owner's, added after transcoding (the video service
+            // lists them in the master again after a transcode runs twice).
+            let captions = key
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with("captions/"));
+            if !keep.contains(key) && !captions {
                 ctx.storage
                     .client
                     .delete_object()

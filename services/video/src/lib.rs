@@ -7,6 +7,7 @@
 //! [`sweeper`] (completions, expiry and purges that a crash cut short).
 
 pub mod assets;
+pub mod captions;
 pub mod config;
 pub mod error;
 pub mod hls;
@@ -129,6 +130,7 @@ pub fn router(ctx: Context) -> axum::Router {
     let router = axum::Router::new()
         .merge(tus::routes())
         .merge(assets::routes())
+        .merge(captions::routes())
         .merge(hls::routes())
         .with_state(ctx);
     // Every request knows its client's address, for the per-IP limit (crate::limits).

@@ -75,6 +75,13 @@ async fn ready_(ctx: &Context, ready: VideoReady) -> Result<(), sqlx::Error> {
     } else {
         purge_if_deleted(ctx, ready.video_id).await?;
     }
+    // A transcode run again (a redelivered job) rewrote the master without its subtitles.
+    if let Err(error) = crate::captions::restore(ctx, ready.video_id).await {
+        tracing::warn!(video_id = %ready.video_id, %error, "captions not restored to the master");
+        return Err(sqlx::Error::Protocol(format!(
+            "captions not restored: {error}"
+        )));
+    }
     Ok(())
 }
 

@@ -39,7 +39,9 @@ async fn show(
         .await?
         .filter(|v| v.visible_to(viewer))
         .ok_or(ApiError::NotFound("no such video"))?;
-    Ok(Json(describe(&video)))
+    let mut described = describe(&video);
+    described["captions"] = Value::Array(crate::captions::list(&ctx, id).await?);
+    Ok(Json(described))
 }
 
 fn describe(video: &Video) -> Value {
