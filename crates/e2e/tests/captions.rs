@@ -113,6 +113,31 @@ async fn caption_tracks_join_the_master_and_bad_files_change_nothing() {
         "{master}"
     );
 
+    // GraphQL lists them (video.captions), with URLs signed like the video's playback.
+    let listed = testkit::wait_for("the tracks in GraphQL", Duration::from_secs(10), || async {
+        let data = stack
+            .graphql_ok(
+                Some(&token),
+                "query($v: ID!) { video(id: $v) { captions { language label url } } }",
+                json!({ "v": id }),
+            )
+            .await;
+        let captions = data["video"]["captions"].as_array().cloned()?;
+        (captions.len() == 2).then_some(captions)
+    })
+    .await;
+    assert_eq!(listed[0]["language"], "en");
+    assert_eq!(listed[1]["label"], "Français");
+    let track_url = listed[0]["url"].as_str().unwrap();
+    assert!(track_url.contains("/signed/"), "{track_url}");
+    let track = Client::new()
+        .get(stack.url(track_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(track.status(), 200);
+    assert!(track.text().await.unwrap().contains("Hello from SRT"));
+
     // A player knowing only the signed URL finds the subtitles too.
     let data = stack
         .graphql_ok(
@@ -227,5 +252,16 @@ async fn caption_tracks_join_the_master_and_bad_files_change_nothing() {
             .await
             .is_empty()
     );
+    testkit::wait_for("no tracks in GraphQL", Duration::from_secs(10), || async {
+        let data = stack
+            .graphql_ok(
+                Some(&token),
+                "query($v: ID!) { video(id: $v) { captions { language } } }",
+                json!({ "v": id }),
+            )
+            .await;
+        (data["video"]["captions"] == json!([])).then_some(())
+    })
+    .await;
     std::fs::remove_dir_all(dir).ok();
 }

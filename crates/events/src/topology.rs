@@ -10,7 +10,7 @@
 
 use lapin::{Channel, ExchangeKind, options::ExchangeDeclareOptions, types::FieldTable};
 
-/// Topic exchange: `video.created|uploaded|progress|ready|failed|deleted|updated`.
+/// Topic exchange: `video.created|uploaded|progress|ready|failed|deleted|updated|captions`.
 pub const VIDEO_EVENTS: &str = "video.events";
 /// Topic exchange: `user.updated|deleted`.
 pub const USER_EVENTS: &str = "user.events";

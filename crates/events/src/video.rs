@@ -32,10 +32,11 @@ pub enum VideoEventKind {
     Failed,
     Deleted,
     Updated,
+    Captions,
 }
 
 impl VideoEventKind {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Created,
         Self::Uploaded,
         Self::Progress,
@@ -43,6 +44,7 @@ impl VideoEventKind {
         Self::Failed,
         Self::Deleted,
         Self::Updated,
+        Self::Captions,
     ];
 
     /// The envelope's `type`, e.g. `video.ready`.
@@ -55,6 +57,7 @@ impl VideoEventKind {
             Self::Failed => "video.failed",
             Self::Deleted => "video.deleted",
             Self::Updated => "video.updated",
+            Self::Captions => "video.captions",
         }
     }
 
@@ -78,6 +81,7 @@ pub enum VideoEvent {
     Failed(VideoFailed),
     Deleted(VideoDeleted),
     Updated(VideoUpdated),
+    Captions(VideoCaptions),
 }
 
 impl VideoEvent {
@@ -97,6 +101,7 @@ impl VideoEvent {
             VideoEventKind::Failed => raw.decode_as(Self::Failed),
             VideoEventKind::Deleted => raw.decode_as(Self::Deleted),
             VideoEventKind::Updated => raw.decode_as(Self::Updated),
+            VideoEventKind::Captions => raw.decode_as(Self::Captions),
         }
     }
 
@@ -109,6 +114,7 @@ impl VideoEvent {
             Self::Failed(_) => VideoEventKind::Failed,
             Self::Deleted(_) => VideoEventKind::Deleted,
             Self::Updated(_) => VideoEventKind::Updated,
+            Self::Captions(_) => VideoEventKind::Captions,
         }
     }
 }
@@ -402,6 +408,33 @@ impl Event for VideoUpdated {
     const TYPE: &'static str = VideoEventKind::Updated.as_str();
 }
 
+/// A caption track of a video, stored under its HLS prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptionTrack {
+    /// A BCP 47 tag, e.g. `en`, `pt-BR`.
+    pub language: String,
+    /// Its name in players' menus.
+    pub label: String,
+    /// e.g. `hls/{id}/captions/en.vtt`.
+    pub vtt_key: String,
+}
+
+/// The owner changed a video's caption tracks (the video service): the whole list as it
+/// now is, with a `revision` that grows with every change of this video's tracks, so a
+/// consumer keeps the newest list whatever order the events arrive in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoCaptions {
+    pub video_id: Uuid,
+    pub owner_id: Uuid,
+    pub revision: i64,
+    pub tracks: Vec<CaptionTrack>,
+}
+
+impl Event for VideoCaptions {
+    const EXCHANGE: &'static str = VIDEO_EVENTS;
+    const TYPE: &'static str = VideoEventKind::Captions.as_str();
+}
+
 /// A job on the [`TRANSCODE_JOBS`] work queue (published to the default exchange, whose
 /// routing key is the queue name). The video service enqueues it through its outbox in the
 /// transaction that marks the upload complete.
@@ -494,6 +527,7 @@ mod tests {
             VideoFailed::TYPE,
             VideoDeleted::TYPE,
             VideoUpdated::TYPE,
+            VideoCaptions::TYPE,
         ];
         for (kind, ty) in VideoEventKind::ALL.into_iter().zip(types) {
             assert_eq!(kind.as_str(), ty);

@@ -194,7 +194,10 @@ pub async fn apply(
                 .await?;
             (Change::Deleted(e.video_id), false)
         }
-        VideoEvent::Uploaded(_) | VideoEvent::Progress(_) | VideoEvent::Failed(_) => {
+        VideoEvent::Uploaded(_)
+        | VideoEvent::Progress(_)
+        | VideoEvent::Failed(_)
+        | VideoEvent::Captions(_) => {
             tracing::debug!(kind = %envelope.kind, "ignored video event");
             return Ok(None);
         }

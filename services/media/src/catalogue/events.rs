@@ -22,12 +22,13 @@ use uuid::Uuid;
 use crate::{Context, erasure};
 
 /// The events this consumer applies; the others (progress, updated) are not bound.
-const KINDS: [VideoEventKind; 5] = [
+const KINDS: [VideoEventKind; 6] = [
     VideoEventKind::Created,
     VideoEventKind::Uploaded,
     VideoEventKind::Ready,
     VideoEventKind::Failed,
     VideoEventKind::Deleted,
+    VideoEventKind::Captions,
 ];
 
 /// Consumes media's `media.catalogue` queue until shutdown.
@@ -84,7 +85,10 @@ pub async fn apply(
         VideoEvent::Uploaded(e) => Some((e.video_id, e.owner_id)),
         VideoEvent::Ready(e) => Some((e.video_id, e.owner_id)),
         VideoEvent::Failed(e) => Some((e.video_id, e.owner_id)),
-        VideoEvent::Deleted(_) | VideoEvent::Progress(_) | VideoEvent::Updated(_) => None,
+        VideoEvent::Deleted(_)
+        | VideoEvent::Progress(_)
+        | VideoEvent::Updated(_)
+        | VideoEvent::Captions(_) => None,
     };
     if let Some((_, owner)) = live {
         erasure::lock_owner_shared(&mut tx, owner).await?;
@@ -166,6 +170,19 @@ pub async fn apply(
             .bind(e.video_id)
             .bind(e.owner_id)
             .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        VideoEvent::Captions(e) => {
+            first_time!();
+            // Only a newer list replaces the one kept (events may arrive out of order).
+            sqlx::query(
+                "UPDATE videos SET captions = $2, captions_revision = $3
+                 WHERE id = $1 AND captions_revision < $3",
+            )
+            .bind(e.video_id)
+            .bind(sqlx::types::Json(&e.tracks))
+            .bind(e.revision)
             .execute(&mut *tx)
             .await?;
         }

@@ -41,6 +41,8 @@ pub struct VideoRow {
     /// The poster in each width, smallest first (empty for videos made before posters).
     pub posters: sqlx::types::Json<Vec<::events::video::Still>>,
     pub storyboard: Option<sqlx::types::Json<::events::video::Storyboard>>,
+    /// Caption tracks (video.captions), in the master's order.
+    pub captions: sqlx::types::Json<Vec<::events::video::CaptionTrack>>,
     pub created_at: OffsetDateTime,
     pub published_at: Option<OffsetDateTime>,
     pub deleted_at: Option<OffsetDateTime>,
@@ -97,6 +99,16 @@ pub struct Playback {
     pub url: String,
     /// When a signed URL stops working; null for a public video's.
     pub expires_at: Option<OffsetDateTime>,
+}
+
+/// A caption track of a video.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Caption {
+    /// A BCP 47 language tag (`en`, `pt-BR`).
+    pub language: String,
+    pub label: String,
+    /// The WebVTT file, through the gateway (signed like `playback` when it must be).
+    pub url: String,
 }
 
 /// An image of a video, through the gateway.
@@ -226,6 +238,26 @@ impl Video {
                     url: self.media_url(&base, &still.key)?,
                     width: still.width,
                     height: still.height,
+                })
+            })
+            .collect()
+    }
+
+    /// Caption tracks (WebVTT), as the HLS master lists them (players find them there;
+    /// these URLs are for players that load tracks themselves). The owner manages them
+    /// with `PUT`/`DELETE /video/{id}/captions/{language}`.
+    async fn captions(&self, ctx: &Context<'_>) -> Vec<Caption> {
+        let Some((base, _)) = self.media_base(ctx) else {
+            return Vec::new();
+        };
+        self.row
+            .captions
+            .iter()
+            .filter_map(|track| {
+                Some(Caption {
+                    language: track.language.clone(),
+                    label: track.label.clone(),
+                    url: self.media_url(&base, &track.vtt_key)?,
                 })
             })
             .collect()

@@ -9,7 +9,7 @@ use super::VideoRow;
 use crate::cursor::Page;
 
 pub const COLUMNS: &str = "id, owner_id, title, description, tags, category, visibility, status, \
-     failure_reason, duration_seconds, manifest_key, thumbnail_key, posters, storyboard, \
+     failure_reason, duration_seconds, manifest_key, thumbnail_key, posters, storyboard, captions, \
      created_at, published_at, deleted_at, likes_count, comments_count, views_count, \
      watch_seconds";
 

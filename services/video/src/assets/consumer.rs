@@ -44,7 +44,10 @@ async fn handle(ctx: &Context, delivery: Delivery) -> Outcome {
         VideoEvent::Failed(failed) => failed_(ctx, failed).await,
         VideoEvent::Updated(updated) => updated_(ctx, updated).await,
         VideoEvent::Deleted(deleted) => deleted_(ctx, deleted).await,
-        VideoEvent::Created(_) | VideoEvent::Uploaded(_) | VideoEvent::Progress(_) => Ok(()),
+        VideoEvent::Created(_)
+        | VideoEvent::Uploaded(_)
+        | VideoEvent::Progress(_)
+        | VideoEvent::Captions(_) => Ok(()),
     };
     match outcome {
         Ok(()) => Outcome::Ack,

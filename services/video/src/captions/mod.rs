@@ -10,7 +10,9 @@
 //! ladder; the master playlist is rewritten to list the tracks as a subtitle group, without
 //! re-transcoding. Edits of one video take its upload lock, so two never interleave their
 //! master rewrites. The rows are the truth: a redone transcode rewrites the master without
-//! subtitles, and the assets consumer puts them back ([`restore`]).
+//! subtitles, and the assets consumer puts them back ([`restore`]). Every change announces
+//! the whole list as `video.captions` (through the outbox, in the same transaction), which
+//! media lists on `Video.captions`.
 
 pub mod format;
 pub mod playlist;
@@ -22,6 +24,10 @@ use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
     routing,
+};
+use events::{
+    Envelope,
+    video::{CaptionTrack, VideoCaptions},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -141,7 +147,9 @@ async fn upsert(
     )
     .await?;
     rewrite_master(&ctx, &mut tx, &video).await?;
+    announce(&ctx, &mut tx, &video).await?;
     tx.commit().await?;
+    ctx.wake_relay();
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -169,7 +177,9 @@ async fn remove(
     }
     // The master first, so no player is sent to files that are gone.
     rewrite_master(&ctx, &mut tx, &video).await?;
+    announce(&ctx, &mut tx, &video).await?;
     tx.commit().await?;
+    ctx.wake_relay();
     let prefix = keys::hls_prefix(id);
     crate::storage::delete_keys(
         &ctx,
@@ -214,6 +224,35 @@ pub async fn list(ctx: &Context, id: Uuid) -> sqlx::Result<Vec<Value>> {
         .iter()
         .map(|t| describe(id, &t.language, &t.label))
         .collect())
+}
+
+/// Queues `video.captions` with the video's tracks as they now are, and a new revision.
+async fn announce(ctx: &Context, conn: &mut PgConnection, video: &Video) -> Result<(), ApiError> {
+    let revision: i64 = sqlx::query_scalar(
+        "UPDATE videos SET captions_revision = captions_revision + 1 WHERE id = $1
+         RETURNING captions_revision",
+    )
+    .bind(video.id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let prefix = keys::hls_prefix(video.id);
+    let tracks = tracks(&mut *conn, video.id)
+        .await?
+        .into_iter()
+        .map(|t| CaptionTrack {
+            vtt_key: format!("{prefix}captions/{}.vtt", t.language),
+            language: t.language,
+            label: t.label,
+        })
+        .collect();
+    let event = Envelope::new(VideoCaptions {
+        video_id: video.id,
+        owner_id: video.owner_id,
+        revision,
+        tracks,
+    });
+    events::outbox::enqueue(conn, &ctx.events, &event).await?;
+    Ok(())
 }
 
 /// Rewrites the master playlist of `video` to list its current tracks.
