@@ -666,6 +666,7 @@ fn video_config(env: &TestEnv) -> video::Config {
             .unwrap(),
         queue_prefix: queue_prefix(env),
         playback_key: Some(playback_key()),
+        delivery: video::Delivery::Proxy,
     }
 }
 

@@ -35,6 +35,42 @@ pub struct Config {
     /// (`/video/{id}/signed/{token}/…`, identity::playback); media must have the same.
     /// Unset: those paths answer 404.
     pub playback_key: Option<identity::playback::PlaybackKey>,
+    /// `HLS_DELIVERY`: how segments and stills of public videos are delivered.
+    pub delivery: Delivery,
+}
+
+/// `HLS_DELIVERY`: `proxy` (default) streams every file through this service; `redirect`
+/// answers a public video's segments and stills with a 302 to a presigned S3 URL, so the
+/// bytes come from S3 (or the CDN in front of it) and this service only signs. Playlists
+/// are always served here (their relative URIs must keep pointing at the gateway), and a
+/// private video's files always stream through, checked per request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    Proxy,
+    Redirect {
+        /// `S3_PUBLIC_ENDPOINT`: S3 as clients reach it (the endpoint services use is often
+        /// internal); default `S3_ENDPOINT`.
+        public_endpoint: String,
+        /// `HLS_REDIRECT_TTL_SECS`: how long a presigned URL works (default 3600).
+        ttl: Duration,
+    },
+}
+
+impl Delivery {
+    pub fn from_env(s3: &S3Config) -> Result<Self, ConfigError> {
+        match var::<String>("HLS_DELIVERY", "proxy")?.as_str() {
+            "proxy" => Ok(Self::Proxy),
+            "redirect" => Ok(Self::Redirect {
+                public_endpoint: var("S3_PUBLIC_ENDPOINT", &s3.endpoint)?,
+                ttl: config::secs("HLS_REDIRECT_TTL_SECS", "3600")?,
+            }),
+            other => Err(ConfigError {
+                name: "HLS_DELIVERY".into(),
+                value: other.into(),
+                reason: "proxy or redirect".into(),
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -79,10 +115,12 @@ impl Config {
                 reason: format!("must be at least {MIN_PART_SIZE} (S3's minimum part size)"),
             });
         }
+        let s3 = S3Config::from_env()?;
         Ok(Self {
             http: HttpConfig::from_env("0.0.0.0:8083")?,
             postgres: PostgresConfig::from_env("video")?,
-            s3: S3Config::from_env()?,
+            delivery: Delivery::from_env(&s3)?,
+            s3,
             amqp_url: config::amqp_url()?,
             uploads: UploadConfig {
                 part_size,

@@ -147,12 +147,54 @@ fn cache_control(key: &str, visibility: Visibility) -> &'static str {
     }
 }
 
+/// Whether `key` of `video` is answered with a redirect to S3 (crate::config::Delivery):
+/// segments and images of public videos only. Playlists and VTT files name their
+/// neighbours relatively, so they must come from here.
+fn redirected(video: &Video, key: &str) -> bool {
+    video.metadata.visibility == Visibility::Public
+        && [".ts", ".m4s", ".mp4", ".jpg"]
+            .iter()
+            .any(|ext| key.ends_with(ext))
+}
+
+/// A 302 to a presigned GET of `key` on S3's public endpoint.
+async fn redirect(
+    ctx: &Context,
+    presigner: &aws_sdk_s3::Client,
+    ttl: std::time::Duration,
+    key: &str,
+) -> Result<Response, ApiError> {
+    let signing =
+        aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl).map_err(ApiError::unavailable)?;
+    let request = presigner
+        .get_object()
+        .bucket(&ctx.storage.name)
+        .key(key)
+        .presigned(signing)
+        .await
+        .map_err(ApiError::storage)?;
+    // The redirect may be cached, but never past the presigned URL's life.
+    let max_age = (ttl.as_secs() / 2).min(600);
+    Ok(Response::builder()
+        .status(StatusCode::FOUND)
+        .header(header::LOCATION, request.uri())
+        .header(header::CACHE_CONTROL, format!("public, max-age={max_age}"))
+        .body(Body::empty())
+        .map_err(ApiError::unavailable)?
+        .into_response())
+}
+
 async fn serve(
     ctx: &Context,
     video: &Video,
     key: &str,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
+    if let Some((presigner, ttl)) = &ctx.presigner
+        && redirected(video, key)
+    {
+        return redirect(ctx, presigner, *ttl, key).await;
+    }
     let range = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())

@@ -33,7 +33,7 @@ use platform::{
 };
 use tokio::net::TcpListener;
 
-pub use config::{Config, UploadConfig};
+pub use config::{Config, Delivery, UploadConfig};
 pub use limits::LimitConfig;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -44,6 +44,9 @@ pub struct Context {
     pub config: Arc<Config>,
     pub db: Postgres,
     pub storage: Bucket,
+    /// `HLS_DELIVERY=redirect`: a client for S3's public endpoint, used only to presign
+    /// (crate::hls), and how long a presigned URL works.
+    pub presigner: Option<(aws_sdk_s3::Client, std::time::Duration)>,
     pub rabbit: Arc<events::Rabbit>,
     /// Where this service's video events go and what its queue binds (`QUEUE_PREFIX`).
     pub events: events::Namespace,
@@ -72,6 +75,19 @@ impl Context {
             client,
             name: config.s3.bucket.clone(),
         };
+        let presigner = match &config.delivery {
+            config::Delivery::Proxy => None,
+            config::Delivery::Redirect {
+                public_endpoint,
+                ttl,
+            } => {
+                let public = platform::s3::S3Config {
+                    endpoint: public_endpoint.clone(),
+                    ..config.s3.clone()
+                };
+                Some((platform::s3::client(&public), *ttl))
+            }
+        };
         storage.ensure_in_background(shutdown);
         let rabbit = events::Rabbit::new(&config.amqp_url, "kino-video");
         let redis = platform::redis::connect(&config.redis_url).context("REDIS_URL")?;
@@ -81,6 +97,7 @@ impl Context {
             config: Arc::new(config),
             db,
             storage,
+            presigner,
             rabbit,
             redis,
             relay: Arc::new(OnceLock::new()),

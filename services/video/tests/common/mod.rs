@@ -28,5 +28,6 @@ pub fn config(env: &TestEnv) -> video::Config {
             .unwrap(),
         queue_prefix: env.queue_prefix.clone(),
         playback_key: None,
+        delivery: video::Delivery::Proxy,
     }
 }

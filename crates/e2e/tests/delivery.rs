@@ -1,0 +1,132 @@
+//! `HLS_DELIVERY=redirect`: a public video's segments and posters answer with a redirect to
+//! a presigned S3 URL (the bytes come from S3, not through the video service), playlists
+//! are still served through the gateway, and a private video's files still stream through,
+//! checked per request. ffmpeg plays the public video from its master URL, following the
+//! redirects.
+
+mod video_common;
+
+use std::time::Duration;
+
+use e2e::Stack;
+use reqwest::{Client, redirect::Policy};
+use video_common::*;
+
+#[tokio::test]
+async fn public_segments_redirect_to_s3_and_private_ones_stream_through() {
+    let stack = Stack::start_with_video(|config| {
+        config.delivery = video::Delivery::Redirect {
+            public_endpoint: config.s3.endpoint.clone(),
+            ttl: Duration::from_secs(300),
+        };
+    })
+    .await;
+    stack.start_transcoder().await;
+    let (_, token) = user(&stack, "broadcaster").await;
+    let dir = scratch(&stack);
+    let file = dir.join("source.mp4");
+    generate_video(&file, "640x360", 4, "600k", false);
+    let public = video_id(
+        tus(&stack, &token, &file, 1 << 20, &["--meta", "title=Open"]).await["url"]
+            .as_str()
+            .unwrap(),
+    );
+    let private_meta = ["--meta", "title=Closed", "--meta", "visibility=private"];
+    let private = video_id(
+        tus(&stack, &token, &file, 1 << 20, &private_meta).await["url"]
+            .as_str()
+            .unwrap(),
+    );
+    for id in [&public, &private] {
+        wait_for_status(&stack, id, &token, "ready", Duration::from_secs(60)).await;
+    }
+
+    let no_follow = Client::builder().redirect(Policy::none()).build().unwrap();
+    let get = |path: String, auth: bool| {
+        let mut request = no_follow.get(stack.url(&path));
+        if auth {
+            request = request.bearer_auth(&token);
+        }
+        request.send()
+    };
+    // Playlists come through the gateway; their segments redirect to S3.
+    let master = get(format!("/video/{public}/hls/master.m3u8"), false)
+        .await
+        .unwrap();
+    assert_eq!(master.status(), 200);
+    let master = master.text().await.unwrap();
+    let variant = master
+        .lines()
+        .find(|l| l.ends_with(".m3u8"))
+        .unwrap()
+        .to_owned();
+    let playlist = get(format!("/video/{public}/hls/{variant}"), false)
+        .await
+        .unwrap();
+    assert_eq!(playlist.status(), 200);
+    let playlist = playlist.text().await.unwrap();
+    let segment = playlist
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.is_empty())
+        .unwrap();
+    let rung = variant.rsplit_once('/').unwrap().0;
+    let segment_key = format!("hls/{public}/{rung}/{segment}");
+    let redirected = get(format!("/video/{public}/hls/{rung}/{segment}"), false)
+        .await
+        .unwrap();
+    assert_eq!(redirected.status(), 302);
+    let location = redirected.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(location.starts_with(&stack.env.s3.endpoint), "{location}");
+    assert!(location.contains("X-Amz-Signature="), "{location}");
+    // The presigned URL serves exactly the stored object, to anyone holding it.
+    let from_s3 = Client::new().get(&location).send().await.unwrap();
+    assert_eq!(from_s3.status(), 200);
+    let bytes = from_s3.bytes().await.unwrap();
+    assert_eq!(
+        bytes.as_ref(),
+        object(&stack, &segment_key).await.unwrap().as_slice()
+    );
+    let poster = get(format!("/video/{public}/hls/poster-320.jpg"), false)
+        .await
+        .unwrap();
+    assert_eq!(poster.status(), 302);
+
+    // A player follows the redirects: ffmpeg decodes the whole public video.
+    let decoded = tokio::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-i",
+            &stack.url(&format!("/video/{public}/hls/master.m3u8")),
+        ])
+        .args(["-map", "0", "-f", "null", "-"])
+        .status()
+        .await
+        .unwrap();
+    assert!(decoded.success());
+
+    // A private video's segment streams through (its owner's header is checked each time).
+    let private_playlist = get(format!("/video/{private}/hls/{variant}"), true)
+        .await
+        .unwrap();
+    assert_eq!(private_playlist.status(), 200);
+    let private_segment = get(format!("/video/{private}/hls/{rung}/{segment}"), true)
+        .await
+        .unwrap();
+    assert_eq!(private_segment.status(), 200);
+    assert_eq!(
+        private_segment.headers()["cache-control"],
+        "private, no-store"
+    );
+    assert_eq!(
+        get(format!("/video/{private}/hls/{rung}/{segment}"), false)
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
