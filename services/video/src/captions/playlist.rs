@@ -33,7 +33,7 @@ pub fn with_tracks(master: &str, tracks: &[Track]) -> String {
         if line.starts_with("#EXT-X-MEDIA:") && line.contains("TYPE=SUBTITLES") {
             continue; // the old group
         }
-        if line.starts_with("#EXT-X-STREAM-INF:") {
+        if let Some(attributes) = line.strip_prefix("#EXT-X-STREAM-INF:") {
             if !media_written {
                 for (i, track) in tracks.iter().enumerate() {
                     let _ = writeln!(
@@ -47,7 +47,7 @@ pub fn with_tracks(master: &str, tracks: &[Track]) -> String {
                 }
                 media_written = true;
             }
-            let attributes = strip_subtitles(&line["#EXT-X-STREAM-INF:".len()..]);
+            let attributes = strip_subtitles(attributes);
             out.push_str("#EXT-X-STREAM-INF:");
             out.push_str(&attributes);
             if !tracks.is_empty() {
