@@ -38,32 +38,6 @@ async fn text(stack: &Stack, path: &str, token: &str) -> String {
     response.text().await.unwrap()
 }
 
-/// The streams ffprobe finds through `url`. Async: the services run on this runtime.
-/// FFmpeg's HLS demuxer reads subtitle renditions only with `-strict experimental`.
-async fn probe_streams(url: &str) -> Vec<Value> {
-    let output = tokio::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-strict",
-            "experimental",
-            "-show_streams",
-            "-of",
-            "json",
-            url,
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "ffprobe {url}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let probed: Value = serde_json::from_slice(&output.stdout).unwrap();
-    probed["streams"].as_array().unwrap().clone()
-}
-
 #[tokio::test]
 async fn caption_tracks_join_the_master_and_bad_files_change_nothing() {
     let stack = Stack::start().await;

@@ -11,7 +11,7 @@ use std::{collections::BTreeSet, time::Duration};
 
 use e2e::Stack;
 use reqwest::Client;
-use serde_json::{Value, json};
+use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use video_common::*;
@@ -21,23 +21,6 @@ const PLAYBACK: &str = "query($v: ID!) { video(id: $v) { playback { url expiresA
 
 async fn get(stack: &Stack, path: &str) -> reqwest::Response {
     Client::new().get(stack.url(path)).send().await.unwrap()
-}
-
-/// The streams ffprobe finds through `url` (a master playlist lists each variant's).
-/// Async: the services answering it run on this test's runtime.
-async fn probe_streams(url: &str) -> Vec<Value> {
-    let output = tokio::process::Command::new("ffprobe")
-        .args(["-v", "error", "-show_streams", "-of", "json", url])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "ffprobe {url}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let probed: Value = serde_json::from_slice(&output.stdout).unwrap();
-    probed["streams"].as_array().unwrap().clone()
 }
 
 #[tokio::test]

@@ -1,9 +1,50 @@
-//! Object deletion helpers (the bucket belongs to this service and the transcoder).
+//! Small-object and deletion helpers (the bucket belongs to this service and the
+//! transcoder). Large objects (uploads, HLS delivery) stream elsewhere.
 
-use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::{error::DisplayErrorContext, primitives::ByteStream};
 use futures::StreamExt;
 
-use crate::Context;
+use crate::{Context, error::ApiError};
+
+/// A small text object (a playlist), whole.
+pub async fn get_text(ctx: &Context, key: &str) -> Result<String, ApiError> {
+    let object = ctx
+        .storage
+        .client
+        .get_object()
+        .bucket(&ctx.storage.name)
+        .key(key)
+        .send()
+        .await
+        .map_err(ApiError::storage)?;
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e)))?
+        .into_bytes();
+    String::from_utf8(bytes.to_vec()).map_err(|e| ApiError::unavailable(anyhow::anyhow!(e)))
+}
+
+/// Writes a small object whole.
+pub async fn put(
+    ctx: &Context,
+    key: &str,
+    body: String,
+    content_type: &str,
+) -> Result<(), ApiError> {
+    ctx.storage
+        .client
+        .put_object()
+        .bucket(&ctx.storage.name)
+        .key(key)
+        .content_type(content_type)
+        .body(ByteStream::from(body.into_bytes()))
+        .send()
+        .await
+        .map_err(ApiError::storage)?;
+    Ok(())
+}
 
 /// Deletes every object under `prefix`. S3 deletes are idempotent, so a retry after a
 /// partial failure is safe.

@@ -231,3 +231,22 @@ pub async fn basic_get(stack: &Stack, queue: &str) -> Option<lapin::message::Bas
     rabbit.close().await;
     message
 }
+
+/// The streams ffprobe finds through `url` (a master playlist lists every variant's, and
+/// its subtitle renditions: FFmpeg's HLS demuxer reads those only with
+/// `-strict experimental`). Async: the services answering run on the test's runtime.
+pub async fn probe_streams(url: &str) -> Vec<Value> {
+    let output = tokio::process::Command::new("ffprobe")
+        .args(["-v", "error", "-strict", "experimental"])
+        .args(["-show_streams", "-of", "json", url])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "ffprobe {url}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let probed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    probed["streams"].as_array().unwrap().clone()
+}

@@ -17,7 +17,6 @@
 pub mod format;
 pub mod playlist;
 
-use aws_sdk_s3::primitives::ByteStream;
 use axum::{
     Json, Router,
     body::Bytes,
@@ -38,7 +37,7 @@ use crate::{
     Context,
     error::ApiError,
     identity::Caller,
-    uploads,
+    storage, uploads,
     videos::{AssetStatus, Video, keys},
 };
 
@@ -132,14 +131,14 @@ async fn upsert(
     .await?;
     let prefix = keys::hls_prefix(id);
     let duration = video.duration_seconds.unwrap_or(0.0);
-    put(
+    storage::put(
         &ctx,
         &format!("{prefix}captions/{language}.vtt"),
         format::to_vtt(&cues),
         "text/vtt",
     )
     .await?;
-    put(
+    storage::put(
         &ctx,
         &format!("{prefix}captions/{language}.m3u8"),
         playlist::media_playlist(&language, duration),
@@ -181,7 +180,7 @@ async fn remove(
     tx.commit().await?;
     ctx.wake_relay();
     let prefix = keys::hls_prefix(id);
-    crate::storage::delete_keys(
+    storage::delete_keys(
         &ctx,
         vec![
             format!("{prefix}captions/{language}.vtt"),
@@ -266,8 +265,8 @@ async fn rewrite_master(
         .clone()
         .ok_or(ApiError::Conflict("the video has no playlist yet".into()))?;
     let tracks = tracks(conn, video.id).await?;
-    let master = get(ctx, &key).await?;
-    put(
+    let master = storage::get_text(ctx, &key).await?;
+    storage::put(
         ctx,
         &key,
         playlist::with_tracks(&master, &tracks),
@@ -288,39 +287,6 @@ pub async fn restore(ctx: &Context, id: Uuid) -> Result<(), ApiError> {
     }
     rewrite_master(ctx, &mut tx, &video).await?;
     tx.commit().await?;
-    Ok(())
-}
-
-async fn get(ctx: &Context, key: &str) -> Result<String, ApiError> {
-    let object = ctx
-        .storage
-        .client
-        .get_object()
-        .bucket(&ctx.storage.name)
-        .key(key)
-        .send()
-        .await
-        .map_err(ApiError::storage)?;
-    let bytes = object
-        .body
-        .collect()
-        .await
-        .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e)))?
-        .into_bytes();
-    String::from_utf8(bytes.to_vec()).map_err(|e| ApiError::unavailable(anyhow::anyhow!(e)))
-}
-
-async fn put(ctx: &Context, key: &str, body: String, content_type: &str) -> Result<(), ApiError> {
-    ctx.storage
-        .client
-        .put_object()
-        .bucket(&ctx.storage.name)
-        .key(key)
-        .content_type(content_type)
-        .body(ByteStream::from(body.into_bytes()))
-        .send()
-        .await
-        .map_err(ApiError::storage)?;
     Ok(())
 }
 
