@@ -41,6 +41,22 @@ pub fn postgres_server() -> String {
 }
 
 impl TestEnv {
+    /// A service's HTTP settings for a test: any free port, a 5 s shutdown grace.
+    pub fn http_config(&self) -> platform::config::HttpConfig {
+        platform::config::HttpConfig {
+            bind: "127.0.0.1:0".parse().expect("an address"),
+            shutdown_grace: std::time::Duration::from_secs(5),
+        }
+    }
+
+    /// A service's database settings for this test's database.
+    pub fn postgres_config(&self) -> platform::postgres::PostgresConfig {
+        platform::postgres::PostgresConfig {
+            url: self.database_url.clone(),
+            max_connections: 4,
+        }
+    }
+
     /// `prefix` names the service or test family (`auth`, `media`…), for humans reading
     /// `\l` while a test runs.
     pub fn new(prefix: &str) -> Self {

@@ -1,9 +1,11 @@
 //! The auth service's operational surface (Rocket): readiness follows each dependency,
 //! request ids and per-route metrics, and SIGTERM drains the request in flight.
 
+mod common;
+
 use std::time::Duration;
 
-use platform::{Shutdown, config::HttpConfig, postgres::PostgresConfig};
+use platform::Shutdown;
 use testkit::{
     Gate, TestEnv, authority,
     ops::{Dependency, get_json, readiness_follows},
@@ -13,26 +15,9 @@ use testkit::{
 
 const DEPENDENCIES: &[&str] = &["postgres", "redis", "rabbitmq"];
 
-fn config(env: &TestEnv) -> auth::Config {
-    let mut config = auth::Config::from_env_with_key(identity::SigningKey::generate()).unwrap();
-    config.http = HttpConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        shutdown_grace: Duration::from_secs(5),
-    };
-    config.postgres = PostgresConfig {
-        url: env.database_url.clone(),
-        max_connections: 4,
-    };
-    config.redis_url = env.redis_url.clone();
-    config.redis_prefix = env.redis_prefix.clone();
-    config.amqp_url = env.amqp_url.clone();
-    config.queue_prefix = env.queue_prefix.clone();
-    config
-}
-
 /// Starts the service in-process on a random port; resolves to its root URL, where probes and Prometheus find the full readiness report and metrics.
 fn spawn_app(env: &TestEnv) -> impl Future<Output = String> + use<> {
-    let config = config(env);
+    let config = common::config(env);
     async move {
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(auth::run(config, Shutdown::new(), Some(tx)));

@@ -4,9 +4,11 @@
 //! refreshes), a rotated token within its retention (so its reuse is still detected), and
 //! a family revoked recently.
 
+mod common;
+
 use std::time::Duration;
 
-use platform::{Shutdown, config::HttpConfig, postgres::PostgresConfig};
+use platform::Shutdown;
 use reqwest::Client;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -16,19 +18,7 @@ use uuid::Uuid;
 const PASSWORD: &str = "correct horse battery";
 
 async fn spawn_app(env: &TestEnv) -> String {
-    let mut config = auth::Config::from_env_with_key(identity::SigningKey::generate()).unwrap();
-    config.http = HttpConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        shutdown_grace: Duration::from_secs(5),
-    };
-    config.postgres = PostgresConfig {
-        url: env.database_url.clone(),
-        max_connections: 4,
-    };
-    config.redis_url = env.redis_url.clone();
-    config.redis_prefix = env.redis_prefix.clone();
-    config.amqp_url = env.amqp_url.clone();
-    config.queue_prefix = env.queue_prefix.clone();
+    let mut config = common::config(env);
     config.tokens.refresh_retention = Duration::from_secs(3600);
     config.prune.interval = Duration::from_millis(200);
     let (tx, rx) = tokio::sync::oneshot::channel();

@@ -1,9 +1,11 @@
 //! The media service's operational surface: readiness follows each dependency, and a
 //! SIGTERM lets the request in flight finish before the process exits 0.
 
+mod common;
+
 use std::time::Duration;
 
-use platform::{Shutdown, config::HttpConfig, postgres::PostgresConfig};
+use platform::Shutdown;
 use testkit::{
     Gate, TestEnv, authority,
     ops::{Dependency, readiness_follows},
@@ -13,29 +15,9 @@ use testkit::{
 
 const DEPENDENCIES: &[&str] = &["postgres", "mongodb", "redis", "rabbitmq"];
 
-fn config(env: &TestEnv) -> media::Config {
-    let mut config = media::Config::from_env().unwrap();
-    config.http = HttpConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        shutdown_grace: Duration::from_secs(5),
-    };
-    config.postgres = PostgresConfig {
-        url: env.database_url.clone(),
-        max_connections: 4,
-    };
-    config.mongodb_uri = env.mongodb_uri.clone();
-    config.mongodb_database = env.mongodb_database.clone();
-    config.redis_url = env.redis_url.clone();
-    config.redis_prefix = env.redis_prefix.clone();
-    config.amqp_url = env.amqp_url.clone();
-    config.queue_prefix = env.queue_prefix.clone();
-    config.queue_expires = Some(Duration::from_secs(60));
-    config
-}
-
 /// Starts the service in-process on a random port; resolves to its root URL, where probes and Prometheus find the full readiness report and metrics.
 fn spawn_app(env: &TestEnv) -> impl Future<Output = String> + use<> {
-    let config = config(env);
+    let config = common::config(env);
     async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -2,34 +2,21 @@
 //! `PROCESSED_EVENTS_RETENTION_SECS` are pruned on the schedule (`PRUNE_INTERVAL_SECS`),
 //! recent ones stay, so a redelivery of a recent event is still recognised.
 
+mod common;
+
 use std::time::Duration;
 
 use events::{
     Envelope,
     video::{VideoCreated, VideoEvent, VideoMetadata},
 };
-use platform::{Shutdown, config::HttpConfig, postgres::PostgresConfig};
+use platform::Shutdown;
 use sqlx::PgPool;
 use testkit::TestEnv;
 use uuid::Uuid;
 
 fn config(env: &TestEnv) -> media::Config {
-    let mut config = media::Config::from_env().unwrap();
-    config.http = HttpConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        shutdown_grace: Duration::from_secs(5),
-    };
-    config.postgres = PostgresConfig {
-        url: env.database_url.clone(),
-        max_connections: 4,
-    };
-    config.mongodb_uri = env.mongodb_uri.clone();
-    config.mongodb_database = env.mongodb_database.clone();
-    config.redis_url = env.redis_url.clone();
-    config.redis_prefix = env.redis_prefix.clone();
-    config.amqp_url = env.amqp_url.clone();
-    config.queue_prefix = env.queue_prefix.clone();
-    config.queue_expires = Some(Duration::from_secs(60));
+    let mut config = common::config(env);
     config.processed_events_retention = Duration::from_secs(3600);
     config.prune.interval = Duration::from_millis(200);
     config
