@@ -1,8 +1,12 @@
 //! Bench helper (bench/playback/run): players fetching HLS segments.
 //!
-//! `playback_load <players> <seconds> <url file>`: `players` concurrent clients, each
-//! fetching the URLs of the file in turn (each starting at its own offset), reading every
-//! body to the end, for `seconds`; redirects are followed, as players do. Prints one line:
+//! `playback_load <players> <seconds> <url file> [pace]`: `players` concurrent clients,
+//! each fetching the URLs of the file in turn (each starting at its own offset), reading
+//! every body to the end, for `seconds`; redirects are followed, as players do. Without
+//! `pace` each client asks for the next segment as soon as it has the last (saturation:
+//! the path's throughput). With `pace` (seconds) each asks for one segment every `pace`
+//! seconds, the clients spread evenly over the first interval: a player at 1x, fetching a
+//! 4 s segment every 4 s (the latency a watching viewer sees). Prints one line:
 //! `requests MiB/s p50_ms p99_ms errors`, latency being request to last byte.
 //!
 //! `playback_load sign <video id> <seconds> [viewer id]`: a playback token for that video
@@ -26,10 +30,13 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let [players, seconds, file] = args.as_slice() else {
-        anyhow::bail!("usage: playback_load <players> <seconds> <url file>");
+    let (players, seconds, file, pace) = match args.as_slice() {
+        [players, seconds, file] => (players, seconds, file, None),
+        [players, seconds, file, pace] => (players, seconds, file, Some(pace.parse::<f64>()?)),
+        _ => anyhow::bail!("usage: playback_load <players> <seconds> <url file> [pace]"),
     };
     let players: usize = players.parse()?;
+    let pace = pace.map(Duration::from_secs_f64);
     let run = Duration::from_secs_f64(seconds.parse()?);
     let urls: Vec<String> = std::fs::read_to_string(file)?
         .lines()
@@ -48,7 +55,13 @@ async fn main() -> anyhow::Result<()> {
             tokio::spawn(async move {
                 let (mut latencies, mut bytes, mut errors) = (Vec::new(), 0u64, 0u64);
                 let mut n = player;
+                // With a pace, player k starts k/players of an interval in.
+                let mut next = pace.map(|p| started + p.mul_f64(player as f64 / players as f64));
                 while Instant::now() < deadline {
+                    if let (Some(at), Some(pace)) = (next.as_mut(), pace) {
+                        tokio::time::sleep_until((*at).into()).await;
+                        *at += pace;
+                    }
                     let url = &urls[n % urls.len()];
                     n += 1;
                     let sent = Instant::now();

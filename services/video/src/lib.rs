@@ -23,7 +23,7 @@ pub mod videos;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
-use aws_sdk_s3::config::RequestChecksumCalculation;
+use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use events::{Publisher, outbox::Relay};
 use platform::{
     Readiness, Shutdown,
@@ -64,11 +64,15 @@ impl Context {
         let client = platform::s3::client(&config.s3);
         // Checksums only where S3 requires them: parts are streamed once and S3-compatible
         // servers differ in their support for the newer default (CRC32 on every request).
+        // Nor are responses' checksums asked for: every HLS GET would otherwise ask S3 for
+        // the object's checksum (`x-amz-checksum-mode`), and this service validate it, on
+        // the hot path of playback; the segments were checked when they were written.
         let client = aws_sdk_s3::Client::from_conf(
             client
                 .config()
                 .to_builder()
                 .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+                .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
                 .build(),
         );
         let storage = Bucket {
