@@ -122,6 +122,31 @@ apt_install() {
     || die "apt-get install $* failed"
 }
 
+# build_web: builds the web app (web/) into web/dist for the gateway to serve: `npm ci`
+# when web/node_modules is missing or older than web/package-lock.json, then `npm run build`
+# (codegen from the media schema, tsc, vite) when dist is missing or older than any of its
+# inputs. Without npm, warns and leaves the gateway's web root empty (404 problem+json).
+build_web() {
+  local web=$KINO_ROOT/web
+  [[ -f $web/package.json ]] || return 0
+  if ! command -v npm >/dev/null; then
+    log "warning: npm not found; the gateway will serve no web app"
+    return 0
+  fi
+  if [[ ! -f $web/node_modules/.package-lock.json || $web/package-lock.json -nt $web/node_modules/.package-lock.json ]]; then
+    log "installing the web app's dependencies (npm ci)"
+    (cd "$web" && npm ci --no-audit --no-fund --loglevel=error) >"$KINO_LOG_DIR/web-build.log" 2>&1 \
+      || { tail -n 30 "$KINO_LOG_DIR/web-build.log" >&2; die "npm ci failed in web/ (log: $KINO_LOG_DIR/web-build.log)"; }
+  fi
+  if [[ ! -f $web/dist/index.html ]] || [[ -n $(find "$web/src" "$web/index.html" "$web/package-lock.json" \
+    "$web/vite.config.ts" "$web/codegen.ts" "$KINO_ROOT/services/media/schema.graphql" \
+    -newer "$web/dist/index.html" -not -path "$web/src/gql/*" -print -quit) ]]; then
+    log "building the web app (web/dist)"
+    (cd "$web" && npm run build) >>"$KINO_LOG_DIR/web-build.log" 2>&1 \
+      || { tail -n 30 "$KINO_LOG_DIR/web-build.log" >&2; die "the web app did not build (log: $KINO_LOG_DIR/web-build.log)"; }
+  fi
+}
+
 # start_bg NAME LOGFILE CMD...: start a detached process that outlives this script and
 # record its pid in $KINO_RUN_DIR/NAME.pid. When KINO_STARTED_FILE is set, the name is
 # appended to it so `up` can stop exactly what it started.

@@ -2,6 +2,7 @@
 //! own databases and bucket, behind the real gateway. [`Stack::start`] is the end-to-end
 //! `spawn_app()`.
 
+pub mod local_up;
 pub mod ws;
 
 use std::time::Duration;

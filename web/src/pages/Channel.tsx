@@ -1,0 +1,60 @@
+import { useEffect, useState } from 'preact/hooks';
+import { gql } from '../api/graphql';
+import { ChannelQuery, SubscribeMutation, UnsubscribeMutation } from '../api/operations';
+import { ErrorBox, Notice, useSession } from '../components/common';
+import { usePaged } from '../components/paged';
+import { VideoGrid } from '../components/VideoCard';
+import type { ChannelQuery as ChannelData } from '../gql/graphql';
+import { plural } from '../lib/format';
+import { signInThenBack } from '../router';
+
+type Owner = NonNullable<ChannelData['videosByUser']['nodes'][number]['owner']>;
+
+export default function Channel({ id }: { id: string }) {
+  const session = useSession();
+  const [owner, setOwner] = useState<Owner | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const videos = usePaged(async (after) => {
+    const page = (await gql(ChannelQuery, { userId: id, first: 24, after })).videosByUser;
+    const o = page.nodes.find((n) => n.owner)?.owner;
+    if (o) setOwner((old) => old ?? o);
+    return page;
+  }, [id, session?.userId]);
+  useEffect(() => setOwner(null), [id, session?.userId]);
+  const toggle = async () => {
+    if (!session) return signInThenBack();
+    setError(null);
+    try {
+      const d = owner?.viewerIsSubscribed ? (await gql(UnsubscribeMutation, { channelId: id })).unsubscribe : (await gql(SubscribeMutation, { channelId: id })).subscribe;
+      setOwner((o) => (o ? { ...o, subscriberCount: d.subscriberCount, viewerIsSubscribed: d.viewerIsSubscribed } : o));
+    } catch (e) {
+      setError(e);
+    }
+  };
+  const mine = session?.userId === id;
+  return (
+    <section>
+      <header class="channel-head">
+        {owner?.avatarUrl && <img class="avatar" src={owner.avatarUrl} alt="" width={64} height={64} />}
+        <div>
+          <h1>{owner ? owner.displayName : 'Channel'}</h1>
+          {owner && (
+            <p class="muted">
+              @{owner.username} · <span id="subscriber-count">{plural(owner.subscriberCount, 'subscriber')}</span>
+            </p>
+          )}
+          {owner?.bio && <p>{owner.bio}</p>}
+        </div>
+        {!mine && owner && (
+          <button type="button" id="subscribe-button" aria-pressed={owner.viewerIsSubscribed} class={owner.viewerIsSubscribed ? 'secondary' : ''} onClick={toggle}>
+            {owner.viewerIsSubscribed ? 'Unsubscribe' : 'Subscribe'}
+          </button>
+        )}
+      </header>
+      <ErrorBox error={error} />
+      <VideoGrid videos={videos.items} />
+      {videos.done && videos.items.length === 0 && <Notice>This channel has no videos yet.</Notice>}
+      {videos.footer}
+    </section>
+  );
+}
