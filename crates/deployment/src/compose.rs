@@ -64,14 +64,18 @@ pub fn dockerfile_services(dockerfile: &str) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-/// The container port each Kino service listens on (its BIND_ADDR), by compose service.
+/// The container port each Kino service listens on (its BIND_ADDR, or else the first port
+/// it exposes), by compose service.
 pub fn service_ports(config: &Value) -> BTreeMap<String, u16> {
     let mut ports = BTreeMap::new();
     for (name, service) in config["services"].as_object().into_iter().flatten() {
-        if let Some(port) = service["environment"]["BIND_ADDR"]
+        // A service without BIND_ADDR (the web app's static server) names its port in
+        // `expose`.
+        let port = service["environment"]["BIND_ADDR"]
             .as_str()
             .and_then(port_of)
-        {
+            .or_else(|| service["expose"][0].as_str().and_then(|p| p.parse().ok()));
+        if let Some(port) = port {
             ports.insert(name.clone(), port);
         }
     }

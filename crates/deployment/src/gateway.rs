@@ -86,6 +86,10 @@ pub struct Gateway {
     /// Traefik: the CORS middleware every route starts with (one for all routes). Not
     /// modelled for Caddy, whose `cors` snippet is site-wide.
     pub cors: Option<Cors>,
+    /// Whether every path no route takes is the web app: Traefik's lowest-priority
+    /// ``PathPrefix(`/`)`` router to the `web` service (the static image), Caddy's
+    /// catch-all `file_server` (it serves web/dist itself).
+    pub web_app: bool,
 }
 
 impl Gateway {
@@ -100,6 +104,39 @@ impl Gateway {
             _ => self.cors = Some(cors.clone()),
         }
         Ok(())
+    }
+
+    /// Takes a Traefik router that is the web app's catch-all (``PathPrefix(`/`)``), and
+    /// says so; any other router is left for [`Gateway::add`]. The catch-all must have
+    /// the lowest priority (1), or it would shadow the API's routes whose rules are shorter
+    /// than its own, must go to `web`, and needs no ForwardAuth (static files, no identity).
+    fn take_web_app(
+        &mut self,
+        rule: &str,
+        priority: Option<u64>,
+        middlewares: &[&Middleware],
+        upstream: &Upstream,
+    ) -> anyhow::Result<bool> {
+        if rule.trim() != "PathPrefix(`/`)" {
+            return Ok(false);
+        }
+        if priority != Some(1) {
+            bail!("the web app's catch-all PathPrefix(`/`) must have priority 1 (the lowest)");
+        }
+        if upstream.service != "web" {
+            bail!("the catch-all PathPrefix(`/`) goes to {upstream}, not the web app");
+        }
+        if middlewares
+            .iter()
+            .any(|m| matches!(m, Middleware::ForwardAuth(_)))
+        {
+            bail!("the web app's catch-all passes a ForwardAuth hop: its files are public");
+        }
+        if self.web_app {
+            bail!("two catch-all routes");
+        }
+        self.web_app = true;
+        Ok(true)
     }
 
     fn add(&mut self, route: Route) -> anyhow::Result<()> {
@@ -122,6 +159,12 @@ impl Gateway {
 /// The differences between two gateways, one line each (empty when they agree).
 pub fn differences(a_name: &str, a: &Gateway, b_name: &str, b: &Gateway) -> Vec<String> {
     let mut problems = Vec::new();
+    if a.web_app != b.web_app {
+        problems.push(format!(
+            "the web app at every other path: {a_name} {}, {b_name} {}",
+            a.web_app, b.web_app
+        ));
+    }
     if let (Some(x), Some(y)) = (&a.cors, &b.cors)
         && x != y
     {
@@ -353,6 +396,9 @@ pub fn traefik_file(dynamic: &Value) -> anyhow::Result<Gateway> {
                     .ok_or_else(|| anyhow!("router {name}: unknown middleware {m}"))
             })
             .collect::<anyhow::Result<_>>()?;
+        if gateway.take_web_app(rule, router["priority"].as_u64(), &used, &upstream)? {
+            continue;
+        }
         gateway.set_cors(name, used.first().copied())?;
         gateway.add(traefik_route(parse_traefik_rule(rule)?, &used, upstream)?)?;
     }
@@ -404,6 +450,9 @@ pub fn traefik_kubernetes(resources: &[Value]) -> anyhow::Result<Gateway> {
                         .ok_or_else(|| anyhow!("route {rule}: unknown middleware {name}"))
                 })
                 .collect::<anyhow::Result<_>>()?;
+            if gateway.take_web_app(rule, route["priority"].as_u64(), &used, &upstream)? {
+                continue;
+            }
             gateway.set_cors(rule, used.first().copied())?;
             gateway.add(traefik_route(parse_traefik_rule(rule)?, &used, upstream)?)?;
         }
@@ -531,7 +580,9 @@ pub fn caddy(config: &Value) -> anyhow::Result<Gateway> {
     let mut gateway = Gateway::default();
     for route in server["routes"].as_array().cloned().unwrap_or_default() {
         let Some(matchers) = route["match"].as_array() else {
-            continue; // the catch-all (404 problem+json)
+            // The catch-all: the web app's files when it serves them, else 404 problem+json.
+            gateway.web_app |= route.to_string().contains(r#""handler":"file_server""#);
+            continue;
         };
         let [matcher] = matchers.as_slice() else {
             bail!("a route with several matcher sets: not modelled");
@@ -651,6 +702,47 @@ http:
   services:
     media: { loadBalancer: { servers: [{ url: "http://media:8082" }] } }
 "#;
+
+    #[test]
+    fn the_web_app_catch_all_is_lowest_priority_public_and_goes_to_web() {
+        let with_web = |router: &str, service_url: &str| {
+            let text = DYNAMIC
+                .replace(
+                    "  services:\n",
+                    &format!("    web: {router}\n  services:\n"),
+                )
+                .replace(
+                    "media: { loadBalancer",
+                    &format!("web: {{ loadBalancer: {{ servers: [{{ url: \"{service_url}\" }}] }} }}\n    media: {{ loadBalancer"),
+                );
+            traefik_file(&crate::yaml(&text).unwrap())
+        };
+        let good = with_web(
+            "{ rule: \"PathPrefix(`/`)\", priority: 1, service: web }",
+            "http://web:8080",
+        )
+        .unwrap();
+        assert!(good.web_app);
+        assert!(!dynamic(DYNAMIC).web_app);
+        assert!(!differences("a", &good, "b", &dynamic(DYNAMIC)).is_empty());
+        for (router, url) in [
+            // Without priority 1 it would outrank /media/ (a longer rule wins by default).
+            (
+                "{ rule: \"PathPrefix(`/`)\", service: web }",
+                "http://web:8080",
+            ),
+            (
+                "{ rule: \"PathPrefix(`/`)\", priority: 1, middlewares: [fa], service: web }",
+                "http://web:8080",
+            ),
+            (
+                "{ rule: \"PathPrefix(`/`)\", priority: 1, service: web }",
+                "http://media:8082",
+            ),
+        ] {
+            assert!(with_web(router, url).is_err(), "{router} {url}");
+        }
+    }
 
     #[test]
     fn middleware_order_matters() {

@@ -550,6 +550,8 @@ fn gateway_definitions_agree() {
             (fa, _) => panic!("{key}: forward auth {fa:?}"),
         }
     }
+    // Every other path is the web app, in all three (the comparisons above hold them equal).
+    assert!(traefik.web_app, "Traefik routes the rest to the web app");
 }
 
 #[test]
@@ -588,6 +590,10 @@ fn gateway_drift_is_detected() {
             ),
         ),
         (
+            "no web app at the other paths",
+            caddyfile.replace("file_server", "respond 404"),
+        ),
+        (
             "a protected route without ForwardAuth",
             caddyfile.replacen(
                 "\t\t\timport authenticated\n\t\t\treverse_proxy {$KINO_VIDEO_UPSTREAM",
@@ -611,6 +617,14 @@ fn gateway_drift_is_detected() {
         (
             "a response header not copied",
             dynamic.replacen("          - X-User-Name\n", "", 1),
+        ),
+        (
+            "no web app behind the catch-all",
+            dynamic.replacen(
+                "    web:\n      rule: PathPrefix(`/`)\n      priority: 1\n      entryPoints: [web]\n      service: web\n",
+                "",
+                1,
+            ),
         ),
         (
             "a router without strip-identity",
