@@ -364,6 +364,19 @@ const FLOWS = {
       await page.waitForSelector(`[data-video-id="${fresh}"] .title`, { timeout: 20_000 });
       await shot(page, 'home');
     });
+    await step("its channel page lists it among the channel's popular videos", async () => {
+      await page.click(`[data-video-id="${fresh}"] .meta a`);
+      await page.waitForSelector(`#channel-popular`, { timeout: 20_000 });
+      await page.waitForSelector(`section[aria-labelledby="channel-popular"] [data-video-id="${fresh}"]`, { timeout: 20_000 });
+    });
+    await step('a signed-in viewer gets recommendations ("For you") without an error', async () => {
+      await pageA.goto('/recommended', { waitUntil: 'domcontentloaded' });
+      await pageA.waitForSelector('nav.tabs a[aria-current="page"]:has-text("For you")', { timeout: 20_000 });
+      await pageA.waitForSelector('main .card, main .notice', { timeout: 20_000 });
+      const alert = await pageA.evaluate(() => document.querySelector('main [role=alert]')?.textContent ?? null);
+      check(alert === null, `an error is shown: ${alert}`);
+      return { cards: await pageA.locator('main .card').count() };
+    });
     await context.close();
   },
 

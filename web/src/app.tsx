@@ -34,6 +34,12 @@ function route(loc: Location) {
         <Home tab="subscriptions" />
       </RequireSession>
     );
+  if (p === '/recommended')
+    return (
+      <RequireSession>
+        <Home tab="recommended" />
+      </RequireSession>
+    );
   if (p === '/trending') {
     const w = (loc.query.get('window') ?? 'DAY').toUpperCase();
     return <Trending window={(['HOUR', 'DAY', 'WEEK'].includes(w) ? w : 'DAY') as TrendingWindow} />;

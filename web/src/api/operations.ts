@@ -18,6 +18,18 @@ export const VideoCardFields = graphql(`
   }
 `);
 
+export const RecommendedQuery = graphql(`
+  query Recommended($first: Int!) {
+    recommended(first: $first) { ...VideoCardFields }
+  }
+`);
+
+export const ChannelTrendingQuery = graphql(`
+  query ChannelTrending($userId: ID!, $limit: Int!) {
+    channelTrending(userId: $userId, window: DAY, limit: $limit) { ...VideoCardFields }
+  }
+`);
+
 export const FeedQuery = graphql(`
   query Feed($first: Int, $after: String) {
     feed(first: $first, after: $after) {

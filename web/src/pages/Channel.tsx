@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { gql } from '../api/graphql';
-import { ChannelQuery, SubscribeMutation, UnsubscribeMutation } from '../api/operations';
-import { ErrorBox, Notice, useSession } from '../components/common';
+import { ChannelQuery, ChannelTrendingQuery, SubscribeMutation, UnsubscribeMutation } from '../api/operations';
+import { ErrorBox, Notice, useAsync, useSession } from '../components/common';
 import { usePaged } from '../components/paged';
 import { VideoGrid } from '../components/VideoCard';
 import type { ChannelQuery as ChannelData } from '../gql/graphql';
@@ -31,6 +31,8 @@ export default function Channel({ id }: { id: string }) {
       setError(e);
     }
   };
+  // The channel's most popular videos of the day (the ranker's per-channel trending).
+  const popular = useAsync(async () => (await gql(ChannelTrendingQuery, { userId: id, limit: 4 })).channelTrending, [id]);
   const mine = session?.userId === id;
   return (
     <section>
@@ -52,6 +54,13 @@ export default function Channel({ id }: { id: string }) {
         )}
       </header>
       <ErrorBox error={error} />
+      {popular.data && popular.data.length > 0 && (
+        <section aria-labelledby="channel-popular">
+          <h2 id="channel-popular">Popular today</h2>
+          <VideoGrid videos={popular.data} ranked />
+        </section>
+      )}
+      <h2>Videos</h2>
       <VideoGrid videos={videos.items} />
       {videos.done && videos.items.length === 0 && <Notice>This channel has no videos yet.</Notice>}
       {videos.footer}
