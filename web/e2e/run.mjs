@@ -3,7 +3,7 @@
 // playwright-core (no browser download).
 //
 //   KINO_URL=http://localhost:8080 KINO_CLIP=/tmp/clip.mp4 [KINO_SCREENSHOTS=dir] \
-//     node web/e2e/run.mjs [flow...]        # flows: upload playback live private trending resume
+//     node web/e2e/run.mjs [flow...]        # flows: upload playback live private trending resume account
 //
 // Prints one JSON line per step ({"flow","step","ok","ms",...}) and exits non-zero when a
 // flow fails. Flows that need an uploaded video run `upload` first if it was not asked for.
@@ -15,7 +15,7 @@ const BASE = (process.env.KINO_URL ?? 'http://localhost:8080').replace(/\/$/, ''
 const CLIP = process.env.KINO_CLIP;
 const SHOTS = process.env.KINO_SCREENSHOTS;
 const CHROMIUM = process.env.KINO_CHROMIUM ?? '/usr/bin/chromium';
-const ALL = ['upload', 'playback', 'live', 'private', 'trending', 'resume'];
+const ALL = ['upload', 'playback', 'live', 'private', 'trending', 'resume', 'account'];
 const asked = (process.argv.slice(2).length ? process.argv.slice(2) : (process.env.KINO_FLOWS ?? '').split(',')).filter(Boolean);
 const flows = asked.length ? asked : ALL;
 for (const f of flows) if (!ALL.includes(f)) die(`unknown flow ${f}; flows: ${ALL.join(' ')}`);
@@ -376,6 +376,74 @@ const FLOWS = {
       const alert = await pageA.evaluate(() => document.querySelector('main [role=alert]')?.textContent ?? null);
       check(alert === null, `an error is shown: ${alert}`);
       return { cards: await pageA.locator('main .card').count() };
+    });
+    await context.close();
+  },
+
+  async account() {
+    const { page, context } = await newPage('C');
+    page.on('dialog', (d) => d.accept());
+    const user = await step('C registers', () => signUp(page, 'c'));
+    const saved = async () => {
+      await page.click('main form button[type=submit]');
+      await page.waitForSelector('main form [role=status]:has-text("Saved.")', { timeout: 20_000 });
+    };
+    await step('settings: display name and bio are saved and still there after a reload', async () => {
+      await page.goto('/settings');
+      await page.waitForSelector('#settings-display', { timeout: 20_000 });
+      await page.fill('#settings-display', `Renamed ${RUN}`);
+      await page.fill('#settings-bio', 'Written by the browser test.');
+      await saved();
+      await page.reload();
+      await page.waitForFunction((n) => document.querySelector('#settings-display')?.value === n, `Renamed ${RUN}`, { timeout: 20_000 });
+    });
+    await step('password change: the old password stops working, the new one signs in', async () => {
+      const changed = `${user.password}-changed`;
+      await page.fill('#settings-password', changed);
+      await page.fill('#settings-current', user.password);
+      await saved();
+      await page.click('header >> text=Sign out');
+      await page.waitForSelector('header >> text=Sign in', { timeout: 10_000 });
+      await page.goto('/signin');
+      await page.fill('#signin-login', user.username);
+      await page.fill('#signin-password', user.password);
+      await page.click('main form button[type=submit]');
+      await page.waitForSelector('main [role=alert]', { timeout: 10_000 });
+      user.password = changed;
+      await signIn(page, user);
+    });
+    await step('a session ended elsewhere sends the user to sign in, then back where they were', async () => {
+      await page.goto('/settings');
+      await page.waitForSelector('#settings-display', { timeout: 20_000 });
+      // Signed out behind the app's back (as from another device): the tokens it holds die.
+      const status = await page.evaluate(async () => {
+        const s = JSON.parse(localStorage.getItem('kino.session'));
+        const res = await fetch('/auth/logout', {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${s.accessToken}` },
+          body: JSON.stringify({ refresh_token: s.refreshToken }),
+        });
+        return res.status;
+      });
+      check(status < 300, `logout answered ${status}`);
+      await page.click('header >> text=Dashboard');
+      await page.waitForURL(/\/signin\?next=/, { timeout: 20_000 });
+      await page.fill('#signin-login', user.username);
+      await page.fill('#signin-password', user.password);
+      await page.click('main form button[type=submit]');
+      await page.waitForURL(/\/dashboard$/, { timeout: 20_000 });
+      return { landed: new URL(page.url()).pathname };
+    });
+    await step('delete account: signed out, and the credentials no longer sign in', async () => {
+      await page.goto('/settings');
+      await page.waitForSelector('#settings-display', { timeout: 20_000 });
+      await page.click('text=Delete my account');
+      await page.waitForSelector('header >> text=Sign in', { timeout: 20_000 });
+      await page.goto('/signin');
+      await page.fill('#signin-login', user.username);
+      await page.fill('#signin-password', user.password);
+      await page.click('main form button[type=submit]');
+      await page.waitForSelector('main [role=alert]', { timeout: 10_000 });
     });
     await context.close();
   },
