@@ -397,6 +397,14 @@ const FLOWS = {
       await page.reload();
       await page.waitForFunction((n) => document.querySelector('#settings-display')?.value === n, `Renamed ${RUN}`, { timeout: 20_000 });
     });
+    await step('a channel without videos still shows its owner (user(id))', async () => {
+      const me = await page.evaluate(() => JSON.parse(localStorage.getItem('kino.session'))?.userId);
+      await page.goto(`/channel/${me}`);
+      await page.waitForSelector(`main h1:has-text("Renamed ${RUN}")`, { timeout: 20_000 });
+      await page.waitForSelector('text=This channel has no videos yet.', { timeout: 20_000 });
+      await page.goto('/settings');
+      await page.waitForSelector('#settings-display', { timeout: 20_000 });
+    });
     await step('password change: the old password stops working, the new one signs in', async () => {
       const changed = `${user.password}-changed`;
       await page.fill('#settings-password', changed);

@@ -286,6 +286,19 @@ async fn every_query_and_mutation_works_and_ownership_is_enforced() {
     let body = stack.graphql(None, "{ me { id } }", json!({})).await;
     assert_eq!(code(&body), "UNAUTHENTICATED");
 
+    // user(id): any channel's public profile, for anyone; null for no such account.
+    let channel =
+        "query($u: ID!) { user(id: $u) { id username subscriberCount viewerIsSubscribed } }";
+    let data = stack.graphql_ok(None, channel, json!({ "u": alice })).await;
+    assert_eq!(data["user"]["id"], alice.to_string());
+    assert_eq!(data["user"]["viewerIsSubscribed"], false);
+    let data = stack
+        .graphql_ok(None, channel, json!({ "u": Uuid::now_v7() }))
+        .await;
+    assert!(data["user"].is_null(), "{data}");
+    let body = stack.graphql(None, channel, json!({ "u": "nope" })).await;
+    assert_eq!(code(&body), "BAD_USER_INPUT");
+
     // updateVideo: the owner may, others are refused and change nothing.
     let update = "mutation($id: ID!, $input: VideoInput!) { updateVideo(id: $id, input: $input) { title tags visibility } }";
     let input = json!({ "id": video, "input": { "title": "Hijacked" } });

@@ -196,12 +196,15 @@ export const RecordWatchTimeMutation = graphql(`
 export const ChannelQuery = graphql(`
   query Channel($userId: ID!, $first: Int, $after: String) {
     videosByUser(userId: $userId, first: $first, after: $after) {
-      nodes {
-        ...VideoCardFields
-        owner { id username displayName bio avatarUrl subscriberCount viewerIsSubscribed }
-      }
+      nodes { ...VideoCardFields }
       pageInfo { hasNextPage endCursor }
     }
+  }
+`);
+
+export const ChannelOwnerQuery = graphql(`
+  query ChannelOwner($userId: ID!) {
+    user(id: $userId) { id username displayName bio avatarUrl subscriberCount viewerIsSubscribed }
   }
 `);
 

@@ -1,26 +1,29 @@
 import { useEffect, useState } from 'preact/hooks';
 import { gql } from '../api/graphql';
-import { ChannelQuery, ChannelTrendingQuery, SubscribeMutation, UnsubscribeMutation } from '../api/operations';
+import { ChannelOwnerQuery, ChannelQuery, ChannelTrendingQuery, SubscribeMutation, UnsubscribeMutation } from '../api/operations';
 import { ErrorBox, Notice, useAsync, useSession } from '../components/common';
 import { usePaged } from '../components/paged';
 import { VideoGrid } from '../components/VideoCard';
-import type { ChannelQuery as ChannelData } from '../gql/graphql';
+import type { ChannelOwnerQuery as OwnerData } from '../gql/graphql';
 import { plural } from '../lib/format';
 import { signInThenBack } from '../router';
 
-type Owner = NonNullable<ChannelData['videosByUser']['nodes'][number]['owner']>;
+type Owner = NonNullable<OwnerData['user']>;
 
 export default function Channel({ id }: { id: string }) {
   const session = useSession();
   const [owner, setOwner] = useState<Owner | null>(null);
+  const [missing, setMissing] = useState(false);
   const [error, setError] = useState<unknown>(null);
-  const videos = usePaged(async (after) => {
-    const page = (await gql(ChannelQuery, { userId: id, first: 24, after })).videosByUser;
-    const o = page.nodes.find((n) => n.owner)?.owner;
-    if (o) setOwner((old) => old ?? o);
-    return page;
+  const videos = usePaged(async (after) => (await gql(ChannelQuery, { userId: id, first: 24, after })).videosByUser, [id, session?.userId]);
+  useEffect(() => {
+    setOwner(null);
+    setMissing(false);
+    gql(ChannelOwnerQuery, { userId: id }).then(
+      (d) => (d.user ? setOwner(d.user) : setMissing(true)),
+      (e) => setError(e),
+    );
   }, [id, session?.userId]);
-  useEffect(() => setOwner(null), [id, session?.userId]);
   const toggle = async () => {
     if (!session) return signInThenBack();
     setError(null);
@@ -62,7 +65,8 @@ export default function Channel({ id }: { id: string }) {
       )}
       <h2>Videos</h2>
       <VideoGrid videos={videos.items} />
-      {videos.done && videos.items.length === 0 && <Notice>This channel has no videos yet.</Notice>}
+      {missing && <Notice>There is no such channel (the account may have been deleted).</Notice>}
+      {!missing && videos.done && videos.items.length === 0 && <Notice>This channel has no videos yet.</Notice>}
       {videos.footer}
     </section>
   );

@@ -92,6 +92,13 @@ impl CatalogueQuery {
         videos_of(ctx, owner, first, after).await
     }
 
+    /// A user (a channel) by id, for anyone: their public profile and subscriber count.
+    /// Null when there is no such account (never created, or deleted).
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
+        let id = Uuid::parse_str(id.as_str()).map_err(|_| Error::bad_input("not a user id"))?;
+        Ok(AppContext::get(ctx).users.load_one(id).await?)
+    }
+
     /// The signed-in viewer.
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
         let me = viewer(ctx).require()?;
