@@ -96,7 +96,7 @@ impl CatalogueQuery {
     /// Null when there is no such account (never created, or deleted).
     async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
         let id = Uuid::parse_str(id.as_str()).map_err(|_| Error::bad_input("not a user id"))?;
-        Ok(AppContext::get(ctx).users.load_one(id).await?)
+        AppContext::get(ctx).users.load_one(id).await
     }
 
     /// The signed-in viewer.
