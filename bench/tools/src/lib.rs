@@ -35,3 +35,129 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+// The seeded catalogue's vocabulary (seed-media), which the load generators query too.
+
+/// Topics with their own words, so searches hit a realistic fraction of the catalogue.
+pub const TOPICS: &[(&str, &[&str])] = &[
+    (
+        "cooking",
+        &[
+            "pasta",
+            "bread",
+            "sourdough",
+            "curry",
+            "vegan",
+            "grill",
+            "dessert",
+            "soup",
+            "knife",
+            "spice",
+        ],
+    ),
+    (
+        "sports",
+        &[
+            "football",
+            "tennis",
+            "tactics",
+            "training",
+            "marathon",
+            "cycling",
+            "goals",
+            "highlights",
+            "coach",
+            "match",
+        ],
+    ),
+    (
+        "programming",
+        &[
+            "rust",
+            "python",
+            "async",
+            "database",
+            "compiler",
+            "kubernetes",
+            "testing",
+            "performance",
+            "web",
+            "tutorial",
+        ],
+    ),
+    (
+        "music",
+        &[
+            "guitar", "piano", "jazz", "drums", "synth", "chords", "concert", "vocal", "mixing",
+            "beats",
+        ],
+    ),
+    (
+        "travel",
+        &[
+            "japan",
+            "hiking",
+            "island",
+            "roadtrip",
+            "budget",
+            "mountains",
+            "city",
+            "camping",
+            "train",
+            "beach",
+        ],
+    ),
+    (
+        "gaming",
+        &[
+            "speedrun",
+            "strategy",
+            "retro",
+            "boss",
+            "multiplayer",
+            "indie",
+            "walkthrough",
+            "mods",
+            "arcade",
+            "puzzle",
+        ],
+    ),
+    (
+        "science",
+        &[
+            "physics",
+            "space",
+            "biology",
+            "chemistry",
+            "climate",
+            "quantum",
+            "telescope",
+            "evolution",
+            "energy",
+            "robots",
+        ],
+    ),
+    (
+        "fitness",
+        &[
+            "yoga",
+            "strength",
+            "running",
+            "stretching",
+            "mobility",
+            "workout",
+            "nutrition",
+            "cardio",
+            "recovery",
+            "squats",
+        ],
+    ),
+];
+pub const SHAPES: &[&str] = &[
+    "{a} {b} for beginners",
+    "The best {a} {b}",
+    "{a} and {b} explained",
+    "My {a} {b} routine",
+    "{a} {b} in 10 minutes",
+    "Advanced {a}: {b}",
+];

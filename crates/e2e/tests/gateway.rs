@@ -12,7 +12,10 @@ async fn every_service_is_healthy_and_ready_through_the_gateway() {
     let stack = Stack::start().await;
     let expected: &[(&str, &[&str])] = &[
         ("auth", &["postgres", "redis", "rabbitmq"]),
-        ("media", &["postgres", "mongodb", "redis", "rabbitmq"]),
+        (
+            "media",
+            &["postgres", "mongodb", "redis", "rabbitmq", "search"],
+        ),
         ("video", &["postgres", "s3", "rabbitmq"]),
     ];
     let direct = [

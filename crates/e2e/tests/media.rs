@@ -687,6 +687,12 @@ async fn search_finds_words_tags_and_typos_and_survives_hostile_input() {
                 .collect::<Vec<_>>()
         }
     };
+    // Each replica's index follows the catalogue within a second (media::search::replica).
+    testkit::wait_for("the videos searchable", Duration::from_secs(5), || async {
+        let any = json!({ "q": "masterclass or tactics or kids or ownership" });
+        (search(any).await.len() == 4).then_some(())
+    })
+    .await;
     // Title words; the title outranks the description (football mentions sourdough).
     assert_eq!(
         search(json!({ "q": "sourdough" })).await,

@@ -48,6 +48,8 @@ pub struct Context {
     pub videos: Arc<DataLoader<catalogue::VideoLoader>>,
     pub feed_cache: FeedPages,
     pub search_cache: search::SearchPages,
+    /// This replica's search index and suggestions (search::replica).
+    pub search: search::SearchIndex,
     pub realtime: realtime::Realtime,
     /// `trendingChanged`'s shared readers, one per window with subscribers.
     pub trending_boards: trending::TrendingBoards,
@@ -107,6 +109,7 @@ impl Context {
             comments: Comments::new(&mongo),
             feed_cache: FeedPages::new(config.feed_cache),
             search_cache: search::SearchPages::new(config.search_cache),
+            search: search::SearchIndex::default(),
             interactions: Interactions::new(
                 rabbit.clone(),
                 &config.queue_prefix,
@@ -135,6 +138,7 @@ impl Context {
             .add("mongodb", self.mongo.client().clone())
             .add("redis", self.redis.clone())
             .add("rabbitmq", self.rabbit.clone())
+            .add("search", self.search.clone())
     }
 }
 

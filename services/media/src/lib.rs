@@ -4,7 +4,7 @@
 //! random port.
 //!
 //! Features, one folder each: [`catalogue`] (videos from video.* events, feed, owner
-//! edits), [`search`], [`likes`], [`channels`] (subscriptions), [`comments`], [`users`]
+//! edits), [`search`] (full-text search and suggestions, an index per replica), [`likes`], [`channels`] (subscriptions), [`comments`], [`users`]
 //! (profiles from auth, cached), [`erasure`] (what a deleted account leaves behind is
 //! removed), [`interactions`] (views, shares, watch time → the
 //! ranker), [`trending`] (the ranker's lists), [`recommend`] (related videos and the
@@ -70,6 +70,13 @@ pub async fn serve(ctx: Context, listener: TcpListener, shutdown: Shutdown) -> a
     platform::metrics::register_websocket_connections();
     ensure_indexes(ctx.comments.clone(), &shutdown);
     catalogue::events::spawn(&ctx, &shutdown);
+    search::replica::spawn(
+        ctx.search.clone(),
+        ctx.db.clone(),
+        ctx.config.postgres.url.clone(),
+        ctx.directory.clone(),
+        &shutdown,
+    );
     users::events::spawn(&ctx, ctx.directory.clone(), &shutdown);
     erasure::spawn(&ctx, &shutdown);
     comments::recount::spawn(ctx.clone(), recount_every, &shutdown);

@@ -1,22 +1,31 @@
-//! Search: PostgreSQL full-text search over the listed videos.
+//! Search: full-text search over the listed videos, and completions while typing.
 //!
-//! * The document is weighted: title (A), tags (B), description (C); a trigger keeps it
-//!   (migrations/0002_catalogue.sql).
-//! * The query uses web-search syntax (`"exact phrase"`, `or`, `-exclude`) through
-//!   `websearch_to_tsquery`, which accepts any string without error.
-//! * Typos: each query word that is not in the vocabulary of titles and tags is replaced
-//!   by its nearest vocabulary word by trigram similarity (pg_trgm, GiST index), when one
-//!   is similar enough. "progrmming" finds "programming".
-//! * Filters (all given tags, category) combine with the query.
-//! * Order: relevance (`ts_rank`), then recency; the cursor carries all three keys.
+//! * [`index`]: each replica's in-memory full-text index (tantivy), its relevance rule and
+//!   typo tolerance; [`syntax`]: the web-search syntax users type (`"exact phrase"`, `or`,
+//!   `-exclude`); [`suggest`]: completions of titles, tags and channel names;
+//!   [`replica`]: how both follow the catalogue (within ~0.1 s of a commit).
+//! * The index finds and orders; PostgreSQL then reads the page's rows by primary key,
+//!   applying the listing rule again, so nothing unlisted is ever shown.
+//! * Filters (all given tags, category, publication dates, duration) combine with the
+//!   words. Orders: relevance (then newest), date, and views or likes — those two order
+//!   the [`SORT_CANDIDATES`] most relevant matches by the live counters in PostgreSQL
+//!   (the index does not hold counters, which change all the time).
 //! * Popular searches repeat: a result page is shared by everyone asking the same search
-//!   for `SEARCH_CACHE_MILLIS` (1 s; see crate::page_cache), typo correction included.
+//!   for `SEARCH_CACHE_MILLIS` (1 s; see crate::page_cache), or until the index changes.
 
-use std::collections::HashMap;
+pub mod index;
+pub mod replica;
+pub mod suggest;
+pub mod syntax;
 
-use async_graphql::{Context, Object, Result, connection::Connection};
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject, connection::Connection};
 use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
 
+pub use replica::SearchIndex;
+
+use self::index::{Filters, Key, Order, Request};
 use crate::{
     catalogue::{Video, VideoRow, graphql::normalise_tags, store},
     context::{AppContext, count_query},
@@ -31,25 +40,88 @@ pub type SearchPages = PageCache<SearchKey, Video>;
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SearchKey {
     query: String,
-    tags: Option<Vec<String>>,
-    category: Option<String>,
+    filters: Filters,
+    sort: SearchSort,
     /// The `after` cursor as sent.
     after: Option<String>,
     first: usize,
+    /// The index state the page was read from (SearchIndex::generation).
+    generation: u64,
 }
 
 /// Longest query accepted, in characters.
 pub const MAX_QUERY_CHARS: usize = 200;
-/// Query words looked up for typos, at most.
-const MAX_WORDS: usize = 8;
+/// Longest suggestion prefix accepted, in characters.
+pub const MAX_PREFIX_CHARS: usize = 100;
+/// Most suggestions returned at once.
+pub const MAX_SUGGESTIONS: i32 = 20;
+/// Ordering by views or likes considers this many of the most relevant matches.
+pub const SORT_CANDIDATES: usize = 5_000;
+
+/// How search results are ordered.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum SearchSort {
+    /// Most relevant first (title words count most, then tags, then the description),
+    /// then newest.
+    #[default]
+    Relevance,
+    /// Newest first.
+    Date,
+    /// Most viewed first (among the most relevant matches).
+    Views,
+    /// Most liked first (among the most relevant matches).
+    Likes,
+}
+
+/// Video length ranges, as video sites name them.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DurationFilter {
+    /// Under 4 minutes.
+    Short,
+    /// 4 to 20 minutes.
+    Medium,
+    /// Over 20 minutes.
+    Long,
+}
+
+impl DurationFilter {
+    /// (at least, less than) in seconds.
+    fn seconds(self) -> (Option<u64>, Option<u64>) {
+        match self {
+            Self::Short => (None, Some(240)),
+            Self::Medium => (Some(240), Some(1_200)),
+            Self::Long => (Some(1_200), None),
+        }
+    }
+}
+
+/// What a suggestion completes to.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SuggestionKind {
+    Title,
+    Tag,
+    Channel,
+}
+
+/// One completion of what the user is typing.
+#[derive(SimpleObject)]
+pub struct SearchSuggestion {
+    /// The completed text (search for it, or open the channel).
+    pub text: String,
+    pub kind: SuggestionKind,
+    /// The channel's owner, for `CHANNEL` suggestions.
+    pub channel_id: Option<ID>,
+}
 
 #[derive(Default)]
 pub struct SearchQuery;
 
 #[Object]
 impl SearchQuery {
-    /// Listed videos matching `query` (web-search syntax), all of `tags` and `category`;
-    /// most relevant first, then newest.
+    /// Listed videos matching `query` (web-search syntax: words, `"exact phrase"`, `or`,
+    /// `-exclude`) and every filter given. At least a query or one filter. `sort`:
+    /// RELEVANCE when not given.
+    #[allow(clippy::too_many_arguments)]
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn search(
         &self,
@@ -57,10 +129,15 @@ impl SearchQuery {
         query: Option<String>,
         tags: Option<Vec<String>>,
         category: Option<String>,
+        published_after: Option<OffsetDateTime>,
+        published_before: Option<OffsetDateTime>,
+        duration: Option<DurationFilter>,
+        sort: Option<SearchSort>,
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<Cursor, Video>> {
         let app = AppContext::get(ctx);
+        let sort = sort.unwrap_or_default();
         let cursor = after.clone();
         let page = Page::parse(first, after, app.config.limits.max_page)?;
         let query = query.unwrap_or_default();
@@ -70,31 +147,70 @@ impl SearchQuery {
             ))
             .into());
         }
-        let tags = normalise_tags(tags.unwrap_or_default())?;
-        let category = category
-            .map(|c| c.trim().to_lowercase())
-            .filter(|c| !c.is_empty());
-        if query.trim().is_empty() && tags.is_empty() && category.is_none() {
-            return Err(Error::bad_input("give a query, tags or a category").into());
-        }
+        let micros = |t: OffsetDateTime| (t.unix_timestamp_nanos() / 1_000) as i64;
         let filters = Filters {
-            tags: (!tags.is_empty()).then_some(tags),
-            category,
+            tags: normalise_tags(tags.unwrap_or_default())?,
+            category: category
+                .map(|c| c.trim().to_lowercase())
+                .filter(|c| !c.is_empty()),
+            published_after: published_after.map(micros),
+            published_before: published_before.map(micros),
+            duration: duration.map(DurationFilter::seconds),
+        };
+        if let (Some(from), Some(to)) = (filters.published_after, filters.published_before)
+            && from >= to
+        {
+            return Err(
+                Error::bad_input("`publishedAfter` must be before `publishedBefore`").into(),
+            );
+        }
+        if query.trim().is_empty() && filters.is_empty() {
+            return Err(Error::bad_input("give a query or a filter").into());
+        }
+        let Some(engine) = app.search.engine() else {
+            return Err(Error::Unavailable("search is starting; retry in a moment").into());
         };
         let key = SearchKey {
             query,
-            tags: filters.tags.clone(),
-            category: filters.category.clone(),
+            filters,
+            sort,
             after: cursor,
             first: page.first,
+            generation: app.search.generation(),
         };
         let pool = app.db.pool();
         let videos = app
             .search_cache
             .get_or_load(key.clone(), async {
-                let query = correct_typos(pool, &key.query).await?;
-                count_query("postgres", "search");
-                search(pool, &query, &filters, page).await
+                let mut request = Request {
+                    text: &key.query,
+                    filters: &key.filters,
+                    order: Order::Relevance,
+                    after: None,
+                    limit: SORT_CANDIDATES,
+                };
+                let column = match sort {
+                    SearchSort::Views => "views_count",
+                    SearchSort::Likes => "likes_count",
+                    SearchSort::Relevance | SearchSort::Date => {
+                        request.order = if sort == SearchSort::Date {
+                            Order::Date
+                        } else {
+                            Order::Relevance
+                        };
+                        request.after = page.after.map(|c| Key {
+                            score: c.score.unwrap_or(0.0) as f32,
+                            published: c.at_micros(),
+                            id: c.id,
+                        });
+                        request.limit = page.limit() as usize;
+                        let keys = engine.search(&request).map_err(index_error)?;
+                        return page_rows(pool, &keys, sort == SearchSort::Relevance).await;
+                    }
+                };
+                let keys = engine.search(&request).map_err(index_error)?;
+                let ids: Vec<Uuid> = keys.iter().map(|k| k.id).collect();
+                by_counter(pool, &ids, column, page).await
             })
             .await?;
         let videos = videos.iter().cloned().collect();
@@ -103,131 +219,127 @@ impl SearchQuery {
             ..v.row.feed_cursor()
         }))
     }
-}
 
-struct Filters {
-    tags: Option<Vec<String>>,
-    category: Option<String>,
-}
-
-/// The words of a query that typo correction looks at: runs of letters and digits, 4 to 40
-/// long (shorter ones are mostly stop words and operators, and too short to correct).
-fn words(query: &str) -> Vec<String> {
-    let mut words: Vec<String> = query
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| (4..=40).contains(&w.chars().count()))
-        .map(str::to_lowercase)
-        .collect();
-    words.dedup();
-    words.truncate(MAX_WORDS);
-    words
-}
-
-/// Replaces the words of `query` found in `fixes` (case-insensitively), keeping every
-/// other character (quotes, operators) as it was.
-fn apply_fixes(query: &str, fixes: &HashMap<String, String>) -> String {
-    let mut out = String::with_capacity(query.len());
-    let mut word = String::new();
-    let flush = |word: &mut String, out: &mut String| {
-        match fixes.get(&word.to_lowercase()) {
-            Some(fix) => out.push_str(fix),
-            None => out.push_str(word),
+    /// Completions of `prefix` (1 to 100 characters): titles, tags and channel names of
+    /// listed videos, best first; typo-tolerant from 4 characters on. `first`: 1 to 20
+    /// (10).
+    async fn search_suggestions(
+        &self,
+        ctx: &Context<'_>,
+        prefix: String,
+        first: Option<i32>,
+    ) -> Result<Vec<SearchSuggestion>> {
+        let app = AppContext::get(ctx);
+        let first = first.unwrap_or(10);
+        if !(1..=MAX_SUGGESTIONS).contains(&first) {
+            return Err(Error::bad_input(format!(
+                "`first` must be between 1 and {MAX_SUGGESTIONS}"
+            ))
+            .into());
         }
-        word.clear();
-    };
-    for c in query.chars() {
-        if c.is_alphanumeric() {
-            word.push(c);
-        } else {
-            flush(&mut word, &mut out);
-            out.push(c);
+        if prefix.chars().count() > MAX_PREFIX_CHARS {
+            return Err(Error::bad_input(format!(
+                "a prefix is at most {MAX_PREFIX_CHARS} characters"
+            ))
+            .into());
         }
+        if !prefix.chars().any(char::is_alphanumeric) {
+            return Err(Error::bad_input("give at least one letter or digit").into());
+        }
+        let suggestions = app.search.suggestions();
+        let found = app.search.with_listed(|listed| {
+            suggestions
+                .complete(&prefix, first as usize, |entry| {
+                    entry.kind != suggest::Kind::Title
+                        || entry.videos.iter().any(|v| listed.contains(v))
+                })
+                .into_iter()
+                .map(|entry| SearchSuggestion {
+                    text: entry.text.clone(),
+                    kind: match entry.kind {
+                        suggest::Kind::Title => SuggestionKind::Title,
+                        suggest::Kind::Tag => SuggestionKind::Tag,
+                        suggest::Kind::Channel => SuggestionKind::Channel,
+                    },
+                    channel_id: entry.channel.map(|id| ID(id.to_string())),
+                })
+                .collect()
+        });
+        Ok(found)
     }
-    flush(&mut word, &mut out);
-    out
 }
 
-/// The query with unknown words replaced by their nearest known word (when one is close).
-async fn correct_typos(pool: &PgPool, query: &str) -> Result<String, Error> {
-    let words = words(query);
-    if words.is_empty() {
-        return Ok(query.to_owned());
+fn index_error(error: tantivy::TantivyError) -> Error {
+    Error::Internal(anyhow::Error::new(error).context("search index"))
+}
+
+/// The rows of a page the index ordered, in its order; a video unlisted since the index
+/// last heard of it is left out.
+async fn page_rows(pool: &PgPool, keys: &[Key], ranked: bool) -> Result<Vec<Video>, Error> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
     }
-    count_query("postgres", "typo_fixes");
-    let fixes: Vec<(String, Option<String>)> = sqlx::query_as(
-        "SELECT t.word,
-                (SELECT w.word FROM search_words w WHERE w.word % t.word
-                 ORDER BY w.word <-> t.word LIMIT 1)
-         FROM unnest($1::text[]) AS t(word)
-         WHERE NOT EXISTS (SELECT 1 FROM search_words w WHERE w.word = t.word)",
-    )
-    .bind(&words)
-    .fetch_all(pool)
-    .await?;
-    let fixes: HashMap<String, String> = fixes
-        .into_iter()
-        .filter_map(|(word, fix)| Some((word, fix?)))
-        .collect();
-    Ok(if fixes.is_empty() {
-        query.to_owned()
-    } else {
-        apply_fixes(query, &fixes)
-    })
+    let ids: Vec<Uuid> = keys.iter().map(|k| k.id).collect();
+    let sql = format!(
+        "SELECT {} FROM videos WHERE id = ANY($1) AND {}",
+        store::COLUMNS,
+        store::LISTED
+    );
+    count_query("postgres", "search");
+    let rows: Vec<VideoRow> = sqlx::query_as(&sql).bind(&ids).fetch_all(pool).await?;
+    let mut rows: std::collections::HashMap<Uuid, VideoRow> =
+        rows.into_iter().map(|r| (r.id, r)).collect();
+    Ok(keys
+        .iter()
+        .filter_map(|k| {
+            Some(Video {
+                row: rows.remove(&k.id)?,
+                rank: ranked.then_some(f64::from(k.score)),
+            })
+        })
+        .collect())
 }
 
 #[derive(sqlx::FromRow)]
-struct Ranked {
+struct Counted {
     #[sqlx(flatten)]
     row: VideoRow,
     rank: f64,
 }
 
-async fn search(
+/// A page of `ids` ordered by a counter (`views_count` or `likes_count`), then newest.
+async fn by_counter(
     pool: &PgPool,
-    query: &str,
-    filters: &Filters,
+    ids: &[Uuid],
+    column: &'static str,
     page: Page,
 ) -> Result<Vec<Video>, Error> {
     let columns = store::COLUMNS;
     let listed = store::LISTED;
-    // Without a query, everything that passes the filters ranks 0: newest first.
-    let (matches, rank) = if query.trim().is_empty() {
-        ("true", "0::float8")
-    } else {
-        (
-            "search @@ websearch_to_tsquery('english', $1)",
-            "ts_rank(search, websearch_to_tsquery('english', $1))::float8",
-        )
-    };
+    let at = "coalesce(published_at, created_at)";
     let inner = format!(
-        "SELECT {columns}, {rank} AS rank FROM videos
-         WHERE {listed} AND {matches}
-           AND ($2::text[] IS NULL OR tags @> $2)
-           AND ($3::text IS NULL OR category = $3)"
+        "SELECT {columns}, {column}::float8 AS rank, {column} AS counter, {at} AS at
+         FROM videos WHERE id = ANY($1) AND {listed}"
     );
-    let order = "ORDER BY rank DESC, published_at DESC, id DESC";
-    let rows: Vec<Ranked> = match page.after {
+    let order = "ORDER BY counter DESC, at DESC, id DESC";
+    count_query("postgres", "search_by_counter");
+    let rows: Vec<Counted> = match page.after {
         None => {
-            let sql = format!("SELECT * FROM ({inner}) s {order} LIMIT $4");
+            let sql = format!("SELECT * FROM ({inner}) s {order} LIMIT $2");
             sqlx::query_as(&sql)
-                .bind(query)
-                .bind(&filters.tags)
-                .bind(&filters.category)
+                .bind(ids)
                 .bind(page.limit())
                 .fetch_all(pool)
                 .await?
         }
         Some(after) => {
             let sql = format!(
-                "SELECT * FROM ({inner}) s WHERE (rank, published_at, id) < ($5, $6, $7)
-                 {order} LIMIT $4"
+                "SELECT * FROM ({inner}) s WHERE (counter, at, id) < ($3, $4, $5) {order} LIMIT $2"
             );
             sqlx::query_as(&sql)
-                .bind(query)
-                .bind(&filters.tags)
-                .bind(&filters.category)
+                .bind(ids)
                 .bind(page.limit())
-                .bind(after.score.unwrap_or(0.0))
+                .bind(after.score.unwrap_or(0.0) as i64)
                 .bind(after.at)
                 .bind(after.id)
                 .fetch_all(pool)
@@ -241,27 +353,4 @@ async fn search(
             rank: Some(r.rank),
         })
         .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn words_are_lowercased_alphanumeric_runs() {
-        assert_eq!(
-            words("\"Rust progrmming\" -go OR a"),
-            vec!["rust", "progrmming"]
-        );
-        assert!(words("a b c !!").is_empty());
-    }
-
-    #[test]
-    fn fixes_replace_words_and_keep_syntax() {
-        let fixes = HashMap::from([("progrmming".to_string(), "programming".to_string())]);
-        assert_eq!(
-            apply_fixes("\"Progrmming in rust\" -java", &fixes),
-            "\"programming in rust\" -java"
-        );
-    }
 }
