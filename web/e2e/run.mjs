@@ -355,6 +355,26 @@ const FLOWS = {
       await page.waitForSelector(`#search-results [data-video-id="${state.video}"]`, { timeout: 20_000 });
       await shot(page, 'search');
     });
+    await step('the search box completes a title while typing, typo included', async () => {
+      await page.goto('/');
+      await page.fill('#top-q', 'chrysanthemun gar');
+      const title = `Chrysanthemum garden ${RUN}`;
+      await page.waitForSelector(`#top-q-suggestions option[value="${title}"]`, { state: 'attached', timeout: 20_000 });
+      const offered = await page.$$eval('#top-q-suggestions option', (els) => els.map((e) => e.getAttribute('value')));
+      return { offered };
+    });
+    await step('search sorted by upload date, filtered by length and upload date', async () => {
+      await page.goto('/search?q=chrysanthemum&sort=DATE&duration=SHORT&uploaded=today');
+      await page.waitForSelector(`#search-results [data-video-id="${state.video}"]`, { timeout: 20_000 });
+      const controls = await page.evaluate(() =>
+        ['search-sort', 'search-duration', 'search-uploaded'].map((id) => document.getElementById(id)?.value),
+      );
+      if (controls.join() !== 'DATE,SHORT,today') throw new Error(`the form shows ${controls}`);
+      await page.goto('/search?q=chrysanthemum&duration=LONG');
+      await page.waitForSelector('main .notice', { timeout: 20_000 });
+      const listed = await page.evaluate((id) => Boolean(document.querySelector(`#search-results [data-video-id="${id}"]`)), state.video);
+      if (listed) throw new Error('a short clip listed under "Over 20 minutes"');
+    });
     await step('search with a tag filter', async () => {
       await page.goto('/search?q=marmalad&tags=breakfast');
       await page.waitForSelector(`#search-results [data-video-id="${fresh}"]`, { timeout: 20_000 });

@@ -2,6 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { liveStatus, onLiveStatus } from './api/graphql';
 import { logout, onSessionEnded } from './api/session';
 import { ErrorBox, lazyPage, useSession } from './components/common';
+import { useSuggestions } from './components/suggestions';
 import type { TrendingWindow } from './gql/graphql';
 import Home from './pages/Home';
 import { SignIn, SignUp } from './pages/Auth';
@@ -80,6 +81,7 @@ function route(loc: Location) {
 function Header() {
   const session = useSession();
   const [q, setQ] = useState('');
+  const suggestions = useSuggestions(q);
   const [error, setError] = useState<unknown>(null);
   const [live, setLive] = useState(liveStatus);
   useEffect(() => onLiveStatus(setLive), []);
@@ -111,7 +113,20 @@ function Header() {
         <label for="top-q" class="visually-hidden">
           Search videos
         </label>
-        <input id="top-q" type="search" placeholder="Search" value={q} onInput={(e) => setQ(e.currentTarget.value)} />
+        <input
+          id="top-q"
+          type="search"
+          placeholder="Search"
+          autocomplete="off"
+          list="top-q-suggestions"
+          value={q}
+          onInput={(e) => setQ(e.currentTarget.value)}
+        />
+        <datalist id="top-q-suggestions">
+          {suggestions.map((s) => (
+            <option key={`${s.kind}:${s.text}`} value={s.text} label={s.kind === 'CHANNEL' ? 'Channel' : s.kind === 'TAG' ? 'Tag' : undefined} />
+          ))}
+        </datalist>
         <button type="submit">Search</button>
       </form>
       <nav class="top-nav" aria-label="Main">

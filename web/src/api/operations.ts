@@ -61,11 +61,35 @@ export const TrendingChangedSubscription = graphql(`
 `);
 
 export const SearchQuery = graphql(`
-  query Search($query: String, $tags: [String!], $category: String, $first: Int, $after: String) {
-    search(query: $query, tags: $tags, category: $category, first: $first, after: $after) {
+  query Search(
+    $query: String
+    $tags: [String!]
+    $category: String
+    $publishedAfter: DateTime
+    $duration: DurationFilter
+    $sort: SearchSort
+    $first: Int
+    $after: String
+  ) {
+    search(
+      query: $query
+      tags: $tags
+      category: $category
+      publishedAfter: $publishedAfter
+      duration: $duration
+      sort: $sort
+      first: $first
+      after: $after
+    ) {
       nodes { ...VideoCardFields tags category }
       pageInfo { hasNextPage endCursor }
     }
+  }
+`);
+
+export const SearchSuggestionsQuery = graphql(`
+  query SearchSuggestions($prefix: String!, $first: Int) {
+    searchSuggestions(prefix: $prefix, first: $first) { text kind channelId }
   }
 `);
 
