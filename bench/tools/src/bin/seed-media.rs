@@ -57,10 +57,13 @@ async fn main() -> anyhow::Result<()> {
     if (have as usize) < n_videos {
         let rabbit = Rabbit::new(&amqp, "seed");
         // Media declares its queue when its consumer starts; do it too, so nothing published
-        // before that is dropped.
-        events::consumer::QueueSpec::new(queue.clone())
-            .declare(&rabbit.channel().await?)
-            .await?;
+        // before that is dropped (with the expiry media gives a prefixed queue, or the
+        // broker refuses the second declaration).
+        let mut spec = events::QueueSpec::new(queue.clone());
+        if queue != "media.catalogue" {
+            spec = spec.expires(events::queue::PREFIXED_QUEUE_EXPIRY);
+        }
+        spec.declare(&rabbit.channel().await?).await?;
         let publisher = Arc::new(Publisher::new(rabbit));
         let mut rng = Rng::new(42 + have as u64);
         let batch: Vec<(Uuid, Uuid, VideoMetadata)> = (have as usize..n_videos)
