@@ -3,7 +3,7 @@
 //!
 //! Why not PostgreSQL's `ts_rank`: ranking reads every matching document's `tsvector`
 //! before the best 20 can be taken, ~1.8 ms of a core per search at 100,000 videos, plus a
-//! round trip for the typo check (bench/RESULTS.md, issue 25). Here a search walks posting
+//! round trip for the typo check (issue 25). Here a search walks posting
 //! lists in memory and keeps the top of the page as it goes; PostgreSQL is asked only for
 //! the page's rows, by primary key.
 //!

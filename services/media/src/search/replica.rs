@@ -9,8 +9,9 @@
 //!    (migrations/0007_search_notify.sql) notifies a video's id when anything a search
 //!    reads changes: text, tags, category, visibility, status, deletion, publication,
 //!    duration. PostgreSQL delivers notifications after commit, in commit order.
-//! 2. Read every listed video and build the index from scratch (100,000 videos: see
-//!    bench/RESULTS.md). Notifications that arrive meanwhile wait in the connection.
+//! 2. Read every listed video and build the index from scratch (`bench/media/run` reports
+//!    the time at 100,000 videos). Notifications that arrive meanwhile wait in the
+//!    connection.
 //! 3. Then, for each batch of notified ids (gathered for [`BATCH_WINDOW`]), read those rows
 //!    and replace or remove their documents: a change is searchable within about
 //!    `BATCH_WINDOW` plus one commit.
