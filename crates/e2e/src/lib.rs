@@ -508,6 +508,17 @@ impl Stack {
         owner: uuid::Uuid,
         metadata: events::video::VideoMetadata,
     ) -> uuid::Uuid {
+        let seconds = ready_event(uuid::Uuid::nil(), owner).duration_seconds;
+        self.publish_video_lasting(owner, metadata, seconds).await
+    }
+
+    /// Like [`Stack::publish_video`], with the duration the transcoder reports.
+    pub async fn publish_video_lasting(
+        &self,
+        owner: uuid::Uuid,
+        metadata: events::video::VideoMetadata,
+        seconds: f64,
+    ) -> uuid::Uuid {
         let video_id = uuid::Uuid::now_v7();
         self.deliver_video_event(events::video::VideoCreated {
             video_id,
@@ -521,7 +532,9 @@ impl Stack {
             size_bytes: 1000,
         })
         .await;
-        self.deliver_video_event(ready_event(video_id, owner)).await;
+        let mut ready = ready_event(video_id, owner);
+        ready.duration_seconds = seconds;
+        self.deliver_video_event(ready).await;
         video_id
     }
 

@@ -5,11 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{Stack, ready_event};
+use e2e::Stack;
 use events::{
     Envelope,
     interaction::{VideoCounts, ViewCounters},
-    video::{VideoCreated, VideoMetadata, VideoUploaded, Visibility},
+    video::{VideoMetadata, Visibility},
 };
 use serde_json::{Value, json};
 use testkit::wait_for;
@@ -44,24 +44,7 @@ async fn publish(
     meta: VideoMetadata,
     seconds: f64,
 ) -> Uuid {
-    let video_id = Uuid::now_v7();
-    stack
-        .deliver_video_event(VideoCreated {
-            video_id,
-            owner_id: owner,
-            metadata: meta,
-        })
-        .await;
-    stack
-        .deliver_video_event(VideoUploaded {
-            video_id,
-            owner_id: owner,
-            size_bytes: 1000,
-        })
-        .await;
-    let mut ready = ready_event(video_id, owner);
-    ready.duration_seconds = seconds;
-    stack.deliver_video_event(ready).await;
+    let video_id = stack.publish_video_lasting(owner, meta, seconds).await;
     stack.wait_video_ready(Some(token), video_id).await;
     video_id
 }
