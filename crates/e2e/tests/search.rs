@@ -95,47 +95,24 @@ async fn all(stack: &Stack, vars: Value) -> Vec<Uuid> {
 async fn every_filter_and_order_pages_through_cursors() {
     let stack = Stack::start().await;
     let (owner, token) = user(&stack, "knifemaker").await;
-    let short = publish(
-        &stack,
-        owner,
-        &token,
-        metadata("Knife skills", &["knife"], Visibility::Public),
-        60.0,
-    )
-    .await;
-    let medium = publish(
-        &stack,
-        owner,
-        &token,
-        metadata("Knife sharpening", &["knife", "stone"], Visibility::Public),
-        600.0,
-    )
-    .await;
-    let long = publish(
-        &stack,
-        owner,
-        &token,
-        metadata("Knife forging", &["forge"], Visibility::Public),
-        3600.0,
-    )
-    .await;
-    // Never in anyone's results: the owner's private and unlisted knives.
-    publish(
-        &stack,
-        owner,
-        &token,
-        metadata("Knife secrets", &["knife"], Visibility::Private),
-        60.0,
-    )
-    .await;
-    publish(
-        &stack,
-        owner,
-        &token,
-        metadata("Knife unlisted", &["knife"], Visibility::Unlisted),
-        60.0,
-    )
-    .await;
+    // The last two are never in anyone's results: the owner's private and unlisted knives.
+    let mut knives = Vec::new();
+    for (title, tags, visibility, seconds) in [
+        ("Knife skills", &["knife"][..], Visibility::Public, 60.0),
+        (
+            "Knife sharpening",
+            &["knife", "stone"],
+            Visibility::Public,
+            600.0,
+        ),
+        ("Knife forging", &["forge"], Visibility::Public, 3600.0),
+        ("Knife secrets", &["knife"], Visibility::Private, 60.0),
+        ("Knife unlisted", &["knife"], Visibility::Unlisted, 60.0),
+    ] {
+        let meta = metadata(title, tags, visibility);
+        knives.push(publish(&stack, owner, &token, meta, seconds).await);
+    }
+    let (short, medium, long) = (knives[0], knives[1], knives[2]);
 
     let knife = json!({ "q": "knife" });
     wait_for("the knives searchable", Duration::from_secs(5), || async {
