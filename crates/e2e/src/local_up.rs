@@ -15,11 +15,11 @@ use testkit::TestEnv;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// The databases `up` uses, named `<the test's database>_<name>` by [`TestEnv`].
-pub const DATABASES: &[&str] = &["auth", "media", "video", "recommender"];
+pub const DATABASES: &[&str] = &["auth", "media", "video", "recommender", "webhooks"];
 
 pub struct LocalUp {
     child: tokio::process::Child,
-    /// The gateway's port; the six services listen on the next six.
+    /// The gateway's port; the seven services listen on the next seven.
     pub base: u16,
     /// `KINO_STATE_DIR` of this run (logs, pid files), removed on drop.
     pub state: PathBuf,
@@ -36,12 +36,12 @@ fn bin_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).unwrap().to_owned()
 }
 
-/// Seven consecutive free ports (the gateway's, then the six services').
+/// Eight consecutive free ports (the gateway's, then the seven services').
 fn free_ports() -> u16 {
     (0..200)
         .map(|_| 20_000 + (uuid::Uuid::now_v7().as_u128() % 40_000) as u16)
-        .find(|base| (*base..base + 7).all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok()))
-        .expect("seven consecutive free ports")
+        .find(|base| (*base..base + 8).all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok()))
+        .expect("eight consecutive free ports")
 }
 
 impl LocalUp {

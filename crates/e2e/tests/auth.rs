@@ -597,6 +597,7 @@ async fn identity_headers_from_clients_never_reach_upstreams() {
         auth: Some(stack.auth_addr.to_string()),
         media: Some(echo.addr.to_string()),
         video: None,
+        webhooks: None,
     })
     .await;
     let client = Client::new();

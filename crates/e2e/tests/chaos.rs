@@ -86,22 +86,6 @@ impl Service {
     }
 }
 
-/// The workspace's build of `name`: this test runs from `<target>/<profile>/deps/`.
-fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test runs from <target>/<profile>/deps")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build the workspace first (cargo build --workspace --tests)",
-        path.display()
-    );
-    path
-}
-
 /// One stack of processes: where each service listens and what it is told.
 struct Platform {
     env: TestEnv,
@@ -206,7 +190,7 @@ impl Platform {
     /// Starts `service` on its port and waits until its `/readyz` answers 200.
     async fn start(&self, service: Service) -> ServiceProcess {
         let process = ServiceProcess::start_on(
-            binary(service.name()).to_str().unwrap(),
+            e2e::service_binary(service.name()).to_str().unwrap(),
             &self.vars(service),
             &self.addr(service),
         )
@@ -629,6 +613,7 @@ async fn every_service_terminated_and_killed_in_turn_loses_and_doubles_nothing()
         auth: Some(platform.addr(Service::Auth)),
         media: Some(platform.addr(Service::Media)),
         video: Some(platform.addr(Service::Video)),
+        webhooks: None,
     })
     .await;
     let gate = Gate {

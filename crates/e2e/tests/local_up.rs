@@ -50,7 +50,7 @@ async fn stops_with_exit_0_on(signal: &str) {
 
     let status = up.stop_with(signal).await;
     assert_eq!(status.code(), Some(0), "up after SIG{signal}");
-    let still_open: Vec<u16> = (base..base + 7).filter(|port| open(*port)).collect();
+    let still_open: Vec<u16> = (base..base + 8).filter(|port| open(*port)).collect();
     assert!(
         still_open.is_empty(),
         "ports still served after up ended: {still_open:?}"

@@ -84,6 +84,7 @@ async fn subscriptions_upgrade_through_the_gateway_after_forward_auth() {
         auth: Some(stack.auth_addr.to_string()),
         media: Some(media),
         video: None,
+        webhooks: None,
     })
     .await;
 

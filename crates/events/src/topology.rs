@@ -14,6 +14,8 @@ use lapin::{Channel, ExchangeKind, options::ExchangeDeclareOptions, types::Field
 pub const VIDEO_EVENTS: &str = "video.events";
 /// Topic exchange: `user.updated|deleted`.
 pub const USER_EVENTS: &str = "user.events";
+/// Topic exchange: `comment.added`, `subscription.added` (crate::media).
+pub const MEDIA_EVENTS: &str = "media.events";
 /// Topic exchange for viewer interactions (views, likes, comments, shares, watch time).
 pub const INTERACTIONS: &str = "interactions";
 
@@ -29,7 +31,7 @@ pub async fn declare(channel: &Channel) -> Result<(), lapin::Error> {
         durable: true,
         ..Default::default()
     };
-    for exchange in [VIDEO_EVENTS, USER_EVENTS, INTERACTIONS] {
+    for exchange in [VIDEO_EVENTS, USER_EVENTS, MEDIA_EVENTS, INTERACTIONS] {
         channel
             .exchange_declare(
                 exchange.into(),

@@ -16,6 +16,7 @@ pub struct Upstreams {
     pub auth: Option<String>,
     pub media: Option<String>,
     pub video: Option<String>,
+    pub webhooks: Option<String>,
 }
 
 fn caddy() -> PathBuf {
@@ -45,7 +46,14 @@ impl Gateway {
                 "KINO_MEDIA_UPSTREAM",
                 upstreams.media.unwrap_or_else(|| unused.clone()),
             )
-            .env("KINO_VIDEO_UPSTREAM", upstreams.video.unwrap_or(unused))
+            .env(
+                "KINO_VIDEO_UPSTREAM",
+                upstreams.video.unwrap_or_else(|| unused.clone()),
+            )
+            .env(
+                "KINO_WEBHOOKS_UPSTREAM",
+                upstreams.webhooks.unwrap_or(unused),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)

@@ -1,10 +1,12 @@
 //! Channel subscriptions ("follow a creator"). Like likes: a row per (follower, channel)
 //! and an exact subscriber count, changed together in one transaction, idempotent both
-//! ways.
+//! ways. A new subscription is announced (`subscription.added`) through the outbox in the
+//! same transaction.
 
 use std::collections::HashMap;
 
 use async_graphql::{Context, ID, Object, Result, dataloader::Loader};
+use events::{Envelope, media::SubscriptionAdded};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -75,8 +77,22 @@ async fn set_follow(ctx: &Context<'_>, channel_id: &ID, follow: bool) -> Result<
         .execute(&mut *tx)
         .await
         .map_err(Error::from)?;
+        if follow {
+            // Announced with the write (webhooks): once per new subscriber, never for a
+            // repeated subscribe.
+            let event = SubscriptionAdded {
+                channel_id: channel,
+                subscriber_id: me,
+            };
+            events::outbox::enqueue(&mut tx, &app.events, &Envelope::new(event))
+                .await
+                .map_err(Error::from)?;
+        }
     }
     tx.commit().await.map_err(Error::from)?;
+    if follow && changed == 1 {
+        app.relay.notify();
+    }
     Ok(user)
 }
 

@@ -1,7 +1,11 @@
 //! Comment queries and mutations.
 
 use async_graphql::{Context, ID, Object, Result, connection::Connection};
-use events::interaction::{Action, Interaction, ViewerKey};
+use events::{
+    Envelope,
+    interaction::{Action, Interaction, ViewerKey},
+    media::CommentAdded,
+};
 use mongodb::bson::DateTime;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -236,7 +240,15 @@ impl CommentMutation {
                 .map_err(Error::from)?;
         }
         let event = interactions::interaction(&video_row, ViewerKey::user(me), Action::Comment);
-        bump_video_count(app, video, 1, Some(event)).await?;
+        let announcement = CommentAdded {
+            comment_id: comment.id.clone(),
+            video_id: video,
+            video_owner_id: video_row.owner_id,
+            author_id: me,
+            parent_id: comment.parent_id.clone(),
+            body: comment.body.clone(),
+        };
+        bump_video_count(app, video, 1, Some(event), Some(announcement)).await?;
         app.realtime
             .comment_changed(ChangeKind::Added, &comment)
             .await;
@@ -315,7 +327,7 @@ impl CommentMutation {
                     Action::Uncomment { commented_at },
                 )
             });
-            bump_video_count(app, video, -1, retraction).await?;
+            bump_video_count(app, video, -1, retraction, None).await?;
             app.realtime
                 .comment_changed(ChangeKind::Deleted, &deleted)
                 .await;
@@ -325,13 +337,15 @@ impl CommentMutation {
 }
 
 /// Moves the video's comment counter and, in the same transaction, puts the comment's
-/// interaction event (for the ranker) in the outbox. Also how an erased account's comments
-/// leave the counters (crate::erasure).
+/// interaction event (for the ranker) and its announcement (`comment.added`, for webhooks)
+/// in the outbox. Also how an erased account's comments leave the counters
+/// (crate::erasure).
 pub(crate) async fn bump_video_count(
     app: &AppContext,
     video: Uuid,
     by: i64,
     event: Option<Interaction>,
+    announcement: Option<CommentAdded>,
 ) -> Result<(), Error> {
     let mut tx = app.db.pool().begin().await?;
     sqlx::query("UPDATE videos SET comments_count = comments_count + $2 WHERE id = $1")
@@ -342,8 +356,11 @@ pub(crate) async fn bump_video_count(
     if let Some(event) = &event {
         app.interactions.enqueue(&mut tx, event.clone()).await?;
     }
+    if let Some(announcement) = &announcement {
+        events::outbox::enqueue(&mut tx, &app.events, &Envelope::new(announcement.clone())).await?;
+    }
     tx.commit().await?;
-    if event.is_some() {
+    if event.is_some() || announcement.is_some() {
         app.relay.notify();
     }
     Ok(())

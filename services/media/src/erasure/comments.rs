@@ -36,7 +36,7 @@ pub async fn anonymise(ctx: &Context, user: Uuid) -> anyhow::Result<u64> {
             let action = Action::Uncomment { commented_at };
             interactions::interaction(&row, ViewerKey::user(user), action)
         });
-        bump_video_count(ctx, video, -1, retraction)
+        bump_video_count(ctx, video, -1, retraction, None)
             .await
             .map_err(|e| match e {
                 Error::Internal(cause) => cause,
