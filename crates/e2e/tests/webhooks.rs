@@ -617,6 +617,17 @@ async fn gone_disables_the_endpoint_and_redirects_are_never_followed() {
     )
     .await;
     queue_ready(&stack).await;
+    // What the owner's notification will be made from.
+    let mut announcements = events::tap::Tap::bind(
+        &stack.env.amqp_url,
+        "e2e-webhook-events",
+        [(
+            events::topology::WEBHOOK_EVENTS,
+            stack.namespace().routing_key("webhook.endpoint_disabled"),
+        )],
+    )
+    .await
+    .unwrap();
     publish(&stack, failed(owner, "first")).await;
 
     let endpoint = testkit::wait_for("the endpoint disabled", Duration::from_secs(10), || async {
@@ -633,6 +644,19 @@ async fn gone_disables_the_endpoint_and_redirects_are_never_followed() {
     .await;
     assert!(
         endpoint["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("410")
+    );
+    let announced = tokio::time::timeout(Duration::from_secs(10), announcements.next_json())
+        .await
+        .expect("webhook.endpoint_disabled announced")
+        .unwrap();
+    assert_eq!(announced["type"], "webhook.endpoint_disabled");
+    assert_eq!(announced["data"]["endpoint_id"], gone.as_str());
+    assert_eq!(announced["data"]["owner_id"], owner.to_string());
+    assert!(
+        announced["data"]["reason"]
             .as_str()
             .unwrap()
             .contains("410")

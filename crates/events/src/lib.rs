@@ -20,7 +20,7 @@
 //! * [`consumer`]: consuming a service's own queue across reconnects, settling each
 //!   delivery (or batch of deliveries) only after it was handled;
 //! * [`tap`]: watching events from an exclusive queue of one's own (tools, tests);
-//! * [`user`], [`video`], [`interaction`], [`media`]: the event types;
+//! * [`user`], [`video`], [`interaction`], [`media`], [`webhook`]: the event types;
 //! * [`trending`]: the ranker-to-media contract (trending sets, their announcements on
 //!   media's real-time hub, and the hub's wire format).
 
@@ -41,6 +41,7 @@ pub mod transcode;
 pub mod trending;
 pub mod user;
 pub mod video;
+pub mod webhook;
 
 pub use envelope::{Envelope, Event};
 pub use publisher::Publisher;

@@ -16,6 +16,8 @@ pub const VIDEO_EVENTS: &str = "video.events";
 pub const USER_EVENTS: &str = "user.events";
 /// Topic exchange: `comment.added`, `subscription.added` (crate::media).
 pub const MEDIA_EVENTS: &str = "media.events";
+/// Topic exchange: `webhook.endpoint_disabled` (crate::webhook).
+pub const WEBHOOK_EVENTS: &str = "webhook.events";
 /// Topic exchange for viewer interactions (views, likes, comments, shares, watch time).
 pub const INTERACTIONS: &str = "interactions";
 
@@ -31,7 +33,13 @@ pub async fn declare(channel: &Channel) -> Result<(), lapin::Error> {
         durable: true,
         ..Default::default()
     };
-    for exchange in [VIDEO_EVENTS, USER_EVENTS, MEDIA_EVENTS, INTERACTIONS] {
+    for exchange in [
+        VIDEO_EVENTS,
+        USER_EVENTS,
+        MEDIA_EVENTS,
+        WEBHOOK_EVENTS,
+        INTERACTIONS,
+    ] {
         channel
             .exchange_declare(
                 exchange.into(),

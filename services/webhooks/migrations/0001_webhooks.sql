@@ -57,7 +57,8 @@ CREATE TABLE deliveries (
     updated_at       timestamptz NOT NULL DEFAULT now(),
     UNIQUE (endpoint_id, message_id)
 );
-CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE state = 'pending';
+-- What the dispatcher claims: each endpoint's due deliveries, oldest first.
+CREATE INDEX deliveries_due ON deliveries (endpoint_id, next_attempt_at) WHERE state = 'pending';
 CREATE INDEX deliveries_log ON deliveries (endpoint_id, id DESC);
 CREATE INDEX deliveries_failed ON deliveries (endpoint_id, created_at) WHERE state = 'failed';
 -- Messages are pruned once no delivery refers to them.

@@ -28,6 +28,7 @@ pub mod retention;
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
+use events::outbox::Relay;
 use platform::{
     Readiness, Shutdown,
     background::{FirstTick, every},
@@ -54,7 +55,14 @@ impl Context {
     pub fn connect(config: Config, shutdown: &Shutdown) -> anyhow::Result<Self> {
         let db = Postgres::start(&config.postgres, &MIGRATOR, shutdown).context("DATABASE_URL")?;
         let rabbit = events::Rabbit::new(&config.amqp_url, "kino-webhooks");
-        let dispatcher = Dispatcher::new(db.clone(), config.delivery.clone());
+        // The outbox relay publishes `webhook.endpoint_disabled` (crate::deliveries::store).
+        let relay = Relay::spawn(
+            db.pool().clone(),
+            Arc::new(events::Publisher::new(rabbit.clone())),
+            shutdown,
+        );
+        let namespace = events::Namespace::new(&config.queue_prefix);
+        let dispatcher = Dispatcher::new(db.clone(), config.delivery.clone(), namespace, relay);
         Ok(Self {
             config: Arc::new(config),
             db,

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use events::{Envelope, Namespace, outbox, webhook::EndpointDisabled};
 use serde::Serialize;
 use sqlx::{FromRow, PgConnection, PgPool};
 use time::OffsetDateTime;
@@ -33,7 +34,12 @@ pub struct Claimed {
 }
 
 /// Claims up to `limit` due deliveries: at most `per_endpoint` of any one endpoint, none
-/// of the endpoints in `busy` (this process has as many in flight to them as allowed).
+/// of the endpoints in `busy` (this process has as many attempts to them as allowed).
+///
+/// Endpoints are visited in random order and each one's due deliveries are read from its
+/// own index range (`deliveries_due`: endpoint, time, pending only), so a busy endpoint's
+/// backlog is never scanned and no endpoint keeps the others waiting: with more
+/// backed-up endpoints than free slots, each claim serves a different random few.
 pub async fn claim(
     pool: &PgPool,
     busy: &[Uuid],
@@ -42,18 +48,17 @@ pub async fn claim(
     lease: Duration,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
     sqlx::query_as(
-        "WITH due AS (
-             SELECT id, endpoint_id, next_attempt_at FROM deliveries
-             WHERE state = 'pending' AND next_attempt_at <= now() AND NOT (endpoint_id = ANY($1))
-             ORDER BY next_attempt_at LIMIT $2 * 4
-         ), ranked AS (
-             SELECT id, row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS rank
-             FROM due
-         ), picked AS (
-             SELECT d.id FROM deliveries d JOIN ranked r ON r.id = d.id
-             WHERE r.rank <= $3 AND d.state = 'pending' AND d.next_attempt_at <= now()
-             ORDER BY d.next_attempt_at LIMIT $2
-             FOR UPDATE OF d SKIP LOCKED
+        "WITH picked AS (
+             SELECT due.id
+             FROM (SELECT id FROM endpoints WHERE enabled AND NOT (id = ANY($1))
+                   ORDER BY random()) e
+             CROSS JOIN LATERAL (
+                 SELECT id FROM deliveries
+                 WHERE endpoint_id = e.id AND state = 'pending' AND next_attempt_at <= now()
+                 ORDER BY next_attempt_at LIMIT $3
+                 FOR UPDATE SKIP LOCKED
+             ) due
+             LIMIT $2
          )
          UPDATE deliveries d SET
              attempts = d.attempts + 1,
@@ -117,8 +122,9 @@ impl Next {
 
 /// Records a batch of attempts in one transaction: the attempt log, each delivery's new
 /// state, and each endpoint's health. Endpoints that answered 410, or whose last retry
-/// failed after `disable_after` of failures without a success, are disabled; returns
-/// those (for the log).
+/// failed after `disable_after` of failures without a success, are disabled, and that is
+/// announced (`webhook.endpoint_disabled`, through the outbox under `namespace`, for the
+/// owner's notification); returns those (for the log).
 ///
 /// A delivery is updated only if no later attempt of it was claimed meanwhile (its
 /// lease ran out and another replica took it): the later attempt's record wins.
@@ -126,6 +132,7 @@ pub async fn record(
     pool: &PgPool,
     batch: &[Recorded],
     disable_after: Duration,
+    namespace: &Namespace,
 ) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let ids: Vec<i64> = batch.iter().map(|r| r.delivery_id).collect();
@@ -210,7 +217,7 @@ pub async fn record(
     let mut disabled: Vec<(Uuid, String)> = Vec::new();
     let gone = endpoints_where(|n| n == Next::Gone);
     let reason = "the endpoint answered 410 Gone";
-    for id in disable(&mut tx, &gone, None, reason).await? {
+    for id in disable(&mut tx, &gone, None, reason, namespace).await? {
         disabled.push((id, reason.to_owned()));
     }
     let exhausted = endpoints_where(|n| n == Next::GiveUp);
@@ -218,7 +225,7 @@ pub async fn record(
         "deliveries failed for more than {} hours without a success",
         disable_after.as_secs() / 3600
     );
-    for id in disable(&mut tx, &exhausted, Some(disable_after), &reason).await? {
+    for id in disable(&mut tx, &exhausted, Some(disable_after), &reason, namespace).await? {
         disabled.push((id, reason.clone()));
     }
     tx.commit().await?;
@@ -226,31 +233,40 @@ pub async fn record(
 }
 
 /// Disables the enabled endpoints among `ids` (those failing for longer than
-/// `failing_for`, if given) and fails their pending deliveries; returns which.
+/// `failing_for`, if given), fails their pending deliveries and announces each; returns
+/// which.
 async fn disable(
     conn: &mut PgConnection,
     ids: &[Uuid],
     failing_for: Option<Duration>,
     reason: &str,
+    namespace: &Namespace,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let disabled: Vec<Uuid> = sqlx::query_scalar(
+    let disabled: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
         "UPDATE endpoints SET enabled = false, disabled_reason = $3, updated_at = now()
          WHERE id = ANY($1) AND enabled
            AND ($2::float8 IS NULL OR failing_since < now() - $2 * interval '1 second')
-         RETURNING id",
+         RETURNING id, owner_id, url",
     )
     .bind(ids)
     .bind(failing_for.map(|d| d.as_secs_f64()))
     .bind(reason)
     .fetch_all(&mut *conn)
     .await?;
-    for id in &disabled {
-        fail_pending(conn, *id, reason).await?;
+    for (endpoint_id, owner_id, url) in &disabled {
+        fail_pending(conn, *endpoint_id, reason).await?;
+        let event = EndpointDisabled {
+            endpoint_id: *endpoint_id,
+            owner_id: *owner_id,
+            url: url.clone(),
+            reason: reason.to_owned(),
+        };
+        outbox::enqueue(conn, namespace, &Envelope::new(event)).await?;
     }
-    Ok(disabled)
+    Ok(disabled.into_iter().map(|(id, _, _)| id).collect())
 }
 
 /// Settles every pending delivery to `endpoint` as failed (it was disabled).

@@ -30,6 +30,7 @@ use std::{
     time::Duration,
 };
 
+use events::{Namespace, outbox::Relay};
 use platform::{Shutdown, postgres::Postgres};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use uuid::Uuid;
@@ -53,6 +54,10 @@ pub struct Dispatcher {
 struct Inner {
     db: Postgres,
     config: DeliveryConfig,
+    /// Where `webhook.endpoint_disabled` goes (the outbox, under `QUEUE_PREFIX`), and the
+    /// relay to wake once it is committed.
+    namespace: Namespace,
+    relay: Relay,
     client: reqwest::Client,
     wake: Notify,
     /// Attempts in flight in this process.
@@ -62,11 +67,13 @@ struct Inner {
 }
 
 impl Dispatcher {
-    pub fn new(db: Postgres, config: DeliveryConfig) -> Self {
+    pub fn new(db: Postgres, config: DeliveryConfig, namespace: Namespace, relay: Relay) -> Self {
         let client = send::client(&config);
         Self {
             inner: Arc::new(Inner {
                 db,
+                namespace,
+                relay,
                 slots: Arc::new(Semaphore::new(config.concurrency)),
                 config,
                 client,
@@ -215,10 +222,14 @@ impl Dispatcher {
                     self.inner.db.pool(),
                     &batch,
                     self.inner.config.disable_after,
+                    &self.inner.namespace,
                 )
                 .await
                 {
                     Ok(disabled) => {
+                        if !disabled.is_empty() {
+                            self.inner.relay.notify();
+                        }
                         for (endpoint, reason) in disabled {
                             tracing::warn!(%endpoint, reason, "webhooks: endpoint disabled");
                             ::metrics::counter!("webhook_endpoints_disabled_total").increment(1);
