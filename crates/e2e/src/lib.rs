@@ -304,6 +304,16 @@ impl Stack {
     async fn deliver_raw_to_queue(&self, config: &media::Config, queue: &str, payload: &[u8]) {
         let publisher = self.publisher().await;
         let name = config.queue(queue).name;
+        self.wait_queue_declared(&name).await;
+        publisher
+            .publish_raw("", &name, &uuid::Uuid::now_v7().to_string(), payload)
+            .await
+            .unwrap_or_else(|e| panic!("deliver to {name}: {e}"));
+    }
+
+    /// Waits until queue `name` exists on this stack's broker (a consumer declares its
+    /// queue when it starts), so what is published from now on reaches it.
+    pub async fn wait_queue_declared(&self, name: &str) {
         testkit::wait_for(
             &format!("queue {name} declared"),
             Duration::from_secs(20),
@@ -314,7 +324,7 @@ impl Stack {
                     .ok()?;
                 channel
                     .queue_declare(
-                        name.as_str().into(),
+                        name.into(),
                         lapin::options::QueueDeclareOptions {
                             passive: true,
                             ..Default::default()
@@ -326,10 +336,6 @@ impl Stack {
             },
         )
         .await;
-        publisher
-            .publish_raw("", &name, &uuid::Uuid::now_v7().to_string(), payload)
-            .await
-            .unwrap_or_else(|e| panic!("deliver to {name}: {e}"));
     }
 
     /// Starts the webhooks service on this stack's broker (its queue under this stack's

@@ -191,28 +191,7 @@ fn uuid(value: &str) -> Uuid {
 /// reach it (it is declared when the consumer starts).
 async fn queue_ready(stack: &Stack) {
     let name = stack.namespace().name(webhooks::ingest::QUEUE);
-    testkit::wait_for(
-        &format!("queue {name}"),
-        Duration::from_secs(20),
-        || async {
-            let channel = events::Rabbit::new(&stack.env.amqp_url, "e2e-probe")
-                .channel()
-                .await
-                .ok()?;
-            channel
-                .queue_declare(
-                    name.as_str().into(),
-                    lapin::options::QueueDeclareOptions {
-                        passive: true,
-                        ..Default::default()
-                    },
-                    Default::default(),
-                )
-                .await
-                .ok()
-        },
-    )
-    .await;
+    stack.wait_queue_declared(&name).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
