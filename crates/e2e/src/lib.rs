@@ -69,14 +69,15 @@ pub fn service_binary(name: &str) -> std::path::PathBuf {
 /// Waits until the service at `addr` answers `/readyz` with a success, as an
 /// orchestrator would before sending it traffic.
 pub async fn wait_ready(addr: std::net::SocketAddr) {
-    testkit::wait_for(
-        &format!("{addr} ready"),
-        Duration::from_secs(30),
-        || async move {
-            let response = reqwest::get(format!("http://{addr}/readyz")).await.ok()?;
-            response.status().is_success().then_some(())
-        },
-    )
+    wait_ready_within(addr, Duration::from_secs(30)).await;
+}
+
+/// [`wait_ready`] for services that take longer to become ready (a model to load).
+pub async fn wait_ready_within(addr: std::net::SocketAddr, within: Duration) {
+    testkit::wait_for(&format!("{addr} ready"), within, || async move {
+        let response = reqwest::get(format!("http://{addr}/readyz")).await.ok()?;
+        response.status().is_success().then_some(())
+    })
     .await;
 }
 
@@ -195,15 +196,7 @@ impl Stack {
         // Like an orchestrator, send no traffic before every service reports ready (its
         // database created and migrated, its broker connection up).
         for addr in [auth_addr, media_addr, video_addr] {
-            testkit::wait_for(
-                &format!("{addr} ready"),
-                Duration::from_secs(30),
-                || async move {
-                    let response = reqwest::get(format!("http://{addr}/readyz")).await.ok()?;
-                    response.status().is_success().then_some(())
-                },
-            )
-            .await;
+            wait_ready(addr).await;
         }
         Self {
             gateway,
@@ -242,16 +235,7 @@ impl Stack {
             listener,
             self.video_shutdown.clone(),
         )));
-        let addr = self.video_addr;
-        testkit::wait_for(
-            "video ready again",
-            Duration::from_secs(30),
-            || async move {
-                let response = reqwest::get(format!("http://{addr}/readyz")).await.ok()?;
-                response.status().is_success().then_some(())
-            },
-        )
-        .await;
+        wait_ready(self.video_addr).await;
     }
 
     /// Starts another media replica with the same stores (and, unless `adjust` changes
@@ -268,15 +252,7 @@ impl Stack {
             .await
             .unwrap();
         tokio::spawn(media::serve(ctx.clone(), listener, self.shutdown.clone()));
-        testkit::wait_for(
-            &format!("media replica {addr} ready"),
-            Duration::from_secs(30),
-            || async move {
-                let response = reqwest::get(format!("http://{addr}/readyz")).await.ok()?;
-                response.status().is_success().then_some(())
-            },
-        )
-        .await;
+        wait_ready(addr).await;
         (addr, ctx)
     }
 
@@ -458,11 +434,7 @@ impl Stack {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(ranker::run(config, listener, self.shutdown.clone()));
-        testkit::wait_for("ranker ready", Duration::from_secs(30), || async move {
-            let response = reqwest::get(format!("http://{addr}/readyz")).await.ok()?;
-            response.status().is_success().then_some(())
-        })
-        .await;
+        wait_ready(addr).await;
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -708,15 +680,8 @@ impl Stack {
         rabbit.close().await;
         let addr = listener.local_addr().unwrap();
         tokio::spawn(recommender::run(config, listener, self.shutdown.clone()));
-        testkit::wait_for(
-            "recommender ready",
-            Duration::from_secs(60),
-            || async move {
-                let response = reqwest::get(format!("http://{addr}/readyz")).await.ok()?;
-                response.status().is_success().then_some(())
-            },
-        )
-        .await;
+        // Loading the embedding model takes a while.
+        wait_ready_within(addr, Duration::from_secs(60)).await;
     }
 
     /// Delivers a video event straight into the recommender's video queue (as
