@@ -196,11 +196,42 @@ pub fn policy(resources: &[Value], services: &[String], keda: bool, istio: bool)
                     .as_str()
                     .map(str::to_owned)
             };
-            if probe_path("readinessProbe").as_deref() != Some("/readyz") {
-                problems.push(format!("{name}/{c}: readinessProbe must GET /readyz"));
-            }
-            if probe_path("livenessProbe").as_deref() != Some("/healthz") {
-                problems.push(format!("{name}/{c}: livenessProbe must GET /healthz"));
+            let grpc_port = container["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["name"] == "grpc")
+                .and_then(|p| p["containerPort"].as_u64());
+            match grpc_port {
+                // A gRPC server: probed natively, through the standard health service
+                // (rpc::server): readiness by the whole server's status (its stores),
+                // liveness by `liveness` (the process serves at all).
+                Some(port) => {
+                    let readiness = &container["readinessProbe"]["grpc"];
+                    if readiness["port"].as_u64() != Some(port)
+                        || readiness.get("service").is_some_and(|s| s != "")
+                    {
+                        problems.push(format!(
+                            "{name}/{c}: readinessProbe must be a grpc probe of port {port}"
+                        ));
+                    }
+                    let liveness = &container["livenessProbe"]["grpc"];
+                    if liveness["port"].as_u64() != Some(port) || liveness["service"] != "liveness"
+                    {
+                        problems.push(format!(
+                            "{name}/{c}: livenessProbe must be a grpc probe of port {port}, service liveness"
+                        ));
+                    }
+                    problems.extend(grpc_reachability(resources, name));
+                }
+                None => {
+                    if probe_path("readinessProbe").as_deref() != Some("/readyz") {
+                        problems.push(format!("{name}/{c}: readinessProbe must GET /readyz"));
+                    }
+                    if probe_path("livenessProbe").as_deref() != Some("/healthz") {
+                        problems.push(format!("{name}/{c}: livenessProbe must GET /healthz"));
+                    }
+                }
             }
             let resources = &container["resources"];
             for field in ["/requests/cpu", "/requests/memory", "/limits/memory"] {
@@ -293,6 +324,61 @@ pub fn policy(resources: &[Value], services: &[String], keda: bool, istio: bool)
         problems.extend(mesh_mirrors_network_policies(resources));
     }
     problems
+}
+
+/// The gRPC port of `app` (internal APIs, crates/rpc): a headless Service exposes it (so
+/// clients resolve every replica and spread their long-lived HTTP/2 connections over
+/// them), as gRPC, and the NetworkPolicy admits only media to it.
+fn grpc_reachability(resources: &[Value], app: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let headless = of_kind(resources, "Service").any(|s| {
+        selects_app(&s["spec"]["selector"]) == Some(app)
+            && s["spec"]["clusterIP"] == "None"
+            && s["spec"]["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["targetPort"] == "grpc" && p["appProtocol"] == "grpc")
+    });
+    if !headless {
+        problems.push(format!(
+            "{app}: no headless Service exposes its grpc port with appProtocol grpc"
+        ));
+    }
+    for policy in of_kind(resources, "NetworkPolicy")
+        .filter(|p| selects(&p["spec"]["podSelector"]) == Some(app))
+    {
+        let mut admitted = false;
+        for rule in policy["spec"]["ingress"].as_array().into_iter().flatten() {
+            let ports: Vec<&Value> = rule["ports"].as_array().into_iter().flatten().collect();
+            // A rule without ports admits its sources to every port.
+            if !(ports.is_empty() || ports.iter().any(|p| p["port"] == "grpc")) {
+                continue;
+            }
+            for from in rule["from"].as_array().into_iter().flatten() {
+                if selects(&from["podSelector"]) == Some("media")
+                    && from.get("namespaceSelector").is_none()
+                {
+                    admitted = true;
+                } else {
+                    problems.push(format!(
+                        "{app}: NetworkPolicy admits {from} to its grpc port (only media may call it)"
+                    ));
+                }
+            }
+        }
+        if !admitted {
+            problems.push(format!(
+                "{app}: NetworkPolicy does not admit media to its grpc port"
+            ));
+        }
+    }
+    problems
+}
+
+/// What a Service's plain selector selects (`app.kubernetes.io/name`).
+fn selects_app(selector: &Value) -> Option<&str> {
+    selector["app.kubernetes.io/name"].as_str()
 }
 
 /// The callers a NetworkPolicy admits, as the workload identities Istio sees

@@ -443,6 +443,38 @@ fn broken_manifests_are_rejected() {
             }),
         ),
         (
+            "a gRPC server probed over HTTP",
+            Box::new(|r| {
+                let d = kubernetes::find(r, "Deployment", "recommender").unwrap();
+                d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] =
+                    json!({ "httpGet": { "path": "/readyz", "port": "http" } });
+            }),
+        ),
+        (
+            "a gRPC liveness probe that follows the stores",
+            Box::new(|r| {
+                let d = kubernetes::find(r, "Deployment", "auth").unwrap();
+                d["spec"]["template"]["spec"]["containers"][0]["livenessProbe"] =
+                    json!({ "grpc": { "port": 9081 } });
+            }),
+        ),
+        (
+            "a gRPC API behind a virtual IP only",
+            Box::new(|r| {
+                r.retain(|x| !(x["kind"] == "Service" && x["metadata"]["name"] == "auth-grpc"))
+            }),
+        ),
+        (
+            "a gRPC port open to the gateway",
+            Box::new(|r| {
+                let p = kubernetes::find(r, "NetworkPolicy", "recommender").unwrap();
+                p["spec"]["ingress"][0]["from"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({ "podSelector": { "matchLabels": { "app.kubernetes.io/name": "video" } } }));
+            }),
+        ),
+        (
             "mTLS not strict",
             Box::new(|r| {
                 kubernetes::find(r, "PeerAuthentication", "default").unwrap()["spec"]["mtls"]["mode"] =
@@ -462,6 +494,25 @@ fn broken_manifests_are_rejected() {
             "{what} passed"
         );
     }
+    // The gRPC ports' own rule, without the mesh mirror's (which also notices a new caller).
+    let mut copy = rendered.clone();
+    let p = kubernetes::find(&mut copy, "NetworkPolicy", "auth").unwrap();
+    let grpc_rule = p["spec"]["ingress"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|rule| rule["ports"][0]["port"] == "grpc")
+        .expect("auth's NetworkPolicy has a rule for its grpc port");
+    grpc_rule["from"].as_array_mut().unwrap().push(
+        json!({ "podSelector": { "matchLabels": { "app.kubernetes.io/name": "webhooks" } } }),
+    );
+    let problems = kubernetes::policy(&copy, &services, true, false);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("grpc port") && p.contains("webhooks")),
+        "{problems:?}"
+    );
 }
 
 // --- the gateway's three definitions ----------------------------------------------------

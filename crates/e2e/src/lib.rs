@@ -21,6 +21,8 @@ pub struct Stack {
     pub signing_key: identity::SigningKey,
     /// Direct addresses of the services, bypassing the gateway.
     pub auth_addr: std::net::SocketAddr,
+    /// auth's gRPC user directory (what media calls).
+    pub auth_grpc_addr: std::net::SocketAddr,
     pub media_addr: std::net::SocketAddr,
     /// Media's configuration as started (its queue names, limits).
     pub media_config: media::Config,
@@ -88,6 +90,13 @@ fn http() -> HttpConfig {
     }
 }
 
+/// Any free port on loopback, for a gRPC server.
+fn grpc() -> rpc::server::GrpcConfig {
+    rpc::server::GrpcConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+    }
+}
+
 fn postgres(env: &TestEnv, service: &str) -> PostgresConfig {
     // One database per service, as in production.
     PostgresConfig {
@@ -139,6 +148,7 @@ impl Stack {
         let signing_key = identity::SigningKey::generate();
         let mut auth = auth::Config::from_env_with_key(signing_key.clone()).unwrap();
         auth.http = http();
+        auth.grpc = grpc();
         auth.postgres = postgres(&env, "auth");
         auth.redis_url = env.redis_url.clone();
         auth.redis_prefix = env.redis_prefix.clone();
@@ -153,7 +163,10 @@ impl Stack {
             auth.tokens.access_ttl,
         );
         tokio::spawn(auth::run(auth, shutdown.clone(), Some(tx)));
-        let auth_addr = rx.await.expect("auth started");
+        let auth::Bound {
+            http: auth_addr,
+            grpc: auth_grpc_addr,
+        } = rx.await.expect("auth started");
 
         let mut media = media::Config::from_env().unwrap();
         media.http = http();
@@ -164,6 +177,7 @@ impl Stack {
         media.redis_prefix = env.redis_prefix.clone();
         media.amqp_url = env.amqp_url.clone();
         media.auth_url = format!("http://{auth_addr}");
+        media.auth_grpc_url = format!("http://{auth_grpc_addr}");
         media.queue_prefix = queue_prefix(&env);
         media.queue_expires = Some(Duration::from_secs(60));
         media.rates = media::rate_limits::Rates::all(UNREACHABLE);
@@ -204,6 +218,7 @@ impl Stack {
             shutdown,
             signing_key,
             auth_addr,
+            auth_grpc_addr,
             media_addr,
             media_config,
             media: media_ctx,
@@ -641,6 +656,22 @@ impl Stack {
     }
 }
 
+/// auth's gRPC user directory, called directly as media calls it.
+impl Stack {
+    pub async fn profiles(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<rpc::auth::v1::GetProfilesResponse, tonic::Status> {
+        let channel =
+            tonic::transport::Channel::from_shared(format!("http://{}", self.auth_grpc_addr))
+                .unwrap()
+                .connect_lazy();
+        let mut client = rpc::auth::v1::user_directory_client::UserDirectoryClient::new(channel);
+        let request = rpc::auth::v1::GetProfilesRequest { ids };
+        Ok(client.get_profiles(request).await?.into_inner())
+    }
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
         self.shutdown.trigger();
@@ -656,6 +687,7 @@ impl Stack {
     pub fn recommender_config(&self) -> recommender::Config {
         let mut config = recommender::Config::from_env().unwrap();
         config.http = http();
+        config.grpc = grpc();
         config.postgres = postgres(&self.env, "recommend");
         config.amqp_url = self.env.amqp_url.clone();
         config.queue_prefix = self.media_config.queue_prefix.clone();
@@ -664,13 +696,13 @@ impl Stack {
         config
     }
 
-    /// Runs a recommender in-process on `listener` until the stack is dropped; waits
-    /// until it is ready. Media reaches it when it was started with `recommender_url`
-    /// pointing at `listener` (see [`Stack::start_configured`]).
+    /// Runs a recommender in-process, its gRPC API on `grpc` (its HTTP ops on any port),
+    /// until the stack is dropped; waits until it is ready. Media reaches it when it was
+    /// started with `recommender_url` pointing at `grpc` (see [`Stack::start_configured`]).
     pub async fn start_recommender(
         &self,
         config: recommender::Config,
-        listener: tokio::net::TcpListener,
+        grpc: tokio::net::TcpListener,
     ) {
         // Its queues exist before the first event is delivered or published.
         let rabbit = events::Rabbit::new(&config.amqp_url, "e2e-recommender-queues");
@@ -678,8 +710,10 @@ impl Stack {
         config.videos_queue().declare(&channel).await.unwrap();
         config.interactions_queue().declare(&channel).await.unwrap();
         rabbit.close().await;
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(recommender::run(config, listener, self.shutdown.clone()));
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = http.local_addr().unwrap();
+        let listeners = recommender::Listeners { http, grpc };
+        tokio::spawn(recommender::run(config, listeners, self.shutdown.clone()));
         // Loading the embedding model takes a while.
         wait_ready_within(addr, Duration::from_secs(60)).await;
     }

@@ -135,27 +135,25 @@ async fn register_login_and_manage_the_profile() {
     assert_eq!(response.status(), 200);
     stack.login("ada_l", "a whole new password").await;
 
-    // Public profiles for other services: unknown ids omitted, no emails.
-    let listed: Value = client
-        .post(format!("http://{}/internal/users", stack.auth_addr))
-        .json(&json!({"ids": [created["id"], uuid_like()]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
+    // Public profiles for other services, over gRPC: unknown ids omitted, no emails.
+    let id = created["id"].as_str().unwrap().to_owned();
+    let listed = stack
+        .profiles(vec![id.clone(), uuid_like(), id.clone()])
         .await
         .unwrap();
-    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
-    assert_eq!(listed[0]["display_name"], "Ada Lovelace");
-    assert!(listed[0].get("email").is_none());
+    assert_eq!(listed.profiles.len(), 1, "{listed:?}");
+    assert_eq!(listed.profiles[0].id, id);
+    assert_eq!(
+        listed.profiles[0].display_name.as_deref(),
+        Some("Ada Lovelace")
+    );
+    assert!(!format!("{listed:?}").contains('@'), "no email: {listed:?}");
     let too_many: Vec<String> = (0..101).map(|_| uuid_like()).collect();
-    let response = client
-        .post(format!("http://{}/internal/users", stack.auth_addr))
-        .json(&json!({ "ids": too_many }))
-        .send()
-        .await
-        .unwrap();
-    problem(response, 422).await;
+    let status = stack.profiles(too_many).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status}");
+    let status = stack.profiles(vec!["not-an-id".into()]).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status}");
+    assert!(stack.profiles(vec![]).await.unwrap().profiles.is_empty());
 
     // Deleting the account ends every token.
     let other_session = stack.login("ada_l", "a whole new password").await;

@@ -90,6 +90,8 @@ impl Service {
 struct Platform {
     env: TestEnv,
     ports: HashMap<Service, u16>,
+    /// The gRPC ports (auth's and the recommender's are used).
+    grpc_ports: HashMap<Service, u16>,
     key_file: PathBuf,
     work_dir: PathBuf,
 }
@@ -100,12 +102,17 @@ impl Platform {
             .into_iter()
             .map(|s| (s, testkit::free_port()))
             .collect();
+        let grpc_ports = Service::ALL
+            .into_iter()
+            .map(|s| (s, testkit::free_port()))
+            .collect();
         let key_file = std::env::temp_dir().join(format!("kino-chaos-{}.pem", env.id));
         std::fs::write(&key_file, identity::SigningKey::generate().pem()).unwrap();
         let work_dir = std::env::temp_dir().join(format!("kino-chaos-{}", env.id));
         Self {
             env,
             ports,
+            grpc_ports,
             key_file,
             work_dir,
         }
@@ -113,6 +120,10 @@ impl Platform {
 
     fn addr(&self, service: Service) -> String {
         format!("127.0.0.1:{}", self.ports[&service])
+    }
+
+    fn grpc_addr(&self, service: Service) -> String {
+        format!("127.0.0.1:{}", self.grpc_ports[&service])
     }
 
     fn database(&self, name: &str) -> String {
@@ -129,6 +140,7 @@ impl Platform {
             ("REDIS_URL", env.redis_url.clone()),
             ("REDIS_PREFIX", env.redis_prefix.clone()),
             ("SHUTDOWN_GRACE_SECS", GRACE.as_secs().to_string()),
+            ("GRPC_BIND_ADDR", self.grpc_addr(service)),
         ];
         let s3 = [
             ("S3_ENDPOINT", env.s3.endpoint.clone()),
@@ -154,8 +166,12 @@ impl Platform {
                     ("DATABASE_URL", self.database("media")),
                     ("AUTH_URL", format!("http://{}", self.addr(Service::Auth))),
                     (
+                        "AUTH_GRPC_URL",
+                        format!("http://{}", self.grpc_addr(Service::Auth)),
+                    ),
+                    (
                         "RECOMMENDER_URL",
-                        format!("http://{}", self.addr(Service::Recommender)),
+                        format!("http://{}", self.grpc_addr(Service::Recommender)),
                     ),
                 ]);
                 vars.extend(mongo);

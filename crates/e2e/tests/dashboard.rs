@@ -29,6 +29,14 @@ async fn every_dashboard_metric_is_exported_by_a_running_service() {
             json!({}),
         )
         .await;
+    // A profile media does not have cached: a gRPC call to auth's user directory.
+    stack
+        .graphql_ok(
+            None,
+            "query($id: ID!) { user(id: $id) { username } }",
+            json!({ "id": uuid::Uuid::now_v7() }),
+        )
+        .await;
 
     let text = std::fs::read_to_string(
         deployment::repo_root().join("deploy/observability/grafana/dashboards/kino.json"),

@@ -205,8 +205,15 @@ async fn internals_are_not_reachable_through_the_gateway() {
         assert_eq!(signed_in.status(), 404, "signed-in {metrics}");
     }
 
-    // The user directory is for services only: neither its old nor its new path is routed.
-    for path in ["/user/list", "/internal/users", "/auth/internal/users"] {
+    // The user directory is for services only: none of its old HTTP paths, nor its gRPC
+    // path, is routed.
+    for path in [
+        "/user/list",
+        "/internal/users",
+        "/auth/internal/users",
+        "/kino.auth.v1.UserDirectory/GetProfiles",
+        "/auth/kino.auth.v1.UserDirectory/GetProfiles",
+    ] {
         let response = client
             .post(stack.url(path))
             .bearer_auth(&access)
@@ -241,16 +248,9 @@ async fn internals_are_not_reachable_through_the_gateway() {
             "{addr}: {report}"
         );
     }
-    let listed: Value = client
-        .post(format!("http://{}/internal/users", stack.auth_addr))
-        .json(&json!({"ids": [user["id"]]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(listed[0]["username"], "curious", "{listed}");
+    let id = user["id"].as_str().unwrap().to_owned();
+    let listed = stack.profiles(vec![id]).await.unwrap();
+    assert_eq!(listed.profiles[0].username, "curious", "{listed:?}");
 }
 
 /// Traefik's own 413 is plain text; its `errors` middleware (traefik/dynamic,

@@ -409,3 +409,88 @@ async fn bad_input_has_a_code_and_a_down_recommender_leaves_media_answering() {
         .await;
     assert_eq!(code(&body), "NOT_FOUND", "{body}");
 }
+
+#[tokio::test]
+async fn a_recommender_that_never_answers_costs_media_only_its_deadline() {
+    // Accepts connections and says nothing, not even the HTTP/2 preface: every call can
+    // only end by media's deadline (a stopped recommender refuses at once instead).
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = hole.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hole.accept().await {
+            held.push(socket);
+        }
+    });
+    let deadline = Duration::from_millis(300);
+    let stack = Stack::start_configured(
+        |_| {},
+        |media| {
+            media.recommender_url = format!("http://{addr}");
+            media.recommender_timeout = deadline;
+        },
+    )
+    .await;
+    let owner = Uuid::now_v7();
+    let video = Uuid::now_v7();
+    stack
+        .deliver_video_event(VideoCreated {
+            video_id: video,
+            owner_id: owner,
+            metadata: VideoMetadata {
+                title: "Fresh pasta".into(),
+                ..Default::default()
+            },
+        })
+        .await;
+    stack
+        .deliver_video_event(VideoReady {
+            video_id: video,
+            owner_id: owner,
+            manifest_key: format!("hls/{video}/master.m3u8"),
+            thumbnail_key: None,
+            duration_seconds: 60.0,
+            renditions: vec![],
+            posters: vec![],
+            storyboard: None,
+        })
+        .await;
+    let viewer = stack.token_for(Uuid::now_v7(), "viewer");
+    testkit::wait_for(
+        "the video in the catalogue",
+        Duration::from_secs(20),
+        || async {
+            let body = stack
+                .graphql(
+                    None,
+                    "query($id: ID!) { video(id: $id) { id } }",
+                    json!({ "id": video }),
+                )
+                .await;
+            body["data"]["video"]["id"].is_string().then_some(())
+        },
+    )
+    .await;
+
+    for _ in 0..3 {
+        // The signed-in feed: trending (none yet) instead of an error, in about the deadline.
+        let started = Instant::now();
+        let body = stack
+            .graphql(Some(&viewer), RECOMMENDED, json!({ "n": 5 }))
+            .await;
+        let took = started.elapsed();
+        assert!(body["errors"].is_null(), "{body}");
+        assert!(
+            took >= deadline - Duration::from_millis(20) && took < deadline * 3,
+            "recommended took {took:?} with a {deadline:?} deadline"
+        );
+        // "More like this": UNAVAILABLE, as fast.
+        let started = Instant::now();
+        let body = stack
+            .graphql(Some(&viewer), RELATED, json!({ "id": video, "n": 5 }))
+            .await;
+        let took = started.elapsed();
+        assert_eq!(code(&body), "UNAVAILABLE", "{body}");
+        assert!(took < deadline * 3, "related took {took:?}");
+    }
+}

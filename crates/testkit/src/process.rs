@@ -23,9 +23,11 @@ impl ServiceProcess {
     }
 
     /// Starts `binary` with `env` listening on `bind` (`BIND_ADDR`) and waits for its
-    /// "listening" log line.
+    /// "listening" log line. A gRPC port (`GRPC_BIND_ADDR`), if the service has one, is any
+    /// free port unless `env` says otherwise.
     pub async fn start_on(binary: &str, env: &[(&str, String)], bind: &str) -> Self {
         let mut child = Command::new(binary)
+            .env("GRPC_BIND_ADDR", "127.0.0.1:0")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("BIND_ADDR", bind)
             .env("RUST_LOG", "info")

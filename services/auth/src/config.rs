@@ -20,6 +20,8 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct Config {
     pub http: HttpConfig,
+    /// `GRPC_BIND_ADDR`: the user directory's gRPC port (other services only).
+    pub grpc: rpc::server::GrpcConfig,
     pub postgres: PostgresConfig,
     pub redis_url: String,
     /// `REDIS_PREFIX`: namespace of every Redis key (the revocation list is shared with
@@ -113,6 +115,7 @@ impl Config {
         }
         Ok(Self {
             http: HttpConfig::from_env("0.0.0.0:8081")?,
+            grpc: rpc::server::GrpcConfig::from_env("0.0.0.0:9081")?,
             postgres: PostgresConfig::from_env("auth")?,
             redis_url: config::redis_url()?,
             redis_prefix: var("REDIS_PREFIX", "kino:")?,

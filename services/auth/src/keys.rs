@@ -52,7 +52,6 @@ impl Modify for BearerAuth {
         crate::users::routes::profile,
         crate::users::routes::update_profile,
         crate::users::routes::delete_profile,
-        crate::users::routes::list,
         crate::tokens::routes::login,
         crate::tokens::routes::refresh_tokens,
         crate::tokens::routes::logout,

@@ -2,7 +2,9 @@
 //! endpoint. This crate is the whole service; `main.rs` only reads the configuration and
 //! waits for a signal, so tests run the real thing in-process on a random port.
 //!
-//! * [`users`]: registration, profile, public profiles (`/auth/register`, `/user/profile`; `/internal/users` for other services, never routed by the gateway);
+//! * [`users`]: registration, profile, and the user directory other services call over
+//!   gRPC (`/auth/register`, `/user/profile`; `kino.auth.v1.UserDirectory` on
+//!   `GRPC_BIND_ADDR`, never routed by the gateway);
 //! * [`tokens`]: login, refresh rotation, logout, login throttling, the `Viewer` guard;
 //! * [`gateway`]: `GET /user/token_verify` and its public-route policy;
 //! * [`keys`]: the JWKS document and the OpenAPI description.
@@ -125,30 +127,58 @@ pub fn rocket(ctx: Context, shutdown: Shutdown) -> Rocket<Build> {
     app.mount("/user", platform::rocket::public_ops_routes())
 }
 
+/// Where a running auth listens (either configured port may be 0).
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    /// The HTTP API (Rocket).
+    pub http: SocketAddr,
+    /// The gRPC user directory.
+    pub grpc: SocketAddr,
+}
+
 /// Runs the service until `shutdown` fires, then drains and returns. When `bound` is given
-/// it receives the address actually listened on (the configured port may be 0).
+/// it receives the addresses actually listened on.
 pub async fn run(
     config: Config,
     shutdown: Shutdown,
-    bound: Option<oneshot::Sender<SocketAddr>>,
+    bound: Option<oneshot::Sender<Bound>>,
 ) -> anyhow::Result<()> {
+    let grpc_listener = tokio::net::TcpListener::bind(config.grpc.bind)
+        .await
+        .with_context(|| format!("GRPC_BIND_ADDR {}", config.grpc.bind))?;
+    let grpc_addr = grpc_listener.local_addr()?;
     let ctx = Context::connect(config, &shutdown)?;
     let rabbit = ctx.rabbit.clone();
-    let mut app = rocket(ctx, shutdown);
+    let grpc = tokio::spawn(rpc::server::serve(
+        grpc_listener,
+        rpc::server::Services::new(users::directory::Directory::server(ctx.clone())),
+        ctx.readiness(),
+        shutdown.clone(),
+    ));
+    let mut app = rocket(ctx, shutdown.clone());
     if let Some(bound) = bound {
         let bound = std::sync::Mutex::new(Some(bound));
         app = app.attach(rocket::fairing::AdHoc::on_liftoff(
             "report address",
             move |rocket| {
-                let addr = SocketAddr::new(rocket.config().address, rocket.config().port);
+                let http = SocketAddr::new(rocket.config().address, rocket.config().port);
                 if let Some(tx) = bound.lock().unwrap().take() {
-                    let _ = tx.send(addr);
+                    let _ = tx.send(Bound {
+                        http,
+                        grpc: grpc_addr,
+                    });
                 }
                 Box::pin(async {})
             },
         ));
     }
-    app.launch().await?;
+    let launched = app.launch().await;
+    if launched.is_err() {
+        shutdown.trigger(); // Rocket could not start: the gRPC server goes too
+    }
+    // Rocket has drained; the gRPC server stopped on the same signal.
+    grpc.await??;
     rabbit.close().await;
+    launched?;
     Ok(())
 }

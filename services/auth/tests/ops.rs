@@ -21,7 +21,7 @@ fn spawn_app(env: &TestEnv) -> impl Future<Output = String> + use<> {
     async move {
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(auth::run(config, Shutdown::new(), Some(tx)));
-        let addr = rx.await.expect("auth started");
+        let addr = rx.await.expect("auth started").http;
         format!("http://{addr}")
     }
 }

@@ -23,7 +23,7 @@ async fn spawn_app(env: &TestEnv) -> String {
     config.prune.interval = Duration::from_millis(200);
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(auth::run(config, Shutdown::new(), Some(tx)));
-    let addr = rx.await.expect("auth started");
+    let addr = rx.await.expect("auth started").http;
     let base = format!("http://{addr}/auth");
     testkit::wait_for("auth ready", Duration::from_secs(30), || async {
         let ready = reqwest::get(format!("{base}/readyz")).await.ok()?;

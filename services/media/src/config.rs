@@ -19,13 +19,20 @@ pub struct Config {
     /// `REDIS_PREFIX`: namespace of every Redis key (shared with auth).
     pub redis_prefix: String,
     pub amqp_url: String,
-    /// `AUTH_URL`: where auth answers service-to-service calls (`POST /internal/users`),
-    /// directly, not through the gateway.
+    /// `AUTH_URL`: auth's HTTP API, directly, not through the gateway (its JWKS document,
+    /// for the tokens of WebSocket subscriptions).
     pub auth_url: String,
-    /// `RECOMMENDER_URL`: the recommender's internal API (`related`, `recommended`).
+    /// `AUTH_GRPC_URL`: auth's gRPC user directory (public profiles). In Kubernetes, a
+    /// headless Service's name, so calls spread over every auth replica (rpc::client).
+    pub auth_grpc_url: String,
+    /// `AUTH_TIMEOUT_MILLIS`: the deadline of one profile lookup, retries included; past it
+    /// the profiles not in the cache answer UNAVAILABLE.
+    pub auth_timeout: Duration,
+    /// `RECOMMENDER_URL`: the recommender's gRPC API (`related`, `recommended`); a
+    /// headless Service's name in Kubernetes, as for `AUTH_GRPC_URL`.
     pub recommender_url: String,
-    /// `RECOMMENDER_TIMEOUT_MILLIS`: how long a recommendation may take before `recommended`
-    /// falls back to trending (and `related` answers UNAVAILABLE).
+    /// `RECOMMENDER_TIMEOUT_MILLIS`: how long a recommendation may take, retries included,
+    /// before `recommended` falls back to trending (and `related` answers UNAVAILABLE).
     pub recommender_timeout: Duration,
     /// `QUEUE_PREFIX`: prepended to the names of media's own queues (`media.catalogue`,
     /// `media.users`…) and to the routing keys of the events it publishes and binds
@@ -105,7 +112,9 @@ impl Config {
             redis_prefix: var("REDIS_PREFIX", "kino:")?,
             amqp_url: config::amqp_url()?,
             auth_url: var("AUTH_URL", "http://127.0.0.1:8081")?,
-            recommender_url: var("RECOMMENDER_URL", "http://127.0.0.1:8086")?,
+            auth_grpc_url: var("AUTH_GRPC_URL", "http://127.0.0.1:9081")?,
+            auth_timeout: Duration::from_millis(var("AUTH_TIMEOUT_MILLIS", "1000")?),
+            recommender_url: var("RECOMMENDER_URL", "http://127.0.0.1:9086")?,
             recommender_timeout: Duration::from_millis(var("RECOMMENDER_TIMEOUT_MILLIS", "500")?),
             queue_prefix: var("QUEUE_PREFIX", "")?,
             queue_expires: var_opt::<f64>("QUEUE_EXPIRES_SECS")?.map(Duration::from_secs_f64),

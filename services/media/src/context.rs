@@ -76,7 +76,8 @@ impl Context {
         );
         let directory = Directory::new(
             redis.clone(),
-            &config.auth_url,
+            rpc::client::balanced_channel(&config.auth_grpc_url).context("AUTH_GRPC_URL")?,
+            config.auth_timeout,
             &config.redis_prefix,
             config.user_cache_ttl,
         );
@@ -119,7 +120,8 @@ impl Context {
             ),
             directory,
             recommender: recommend::Client::new(
-                &config.recommender_url,
+                rpc::client::balanced_channel(&config.recommender_url)
+                    .context("RECOMMENDER_URL")?,
                 config.recommender_timeout,
             ),
             limiter: platform::rate_limit::Limiter::new(redis.clone(), &config.redis_prefix),

@@ -1,51 +1,42 @@
-//! The internal HTTP API media calls (not routed by the gateway):
+//! The gRPC API media calls (`kino.recommender.v1.Recommender`, crates/rpc), on the
+//! recommender's gRPC port (`GRPC_BIND_ADDR`), never routed by the gateway:
 //!
-//! * `GET /recommender/related/{videoId}?first=N`: "more like this", the N listable videos
-//!   nearest to the video (never itself). 404 if the recommender has no vector for it.
-//! * `POST /recommender/recommended` `{"userId", "first", "trending": [ids]}`: the user's
-//!   feed, the videos nearest to their taste blended with the trending ids media passes
-//!   (media owns the trending lists; the recommender knows what the user has seen), none
-//!   of which they have watched. A user without a taste yet gets the trending ones.
+//! * `Related(videoId, first)`: "more like this", the N listable videos nearest to the
+//!   video (never itself); empty when the recommender has no vector for it (unknown, or
+//!   not embedded yet).
+//! * `Recommended(userId, first, trending)`: the user's feed, the videos nearest to their
+//!   taste blended with the trending ids media passes (media owns the trending lists; the
+//!   recommender knows what the user has seen), none of which they have watched. A user
+//!   without a taste yet gets the trending ones.
 //!
-//! Answers are `{"videos": [{"id", "score", "source"}], "personalised": bool}`, best first.
-//! Bad input is a 400 `application/problem+json`; while the index is still loading at
-//! start, 503.
+//! Answers are best first. Bad input (an id that is not a UUID, `first` over 100, more than
+//! 500 trending ids) is INVALID_ARGUMENT; while the index is still loading at start,
+//! UNAVAILABLE.
 
 use std::{collections::HashSet, sync::Arc, time::Instant};
 
-use axum::{
-    Json, Router,
-    body::Bytes,
-    extract::{Path, Query, State},
-    routing::{get, post},
-};
-use serde::{Deserialize, Serialize};
+use rpc::recommender::v1 as pb;
 use time::OffsetDateTime;
+use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::{Context, Error, Serving, index::Hit, taste};
+use crate::{Context, Serving, index::Hit, taste};
 
 /// The most results one request may ask for.
 pub const MAX_FIRST: usize = 100;
+/// What `first` means when unset (0).
+pub const DEFAULT_FIRST: usize = 20;
 /// The most trending ids one request may pass.
 pub const MAX_TRENDING: usize = 500;
 
-pub fn router(ctx: Context) -> Router {
-    Router::new()
-        .route("/recommender/related/{video_id}", get(related))
-        .route("/recommender/recommended", post(recommended))
-        .with_state(ctx)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     /// Near the video (related) or the user's taste (recommended).
     Similar,
     Trending,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pick {
     pub id: Uuid,
     /// Cosine similarity to the query; 0 for trending picks.
@@ -53,54 +44,119 @@ pub struct Pick {
     pub source: Source,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub struct Answer {
     pub videos: Vec<Pick>,
     /// Whether the user's taste shaped the answer (false: trending only).
     pub personalised: bool,
 }
 
-fn serving(ctx: &Context) -> Result<Arc<Serving>, Error> {
-    ctx.serving
-        .get()
-        .cloned()
-        .ok_or_else(|| Error::Unavailable("the index is still loading".into()))
+#[derive(Debug)]
+pub struct RecommendRequest {
+    pub user_id: Uuid,
+    pub first: usize,
+    pub trending: Vec<Uuid>,
 }
 
-fn parse_first(raw: Option<&str>) -> Result<usize, Error> {
-    let Some(raw) = raw else { return Ok(20) };
-    match raw.parse::<usize>() {
-        Ok(n) if (1..=MAX_FIRST).contains(&n) => Ok(n),
-        _ => Err(Error::BadRequest(format!(
-            "first must be an integer from 1 to {MAX_FIRST}"
+/// The gRPC service.
+pub struct Api {
+    ctx: Context,
+}
+
+impl Api {
+    pub fn server(ctx: Context) -> pb::recommender_server::RecommenderServer<Self> {
+        pb::recommender_server::RecommenderServer::new(Self { ctx })
+    }
+
+    fn serving(&self) -> Result<Arc<Serving>, Status> {
+        self.ctx
+            .serving
+            .get()
+            .cloned()
+            .ok_or_else(|| Status::unavailable("the index is still loading"))
+    }
+}
+
+/// `first` of a request: 0 (unset) is the default, more than [`MAX_FIRST`] is refused.
+fn parse_first(first: u32) -> Result<usize, Status> {
+    match first as usize {
+        0 => Ok(DEFAULT_FIRST),
+        n if n <= MAX_FIRST => Ok(n),
+        n => Err(Status::invalid_argument(format!(
+            "first must be from 1 to {MAX_FIRST}, got {n}"
         ))),
     }
 }
 
-#[derive(Deserialize)]
-struct RelatedParams {
-    first: Option<String>,
+#[tonic::async_trait]
+impl pb::recommender_server::Recommender for Api {
+    async fn related(
+        &self,
+        request: Request<pb::RelatedRequest>,
+    ) -> Result<Response<pb::Recommendations>, Status> {
+        let request = request.into_inner();
+        let video = rpc::parse_id("video_id", &request.video_id)?;
+        let first = parse_first(request.first)?;
+        let serving = self.serving()?;
+        let started = Instant::now();
+        // A search is CPU work of a millisecond or two: done in place rather than paying
+        // a hop to the blocking pool.
+        let hits = serving.index.related(video, first).unwrap_or_default();
+        metrics::histogram!("recommender_query_seconds", "query" => "related")
+            .record(started.elapsed().as_secs_f64());
+        Ok(Response::new(answer(Answer {
+            videos: hits.into_iter().map(similar).collect(),
+            personalised: false,
+        })))
+    }
+
+    async fn recommended(
+        &self,
+        request: Request<pb::RecommendedRequest>,
+    ) -> Result<Response<pb::Recommendations>, Status> {
+        let request = request.into_inner();
+        if request.trending.len() > MAX_TRENDING {
+            return Err(Status::invalid_argument(format!(
+                "at most {MAX_TRENDING} trending ids, got {}",
+                request.trending.len()
+            )));
+        }
+        let request = RecommendRequest {
+            user_id: rpc::parse_id("user_id", &request.user_id)?,
+            first: parse_first(request.first)?,
+            trending: rpc::parse_ids("trending", &request.trending)?,
+        };
+        let serving = self.serving()?;
+        let started = Instant::now();
+        let share = self.ctx.config.trending_share;
+        let result = recommend(
+            &serving,
+            &request,
+            share,
+            taste::unix(OffsetDateTime::now_utc()),
+        );
+        metrics::histogram!("recommender_query_seconds", "query" => "recommended")
+            .record(started.elapsed().as_secs_f64());
+        Ok(Response::new(answer(result)))
+    }
 }
 
-async fn related(
-    State(ctx): State<Context>,
-    Path(video_id): Path<String>,
-    Query(params): Query<RelatedParams>,
-) -> Result<Json<Answer>, Error> {
-    let video =
-        Uuid::parse_str(&video_id).map_err(|_| Error::BadRequest("not a video id".into()))?;
-    let first = parse_first(params.first.as_deref())?;
-    let serving = serving(&ctx)?;
-    let started = Instant::now();
-    let hits = serving.index.related(video, first).ok_or(Error::NotFound(
-        "no vector for this video (unknown, or not embedded yet)",
-    ))?;
-    metrics::histogram!("recommender_query_seconds", "query" => "related")
-        .record(started.elapsed().as_secs_f64());
-    Ok(Json(Answer {
-        videos: hits.into_iter().map(similar).collect(),
-        personalised: false,
-    }))
+fn answer(answer: Answer) -> pb::Recommendations {
+    pb::Recommendations {
+        videos: answer
+            .videos
+            .into_iter()
+            .map(|pick| pb::Pick {
+                id: pick.id.to_string(),
+                score: pick.score,
+                source: match pick.source {
+                    Source::Similar => pb::Source::Similar,
+                    Source::Trending => pb::Source::Trending,
+                } as i32,
+            })
+            .collect(),
+        personalised: answer.personalised,
+    }
 }
 
 fn similar(hit: Hit) -> Pick {
@@ -109,49 +165,6 @@ fn similar(hit: Hit) -> Pick {
         score: hit.score,
         source: Source::Similar,
     }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RecommendRequest {
-    pub user_id: Uuid,
-    #[serde(default = "default_first")]
-    pub first: usize,
-    #[serde(default)]
-    pub trending: Vec<Uuid>,
-}
-
-fn default_first() -> usize {
-    20
-}
-
-async fn recommended(State(ctx): State<Context>, body: Bytes) -> Result<Json<Answer>, Error> {
-    let request: RecommendRequest = serde_json::from_slice(&body)
-        .map_err(|e| Error::BadRequest(format!("invalid request body: {e}")))?;
-    if !(1..=MAX_FIRST).contains(&request.first) {
-        return Err(Error::BadRequest(format!(
-            "first must be from 1 to {MAX_FIRST}"
-        )));
-    }
-    if request.trending.len() > MAX_TRENDING {
-        return Err(Error::BadRequest(format!(
-            "at most {MAX_TRENDING} trending ids"
-        )));
-    }
-    let serving = serving(&ctx)?;
-    let started = Instant::now();
-    let share = ctx.config.trending_share;
-    // A search is CPU work of a millisecond or two: done in place rather than paying a
-    // hop to the blocking pool.
-    let answer = recommend(
-        &serving,
-        &request,
-        share,
-        taste::unix(OffsetDateTime::now_utc()),
-    );
-    metrics::histogram!("recommender_query_seconds", "query" => "recommended")
-        .record(started.elapsed().as_secs_f64());
-    Ok(Json(answer))
 }
 
 /// The whole recommendation for one request (also what the benchmark times).
@@ -262,10 +275,11 @@ mod tests {
 
     #[test]
     fn first_is_checked() {
-        assert_eq!(parse_first(None).unwrap(), 20);
-        assert_eq!(parse_first(Some("100")).unwrap(), 100);
-        for bad in ["0", "101", "-1", "x"] {
-            assert!(parse_first(Some(bad)).is_err(), "{bad}");
+        assert_eq!(parse_first(0).unwrap(), DEFAULT_FIRST);
+        assert_eq!(parse_first(100).unwrap(), 100);
+        for bad in [101, u32::MAX] {
+            let status = parse_first(bad).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{bad}");
         }
     }
 }

@@ -12,6 +12,8 @@ use platform::{
 #[derive(Debug, Clone)]
 pub struct Config {
     pub http: HttpConfig,
+    /// `GRPC_BIND_ADDR`: the gRPC API (media's calls).
+    pub grpc: rpc::server::GrpcConfig,
     /// `DATABASE_URL` (default database `recommend`).
     pub postgres: PostgresConfig,
     pub amqp_url: String,
@@ -114,6 +116,7 @@ impl Config {
         let taste = TasteConfig::default();
         Ok(Self {
             http: HttpConfig::from_env("0.0.0.0:8086")?,
+            grpc: rpc::server::GrpcConfig::from_env("0.0.0.0:9086")?,
             postgres: PostgresConfig::from_env("recommend")?,
             amqp_url: config::amqp_url()?,
             queue_prefix: var("QUEUE_PREFIX", "")?,

@@ -1,6 +1,6 @@
 //! The recommender: sentence embeddings of every video, an in-memory nearest-neighbour
 //! index over them, and users' tastes, serving "more like this" and personal feeds to
-//! media over an internal HTTP API.
+//! media over gRPC (`kino.recommender.v1`, on `GRPC_BIND_ADDR`).
 //!
 //! * [`embed`]: all-MiniLM-L6-v2 on the CPU with candle (384 dimensions, mean pooling,
 //!   unit length);
@@ -8,16 +8,16 @@
 //! * [`taste`]: decayed per-user signals and the taste vector they make;
 //! * [`videos`]: the `recommender.videos` consumer and the embedding worker;
 //! * [`interactions`]: the `recommender.interactions` consumer;
-//! * [`api`]: `related` and `recommended`.
+//! * [`api`]: `Related` and `Recommended`, the gRPC service.
 //!
 //! PostgreSQL (`recommend`) holds the vectors and signals; at start they are loaded into
 //! memory ([`Serving`]) before the consumers start, so no event is applied to a half-built
-//! index. Until then `/readyz` says `index: loading` and the API answers 503.
+//! index. Until then `/readyz` says `index: loading`, the gRPC health service
+//! NOT_SERVING, and the API UNAVAILABLE.
 
 pub mod api;
 pub mod config;
 pub mod embed;
-pub mod error;
 pub mod index;
 pub mod interactions;
 pub mod retention;
@@ -39,7 +39,6 @@ use tokio::{net::TcpListener, sync::Notify};
 use uuid::Uuid;
 
 pub use config::Config;
-pub use error::Error;
 
 use crate::{embed::Model, index::Index, taste::Tastes};
 
@@ -107,27 +106,61 @@ impl Context {
     }
 }
 
+/// The two ports the recommender listens on.
+pub struct Listeners {
+    /// Probes and metrics (`/healthz`, `/readyz`, `/metrics`).
+    pub http: TcpListener,
+    /// The gRPC API (and the gRPC health service).
+    pub grpc: TcpListener,
+}
+
+impl Listeners {
+    /// Binds `BIND_ADDR` and `GRPC_BIND_ADDR`.
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            http: TcpListener::bind(config.http.bind)
+                .await
+                .with_context(|| format!("BIND_ADDR {}", config.http.bind))?,
+            grpc: TcpListener::bind(config.grpc.bind)
+                .await
+                .with_context(|| format!("GRPC_BIND_ADDR {}", config.grpc.bind))?,
+        })
+    }
+}
+
 /// Runs the service until `shutdown` fires, then drains and returns.
-pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> anyhow::Result<()> {
     let ctx = Context::connect(config, &shutdown).await?;
-    serve(ctx, listener, shutdown).await
+    serve(ctx, listeners, shutdown).await
 }
 
 /// [`run`] with a context made beforehand.
-pub async fn serve(ctx: Context, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn serve(ctx: Context, listeners: Listeners, shutdown: Shutdown) -> anyhow::Result<()> {
     let grace = ctx.config.http.shutdown_grace;
     tokio::spawn(start(ctx.clone(), shutdown.clone()));
     let prunes = retention::prunes(ctx.config.processed_events_retention);
     platform::retention::spawn(ctx.db.clone(), prunes, ctx.config.prune, &shutdown);
-    platform::http::serve_service(
-        listener,
-        "/recommender",
-        api::router(ctx.clone()),
+    let grpc = tokio::spawn(rpc::server::serve(
+        listeners.grpc,
+        rpc::server::Services::new(api::Api::server(ctx.clone())),
         ctx.readiness(),
-        shutdown,
+        shutdown.clone(),
+    ));
+    // Only the ops endpoints on HTTP.
+    let served = platform::http::serve_service(
+        listeners.http,
+        "/recommender",
+        axum::Router::new(),
+        ctx.readiness(),
+        shutdown.clone(),
         grace,
     )
-    .await?;
+    .await;
+    if served.is_err() {
+        shutdown.trigger();
+    }
+    grpc.await??;
+    served?;
     ctx.rabbit.close().await;
     Ok(())
 }

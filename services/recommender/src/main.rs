@@ -9,6 +9,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     telemetry::init("recommender");
     let config = recommender::Config::from_env()?;
-    let listener = tokio::net::TcpListener::bind(config.http.bind).await?;
-    recommender::run(config, listener, Shutdown::on_signals()).await
+    let listeners = recommender::Listeners::bind(&config).await?;
+    recommender::run(config, listeners, Shutdown::on_signals()).await
 }

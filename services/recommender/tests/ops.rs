@@ -14,9 +14,9 @@ const DEPENDENCIES: &[&str] = &["postgres", "rabbitmq"];
 fn spawn_app(env: &TestEnv) -> impl Future<Output = String> + use<> {
     let config = common::config(env);
     async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(recommender::run(config, listener, Shutdown::new()));
+        let listeners = recommender::Listeners::bind(&config).await.unwrap();
+        let addr = listeners.http.local_addr().unwrap();
+        tokio::spawn(recommender::run(config, listeners, Shutdown::new()));
         format!("http://{addr}")
     }
 }

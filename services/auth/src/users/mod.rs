@@ -1,6 +1,7 @@
 //! Accounts: registration, the signed-in user's profile, and public profiles for other
-//! services.
+//! services ([`directory`], over gRPC).
 
+pub mod directory;
 pub mod domain;
 pub mod passwords;
 pub(crate) mod routes;

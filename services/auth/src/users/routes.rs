@@ -18,7 +18,7 @@ use crate::{
 };
 
 pub fn routes() -> Vec<rocket::Route> {
-    rocket::routes![register, profile, update_profile, delete_profile, list]
+    rocket::routes![register, profile, update_profile, delete_profile]
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -59,12 +59,6 @@ pub struct ProfilePatch {
     /// The new password.
     password: Option<String>,
     current_password: Option<String>,
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct ListRequest {
-    /// At most 100 user ids.
-    ids: Vec<Uuid>,
 }
 
 /// 23505 on one of the unique constraints.
@@ -276,22 +270,4 @@ async fn delete_profile(ctx: &State<Context>, viewer: Viewer) -> ApiResult<Statu
     ctx.deny(&live).await?;
     tracing::info!(user = %user_id, "account deleted");
     Ok(Status::NoContent)
-}
-
-/// Public profiles for up to 100 ids (unknown ids are omitted). For other services only:
-/// it lives under `/internal`, outside every prefix the gateway routes (`/auth`, `/user`),
-/// so clients cannot reach it; media calls auth directly (`AUTH_URL`).
-#[utoipa::path(post, path = "/internal/users", tag = "users", request_body = ListRequest,
-    responses((status = 200, body = Vec<PublicProfile>), (status = 422, description = "more than 100 ids")))]
-#[rocket::post("/internal/users", data = "<body>")]
-async fn list(
-    ctx: &State<Context>,
-    body: Json<ListRequest>,
-) -> ApiResult<Json<Vec<PublicProfile>>> {
-    if body.ids.len() > 100 {
-        return Err(ApiError::Invalid("at most 100 ids per request".into()));
-    }
-    Ok(Json(
-        store::public_profiles(ctx.db.pool(), &body.ids).await?,
-    ))
 }

@@ -7,6 +7,7 @@ use testkit::TestEnv;
 pub fn config(env: &TestEnv) -> auth::Config {
     let mut config = auth::Config::from_env_with_key(identity::SigningKey::generate()).unwrap();
     config.http = env.http_config();
+    config.grpc.bind = "127.0.0.1:0".parse().unwrap();
     config.postgres = env.postgres_config();
     config.redis_url = env.redis_url.clone();
     config.redis_prefix = env.redis_prefix.clone();

@@ -1,6 +1,6 @@
 //! Recommendations: `related` ("more like this") and `recommended` (the viewer's feed),
-//! answered by the recommender service over its internal HTTP API and hydrated from the
-//! catalogue here.
+//! answered by the recommender service over gRPC (`kino.recommender.v1`, crates/rpc) and
+//! hydrated from the catalogue here.
 //!
 //! The recommender knows embeddings and tastes; the catalogue decides what may be listed,
 //! so every id it returns is checked against `videos` (ready, public, not deleted) at read
@@ -14,7 +14,13 @@ use std::time::Duration;
 
 use async_graphql::{Context, ID, Object, Result};
 use events::trending::Scope;
-use serde::{Deserialize, Serialize};
+use rpc::{
+    client::CallPolicy,
+    recommender::v1::{
+        Recommendations, RecommendedRequest, RelatedRequest, recommender_client::RecommenderClient,
+    },
+};
+use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::{
@@ -24,53 +30,47 @@ use crate::{
     trending::{self, TrendingWindow},
 };
 
-/// The recommender's internal API.
+/// The recommender's gRPC API (`kino.recommender.v1.Recommender`, crates/rpc).
 #[derive(Clone)]
 pub struct Client {
-    http: reqwest::Client,
-    base: String,
+    recommender: RecommenderClient<Channel>,
+    policy: CallPolicy,
 }
 
-#[derive(Debug, Deserialize)]
-struct Answer {
-    videos: Vec<Pick>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Pick {
-    id: Uuid,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct RecommendRequest<'a> {
-    user_id: Uuid,
-    first: usize,
-    trending: &'a [Uuid],
-}
+/// For metrics and errors.
+const SERVICE: &str = "kino.recommender.v1.Recommender";
 
 /// Why the recommender gave no answer.
 #[derive(Debug)]
-enum Failure {
-    /// It has no vector for the video (unknown to it, or not embedded yet).
-    NotFound,
-    Unavailable(String),
-}
+struct Failure(tonic::Status);
 
 impl Client {
-    pub fn new(base: &str, timeout: Duration) -> Self {
+    /// `channel` leads to the recommender's gRPC port (rpc::client::balanced_channel).
+    pub fn new(channel: Channel, timeout: Duration) -> Self {
         Self {
-            http: reqwest::Client::builder()
-                .timeout(timeout)
-                .build()
-                .expect("HTTP client"),
-            base: format!("{}/recommender", base.trim_end_matches('/')),
+            recommender: RecommenderClient::new(channel),
+            // Both queries only read: retried within the deadline when a replica is gone.
+            policy: CallPolicy {
+                deadline: timeout,
+                retries: 2,
+            },
         }
     }
 
     async fn related(&self, video: Uuid, first: usize) -> Result<Vec<Uuid>, Failure> {
-        let url = format!("{}/related/{video}?first={first}", self.base);
-        self.answer(self.http.get(url)).await
+        let message = RelatedRequest {
+            video_id: video.to_string(),
+            first: first as u32,
+        };
+        count_query("recommender", "recommend");
+        let answer = rpc::client::call(SERVICE, "Related", self.policy, true, |left| {
+            let mut client = self.recommender.clone();
+            let request = rpc::client::request(message.clone(), left);
+            async move { client.related(request).await }
+        })
+        .await
+        .map_err(Failure)?;
+        Ok(ids(answer))
     }
 
     async fn recommended(
@@ -79,32 +79,31 @@ impl Client {
         first: usize,
         trending: &[Uuid],
     ) -> Result<Vec<Uuid>, Failure> {
-        let url = format!("{}/recommended", self.base);
-        let body = RecommendRequest {
-            user_id: user,
-            first,
-            trending,
+        let message = RecommendedRequest {
+            user_id: user.to_string(),
+            first: first as u32,
+            trending: trending.iter().map(Uuid::to_string).collect(),
         };
-        self.answer(self.http.post(url).json(&body)).await
-    }
-
-    async fn answer(&self, request: reqwest::RequestBuilder) -> Result<Vec<Uuid>, Failure> {
         count_query("recommender", "recommend");
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Failure::Unavailable(e.to_string()))?;
-        match response.status().as_u16() {
-            200 => {}
-            404 => return Err(Failure::NotFound),
-            status => return Err(Failure::Unavailable(format!("HTTP {status}"))),
-        }
-        let answer: Answer = response
-            .json()
-            .await
-            .map_err(|e| Failure::Unavailable(e.to_string()))?;
-        Ok(answer.videos.into_iter().map(|p| p.id).collect())
+        let answer = rpc::client::call(SERVICE, "Recommended", self.policy, true, |left| {
+            let mut client = self.recommender.clone();
+            let request = rpc::client::request(message.clone(), left);
+            async move { client.recommended(request).await }
+        })
+        .await
+        .map_err(Failure)?;
+        Ok(ids(answer))
     }
+}
+
+/// The ids of an answer, best first (any that is not a UUID is skipped: hydration would
+/// drop it anyway).
+fn ids(answer: Recommendations) -> Vec<Uuid> {
+    answer
+        .videos
+        .iter()
+        .filter_map(|pick| Uuid::parse_str(&pick.id).ok())
+        .collect()
 }
 
 /// The listed videos among `ids`, in `ids`' order, at most `first`.
@@ -171,8 +170,7 @@ impl RecommendQuery {
             .ok_or(Error::NotFound("no such video"))?;
         let ids = match app.recommender.related(id, overfetch(first)).await {
             Ok(ids) => ids,
-            Err(Failure::NotFound) => Vec::new(),
-            Err(Failure::Unavailable(why)) => {
+            Err(Failure(why)) => {
                 tracing::warn!(error = %why, "recommender unavailable for related");
                 metrics::counter!("media_recommender_failures_total", "query" => "related")
                     .increment(1);

@@ -1,14 +1,24 @@
 //! The user directory: profiles from auth, cached in Redis.
 //!
-//! A lookup of N ids is one `MGET`; the misses are fetched from auth in batches of 100
-//! (its `/internal/users` limit) and written back with one pipelined `SET EX` per profile.
-//! Unknown ids (deleted accounts) are cached as a short-lived tombstone so a deleted
-//! uploader's videos do not send every page view to auth.
+//! A lookup of N ids is one `MGET`; the misses are asked of auth's gRPC user directory
+//! (`kino.auth.v1.UserDirectory`, crates/rpc) in batches of 100 (its limit), concurrently,
+//! and written back with one pipeline of `SET EX`. Unknown ids (deleted accounts) are
+//! cached as a short-lived tombstone so a deleted uploader's videos do not send every page
+//! view to auth.
+//!
+//! When auth cannot answer (down, or past `AUTH_TIMEOUT_MILLIS` with retries), what the
+//! cache holds is still served and the rest is a [`LookupError::Unavailable`], which the
+//! API reports as `UNAVAILABLE`.
 
 use std::{collections::HashMap, time::Duration};
 
 use async_graphql::dataloader::Loader;
 use redis::AsyncCommands;
+use rpc::{
+    auth::v1::{GetProfilesRequest, Profile, user_directory_client::UserDirectoryClient},
+    client::CallPolicy,
+};
+use tonic::transport::Channel;
 use uuid::Uuid;
 
 use super::User;
@@ -16,32 +26,50 @@ use crate::context::count_query;
 
 const TOMBSTONE: &str = "null";
 const TOMBSTONE_TTL: Duration = Duration::from_secs(60);
-/// auth's `/internal/users` limit.
+/// The user directory's limit per call.
 const AUTH_BATCH: usize = 100;
+/// For metrics and errors.
+const SERVICE: &str = "kino.auth.v1.UserDirectory";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error("user cache: {0}")]
+    Cache(#[from] redis::RedisError),
+    /// auth did not answer in time, or answered UNAVAILABLE after the retries.
+    #[error("user directory unavailable: {0}")]
+    Unavailable(tonic::Status),
+    /// auth answered something that is not a profile (a contract broken).
+    #[error("user directory answered badly: {0}")]
+    Invalid(String),
+}
 
 #[derive(Clone)]
 pub struct Directory {
     redis: platform::redis::ConnectionManager,
-    http: reqwest::Client,
-    list_url: String,
+    auth: UserDirectoryClient<Channel>,
+    policy: CallPolicy,
     key_prefix: String,
     ttl: Duration,
 }
 
 impl Directory {
+    /// `auth` is a channel to auth's gRPC port (rpc::client::balanced_channel).
     pub fn new(
         redis: platform::redis::ConnectionManager,
-        auth_url: &str,
+        auth: Channel,
+        timeout: Duration,
         redis_prefix: &str,
         ttl: Duration,
     ) -> Self {
         Self {
             redis,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(3))
-                .build()
-                .expect("HTTP client"),
-            list_url: format!("{}/internal/users", auth_url.trim_end_matches('/')),
+            auth: UserDirectoryClient::new(auth),
+            // A lookup only reads: a refused connection (an auth replica going away) is
+            // retried, within the deadline.
+            policy: CallPolicy {
+                deadline: timeout,
+                retries: 2,
+            },
             key_prefix: format!("{redis_prefix}media:user:"),
             ttl,
         }
@@ -57,7 +85,7 @@ impl Directory {
     }
 
     /// The profiles of `ids` that exist.
-    pub async fn lookup(&self, ids: &[Uuid]) -> anyhow::Result<HashMap<Uuid, User>> {
+    pub async fn lookup(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, User>, LookupError> {
         let mut found = HashMap::with_capacity(ids.len());
         if ids.is_empty() {
             return Ok(found);
@@ -78,41 +106,63 @@ impl Directory {
                 None => missing.push(*id),
             }
         }
-        for batch in missing.chunks(AUTH_BATCH) {
-            let fetched = self.fetch(batch).await?;
-            let mut pipe = redis::pipe();
-            for id in batch {
-                match fetched.iter().find(|u| u.id == *id) {
-                    Some(user) => pipe
-                        .set_ex(
-                            self.key(*id),
-                            serde_json::to_string(user)?,
-                            self.ttl.as_secs(),
-                        )
-                        .ignore(),
-                    None => pipe
-                        .set_ex(self.key(*id), TOMBSTONE, TOMBSTONE_TTL.as_secs())
-                        .ignore(),
-                };
-            }
-            count_query("redis", "users_fill");
-            pipe.query_async::<()>(&mut self.redis.clone()).await?;
-            found.extend(fetched.into_iter().map(|u| (u.id, u)));
+        if missing.is_empty() {
+            return Ok(found);
         }
+        let batches = missing.chunks(AUTH_BATCH).map(|batch| self.fetch(batch));
+        let fetched: Vec<User> = futures::future::try_join_all(batches)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut pipe = redis::pipe();
+        let mut absent: std::collections::HashSet<Uuid> = missing.into_iter().collect();
+        for user in &fetched {
+            absent.remove(&user.id);
+            let json = serde_json::to_string(user).expect("a profile serialises");
+            pipe.set_ex(self.key(user.id), json, self.ttl.as_secs())
+                .ignore();
+        }
+        for id in absent {
+            pipe.set_ex(self.key(id), TOMBSTONE, TOMBSTONE_TTL.as_secs())
+                .ignore();
+        }
+        count_query("redis", "users_fill");
+        pipe.query_async::<()>(&mut self.redis.clone()).await?;
+        found.extend(fetched.into_iter().map(|u| (u.id, u)));
         Ok(found)
     }
 
-    async fn fetch(&self, ids: &[Uuid]) -> anyhow::Result<Vec<User>> {
+    /// One call to auth for at most [`AUTH_BATCH`] ids.
+    async fn fetch(&self, ids: &[Uuid]) -> Result<Vec<User>, LookupError> {
         count_query("auth", "users");
-        let response = self
-            .http
-            .post(&self.list_url)
-            .json(&serde_json::json!({ "ids": ids }))
-            .send()
-            .await?
-            .error_for_status()?;
-        Ok(response.json().await?)
+        let message = GetProfilesRequest {
+            ids: ids.iter().map(Uuid::to_string).collect(),
+        };
+        let answer = rpc::client::call(SERVICE, "GetProfiles", self.policy, true, |left| {
+            let mut client = self.auth.clone();
+            let request = rpc::client::request(message.clone(), left);
+            async move { client.get_profiles(request).await }
+        })
+        .await
+        .map_err(LookupError::Unavailable)?;
+        answer.profiles.into_iter().map(user).collect()
     }
+}
+
+fn user(profile: Profile) -> Result<User, LookupError> {
+    let id = Uuid::parse_str(&profile.id)
+        .map_err(|_| LookupError::Invalid(format!("profile id {:?}", profile.id)))?;
+    let created_at = rpc::from_timestamp(profile.created_at.as_ref())
+        .ok_or_else(|| LookupError::Invalid(format!("profile {id} has no created_at")))?;
+    Ok(User {
+        id,
+        username: profile.username,
+        display_name: profile.display_name,
+        bio: profile.bio,
+        avatar_url: profile.avatar_url,
+        created_at,
+    })
 }
 
 /// Batches `User` lookups of concurrent resolvers.
@@ -123,9 +173,18 @@ impl Loader<Uuid> for UserLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, User>, Self::Error> {
-        self.0
-            .lookup(keys)
-            .await
-            .map_err(|e| crate::error::Error::Internal(e).into())
+        self.0.lookup(keys).await.map_err(|e| {
+            let error = match e {
+                LookupError::Unavailable(status) => {
+                    tracing::warn!(%status, "user directory unavailable");
+                    metrics::counter!("media_user_directory_failures_total").increment(1);
+                    crate::error::Error::Unavailable(
+                        "user profiles are unavailable right now; retry shortly",
+                    )
+                }
+                other => crate::error::Error::Internal(other.into()),
+            };
+            error.into()
+        })
     }
 }

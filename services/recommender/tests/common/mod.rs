@@ -12,8 +12,11 @@ use events::{
 };
 use platform::{Shutdown, config::HttpConfig, postgres::PostgresConfig};
 use recommender::config::{IndexConfig, ModelConfig, TasteConfig};
-use serde_json::Value;
+use rpc::recommender::v1::{
+    Recommendations, RecommendedRequest, RelatedRequest, recommender_client::RecommenderClient,
+};
 use testkit::TestEnv;
+use tonic::transport::Channel;
 use uuid::Uuid;
 
 pub fn config(env: &TestEnv) -> recommender::Config {
@@ -21,6 +24,9 @@ pub fn config(env: &TestEnv) -> recommender::Config {
         http: HttpConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             shutdown_grace: Duration::from_secs(5),
+        },
+        grpc: rpc::server::GrpcConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
         },
         postgres: PostgresConfig {
             url: env.database_url.clone(),
@@ -50,12 +56,16 @@ pub fn config(env: &TestEnv) -> recommender::Config {
 
 /// A running recommender and a way to feed it.
 pub struct App {
+    /// The HTTP root of the ops endpoints (`…/recommender`).
     pub base: String,
+    /// The gRPC API's address.
+    pub grpc: std::net::SocketAddr,
     pub config: recommender::Config,
     pub ctx: recommender::Context,
     pub shutdown: Shutdown,
     publisher: events::Publisher,
-    http: reqwest::Client,
+    /// A client of the gRPC API, as media makes calls.
+    pub client: RecommenderClient<Channel>,
 }
 
 impl Drop for App {
@@ -80,9 +90,10 @@ pub async fn spawn_with(config: recommender::Config) -> App {
     let ctx = recommender::Context::connect(config.clone(), &shutdown)
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(recommender::serve(ctx.clone(), listener, shutdown.clone()));
+    let listeners = recommender::Listeners::bind(&config).await.unwrap();
+    let addr = listeners.http.local_addr().unwrap();
+    let grpc = listeners.grpc.local_addr().unwrap();
+    tokio::spawn(recommender::serve(ctx.clone(), listeners, shutdown.clone()));
     let base = format!("http://{addr}/recommender");
     let ready = format!("{base}/readyz");
     testkit::wait_for("recommender ready", Duration::from_secs(30), || {
@@ -93,13 +104,17 @@ pub async fn spawn_with(config: recommender::Config) -> App {
         }
     })
     .await;
+    let channel = Channel::from_shared(format!("http://{grpc}"))
+        .unwrap()
+        .connect_lazy();
     App {
         base,
+        grpc,
         config,
         ctx,
         shutdown,
         publisher: events::Publisher::new(rabbit),
-        http: reqwest::Client::new(),
+        client: RecommenderClient::new(channel),
     }
 }
 
@@ -162,60 +177,43 @@ impl App {
         video_id
     }
 
-    /// `GET related/{id}?first=N`: status and body.
-    pub async fn related_raw(&self, video: &str, first: &str) -> (u16, Value, String) {
-        let response = self
-            .http
-            .get(format!("{}/related/{video}?first={first}", self.base))
-            .send()
+    /// `Related` as sent: the answer or the status.
+    pub async fn related_raw(
+        &self,
+        video: &str,
+        first: u32,
+    ) -> Result<Recommendations, tonic::Status> {
+        let request = RelatedRequest {
+            video_id: video.to_owned(),
+            first,
+        };
+        let answer = self.client.clone().related(request).await?;
+        Ok(answer.into_inner())
+    }
+
+    /// The ids `Related` answers (none while the video has no vector).
+    pub async fn related(&self, video: Uuid, first: u32) -> Vec<Uuid> {
+        let answer = self.related_raw(&video.to_string(), first).await;
+        ids(&answer.unwrap_or_else(|status| panic!("related: {status}")))
+    }
+
+    /// `Recommended` as sent: the answer or the status.
+    pub async fn recommended_raw(
+        &self,
+        request: RecommendedRequest,
+    ) -> Result<Recommendations, tonic::Status> {
+        Ok(self.client.clone().recommended(request).await?.into_inner())
+    }
+
+    pub async fn recommended(&self, user: Uuid, first: u32, trending: &[Uuid]) -> Recommendations {
+        let request = RecommendedRequest {
+            user_id: user.to_string(),
+            first,
+            trending: trending.iter().map(Uuid::to_string).collect(),
+        };
+        self.recommended_raw(request)
             .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        (
-            status,
-            response.json().await.unwrap_or(Value::Null),
-            content_type,
-        )
-    }
-
-    /// The ids `related` answers, or None while the video has no vector.
-    pub async fn related(&self, video: Uuid, first: usize) -> Option<Vec<Uuid>> {
-        let (status, body, _) = self
-            .related_raw(&video.to_string(), &first.to_string())
-            .await;
-        match status {
-            200 => Some(ids(&body)),
-            404 => None,
-            other => panic!("related: {other} {body}"),
-        }
-    }
-
-    /// `POST recommended`: status and body.
-    pub async fn recommended_raw(&self, body: Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}/recommended", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    pub async fn recommended(&self, user: Uuid, first: usize, trending: &[Uuid]) -> Value {
-        let (status, body) = self
-            .recommended_raw(
-                serde_json::json!({ "userId": user, "first": first, "trending": trending }),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body
+            .unwrap_or_else(|status| panic!("recommended: {status}"))
     }
 
     /// Waits until `user`'s interactions with every one of `videos` are applied.
@@ -243,12 +241,11 @@ impl App {
     }
 }
 
-pub fn ids(body: &Value) -> Vec<Uuid> {
-    body["videos"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no videos in {body}"))
+pub fn ids(answer: &Recommendations) -> Vec<Uuid> {
+    answer
+        .videos
         .iter()
-        .map(|v| Uuid::parse_str(v["id"].as_str().unwrap()).unwrap())
+        .map(|pick| Uuid::parse_str(&pick.id).unwrap())
         .collect()
 }
 
