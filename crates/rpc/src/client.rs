@@ -45,6 +45,19 @@ pub struct CallPolicy {
 /// as the channel (or a clone) lives. Calls made before the first resolution wait for it
 /// (within their deadline).
 pub fn balanced_channel(url: &str) -> anyhow::Result<Channel> {
+    balanced_with(url, RESOLVE_INTERVAL, |host, port| async move {
+        Ok(tokio::net::lookup_host((host.as_str(), port))
+            .await?
+            .collect())
+    })
+}
+
+/// [`balanced_channel`] with the resolver and its interval given (tests use their own).
+fn balanced_with<R, Fut>(url: &str, every: Duration, resolve: R) -> anyhow::Result<Channel>
+where
+    R: Fn(String, u16) -> Fut + Send + 'static,
+    Fut: Future<Output = std::io::Result<HashSet<SocketAddr>>> + Send,
+{
     let uri: Uri = url
         .parse()
         .map_err(|e| anyhow::anyhow!("{url:?} is not a URL: {e}"))?;
@@ -60,9 +73,8 @@ pub fn balanced_channel(url: &str) -> anyhow::Result<Channel> {
     tokio::spawn(async move {
         let mut known = HashSet::new();
         loop {
-            match tokio::net::lookup_host((host.as_str(), port)).await {
+            match resolve(host.clone(), port).await {
                 Ok(found) => {
-                    let found: HashSet<SocketAddr> = found.collect();
                     for gone in known.difference(&found) {
                         tracing::info!(upstream = %uri, addr = %gone, "gRPC upstream left");
                         if changes.send(Change::Remove(*gone)).await.is_err() {
@@ -85,7 +97,7 @@ pub fn balanced_channel(url: &str) -> anyhow::Result<Channel> {
             }
             tokio::select! {
                 () = changes.closed() => return, // every clone of the channel is gone
-                () = tokio::time::sleep(RESOLVE_INTERVAL) => {}
+                () = tokio::time::sleep(every) => {}
             }
         }
     });
@@ -130,12 +142,20 @@ where
     let retried = once
         .retry(backoff)
         .when(|status: &Status| status.code() == Code::Unavailable);
-    let result = match tokio::time::timeout(policy.deadline, retried).await {
-        Ok(result) => result.map(tonic::Response::into_inner),
-        Err(_) => Err(Status::deadline_exceeded(format!(
+    let late = || {
+        Status::deadline_exceeded(format!(
             "{service}/{method}: no answer within {:?}",
             policy.deadline
-        ))),
+        ))
+    };
+    let result = match tokio::time::timeout(policy.deadline, retried).await {
+        // tonic ends a request at its own `grpc-timeout` too, as CANCELLED; past the
+        // deadline that is this deadline's doing.
+        Ok(Err(status)) if status.code() == Code::Cancelled && Instant::now() >= deadline => {
+            Err(late())
+        }
+        Ok(result) => result.map(tonic::Response::into_inner),
+        Err(_) => Err(late()),
     };
     let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
     metrics::record_client(service, method, code, started.elapsed());
@@ -148,4 +168,157 @@ pub fn request<T>(message: T, time_left: Duration) -> Request<T> {
     let mut request = Request::new(message);
     request.set_timeout(time_left);
     request
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tonic_health::{
+        ServingStatus,
+        pb::{
+            HealthCheckRequest, health_check_response::ServingStatus as Answer,
+            health_client::HealthClient,
+        },
+    };
+
+    use super::*;
+
+    /// A gRPC server on loopback whose health service answers `who` with `status`: two of
+    /// them tell apart which one a call reached.
+    async fn server(status: ServingStatus) -> SocketAddr {
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter.set_service_status("who", status).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _reporter = reporter; // dropping it would end the health service's watch
+            tonic::transport::Server::builder()
+                .add_service(health)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .await
+        });
+        addr
+    }
+
+    async fn who(channel: &Channel, calls: usize) -> (usize, usize) {
+        let (mut a, mut b) = (0, 0);
+        for _ in 0..calls {
+            let request = HealthCheckRequest {
+                service: "who".into(),
+            };
+            let answer = HealthClient::new(channel.clone())
+                .check(request)
+                .await
+                .unwrap();
+            match answer.into_inner().status() {
+                Answer::Serving => a += 1,
+                _ => b += 1,
+            }
+        }
+        (a, b)
+    }
+
+    #[tokio::test]
+    async fn calls_spread_over_every_address_and_follow_the_name_as_it_changes() {
+        let a = server(ServingStatus::Serving).await;
+        let b = server(ServingStatus::NotServing).await;
+        // The name's addresses, as a headless Service's DNS would give them.
+        let addresses = Arc::new(Mutex::new(HashSet::from([a, b])));
+        let resolved = addresses.clone();
+        let channel = balanced_with(
+            "http://replicas:1",
+            Duration::from_millis(50),
+            move |host, port| {
+                assert_eq!((host.as_str(), port), ("replicas", 1));
+                let found = resolved.lock().unwrap().clone();
+                async move { Ok(found) }
+            },
+        )
+        .unwrap();
+
+        let (to_a, to_b) = who(&channel, 200).await;
+        assert!(
+            to_a >= 40 && to_b >= 40,
+            "200 calls: {to_a} to a, {to_b} to b"
+        );
+
+        // A replica goes away: after the next resolution, every call reaches the other.
+        *addresses.lock().unwrap() = HashSet::from([b]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(who(&channel, 50).await, (0, 50));
+
+        // And comes back.
+        *addresses.lock().unwrap() = HashSet::from([a, b]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (to_a, _) = who(&channel, 100).await;
+        assert!(to_a >= 10, "a is back: {to_a} of 100");
+    }
+
+    #[tokio::test]
+    async fn unavailable_is_retried_within_the_deadline_and_the_deadline_holds() {
+        // Nothing listens here: every attempt is UNAVAILABLE at once.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let channel = balanced_channel(&format!("http://{closed}")).unwrap();
+        let policy = CallPolicy {
+            deadline: Duration::from_secs(2),
+            retries: 2,
+        };
+        let attempts = std::sync::atomic::AtomicUsize::new(0);
+        let refused = |idempotent| {
+            let channel = channel.clone();
+            let attempts = &attempts;
+            async move {
+                call("test", "Check", policy, idempotent, |left| {
+                    attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let mut client = HealthClient::new(channel.clone());
+                    let request = request(HealthCheckRequest::default(), left);
+                    async move { client.check(request).await }
+                })
+                .await
+            }
+        };
+        let status = refused(true).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable, "{status}");
+        assert_eq!(attempts.swap(0, std::sync::atomic::Ordering::SeqCst), 3);
+        let status = refused(false).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable, "{status}");
+        assert_eq!(
+            attempts.swap(0, std::sync::atomic::Ordering::SeqCst),
+            1,
+            "no retry"
+        );
+
+        // A server that never answers: the deadline ends the call, retries or not.
+        let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = hole.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = hole.accept().await {
+                held.push(socket);
+            }
+        });
+        let channel = balanced_channel(&format!("http://{addr}")).unwrap();
+        let policy = CallPolicy {
+            deadline: Duration::from_millis(200),
+            retries: 2,
+        };
+        let started = Instant::now();
+        let status = call("test", "Check", policy, true, |left| {
+            let mut client = HealthClient::new(channel.clone());
+            let request = request(HealthCheckRequest::default(), left);
+            async move { client.check(request).await }
+        })
+        .await
+        .unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(status.code(), Code::DeadlineExceeded, "{status}");
+        assert!(
+            took >= Duration::from_millis(190) && took < Duration::from_millis(600),
+            "{took:?}"
+        );
+    }
 }
