@@ -411,7 +411,8 @@ async fn a_deleted_accounts_erasure_spans_batches_and_buries_late_videos() {
             likes: n,
             follows: n,
             followers: n,
-            comments: 0
+            comments: 0,
+            playlists: 0,
         }
     );
     let left: (i64, i64, i64, i64) = sqlx::query_as(

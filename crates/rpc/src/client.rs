@@ -112,6 +112,8 @@ fn endpoint(uri: &Uri, addr: SocketAddr) -> Endpoint {
         .origin(uri.clone())
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
+        .initial_connection_window_size(crate::server::CONNECTION_WINDOW)
+        .initial_stream_window_size(crate::server::STREAM_WINDOW)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10))
         .keep_alive_while_idle(true)

@@ -24,6 +24,7 @@ pub mod error;
 pub mod interactions;
 pub mod likes;
 pub mod page_cache;
+pub mod playlists;
 pub mod rate_limits;
 pub mod realtime;
 pub mod recommend;

@@ -16,6 +16,7 @@ use crate::{
     config::Limits,
     interactions::InteractionMutation,
     likes::LikeMutation,
+    playlists::{PlaylistMutation, PlaylistQuery},
     realtime::RealtimeSubscription,
     recommend::RecommendQuery,
     search::SearchQuery,
@@ -29,6 +30,7 @@ pub struct Query(
     CommentQuery,
     TrendingQuery,
     RecommendQuery,
+    PlaylistQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -38,6 +40,7 @@ pub struct Mutation(
     ChannelMutation,
     CommentMutation,
     InteractionMutation,
+    PlaylistMutation,
 );
 
 /// Live updates, over graphql-transport-ws at `/media/graphql/ws` (see `realtime`).

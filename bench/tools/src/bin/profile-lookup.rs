@@ -1,15 +1,17 @@
 //! Batch profile lookups against auth, as media makes them on a feed page whose owners are
 //! all cache misses: `batch` ids per call, `concurrency` callers, for `seconds`.
 //!
-//!   profile-lookup grpc <auth gRPC url> <ids file> <concurrency> <seconds> [batch]
-//!   profile-lookup http <auth HTTP url> <ids file> <concurrency> <seconds> [batch]
+//!   profile-lookup grpc <auth gRPC url> <ids file> <concurrency> <seconds> [batch] [rate]
+//!   profile-lookup http <auth HTTP url> <ids file> <concurrency> <seconds> [batch] [rate]
 //!
 //! `grpc` calls `kino.auth.v1.UserDirectory/GetProfiles` through media's own client code
 //! (rpc::client: a balanced channel, a deadline, retries) and turns the answer into
 //! profiles; `http` is what media did before (a reqwest client, `POST /internal/users`
 //! with a JSON body, the JSON answer decoded into the same profiles), for an auth built
 //! from a revision that still has it. Each call asks for `batch` ids drawn at random from
-//! the file (one id per line, all existing users).
+//! the file (one id per line, all existing users). Without `rate` every caller sends its
+//! next call as soon as the last is answered (saturation); with it, the callers together
+//! send `rate` calls per second on a fixed schedule (latency at that load).
 //!
 //! Prints "lookups_per_s p50_ms p99_ms max_ms".
 
@@ -94,20 +96,16 @@ impl Client {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let (mode, url, file, concurrency, seconds, batch) = match args.as_slice() {
-        [_, mode, url, file, concurrency, seconds] => (mode, url, file, concurrency, seconds, 100),
-        [_, mode, url, file, concurrency, seconds, batch] => (
-            mode,
-            url,
-            file,
-            concurrency,
-            seconds,
-            batch.parse().context("batch")?,
-        ),
-        _ => bail!(
-            "usage: profile-lookup grpc|http <url> <ids file> <concurrency> <seconds> [batch]"
-        ),
+    let [_, mode, url, file, concurrency, seconds, rest @ ..] = args.as_slice() else {
+        bail!(
+            "usage: profile-lookup grpc|http <url> <ids file> <concurrency> <seconds> [batch] [rate]"
+        );
     };
+    let batch: usize = rest
+        .first()
+        .map_or(Ok(100), |b| b.parse())
+        .context("batch")?;
+    let rate: Option<f64> = rest.get(1).map(|r| r.parse()).transpose().context("rate")?;
     let ids: Arc<Vec<Uuid>> = Arc::new(
         std::fs::read_to_string(file)?
             .lines()
@@ -139,7 +137,17 @@ async fn main() -> anyhow::Result<()> {
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut round = worker;
+                // Paced: this caller's calls are `concurrency / rate` apart, offset by worker.
+                let interval = rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r));
+                let mut next = started
+                    + interval.map_or(Duration::ZERO, |i| {
+                        i.mul_f64(worker as f64 / concurrency as f64)
+                    });
                 while started.elapsed() < duration {
+                    if let Some(interval) = interval {
+                        tokio::time::sleep_until(next.into()).await;
+                        next += interval;
+                    }
                     let call = Instant::now();
                     check(&client, &ids, batch, round).await?;
                     latencies.push(call.elapsed());

@@ -155,6 +155,11 @@ impl Video {
         AppContext::get(ctx).users.load_one(self.row.owner_id).await
     }
 
+    /// The viewer's playlists holding this video (none when signed out).
+    async fn in_playlists(&self, ctx: &Context<'_>) -> Result<Vec<crate::playlists::Playlist>> {
+        crate::playlists::holding(ctx, self.row.id).await
+    }
+
     async fn title(&self) -> &str {
         &self.row.title
     }

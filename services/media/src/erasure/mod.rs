@@ -1,5 +1,5 @@
-//! A deleted account is gone: on `user.deleted` media removes the account's videos, likes
-//! and channel subscriptions (both ways) and anonymises its comments.
+//! A deleted account is gone: on `user.deleted` media removes the account's videos, likes,
+//! channel subscriptions (both ways) and playlists, and anonymises its comments.
 //!
 //! **Who does what.** Media alone consumes `user.deleted` for this, from its own durable
 //! queue `media.erasure` (auth publishes the event through its outbox, so it exists
@@ -20,7 +20,8 @@
 //! 3. its likes, with the liked videos' `likes_count` ([`rows::drop_likes`]);
 //! 4. its subscriptions, with each channel's `subscriber_count`, and its followers, with
 //!    its own count ([`rows::drop_follows`], [`rows::drop_followers`]);
-//! 5. its comments ([`comments::anonymise`]).
+//! 5. its comments ([`comments::anonymise`]);
+//! 6. its playlists ([`rows::drop_playlists`]).
 //!
 //! Counters of rows in PostgreSQL move in the same transaction as the rows, so they stay
 //! exact. No step is one giant transaction: each takes at most [`rows::BATCH`] rows per
@@ -107,6 +108,7 @@ pub struct Erased {
     pub follows: u64,
     pub followers: u64,
     pub comments: u64,
+    pub playlists: u64,
 }
 
 /// Erases `user`'s traces, step by step (see the module documentation); safe to run again
@@ -119,6 +121,7 @@ pub async fn erase(ctx: &Context, user: Uuid) -> anyhow::Result<Erased> {
         follows: rows::drop_follows(ctx, user).await?,
         followers: rows::drop_followers(ctx, user).await?,
         comments: comments::anonymise(ctx, user).await?,
+        playlists: rows::drop_playlists(ctx, user).await?,
     })
 }
 

@@ -187,3 +187,26 @@ pub async fn drop_followers(ctx: &Context, user: Uuid) -> sqlx::Result<u64> {
         }
     }
 }
+
+/// Deletes the account's playlists; their items go with them (`ON DELETE CASCADE`), up to
+/// [`crate::playlists::MAX_ITEMS`] each, hence a few playlists per transaction. Others'
+/// playlists keep the account's videos as items, hidden now that they are deleted.
+pub async fn drop_playlists(ctx: &Context, user: Uuid) -> sqlx::Result<u64> {
+    const PLAYLISTS: i64 = 10;
+    let mut total = 0;
+    loop {
+        let removed = sqlx::query(
+            "DELETE FROM playlists
+             WHERE id IN (SELECT id FROM playlists WHERE owner_id = $1 LIMIT $2)",
+        )
+        .bind(user)
+        .bind(PLAYLISTS)
+        .execute(ctx.db.pool())
+        .await?
+        .rows_affected();
+        total += removed;
+        if (removed as i64) < PLAYLISTS {
+            return Ok(total);
+        }
+    }
+}

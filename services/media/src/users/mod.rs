@@ -71,6 +71,18 @@ impl User {
         Ok(app.follows.load_one((me, self.id)).await?.is_some())
     }
 
+    /// Their playlists, newest first: all of them ("Watch later" included) when it is the
+    /// viewer, else the public ones.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn playlists(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<Cursor, crate::playlists::Playlist>> {
+        crate::playlists::of_owner(ctx, self.id, first, after).await
+    }
+
     /// Their videos, newest first (all of them, in every state, when it is the viewer).
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn videos(
