@@ -431,46 +431,13 @@ async fn a_recommender_that_never_answers_costs_media_only_its_deadline() {
         },
     )
     .await;
-    let owner = Uuid::now_v7();
-    let video = Uuid::now_v7();
-    stack
-        .deliver_video_event(VideoCreated {
-            video_id: video,
-            owner_id: owner,
-            metadata: VideoMetadata {
-                title: "Fresh pasta".into(),
-                ..Default::default()
-            },
-        })
-        .await;
-    stack
-        .deliver_video_event(VideoReady {
-            video_id: video,
-            owner_id: owner,
-            manifest_key: format!("hls/{video}/master.m3u8"),
-            thumbnail_key: None,
-            duration_seconds: 60.0,
-            renditions: vec![],
-            posters: vec![],
-            storyboard: None,
-        })
-        .await;
+    let metadata = VideoMetadata {
+        title: "Fresh pasta".into(),
+        ..Default::default()
+    };
+    let video = stack.publish_video(Uuid::now_v7(), metadata).await;
+    stack.wait_video_ready(None, video).await;
     let viewer = stack.token_for(Uuid::now_v7(), "viewer");
-    testkit::wait_for(
-        "the video in the catalogue",
-        Duration::from_secs(20),
-        || async {
-            let body = stack
-                .graphql(
-                    None,
-                    "query($id: ID!) { video(id: $id) { id } }",
-                    json!({ "id": video }),
-                )
-                .await;
-            body["data"]["video"]["id"].is_string().then_some(())
-        },
-    )
-    .await;
 
     for _ in 0..3 {
         // The signed-in feed: trending (none yet) instead of an error, in about the deadline.
