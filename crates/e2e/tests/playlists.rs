@@ -452,3 +452,65 @@ async fn concurrent_adds_and_moves_from_two_clients_leave_one_order() {
     );
     assert_eq!(list["itemCount"], 12);
 }
+
+#[tokio::test]
+async fn the_ten_thousand_and_first_item_is_refused_and_changes_nothing() {
+    let stack = Stack::start().await;
+    let owner = Uuid::now_v7();
+    let token = stack.token_for(owner, "owner");
+    let v = videos(&stack, Uuid::now_v7(), 1).await;
+    let id = create(&stack, &token, "Full", "PRIVATE").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // 10,000 items straight into the table (adding them one by one would take minutes);
+    // their videos are unknown to the catalogue, so nobody sees them, as with deleted ones.
+    let playlist = Uuid::parse_str(&id).unwrap();
+    let pool = stack.media.db.pool();
+    sqlx::query(
+        "INSERT INTO playlist_items (playlist_id, video_id, position)
+         SELECT $1, gen_random_uuid(), p FROM generate_series(0, 9999) AS p",
+    )
+    .bind(playlist)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE playlists SET item_count = 10000 WHERE id = $1")
+        .bind(playlist)
+        .execute(pool)
+        .await
+        .unwrap();
+
+    let body = add(&stack, &token, &id, &v[0], None).await;
+    assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("10000"), "{message}");
+    let after = get(&stack, Some(&token), &id).await;
+    assert_eq!(after["itemCount"], 10_000);
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM playlist_items WHERE playlist_id = $1")
+            .bind(playlist)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, 10_000);
+    // Room again after one leaves.
+    let gone: Uuid = sqlx::query_scalar(
+        "SELECT video_id FROM playlist_items WHERE playlist_id = $1 AND position = 0",
+    )
+    .bind(playlist)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    stack
+        .graphql_ok(
+            Some(&token),
+            "mutation($p: ID!, $v: ID!) { removeFromPlaylist(playlistId: $p, videoId: $v) { id } }",
+            json!({ "p": id, "v": gone }),
+        )
+        .await;
+    let body = add(&stack, &token, &id, &v[0], Some(0)).await;
+    assert!(body["errors"].is_null(), "{body}");
+    assert_eq!(body["data"]["addToPlaylist"]["itemCount"], 10_000);
+    assert_eq!(items(&body["data"]["addToPlaylist"]), v);
+}
