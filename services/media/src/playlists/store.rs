@@ -309,15 +309,11 @@ pub async fn of_owner(
 
 /// Which of `owner`'s playlists hold `video`, newest first.
 pub async fn holding(pool: &PgPool, owner: Uuid, video: Uuid) -> sqlx::Result<Vec<PlaylistRow>> {
-    let columns: String = PLAYLIST_COLUMNS
-        .split(", ")
-        .map(|c| format!("p.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
     let sql = format!(
-        "SELECT {columns} FROM playlists p JOIN playlist_items i ON i.playlist_id = p.id
-         WHERE p.owner_id = $1 AND i.video_id = $2
-         ORDER BY p.created_at DESC, p.id DESC"
+        "SELECT {PLAYLIST_COLUMNS} FROM playlists
+         WHERE owner_id = $1
+           AND id IN (SELECT playlist_id FROM playlist_items WHERE video_id = $2)
+         ORDER BY created_at DESC, id DESC"
     );
     sqlx::query_as(&sql)
         .bind(owner)
