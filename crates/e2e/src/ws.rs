@@ -173,3 +173,49 @@ impl WsClient {
 pub fn media_ws_url(addr: std::net::SocketAddr) -> String {
     format!("ws://{addr}/media/graphql/ws")
 }
+
+/// Starts the graphql-ws npm client (`tests/graphql_ws_client.cjs`, what browsers use)
+/// on one subscription through `stack`'s gateway, with the token in `connection_init`.
+/// Its stdout has one JSON result per line, as it arrives; it exits after `max` results
+/// or when the server completes the subscription.
+pub fn graphql_ws(
+    stack: &crate::Stack,
+    query: &str,
+    variables: Value,
+    token: Option<&str>,
+    max: usize,
+) -> tokio::process::Child {
+    let cache = std::env::var("KINO_CACHE_DIR").unwrap_or_else(|_| "/var/tmp/kino".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/graphql_ws_client.cjs");
+    let url = stack.url("/media/graphql/ws").replace("http://", "ws://");
+    tokio::process::Command::new("node")
+        .arg(script)
+        .args([
+            url.as_str(),
+            query,
+            &variables.to_string(),
+            token.unwrap_or(""),
+        ])
+        .arg(max.to_string())
+        .env("NODE_PATH", format!("{cache}/node/node_modules"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node (deploy/local/deps installs graphql-ws)")
+}
+
+/// Waits for a [`graphql_ws`] client to finish; its results.
+pub async fn graphql_ws_results(child: tokio::process::Child) -> Vec<Value> {
+    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("the graphql-ws client finished")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "graphql-ws client: {stderr}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}

@@ -1,6 +1,7 @@
 //! Deleting an account through the gateway removes what it left: its videos (catalogue,
 //! HLS, thumbnail, S3 objects), its likes and subscriptions both ways (counters exact),
-//! and its comments' author and text (thread kept). A redelivered `user.deleted` changes
+//! its comments' author and text (thread kept), and its notifications, received and
+//! caused. A redelivered `user.deleted` changes
 //! nothing.
 
 mod video_common;
@@ -180,6 +181,18 @@ async fn a_deleted_account_is_gone_and_a_redelivered_deletion_changes_nothing() 
     assert_eq!(get(&stack, &thumbnail).await, 200);
     assert!(!keys(&stack, &format!("hls/{a_video}/")).await.is_empty());
 
+    // Notifications to and from A: B's of A's subscription and comment, A's of B's reply
+    // and of A's own upload.
+    let notifications_of_a =
+        "SELECT count(*) FROM notifications WHERE recipient_id = $1 OR actor_id = $1";
+    let a_id: uuid::Uuid = a.parse().unwrap();
+    let involved: i64 = sqlx::query_scalar(notifications_of_a)
+        .bind(a_id)
+        .fetch_one(&media_db(&stack).await)
+        .await
+        .unwrap();
+    assert!(involved >= 4, "{involved} notifications involve A");
+
     // A deletes their account.
     let mut deletions = Deletions::listen(&stack).await;
     let response = Client::new()
@@ -287,6 +300,20 @@ async fn a_deleted_account_is_gone_and_a_redelivered_deletion_changes_nothing() 
     .await
     .unwrap();
     assert_eq!(rows_of_a, 0);
+    // Notifications are the erasure's last step.
+    testkit::wait_for(
+        "A's notifications gone",
+        Duration::from_secs(10),
+        || async {
+            let left: i64 = sqlx::query_scalar(notifications_of_a)
+                .bind(a_id)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+            (left == 0).then_some(())
+        },
+    )
+    .await;
 
     // The same event delivered again changes nothing. C's deletion, delivered after it on
     // the same queue, tells when it has been handled (one consumer takes them in order).
@@ -413,6 +440,8 @@ async fn a_deleted_accounts_erasure_spans_batches_and_buries_late_videos() {
             followers: n,
             comments: 0,
             playlists: 0,
+            notifications: 0,
+            history: 0,
         }
     );
     let left: (i64, i64, i64, i64) = sqlx::query_as(

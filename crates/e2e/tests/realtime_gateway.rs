@@ -4,56 +4,14 @@
 
 mod video_common;
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
-use e2e::Stack;
-use serde_json::{Value, json};
-use tokio::process::Command;
+use e2e::{
+    Stack,
+    ws::{graphql_ws, graphql_ws_results as results},
+};
+use serde_json::json;
 use video_common::{generate_video, scratch, user};
-
-/// Starts `graphql_ws_client.cjs` for one subscription; its stdout has one JSON result
-/// per line.
-fn graphql_ws(
-    stack: &Stack,
-    query: &str,
-    variables: Value,
-    token: Option<&str>,
-    max: usize,
-) -> tokio::process::Child {
-    let cache = std::env::var("KINO_CACHE_DIR").unwrap_or_else(|_| "/var/tmp/kino".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/graphql_ws_client.cjs");
-    let url = stack.url("/media/graphql/ws").replace("http://", "ws://");
-    Command::new("node")
-        .arg(script)
-        .args([
-            url.as_str(),
-            query,
-            &variables.to_string(),
-            token.unwrap_or(""),
-        ])
-        .arg(max.to_string())
-        .env("NODE_PATH", format!("{cache}/node/node_modules"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node (deploy/local/deps installs graphql-ws)")
-}
-
-/// Waits for the client to finish; its results.
-async fn results(child: tokio::process::Child) -> Vec<Value> {
-    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-        .await
-        .expect("the graphql-ws client finished")
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "graphql-ws client: {stderr}");
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
-}
 
 /// Waits until media's hub watches `n` channels (the client's subscription is live).
 async fn subscribed(stack: &Stack, n: usize) {

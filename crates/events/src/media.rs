@@ -50,6 +50,10 @@ pub struct CommentAdded {
     pub author_id: Uuid,
     /// The comment replied to, for a reply.
     pub parent_id: Option<String>,
+    /// The author of the comment replied to (absent from events published before it was
+    /// added).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_author_id: Option<Uuid>,
     pub body: String,
 }
 

@@ -85,6 +85,10 @@ pub struct Config {
     pub processed_events_retention: Duration,
     /// `PRUNE_INTERVAL_SECS`, `PRUNE_BATCH_SIZE` (platform::retention).
     pub prune: PruneConfig,
+    /// How a new video reaches a channel's subscribers (crate::notifications::fanout).
+    pub notifications: crate::notifications::FanoutConfig,
+    /// `NOTIFICATION_RETENTION_SECS`: notifications older than this are pruned.
+    pub notification_retention: Duration,
 }
 
 /// What one GraphQL request may ask for.
@@ -130,6 +134,11 @@ impl Config {
             interaction_pack: var("INTERACTION_PACK_SIZE", "100")?,
             processed_events_retention: secs("PROCESSED_EVENTS_RETENTION_SECS", "604800")?,
             prune: PruneConfig::from_env()?,
+            notifications: crate::notifications::FanoutConfig {
+                batch: var::<i64>("NOTIFICATION_FANOUT_BATCH", "5000")?.max(1),
+                poll: Duration::from_millis(var("NOTIFICATION_FANOUT_POLL_MILLIS", "1000")?),
+            },
+            notification_retention: secs("NOTIFICATION_RETENTION_SECS", "7776000")?,
             limits: Limits {
                 max_depth: var("GRAPHQL_MAX_DEPTH", "12")?,
                 max_complexity: var("GRAPHQL_MAX_COMPLEXITY", "5000")?,

@@ -57,6 +57,8 @@ pub struct Context {
     pub recommender: recommend::Client,
     /// Abuse limits (crate::rate_limits).
     pub limiter: platform::rate_limit::Limiter,
+    /// Wakes this replica's notification fan-out (crate::notifications::fanout).
+    pub fanout_wake: crate::notifications::FanoutWake,
 }
 
 impl Context {
@@ -125,6 +127,7 @@ impl Context {
                 config.recommender_timeout,
             ),
             limiter: platform::rate_limit::Limiter::new(redis.clone(), &config.redis_prefix),
+            fanout_wake: Default::default(),
             config: Arc::new(config),
             db,
             mongo,

@@ -4,7 +4,8 @@
 //! random port.
 //!
 //! Features, one folder each: [`catalogue`] (videos from video.* events, feed, owner
-//! edits), [`search`] (full-text search and suggestions, an index per replica), [`likes`], [`channels`] (subscriptions), [`comments`], [`users`]
+//! edits), [`search`] (full-text search and suggestions, an index per replica), [`likes`], [`channels`] (subscriptions), [`comments`], [`playlists`],
+//! [`notifications`], [`history`] (watch history and resume), [`users`]
 //! (profiles from auth, cached), [`erasure`] (what a deleted account leaves behind is
 //! removed), [`interactions`] (views, shares, watch time → the
 //! ranker), [`trending`] (the ranker's lists), [`recommend`] (related videos and the
@@ -21,8 +22,10 @@ pub mod context;
 pub mod cursor;
 pub mod erasure;
 pub mod error;
+pub mod history;
 pub mod interactions;
 pub mod likes;
+pub mod notifications;
 pub mod page_cache;
 pub mod playlists;
 pub mod rate_limits;
@@ -81,9 +84,14 @@ pub async fn serve(ctx: Context, listener: TcpListener, shutdown: Shutdown) -> a
     users::events::spawn(&ctx, ctx.directory.clone(), &shutdown);
     erasure::spawn(&ctx, &shutdown);
     comments::recount::spawn(ctx.clone(), recount_every, &shutdown);
-    let prunes = retention::prunes(ctx.config.processed_events_retention);
+    let prunes = retention::prunes(
+        ctx.config.processed_events_retention,
+        ctx.config.notification_retention,
+    );
     platform::retention::spawn(ctx.db.clone(), prunes, ctx.config.prune, &shutdown);
     interactions::counters::spawn(&ctx, &shutdown);
+    notifications::fanout::spawn(&ctx, &shutdown);
+    notifications::events::spawn(&ctx, &shutdown);
 
     realtime::progress::spawn(&ctx, &shutdown);
 

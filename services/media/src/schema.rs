@@ -14,8 +14,10 @@ use crate::{
     channels::ChannelMutation,
     comments::{CommentMutation, CommentQuery},
     config::Limits,
+    history::{HistoryMutation, HistoryQuery},
     interactions::InteractionMutation,
     likes::LikeMutation,
+    notifications::{NotificationMutation, NotificationQuery, NotificationSubscription},
     playlists::{PlaylistMutation, PlaylistQuery},
     realtime::RealtimeSubscription,
     recommend::RecommendQuery,
@@ -31,6 +33,8 @@ pub struct Query(
     TrendingQuery,
     RecommendQuery,
     PlaylistQuery,
+    NotificationQuery,
+    HistoryQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -41,11 +45,17 @@ pub struct Mutation(
     CommentMutation,
     InteractionMutation,
     PlaylistMutation,
+    NotificationMutation,
+    HistoryMutation,
 );
 
 /// Live updates, over graphql-transport-ws at `/media/graphql/ws` (see `realtime`).
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(RealtimeSubscription, TrendingSubscription);
+pub struct Subscription(
+    RealtimeSubscription,
+    TrendingSubscription,
+    NotificationSubscription,
+);
 
 pub type KinoSchema = Schema<Query, Mutation, Subscription>;
 

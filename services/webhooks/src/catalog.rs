@@ -314,6 +314,7 @@ mod tests {
             video_owner_id: owner,
             author_id: fan,
             parent_id: None,
+            parent_author_id: None,
             body: "Nice".into(),
         });
         let message = Message::from_event(&comment).unwrap().unwrap();

@@ -19,7 +19,10 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{Context, erasure};
+use crate::{
+    Context, erasure,
+    notifications::{self, Kind, NewNotification, NotificationRow, fanout},
+};
 
 /// The events this consumer applies; the others (progress, updated) are not bound.
 const KINDS: [VideoEventKind; 6] = [
@@ -54,7 +57,11 @@ async fn handle(ctx: &Context, body: &[u8]) -> Outcome {
         Err(error) => return Outcome::undecodable(&error),
     };
     match apply(ctx.db.pool(), &ctx.events, &envelope).await {
-        Ok(()) => {
+        Ok(applied) => {
+            if applied.fanout {
+                ctx.fanout_wake.wake();
+            }
+            notifications::announce(ctx, &applied.notified).await;
             // Deleted through the video service: its live subscribers end, on every
             // replica (after the commit; again for a duplicate, which is harmless).
             if let VideoEvent::Deleted(deleted) = &envelope.data {
@@ -70,12 +77,22 @@ async fn handle(ctx: &Context, body: &[u8]) -> Outcome {
     }
 }
 
+/// What applying an event asks of the caller once it committed.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Notifications written (the owner's `VIDEO_READY` / `VIDEO_FAILED`), to send live.
+    pub notified: Vec<NotificationRow>,
+    /// A subscriber fan-out job was written (crate::notifications::fanout).
+    pub fanout: bool,
+}
+
 /// Applies one decoded event (also usable by tests to check idempotence directly).
 pub async fn apply(
     pool: &PgPool,
     namespace: &Namespace,
     envelope: &Envelope<VideoEvent>,
-) -> sqlx::Result<()> {
+) -> sqlx::Result<Applied> {
+    let mut applied = Applied::default();
     let (id, at) = (envelope.id, envelope.occurred_at);
     let mut tx = pool.begin().await?;
     // Events that may create or revive a live row hold the owner's erasure lock until
@@ -96,7 +113,7 @@ pub async fn apply(
     macro_rules! first_time {
         () => {
             if !record(&mut tx, id).await? {
-                return Ok(()); // a duplicate: already applied
+                return Ok(applied); // a duplicate: already applied
             }
         };
     }
@@ -125,6 +142,8 @@ pub async fn apply(
             .bind(at)
             .execute(&mut *tx)
             .await?;
+            // Its `video.ready` came first: the subscribers learn of it now.
+            applied.fanout = fan_out_if_listed(&mut tx, e.video_id).await?;
         }
         VideoEvent::Uploaded(e) => {
             first_time!();
@@ -148,6 +167,14 @@ pub async fn apply(
                 .bind(e.storyboard.as_ref().map(sqlx::types::Json))
                 .execute(&mut *tx)
                 .await?;
+                let ready = NewNotification {
+                    video: Some(e.video_id),
+                    ..NewNotification::new(e.owner_id, Kind::VideoReady, e.video_id)
+                };
+                applied
+                    .notified
+                    .extend(notifications::store::notify(&mut tx, &ready).await?);
+                applied.fanout = fan_out_if_listed(&mut tx, e.video_id).await?;
             }
         }
         VideoEvent::Failed(e) => {
@@ -158,6 +185,14 @@ pub async fn apply(
                     .bind(&e.reason)
                     .execute(&mut *tx)
                     .await?;
+                let failed = NewNotification {
+                    video: Some(e.video_id),
+                    detail: Some(e.reason.clone()),
+                    ..NewNotification::new(e.owner_id, Kind::VideoFailed, e.video_id)
+                };
+                applied
+                    .notified
+                    .extend(notifications::store::notify(&mut tx, &failed).await?);
             }
         }
         VideoEvent::Deleted(e) => {
@@ -188,7 +223,7 @@ pub async fn apply(
         }
         VideoEvent::Progress(_) | VideoEvent::Updated(_) => {
             tracing::debug!(kind = %envelope.kind, "ignored video event");
-            return Ok(());
+            return Ok(applied);
         }
     }
     if let Some((video, owner)) = live
@@ -198,7 +233,26 @@ pub async fn apply(
         tracing::info!(%video, %owner, "video of an erased account buried on arrival");
     }
     tx.commit().await?;
-    Ok(())
+    Ok(applied)
+}
+
+/// Writes the job of telling the video's subscribers, if it is listed now (ready, public,
+/// not deleted). True if a job was written.
+pub async fn fan_out_if_listed(conn: &mut PgConnection, video: Uuid) -> sqlx::Result<bool> {
+    let listed: Option<Uuid> = sqlx::query_scalar(&format!(
+        "SELECT owner_id FROM videos WHERE id = $1 AND {}",
+        super::store::LISTED
+    ))
+    .bind(video)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match listed {
+        Some(owner) => {
+            fanout::enqueue(conn, video, owner).await?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }
 
 /// Remembers an event id; false if it was already applied.

@@ -232,8 +232,18 @@ impl CatalogueMutation {
         outbox::enqueue(&mut tx, &app.events, &Envelope::new(event))
             .await
             .map_err(Error::from)?;
+        // Made public once ready: its channel's subscribers hear of it now (once each).
+        let public = ::events::video::Visibility::Public;
+        let became_public = updated.visibility == public && row.visibility != public;
+        let fanout = became_public
+            && super::events::fan_out_if_listed(&mut tx, id)
+                .await
+                .map_err(Error::from)?;
         tx.commit().await.map_err(Error::from)?;
         app.relay.notify();
+        if fanout {
+            app.fanout_wake.wake();
+        }
         if updated.visibility != row.visibility {
             // Live subscribers who may no longer see it are ended, on every replica.
             app.realtime.access_changed(id).await;

@@ -1,7 +1,7 @@
 //! Channel subscriptions ("follow a creator"). Like likes: a row per (follower, channel)
 //! and an exact subscriber count, changed together in one transaction, idempotent both
 //! ways. A new subscription is announced (`subscription.added`) through the outbox in the
-//! same transaction.
+//! same transaction, with the channel owner's `NEW_SUBSCRIBER` notification.
 
 use std::collections::HashMap;
 
@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::{
     context::{AppContext, count_query, viewer},
     error::Error,
+    notifications::{self, Kind, NewNotification},
     rate_limits,
     users::User,
 };
@@ -50,6 +51,7 @@ async fn set_follow(ctx: &Context<'_>, channel_id: &ID, follow: bool) -> Result<
         .await?
         .ok_or(Error::NotFound("no such user"))?;
     let mut tx = app.db.pool().begin().await.map_err(Error::from)?;
+    let mut notified = None;
     let changed = if follow {
         sqlx::query(
             "INSERT INTO follows (follower_id, channel_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -87,12 +89,22 @@ async fn set_follow(ctx: &Context<'_>, channel_id: &ID, follow: bool) -> Result<
             events::outbox::enqueue(&mut tx, &app.events, &Envelope::new(event))
                 .await
                 .map_err(Error::from)?;
+            // Once per subscriber ever: unsubscribing and subscribing again tells the
+            // owner nothing new.
+            let told = NewNotification {
+                actor: Some(me),
+                ..NewNotification::new(channel, Kind::NewSubscriber, me)
+            };
+            notified = notifications::store::notify(&mut tx, &told)
+                .await
+                .map_err(Error::from)?;
         }
     }
     tx.commit().await.map_err(Error::from)?;
     if follow && changed == 1 {
         app.relay.notify();
     }
+    notifications::announce(app, notified.as_slice()).await;
     Ok(user)
 }
 

@@ -20,6 +20,7 @@ use crate::{
     cursor::{Cursor, Page},
     error::Error,
     interactions,
+    notifications::{self, Kind, NewNotification},
     realtime::ChangeKind,
     users::User,
 };
@@ -214,8 +215,12 @@ impl CommentMutation {
                 if parent.deleted {
                     return Err(Error::bad_input("that comment was deleted").into());
                 }
-                Some(id)
+                Some((id, parent.author_id.parse::<Uuid>().ok()))
             }
+        };
+        let (parent, parent_author) = match parent {
+            Some((id, author)) => (Some(id), author),
+            None => (None, None),
         };
         let id = CommentId::mint().to_string();
         let comment = CommentDoc {
@@ -246,6 +251,7 @@ impl CommentMutation {
             video_owner_id: video_row.owner_id,
             author_id: me,
             parent_id: comment.parent_id.clone(),
+            parent_author_id: parent_author,
             body: comment.body.clone(),
         };
         bump_video_count(app, video, 1, Some(event), Some(announcement)).await?;
@@ -340,6 +346,28 @@ impl CommentMutation {
 /// interaction event (for the ranker) and its announcement (`comment.added`, for webhooks)
 /// in the outbox. Also how an erased account's comments leave the counters
 /// (crate::erasure).
+/// Who hears of a new comment: the author of the comment replied to (`COMMENT_REPLY`),
+/// and the video's owner (`VIDEO_COMMENT`) unless that reply already told them. Nobody
+/// hears of their own comment.
+fn comment_notifications(added: &CommentAdded) -> Vec<NewNotification> {
+    let about = |recipient, kind| NewNotification {
+        actor: Some(added.author_id),
+        video: Some(added.video_id),
+        comment: Some(added.comment_id.clone()),
+        detail: Some(notifications::excerpt(&added.body)),
+        ..NewNotification::new(recipient, kind, &added.comment_id)
+    };
+    let mut out = Vec::new();
+    let replied_to = added.parent_author_id.filter(|&a| a != added.author_id);
+    if let Some(parent_author) = replied_to {
+        out.push(about(parent_author, Kind::CommentReply));
+    }
+    if added.video_owner_id != added.author_id && replied_to != Some(added.video_owner_id) {
+        out.push(about(added.video_owner_id, Kind::VideoComment));
+    }
+    out
+}
+
 pub(crate) async fn bump_video_count(
     app: &AppContext,
     video: Uuid,
@@ -356,12 +384,17 @@ pub(crate) async fn bump_video_count(
     if let Some(event) = &event {
         app.interactions.enqueue(&mut tx, event.clone()).await?;
     }
+    let mut notified = Vec::new();
     if let Some(announcement) = &announcement {
         events::outbox::enqueue(&mut tx, &app.events, &Envelope::new(announcement.clone())).await?;
+        for notification in comment_notifications(announcement) {
+            notified.extend(notifications::store::notify(&mut tx, &notification).await?);
+        }
     }
     tx.commit().await?;
     if event.is_some() || announcement.is_some() {
         app.relay.notify();
     }
+    notifications::announce(app, &notified).await;
     Ok(())
 }

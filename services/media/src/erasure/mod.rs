@@ -1,5 +1,6 @@
 //! A deleted account is gone: on `user.deleted` media removes the account's videos, likes,
-//! channel subscriptions (both ways) and playlists, and anonymises its comments.
+//! channel subscriptions (both ways), playlists, notifications and watch history, and
+//! anonymises its comments.
 //!
 //! **Who does what.** Media alone consumes `user.deleted` for this, from its own durable
 //! queue `media.erasure` (auth publishes the event through its outbox, so it exists
@@ -21,7 +22,9 @@
 //! 4. its subscriptions, with each channel's `subscriber_count`, and its followers, with
 //!    its own count ([`rows::drop_follows`], [`rows::drop_followers`]);
 //! 5. its comments ([`comments::anonymise`]);
-//! 6. its playlists ([`rows::drop_playlists`]).
+//! 6. its playlists ([`rows::drop_playlists`]);
+//! 7. its notifications, received and caused ([`rows::drop_notifications`]), and its
+//!    watch history ([`rows::drop_history`]).
 //!
 //! Counters of rows in PostgreSQL move in the same transaction as the rows, so they stay
 //! exact. No step is one giant transaction: each takes at most [`rows::BATCH`] rows per
@@ -109,6 +112,8 @@ pub struct Erased {
     pub followers: u64,
     pub comments: u64,
     pub playlists: u64,
+    pub notifications: u64,
+    pub history: u64,
 }
 
 /// Erases `user`'s traces, step by step (see the module documentation); safe to run again
@@ -122,6 +127,8 @@ pub async fn erase(ctx: &Context, user: Uuid) -> anyhow::Result<Erased> {
         followers: rows::drop_followers(ctx, user).await?,
         comments: comments::anonymise(ctx, user).await?,
         playlists: rows::drop_playlists(ctx, user).await?,
+        notifications: rows::drop_notifications(ctx, user).await?,
+        history: rows::drop_history(ctx, user).await?,
     })
 }
 

@@ -210,3 +210,63 @@ pub async fn drop_playlists(ctx: &Context, user: Uuid) -> sqlx::Result<u64> {
         }
     }
 }
+
+/// Deletes the account's notifications, those it caused for others (its comments, its
+/// subscriptions, its videos' announcements) and its notification settings, then any
+/// fan-out of its videos still pending. [`BATCH`] × 10 rows per statement.
+pub async fn drop_notifications(ctx: &Context, user: Uuid) -> sqlx::Result<u64> {
+    const ROWS: i64 = BATCH * 10;
+    let mut total = 0;
+    for sql in [
+        "DELETE FROM notifications WHERE id IN (
+             SELECT id FROM notifications WHERE recipient_id = $1 LIMIT $2)",
+        "DELETE FROM notifications WHERE id IN (
+             SELECT id FROM notifications WHERE actor_id = $1 LIMIT $2)",
+    ] {
+        loop {
+            let removed = sqlx::query(sql)
+                .bind(user)
+                .bind(ROWS)
+                .execute(ctx.db.pool())
+                .await?
+                .rows_affected();
+            total += removed;
+            if (removed as i64) < ROWS {
+                break;
+            }
+        }
+    }
+    for sql in [
+        "DELETE FROM notification_settings WHERE user_id = $1",
+        "DELETE FROM notification_fanouts WHERE channel_id = $1",
+    ] {
+        sqlx::query(sql).bind(user).execute(ctx.db.pool()).await?;
+    }
+    Ok(total)
+}
+
+/// Deletes the account's watch history and its pause.
+pub async fn drop_history(ctx: &Context, user: Uuid) -> sqlx::Result<u64> {
+    const ROWS: i64 = BATCH * 10;
+    let mut total = 0;
+    loop {
+        let removed = sqlx::query(
+            "DELETE FROM watch_history WHERE user_id = $1 AND video_id IN (
+                 SELECT video_id FROM watch_history WHERE user_id = $1 LIMIT $2)",
+        )
+        .bind(user)
+        .bind(ROWS)
+        .execute(ctx.db.pool())
+        .await?
+        .rows_affected();
+        total += removed;
+        if (removed as i64) < ROWS {
+            break;
+        }
+    }
+    sqlx::query("DELETE FROM history_paused WHERE user_id = $1")
+        .bind(user)
+        .execute(ctx.db.pool())
+        .await?;
+    Ok(total)
+}

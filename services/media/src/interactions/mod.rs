@@ -124,18 +124,31 @@ async fn visible(ctx: &Context<'_>, video_id: &ID) -> Result<VideoRow, Error> {
         .ok_or(Error::NotFound("no such video"))
 }
 
+/// Where a report leaves the signed-in viewer's watch history (crate::history).
+enum History {
+    /// Untouched (shares).
+    Untouched,
+    /// The video moves to the top; `Some` position is remembered.
+    Watched(Option<f64>),
+}
+
 async fn record(
     ctx: &Context<'_>,
     video_id: &ID,
     session_id: Option<&str>,
     action: Action,
+    history: History,
 ) -> Result<bool, Error> {
-    let viewer = viewer_key(ctx, session_id)?;
+    let viewer_key = viewer_key(ctx, session_id)?;
     let video = visible(ctx, video_id).await?;
     let app = AppContext::get(ctx);
     app.interactions
-        .publish(interaction(&video, viewer, action))
+        .publish(interaction(&video, viewer_key, action))
         .await?;
+    if let (Some(user), History::Watched(position)) = (viewer(ctx).id(), history) {
+        count_query("postgres", "watch_history");
+        crate::history::record(app.db.pool(), user, &video, position).await?;
+    }
     Ok(true)
 }
 
@@ -144,7 +157,8 @@ pub struct InteractionMutation;
 
 #[Object]
 impl InteractionMutation {
-    /// Records that the viewer started watching a video. Repeated views by the same viewer
+    /// Records that the viewer started watching a video (and puts it at the top of a
+    /// signed-in viewer's history). Repeated views by the same viewer
     /// (user, or `sessionId` when anonymous) within 30 minutes count once. True once the
     /// event is safely queued; `RATE_LIMITED` when too many are waiting.
     async fn record_view(
@@ -153,17 +167,22 @@ impl InteractionMutation {
         video_id: ID,
         session_id: Option<String>,
     ) -> Result<bool> {
-        Ok(record(ctx, &video_id, session_id.as_deref(), Action::View).await?)
+        let history = History::Watched(None);
+        Ok(record(ctx, &video_id, session_id.as_deref(), Action::View, history).await?)
     }
 
-    /// Records `seconds` (1–3600) of watching since the player's previous report.
+    /// Records `seconds` (1–3600) of watching since the player's previous report, and
+    /// for a signed-in viewer `position`, where the player is now (seconds from the
+    /// start), which `continueWatching` resumes from.
     async fn record_watch_time(
         &self,
         ctx: &Context<'_>,
         video_id: ID,
         seconds: i32,
+        position: Option<f64>,
         session_id: Option<String>,
     ) -> Result<bool> {
+        let position = position.map(crate::history::check_position).transpose()?;
         if !(1..=MAX_WATCH_REPORT_SECS).contains(&seconds) {
             return Err(
                 Error::bad_input(format!("seconds must be 1–{MAX_WATCH_REPORT_SECS}")).into(),
@@ -172,7 +191,8 @@ impl InteractionMutation {
         let action = Action::Watch {
             seconds: seconds as u32,
         };
-        Ok(record(ctx, &video_id, session_id.as_deref(), action).await?)
+        let history = History::Watched(position);
+        Ok(record(ctx, &video_id, session_id.as_deref(), action, history).await?)
     }
 
     /// Records that the viewer shared a video.
@@ -182,6 +202,14 @@ impl InteractionMutation {
         video_id: ID,
         session_id: Option<String>,
     ) -> Result<bool> {
-        Ok(record(ctx, &video_id, session_id.as_deref(), Action::Share).await?)
+        let history = History::Untouched;
+        Ok(record(
+            ctx,
+            &video_id,
+            session_id.as_deref(),
+            Action::Share,
+            history,
+        )
+        .await?)
     }
 }

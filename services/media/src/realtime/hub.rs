@@ -181,6 +181,27 @@ impl Hub {
         self.publish_raw(channel, &payload).await
     }
 
+    /// Publishes many events, each on its channel, in one round trip (a pipeline): the
+    /// notifications of a fan-out batch.
+    pub async fn publish_many(
+        &self,
+        messages: impl IntoIterator<Item = (String, Event)>,
+    ) -> Result<(), HubError> {
+        let at = now_micros();
+        let mut pipe = redis::pipe();
+        for (channel, event) in messages {
+            let payload =
+                serde_json::to_vec(&Wire { at, event: &event }).expect("events serialise");
+            pipe.cmd("PUBLISH")
+                .arg(format!("{}{channel}", self.inner.prefix))
+                .arg(payload)
+                .ignore();
+        }
+        let mut conn = self.inner.publisher.clone();
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
     /// Publishes an already encoded [`Wire`] envelope (load generators).
     pub async fn publish_raw(&self, channel: &str, payload: &[u8]) -> Result<(), HubError> {
         let mut conn = self.inner.publisher.clone();

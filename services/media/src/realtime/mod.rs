@@ -185,6 +185,11 @@ pub mod channels {
         format!("stats:{video}")
     }
 
+    /// One user's notifications (crate::notifications).
+    pub fn notifications(user: &impl std::fmt::Display) -> String {
+        format!("notifications:{user}")
+    }
+
     /// The ranker's announcements that the trending sets changed (one channel for all
     /// windows; `events::trending::trending_moved_channel` is its name on Redis).
     pub const TRENDING: &str = events::trending::TRENDING_CHANNEL;

@@ -36,6 +36,8 @@ pub enum Event {
     /// The ranker changed the trending sets (`events::trending::Announcement`, published by
     /// the ranker): re-read the top lists.
     TrendingMoved,
+    /// A notification was written for the channel's user (crate::notifications).
+    Notification(crate::notifications::NotificationRow),
     /// Never published: the hub's own signal that messages may have been lost (its Redis
     /// connection broke and came back).
     #[serde(skip)]

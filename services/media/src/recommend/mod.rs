@@ -106,19 +106,28 @@ fn ids(answer: Recommendations) -> Vec<Uuid> {
         .collect()
 }
 
-/// The listed videos among `ids`, in `ids`' order, at most `first`.
-async fn hydrate(app: &AppContext, ids: &[Uuid], first: usize) -> Result<Vec<Video>, Error> {
+/// The listed videos among `ids`, in `ids`' order, at most `first`, leaving out those
+/// `finished_by` watched to the end (crate::history).
+async fn hydrate(
+    app: &AppContext,
+    ids: &[Uuid],
+    first: usize,
+    finished_by: Option<Uuid>,
+) -> Result<Vec<Video>, Error> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     count_query("postgres", "recommended_videos");
     let sql = format!(
-        "SELECT {} FROM videos WHERE id = ANY($1) AND {}",
+        "SELECT {} FROM videos WHERE id = ANY($1) AND {}
+           AND NOT EXISTS (SELECT 1 FROM watch_history h
+                           WHERE h.user_id = $2 AND h.video_id = videos.id AND h.finished)",
         store::COLUMNS,
         store::LISTED
     );
     let rows: Vec<VideoRow> = sqlx::query_as(&sql)
         .bind(ids)
+        .bind(finished_by)
         .fetch_all(app.db.pool())
         .await?;
     Ok(ids
@@ -180,12 +189,12 @@ impl RecommendQuery {
                 .into());
             }
         };
-        Ok(hydrate(app, &ids, first).await?)
+        Ok(hydrate(app, &ids, first, None).await?)
     }
 
     /// The viewer's feed: videos close to what they liked, watched and commented on
     /// (recent interactions counting most), with trending videos mixed in, leaving out
-    /// what they already watched. Anonymous viewers and new users get trending videos;
+    /// what they already watched (and always what they finished, crate::history). Anonymous viewers and new users get trending videos;
     /// so does everyone while the recommender is down.
     #[graphql(complexity = "first.max(0) as usize * child_complexity")]
     async fn recommended(
@@ -209,12 +218,12 @@ impl RecommendQuery {
             .recommended(user, overfetch(first), &trending_ids)
             .await
         {
-            Ok(ids) => Ok(hydrate(app, &ids, first).await?),
+            Ok(ids) => Ok(hydrate(app, &ids, first, Some(user)).await?),
             Err(e) => {
                 tracing::warn!(error = ?e, "recommender unavailable; trending instead");
                 metrics::counter!("media_recommender_failures_total", "query" => "recommended")
                     .increment(1);
-                Ok(hydrate(app, &trending_ids, first).await?)
+                Ok(hydrate(app, &trending_ids, first, Some(user)).await?)
             }
         }
     }

@@ -1,0 +1,331 @@
+//! Notifications: what a signed-in user is told about.
+//!
+//! | kind | to whom | written by |
+//! |---|---|---|
+//! | `NEW_VIDEO` | each subscriber of the channel | [`fanout`], after the catalogue's `video.ready` (or the edit that makes a ready video public) |
+//! | `VIDEO_READY`, `VIDEO_FAILED` | the video's owner | the catalogue's `video.ready` / `video.failed` transaction |
+//! | `VIDEO_COMMENT` | the video's owner | `addComment`, with its counter and `comment.added` |
+//! | `COMMENT_REPLY` | the parent comment's author | `addComment` |
+//! | `NEW_SUBSCRIBER` | the channel's owner | `subscribe`, with its counter and `subscription.added` |
+//! | `WEBHOOK_DISABLED` | the endpoint's owner | [`events`], on the webhooks service's `webhook.endpoint_disabled` |
+//!
+//! Every notification is written in the transaction of the write or event it reports
+//! (so it exists exactly when that happened), once per recipient and subject (a unique
+//! `dedupe_key`: a redelivered event or a retried batch adds nothing), and not at all for
+//! a recipient who turned its kind off. Nobody is notified of their own doing. After the
+//! commit it goes live to the recipient's `notificationAdded` subscriptions through the
+//! hub (channel `notifications:<user>`); a client that was away reads the list and the
+//! unread count, which are the truth.
+//!
+//! **Large channels.** Fan-out on write, in batches: a channel's new video is one job
+//! row in the catalogue's transaction and then batches of `NOTIFICATION_FANOUT_BATCH`
+//! followers per transaction ([`fanout`]), off the catalogue's queue. Reading stays one
+//! index range per user (the list and the unread count are what every page load asks
+//! for, and must cost the same whatever a user follows), and writing grows with the
+//! audience but never blocks anything else: bench/RESULTS.md "Notifications" has the
+//! figures at 100,000 subscribers. Fan-in on read (each reader merging the recent videos
+//! of the channels they follow) would make a million-subscriber upload free, at the
+//! price of every `unreadNotificationCount` joining follows with videos; at Kino's scale
+//! the write is the cheaper place to pay, and the batch size bounds its cost.
+//!
+//! Rows older than `NOTIFICATION_RETENTION_SECS` (default 90 days) are pruned.
+
+pub mod events;
+pub mod fanout;
+pub mod store;
+
+use async_graphql::{
+    Context, Enum, ID, Object, Result, SimpleObject, Subscription, connection::Connection,
+};
+use futures::{Stream, stream};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{
+    catalogue::Video,
+    context::{AppContext, count_query, viewer},
+    cursor::{Cursor, Page},
+    error::Error,
+    realtime::{Event, Received, channels},
+    users::User,
+};
+pub use fanout::{FanoutConfig, FanoutWake};
+pub use store::{NewNotification, NotificationRow};
+
+/// What a notification is about.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(name = "NotificationKind")]
+pub enum Kind {
+    /// A channel the user subscribes to published a video.
+    NewVideo,
+    /// Someone replied to the user's comment.
+    CommentReply,
+    /// Someone commented on the user's video.
+    VideoComment,
+    /// The user's upload finished transcoding.
+    VideoReady,
+    /// The user's upload could not be transcoded (`detail` says why).
+    VideoFailed,
+    /// Someone subscribed to the user's channel.
+    NewSubscriber,
+    /// The webhooks service disabled one of the user's endpoints (`detail` says which and why).
+    WebhookDisabled,
+}
+
+impl Kind {
+    pub const ALL: [Self; 7] = [
+        Self::NewVideo,
+        Self::CommentReply,
+        Self::VideoComment,
+        Self::VideoReady,
+        Self::VideoFailed,
+        Self::NewSubscriber,
+        Self::WebhookDisabled,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::NewVideo => "new_video",
+            Self::CommentReply => "comment_reply",
+            Self::VideoComment => "video_comment",
+            Self::VideoReady => "video_ready",
+            Self::VideoFailed => "video_failed",
+            Self::NewSubscriber => "new_subscriber",
+            Self::WebhookDisabled => "webhook_disabled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// How a user gets a kind of notification.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum NotificationDelivery {
+    /// Not at all.
+    Off,
+    /// In the list, the unread count and `notificationAdded` (the default).
+    InApp,
+}
+
+#[derive(SimpleObject)]
+pub struct NotificationSetting {
+    pub kind: Kind,
+    pub delivery: NotificationDelivery,
+}
+
+pub struct Notification(pub NotificationRow);
+
+#[Object]
+impl Notification {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn kind(&self) -> Option<Kind> {
+        Kind::parse(&self.0.kind)
+    }
+
+    async fn created_at(&self) -> OffsetDateTime {
+        self.0.created_at
+    }
+
+    async fn read(&self) -> bool {
+        self.0.read_at.is_some()
+    }
+
+    /// Who caused it: the commenter, the new subscriber, the publishing channel (null
+    /// for the user's own uploads and webhooks, or an account that is gone).
+    async fn actor(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        match self.0.actor_id {
+            Some(actor) => AppContext::get(ctx).users.load_one(actor).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The video it is about, while the recipient may see it.
+    async fn video(&self, ctx: &Context<'_>) -> Result<Option<Video>> {
+        let Some(video) = self.0.video_id else {
+            return Ok(None);
+        };
+        let row = AppContext::get(ctx).videos.load_one(video).await?;
+        Ok(row
+            .filter(|v| v.visible_to(Some(self.0.recipient_id)))
+            .map(Video::from))
+    }
+
+    /// The comment it is about (`VIDEO_COMMENT`, `COMMENT_REPLY`).
+    async fn comment_id(&self) -> Option<ID> {
+        self.0.comment_id.clone().map(ID)
+    }
+
+    /// Kind-specific text: the comment's opening, why a video failed, which webhook.
+    async fn detail(&self) -> Option<&str> {
+        self.0.detail.as_deref()
+    }
+}
+
+/// Sends freshly committed notifications to their recipients' live subscriptions on
+/// every replica. Best effort, like every hub message: the rows are the truth.
+pub async fn announce(ctx: &crate::Context, rows: &[NotificationRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    let messages = rows.iter().map(|row| {
+        (
+            channels::notifications(&row.recipient_id),
+            Event::Notification(row.clone()),
+        )
+    });
+    if let Err(e) = ctx.realtime.hub.publish_many(messages).await {
+        tracing::warn!(error = %e, count = rows.len(), "notifications not published live");
+    }
+}
+
+/// The first 140 characters of a comment, for `detail`.
+pub fn excerpt(body: &str) -> String {
+    const MAX: usize = 140;
+    match body.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}…", &body[..end]),
+        None => body.to_owned(),
+    }
+}
+
+#[derive(Default)]
+pub struct NotificationQuery;
+
+#[Object]
+impl NotificationQuery {
+    /// The viewer's notifications, newest first (`unreadOnly` to skip the read ones).
+    /// Those about a video the viewer may no longer see are left out.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        #[graphql(default = false)] unread_only: bool,
+    ) -> Result<Connection<Cursor, Notification>> {
+        let me = viewer(ctx).require()?;
+        let app = AppContext::get(ctx);
+        let page = Page::parse(first, after, app.config.limits.max_page)?;
+        count_query("postgres", "notifications");
+        let rows = store::page(app.db.pool(), me, unread_only, page)
+            .await
+            .map_err(Error::from)?;
+        let items = rows.into_iter().map(Notification).collect();
+        Ok(page.connection(items, |n: &Notification| {
+            Cursor::new(n.0.created_at, n.0.id)
+        }))
+    }
+
+    /// How many of the viewer's notifications are unread, counted up to 1,000 (show
+    /// "999+" at that).
+    async fn unread_notification_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        let me = viewer(ctx).require()?;
+        let app = AppContext::get(ctx);
+        count_query("postgres", "unread_notifications");
+        Ok(store::unread_count(app.db.pool(), me)
+            .await
+            .map_err(Error::from)?)
+    }
+
+    /// How the viewer gets each kind of notification.
+    async fn notification_settings(&self, ctx: &Context<'_>) -> Result<Vec<NotificationSetting>> {
+        let me = viewer(ctx).require()?;
+        let app = AppContext::get(ctx);
+        let off = store::kinds_off(app.db.pool(), me)
+            .await
+            .map_err(Error::from)?;
+        Ok(Kind::ALL
+            .into_iter()
+            .map(|kind| NotificationSetting {
+                kind,
+                delivery: if off.iter().any(|k| k == kind.as_str()) {
+                    NotificationDelivery::Off
+                } else {
+                    NotificationDelivery::InApp
+                },
+            })
+            .collect())
+    }
+}
+
+#[derive(Default)]
+pub struct NotificationMutation;
+
+#[Object]
+impl NotificationMutation {
+    /// Marks read the viewer's notification `upTo` and every older one; returns how many
+    /// changed. Notifications that arrive later stay unread.
+    async fn mark_notifications_read(&self, ctx: &Context<'_>, up_to: ID) -> Result<i64> {
+        let me = viewer(ctx).require()?;
+        let id = Uuid::parse_str(up_to.as_str())
+            .map_err(|_| Error::bad_input("upTo is not a notification id"))?;
+        let app = AppContext::get(ctx);
+        let row = store::get(app.db.pool(), me, id)
+            .await
+            .map_err(Error::from)?
+            .ok_or_else(|| Error::bad_input("no such notification"))?;
+        let marked = store::mark_read(app.db.pool(), me, &Cursor::new(row.created_at, row.id))
+            .await
+            .map_err(Error::from)?;
+        Ok(marked as i64)
+    }
+
+    /// Turns a kind of notification off or back on for the viewer. What was already
+    /// written stays.
+    async fn set_notification_delivery(
+        &self,
+        ctx: &Context<'_>,
+        kind: Kind,
+        delivery: NotificationDelivery,
+    ) -> Result<NotificationSetting> {
+        let me = viewer(ctx).require()?;
+        let app = AppContext::get(ctx);
+        let off = delivery == NotificationDelivery::Off;
+        store::set_delivery(app.db.pool(), me, kind, off)
+            .await
+            .map_err(Error::from)?;
+        Ok(NotificationSetting { kind, delivery })
+    }
+}
+
+#[derive(Default)]
+pub struct NotificationSubscription;
+
+#[Subscription]
+impl NotificationSubscription {
+    /// The viewer's notifications as they are written. After a disconnect, read
+    /// `notifications` and `unreadNotificationCount` again: what was missed is there.
+    async fn notification_added(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = Notification> + use<>> {
+        let me = viewer(ctx).require()?;
+        let app = AppContext::get(ctx);
+        let subscription = app
+            .realtime
+            .hub
+            .subscribe(&channels::notifications(&me))
+            .await
+            .map_err(|e| Error::Internal(e.into()))?;
+        Ok(crate::realtime::metrics::counted(stream::unfold(
+            subscription,
+            move |mut subscription| async move {
+                loop {
+                    let Received::Event(message) = subscription.recv().await? else {
+                        continue; // the list is the truth; the client re-reads it
+                    };
+                    if let Event::Notification(row) = &message.event
+                        && row.recipient_id == me
+                    {
+                        let next = Notification(row.clone());
+                        return Some((next, subscription));
+                    }
+                }
+            },
+        )))
+    }
+}
