@@ -588,11 +588,12 @@ fn gateway_definitions_agree() {
     // And they say what DESIGN.md says.
     assert_eq!(traefik.routes.len(), 5, "{:?}", traefik.routes.keys());
     for (key, route) in &traefik.routes {
-        assert_eq!(
-            route.stripped_headers,
-            ["x-user-id", "x-user-name"].map(String::from).into(),
-            "{key}"
-        );
+        // Each identity header, also spelt with `_` for either `-`.
+        let stripped: std::collections::BTreeSet<String> = ["id", "name", "roles"]
+            .iter()
+            .flat_map(|n| ["x-user-", "x_user_", "x-user_", "x_user-"].map(|p| format!("{p}{n}")))
+            .collect();
+        assert_eq!(route.stripped_headers, stripped, "{key}");
         let protected = !key.starts_with("/auth");
         match (&route.forward_auth, protected) {
             (Some(fa), true) => {
@@ -600,7 +601,9 @@ fn gateway_definitions_agree() {
                 assert_eq!(fa.upstream.to_string(), "auth:8081");
                 assert_eq!(
                     fa.copied_headers,
-                    ["x-user-id", "x-user-name"].map(String::from).into()
+                    ["x-user-id", "x-user-name", "x-user-roles"]
+                        .map(String::from)
+                        .into()
                 );
                 assert!(route.strips_before_auth, "{key}");
             }
@@ -620,8 +623,8 @@ fn gateway_drift_is_detected() {
         (
             "an identity header not copied",
             caddyfile.replace(
+                "copy_headers X-User-Id X-User-Name X-User-Roles",
                 "copy_headers X-User-Id X-User-Name",
-                "copy_headers X-User-Id",
             ),
         ),
         (
@@ -641,11 +644,7 @@ fn gateway_drift_is_detected() {
         ),
         (
             "an identity header not stripped",
-            caddyfile.replacen(
-                "(authenticated) {\n\trequest_header -X-User-Id\n",
-                "(authenticated) {\n",
-                1,
-            ),
+            caddyfile.replacen("\trequest_header -X_User_Roles\n", "", 1),
         ),
         (
             "no web app at the other paths",

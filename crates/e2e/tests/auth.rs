@@ -708,3 +708,182 @@ fn base64_url_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
+
+/// The roles header an upstream saw, if any.
+fn roles_seen(seen: &str) -> Vec<&str> {
+    seen.lines()
+        .filter(|l| l.starts_with("x-user-roles:") || l.starts_with("x_user"))
+        .collect()
+}
+
+/// Roles come from auth alone: the first admin by the documented command, moderators by
+/// an admin; the gateway passes a moderator's roles on and strips whatever a client sends
+/// (any case, `_` for `-`); a revoked moderator's token stops at once.
+#[tokio::test]
+async fn roles_come_from_auth_alone_and_only_admins_grant_moderator() {
+    let stack = Stack::start().await;
+    stack.register("root", PASSWORD).await;
+    let moderator = stack.register("warden", PASSWORD).await;
+    let mallory = stack.register("mallory", PASSWORD).await;
+    let echo = EchoServer::start().await;
+    let gateway = Gateway::start(Upstreams {
+        auth: Some(stack.auth_addr.to_string()),
+        media: Some(echo.addr.to_string()),
+        video: None,
+        webhooks: None,
+    })
+    .await;
+    let client = Client::new();
+
+    // The operator's command makes the first admin (and says so for an unknown name).
+    let command = |args: [&str; 2]| {
+        Command::new(e2e::service_binary("auth"))
+            .args(args)
+            .env("DATABASE_URL", stack.auth_database_url())
+            .output()
+    };
+    let made = command(["grant-admin", "root"]).await.unwrap();
+    assert!(made.status.success(), "{made:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&made.stdout).trim(),
+        "root: Granted"
+    );
+    let again = command(["grant-admin", "root"]).await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        "root: Unchanged"
+    );
+    assert!(
+        !command(["grant-admin", "nobody"])
+            .await
+            .unwrap()
+            .status
+            .success()
+    );
+    let root = stack.login("root", PASSWORD).await;
+    let root = root["access_token"].as_str().unwrap().to_owned();
+    let mallory_token = stack.login("mallory", PASSWORD).await;
+    let mallory_token = mallory_token["access_token"].as_str().unwrap().to_owned();
+
+    // An ordinary user can neither grant nor list: 403, and nothing changes.
+    let grant = |token: &str, user: &Value| {
+        client
+            .put(stack.url(&format!(
+                "/user/admin/moderators/{}",
+                user["id"].as_str().unwrap()
+            )))
+            .bearer_auth(token)
+            .send()
+    };
+    problem(grant(&mallory_token, &mallory).await.unwrap(), 403).await;
+    let listed = client
+        .get(stack.url("/user/admin/moderators"))
+        .bearer_auth(&mallory_token)
+        .send()
+        .await
+        .unwrap();
+    problem(listed, 403).await;
+    let profile: Value = client
+        .get(stack.url("/user/profile"))
+        .bearer_auth(&mallory_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(profile["roles"], json!([]), "{profile}");
+
+    // A spoofed roles header, however spelt, never reaches an upstream.
+    for name in [
+        "X-User-Roles",
+        "x-user-roles",
+        "X-USER-ROLES",
+        "X_User_Roles",
+        "x_user_roles",
+        "X-User_Roles",
+        "X_User-Roles",
+    ] {
+        for token in [None, Some(&mallory_token)] {
+            let mut request = client
+                .post(format!("{}/media/graphql", gateway.base))
+                .header(name, "admin,moderator");
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let seen = seen_by_upstream(request).await;
+            assert!(roles_seen(&seen).is_empty(), "{name}: {seen}");
+        }
+    }
+
+    // The admin grants moderator; the moderator's next login carries it to upstreams.
+    let granted = grant(&root, &moderator).await.unwrap();
+    assert_eq!(granted.status(), 200);
+    let listed: Value = client
+        .get(stack.url("/user/admin/moderators"))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["username"], "warden", "{listed}");
+    let tokens = stack.login("warden", PASSWORD).await;
+    let warden = tokens["access_token"].as_str().unwrap().to_owned();
+    let seen = seen_by_upstream(
+        client
+            .post(format!("{}/media/graphql", gateway.base))
+            .bearer_auth(&warden)
+            .header("X-User-Roles", "admin"),
+    )
+    .await;
+    assert_eq!(roles_seen(&seen), ["x-user-roles: moderator"], "{seen}");
+
+    // Revoked: the moderator's token stops at once; a refresh carries no role.
+    let revoked = client
+        .delete(stack.url(&format!(
+            "/user/admin/moderators/{}",
+            moderator["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 204);
+    let refused = client
+        .post(format!("{}/media/graphql", gateway.base))
+        .bearer_auth(&warden)
+        .send()
+        .await
+        .unwrap();
+    problem(refused, 401).await;
+    let refreshed: Value = client
+        .post(stack.url("/auth/refresh"))
+        .json(&json!({ "refresh_token": tokens["refresh_token"] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let seen = seen_by_upstream(
+        client
+            .post(format!("{}/media/graphql", gateway.base))
+            .bearer_auth(refreshed["access_token"].as_str().unwrap()),
+    )
+    .await;
+    assert!(seen.contains("x-user-name: warden"), "{seen}");
+    assert!(roles_seen(&seen).is_empty(), "{seen}");
+    // Nobody can make an admin through the API: there is no such endpoint.
+    let admin = client
+        .put(stack.url(&format!(
+            "/user/admin/admins/{}",
+            mallory["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), 404);
+}

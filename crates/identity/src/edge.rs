@@ -20,13 +20,18 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 use uuid::Uuid;
 
-use crate::Claims;
+use crate::{Claims, Role};
 
 /// The caller's user id, set by the gateway from auth's answer.
 pub const USER_ID_HEADER: HeaderName = HeaderName::from_static("x-user-id");
 /// The caller's username, set by the gateway from auth's answer (so a service can show it
 /// without asking auth).
 pub const USER_NAME_HEADER: HeaderName = HeaderName::from_static("x-user-name");
+
+/// The caller's roles beyond user (`moderator`, `admin`, comma-separated), set by the
+/// gateway from auth's answer; absent for an ordinary user. Like the others, the gateway
+/// removes any copy a client sent (in any case, with `_` for `-` too).
+pub const USER_ROLES_HEADER: HeaderName = HeaderName::from_static("x-user-roles");
 
 /// The identity headers auth answers a ForwardAuth request with, for a verified token.
 /// A username that cannot travel in a header (not visible ASCII) is left out; the id,
@@ -39,7 +44,29 @@ pub fn identity_headers(claims: &Claims) -> Vec<(HeaderName, HeaderValue)> {
     if let Ok(name) = HeaderValue::from_str(&claims.name) {
         headers.push((USER_NAME_HEADER, name));
     }
+    if !claims.roles.is_empty() {
+        let roles: Vec<&str> = claims.roles.iter().map(|r| r.as_str()).collect();
+        let value = HeaderValue::from_str(&roles.join(",")).expect("role names are ASCII");
+        headers.push((USER_ROLES_HEADER, value));
+    }
     headers
+}
+
+/// The caller's roles, as the gateway says (empty for an ordinary user or anonymous).
+/// An unknown role or an unreadable value is refused like a malformed id.
+pub fn roles(headers: &HeaderMap) -> Result<Vec<Role>, MalformedIdentity> {
+    let Some(value) = headers.get(USER_ROLES_HEADER) else {
+        return Ok(Vec::new());
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| MalformedIdentity("x-user-roles"))?;
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| Role::parse(s).ok_or(MalformedIdentity("x-user-roles")))
+        .collect()
 }
 
 /// The gateway sent an identity header that does not parse.
@@ -117,6 +144,7 @@ mod tests {
             aud: "a".into(),
             iat: 0,
             exp: 1,
+            roles: vec![],
         };
         let mut h = HeaderMap::new();
         for (name, value) in identity_headers(&claims) {
@@ -124,6 +152,23 @@ mod tests {
         }
         assert_eq!(caller(&h), Ok(Some(claims.sub)));
         assert_eq!(h.get(USER_NAME_HEADER).unwrap(), "ada");
+        assert!(h.get(USER_ROLES_HEADER).is_none());
+        assert_eq!(roles(&h), Ok(vec![]));
+        let moderator = Claims {
+            roles: vec![Role::Moderator, Role::Admin],
+            ..claims
+        };
+        let mut h = HeaderMap::new();
+        for (name, value) in identity_headers(&moderator) {
+            h.insert(name, value);
+        }
+        assert_eq!(h.get(USER_ROLES_HEADER).unwrap(), "moderator,admin");
+        assert_eq!(roles(&h), Ok(vec![Role::Moderator, Role::Admin]));
+        h.insert(
+            USER_ROLES_HEADER,
+            HeaderValue::from_static("moderator,root"),
+        );
+        assert!(roles(&h).is_err());
     }
 
     #[test]

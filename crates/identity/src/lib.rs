@@ -26,7 +26,7 @@ mod signer;
 mod verifier;
 
 pub use authenticator::{AuthError, Authenticator, Freshness};
-pub use claims::Claims;
+pub use claims::{Claims, Role};
 pub use keys::{Jwk, Jwks, KeyError, SigningKey};
 pub use revocation::Revocations;
 pub use settings::JwtSettings;

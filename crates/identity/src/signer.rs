@@ -4,7 +4,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{Claims, SigningKey};
+use crate::{Claims, SigningKey, claims::Role};
 
 /// Issues EdDSA access tokens.
 pub struct Signer {
@@ -38,8 +38,14 @@ impl Signer {
         }
     }
 
-    /// A new token for `user`; returns the token and its claims (for the jti and exp).
+    /// A new token for an ordinary `user`; returns the token and its claims (for the jti
+    /// and exp).
     pub fn issue(&self, user: Uuid, name: &str) -> (String, Claims) {
+        self.issue_with_roles(user, name, &[])
+    }
+
+    /// A new token for `user` holding `roles`.
+    pub fn issue_with_roles(&self, user: Uuid, name: &str, roles: &[Role]) -> (String, Claims) {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let claims = Claims {
             sub: user,
@@ -49,6 +55,7 @@ impl Signer {
             aud: self.audience.clone(),
             iat: now,
             exp: now + self.ttl.as_secs() as i64,
+            roles: roles.to_vec(),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());

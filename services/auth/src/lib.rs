@@ -105,6 +105,20 @@ impl Context {
     }
 }
 
+/// Runs `auth grant-admin` / `revoke-admin` (main.rs): migrates the database if needed,
+/// then changes the role (users::roles::grant_admin).
+pub async fn admin_command(
+    postgres: &platform::postgres::PostgresConfig,
+    username: &str,
+    admin: bool,
+) -> anyhow::Result<users::roles::AdminChange> {
+    let pool = sqlx::PgPool::connect(&postgres.url)
+        .await
+        .context("DATABASE_URL")?;
+    MIGRATOR.run(&pool).await.context("migrations")?;
+    users::roles::grant_admin(&pool, username, admin).await
+}
+
 /// The Rocket instance, configured from [`Config`] (not from Rocket.toml or ROCKET_*).
 pub fn rocket(ctx: Context, shutdown: Shutdown) -> Rocket<Build> {
     let limits = rocket::data::Limits::default().limit("json", ctx.config.max_body_bytes.bytes());
@@ -118,6 +132,7 @@ pub fn rocket(ctx: Context, shutdown: Shutdown) -> Rocket<Build> {
     let app = rocket::custom(figment)
         .manage(ctx)
         .mount("/", users::routes())
+        .mount("/", users::roles::routes())
         .mount("/", tokens::routes())
         .mount("/", gateway::routes())
         .mount("/", keys::routes())

@@ -136,6 +136,8 @@ async fn main() -> anyhow::Result<()> {
         posters: vec![],
         storyboard: None,
     };
+    // What the last subscriber's count was before (earlier runs notified them too).
+    let unread_before = unread(&http, &graphql, last_follower).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let load = spawn_likers(&http, &graphql, &videos, likers, stop.clone());
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -159,18 +161,8 @@ async fn main() -> anyhow::Result<()> {
                 all_stored = Some(sent.elapsed());
             }
         }
-        if last_sees.is_none() {
-            let answer: serde_json::Value = http
-                .post(&graphql)
-                .header("X-User-Id", last_follower.to_string())
-                .json(&json!({ "query": "{ unreadNotificationCount }" }))
-                .send()
-                .await?
-                .json()
-                .await?;
-            if answer["data"]["unreadNotificationCount"].as_i64() >= Some(1) {
-                last_sees = Some(sent.elapsed());
-            }
+        if last_sees.is_none() && unread(&http, &graphql, last_follower).await? > unread_before {
+            last_sees = Some(sent.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -189,6 +181,21 @@ async fn main() -> anyhow::Result<()> {
         during.len(),
     );
     Ok(())
+}
+
+/// `user`'s `unreadNotificationCount`, through GraphQL.
+async fn unread(http: &reqwest::Client, graphql: &str, user: Uuid) -> anyhow::Result<i64> {
+    let answer: serde_json::Value = http
+        .post(graphql)
+        .header("X-User-Id", user.to_string())
+        .json(&json!({ "query": "{ unreadNotificationCount }" }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    answer["data"]["unreadNotificationCount"]
+        .as_i64()
+        .with_context(|| format!("unreadNotificationCount: {answer}"))
 }
 
 fn encode<T: Event>(data: T) -> Vec<u8> {

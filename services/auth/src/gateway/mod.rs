@@ -4,7 +4,8 @@
 //! `GET /user/token_verify` with the client's `Authorization` header and the original
 //! method and URI in `X-Forwarded-Method` / `X-Forwarded-Uri`:
 //!
-//! * a valid token: 200 with `X-User-Id` and `X-User-Name`, which the gateway copies onto
+//! * a valid token: 200 with `X-User-Id`, `X-User-Name` and (for moderators and admins)
+//!   `X-User-Roles`, which the gateway copies onto
 //!   the upstream request (after removing any the client sent);
 //! * no token on a public route: 200 without identity headers (anonymous);
 //! * a bad, expired or revoked token (on any route), credentials that are not a bearer
@@ -88,7 +89,7 @@ impl<'r> Responder<'r, 'static> for Verified {
 #[utoipa::path(get, path = "/user/token_verify", tag = "gateway",
     params(("X-Forwarded-Method" = Option<String>, Header, description = "the original request's method"),
            ("X-Forwarded-Uri" = Option<String>, Header, description = "the original request's path and query")),
-    responses((status = 200, description = "let it through; X-User-Id and X-User-Name when authenticated"),
+    responses((status = 200, description = "let it through; X-User-Id, X-User-Name (and X-User-Roles) when authenticated"),
               (status = 401, description = "bad token, or no token on a protected route")))]
 #[rocket::get("/user/token_verify")]
 async fn token_verify(ctx: &State<Context>, forwarded: Forwarded<'_>) -> ApiResult<Verified> {

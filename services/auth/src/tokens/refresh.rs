@@ -47,6 +47,8 @@ pub struct Stored {
     pub family_id: Uuid,
     pub user_id: Uuid,
     pub username: String,
+    /// The user's roles now (the new access token carries them).
+    pub roles: Vec<String>,
     pub expires_at: OffsetDateTime,
     pub rotated_at: Option<OffsetDateTime>,
     pub revoked_at: Option<OffsetDateTime>,
@@ -56,7 +58,7 @@ pub struct Stored {
 /// with the same token: one rotates, the other then sees it rotated).
 pub async fn lock(conn: &mut PgConnection, token: &str) -> Result<Option<Stored>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT r.family_id, r.user_id, u.username::text AS username, r.expires_at, r.rotated_at, r.revoked_at
+        "SELECT r.family_id, r.user_id, u.username::text AS username, u.roles, r.expires_at, r.rotated_at, r.revoked_at
          FROM refresh_tokens r JOIN users u ON u.id = r.user_id
          WHERE r.token_hash = $1 FOR UPDATE OF r",
     )

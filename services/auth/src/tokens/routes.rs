@@ -82,8 +82,14 @@ async fn login(
     ctx.throttle.succeeded(login).await?;
     let mut conn = ctx.db.pool().acquire().await?;
     Ok(Json(
-        ctx.issue_pair(&mut conn, user.id, &user.username, Uuid::now_v7())
-            .await?,
+        ctx.issue_pair(
+            &mut conn,
+            user.id,
+            &user.username,
+            &user.roles(),
+            Uuid::now_v7(),
+        )
+        .await?,
     ))
 }
 
@@ -94,9 +100,12 @@ impl Context {
         conn: &mut sqlx::PgConnection,
         user_id: Uuid,
         username: &str,
+        roles: &[identity::Role],
         family_id: Uuid,
     ) -> ApiResult<TokenPair> {
-        let (access_token, claims) = self.signer.issue(user_id, username);
+        // Roles are read afresh at every login and refresh: a grant shows within one
+        // refresh, a revocation at once (it denies the user's live access tokens).
+        let (access_token, claims) = self.signer.issue_with_roles(user_id, username, roles);
         let refresh_token = refresh::generate();
         let refresh_ttl = self.config.tokens.refresh_ttl;
         refresh::insert(
@@ -164,7 +173,13 @@ async fn refresh_tokens(
     }
     refresh::mark_rotated(&mut tx, token).await?;
     let pair = ctx
-        .issue_pair(&mut tx, stored.user_id, &stored.username, stored.family_id)
+        .issue_pair(
+            &mut tx,
+            stored.user_id,
+            &stored.username,
+            &crate::users::store::parse_roles(&stored.roles),
+            stored.family_id,
+        )
         .await?;
     tx.commit().await?;
     Ok(Json(pair))

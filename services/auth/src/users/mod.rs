@@ -1,9 +1,10 @@
-//! Accounts: registration, the signed-in user's profile, and public profiles for other
-//! services ([`directory`], over gRPC).
+//! Accounts: registration, the signed-in user's profile, roles ([`roles`]), and public
+//! profiles for other services ([`directory`], over gRPC).
 
 pub mod directory;
 pub mod domain;
 pub mod passwords;
+pub mod roles;
 pub(crate) mod routes;
 pub(crate) mod store;
 

@@ -37,6 +37,8 @@ pub struct PrivateProfile {
     #[serde(flatten)]
     profile: PublicProfile,
     email: String,
+    /// `moderator`, `admin`; empty for an ordinary user.
+    roles: Vec<String>,
 }
 
 impl From<&User> for PrivateProfile {
@@ -44,6 +46,7 @@ impl From<&User> for PrivateProfile {
         Self {
             profile: u.into(),
             email: u.email.clone(),
+            roles: u.roles.clone(),
         }
     }
 }
@@ -115,7 +118,7 @@ async fn register(
     let hash = ctx.hasher.hash(password).await;
     let user: User = sqlx::query_as(
         "INSERT INTO users (id, username, email, password_hash, display_name) VALUES ($1, $2, $3, $4, $5)
-         RETURNING id, username::text AS username, email::text AS email, password_hash, display_name, bio, avatar_url, created_at",
+         RETURNING id, username::text AS username, email::text AS email, password_hash, display_name, bio, avatar_url, created_at, roles",
     )
     .bind(Uuid::now_v7())
     .bind(username.as_str())
@@ -207,7 +210,7 @@ async fn update_profile(
             password_hash = COALESCE($6, password_hash),
             updated_at = now()
          WHERE id = $1
-         RETURNING id, username::text AS username, email::text AS email, password_hash, display_name, bio, avatar_url, created_at",
+         RETURNING id, username::text AS username, email::text AS email, password_hash, display_name, bio, avatar_url, created_at, roles",
     )
     .bind(current.id)
     .bind(display_name)

@@ -17,6 +17,23 @@ pub struct User {
     pub bio: String,
     pub avatar_url: Option<String>,
     pub created_at: OffsetDateTime,
+    /// `moderator`, `admin` (the column's CHECK holds it to those).
+    pub roles: Vec<String>,
+}
+
+impl User {
+    /// The roles its tokens carry.
+    pub fn roles(&self) -> Vec<identity::Role> {
+        parse_roles(&self.roles)
+    }
+}
+
+/// Roles as stored, as the identity crate knows them (the column allows no others).
+pub fn parse_roles(stored: &[String]) -> Vec<identity::Role> {
+    stored
+        .iter()
+        .filter_map(|r| identity::Role::parse(r))
+        .collect()
 }
 
 /// What anyone may see of a user.
@@ -45,7 +62,7 @@ impl From<&User> for PublicProfile {
     }
 }
 
-const USER_COLUMNS: &str = "id, username::text AS username, email::text AS email, password_hash, display_name, bio, avatar_url, created_at";
+const USER_COLUMNS: &str = "id, username::text AS username, email::text AS email, password_hash, display_name, bio, avatar_url, created_at, roles";
 
 pub async fn by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
