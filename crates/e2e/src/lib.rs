@@ -123,6 +123,20 @@ impl Stack {
         Self::start_all(adjust_auth, adjust_media, |_| {}).await
     }
 
+    /// Like [`Stack::start`], with media's recommender client pointed at a port where
+    /// nothing listens: `related` is UNAVAILABLE and `recommended` falls back to trending.
+    pub async fn start_without_recommender() -> Self {
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap()
+        };
+        Self::start_configured(
+            |_| {},
+            |media| media.recommender_url = format!("http://{closed}"),
+        )
+        .await
+    }
+
     /// Like [`Stack::start`], adjusting the video service's configuration first.
     pub async fn start_with_video(adjust_video: impl FnOnce(&mut video::Config)) -> Self {
         Self::start_all(|_| {}, |_| {}, adjust_video).await

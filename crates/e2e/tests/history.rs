@@ -68,15 +68,7 @@ async fn recommended(stack: &Stack, token: Option<&str>) -> Vec<String> {
 async fn viewers_resume_where_they_left_and_finished_videos_leave_their_feed() {
     // No recommender: `recommended` is trending, which both videos will be in, so what
     // leaves the feed is left out by the viewer's history alone.
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
-    let stack = Stack::start_configured(
-        |_| {},
-        |media| media.recommender_url = format!("http://{closed}"),
-    )
-    .await;
+    let stack = Stack::start_without_recommender().await;
     stack.start_ranker(stack.ranker_config()).await;
     let owner_id = Uuid::now_v7();
     let owner = stack.token_for(owner_id, "owner");

@@ -340,16 +340,7 @@ async fn private_and_deleted_videos_leave_recommendations_within_two_seconds() {
 
 #[tokio::test]
 async fn bad_input_has_a_code_and_a_down_recommender_leaves_media_answering() {
-    // media pointed at a port where nothing listens.
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
-    let stack = Stack::start_configured(
-        |_| {},
-        |media| media.recommender_url = format!("http://{closed}"),
-    )
-    .await;
+    let stack = Stack::start_without_recommender().await;
     stack.start_ranker(stack.ranker_config()).await;
     let owner = Uuid::now_v7();
     let video = Uuid::now_v7();

@@ -192,20 +192,29 @@ pub async fn drop_followers(ctx: &Context, user: Uuid) -> sqlx::Result<u64> {
 /// [`crate::playlists::MAX_ITEMS`] each, hence a few playlists per transaction. Others'
 /// playlists keep the account's videos as items, hidden now that they are deleted.
 pub async fn drop_playlists(ctx: &Context, user: Uuid) -> sqlx::Result<u64> {
-    const PLAYLISTS: i64 = 10;
+    delete_in_batches(
+        ctx,
+        "DELETE FROM playlists
+         WHERE id IN (SELECT id FROM playlists WHERE owner_id = $1 LIMIT $2)",
+        user,
+        10,
+    )
+    .await
+}
+
+/// Runs `sql`, a DELETE of at most `$2` rows of user `$1`, until it removes fewer than
+/// `batch`; returns how many it removed in all.
+async fn delete_in_batches(ctx: &Context, sql: &str, user: Uuid, batch: i64) -> sqlx::Result<u64> {
     let mut total = 0;
     loop {
-        let removed = sqlx::query(
-            "DELETE FROM playlists
-             WHERE id IN (SELECT id FROM playlists WHERE owner_id = $1 LIMIT $2)",
-        )
-        .bind(user)
-        .bind(PLAYLISTS)
-        .execute(ctx.db.pool())
-        .await?
-        .rows_affected();
+        let removed = sqlx::query(sql)
+            .bind(user)
+            .bind(batch)
+            .execute(ctx.db.pool())
+            .await?
+            .rows_affected();
         total += removed;
-        if (removed as i64) < PLAYLISTS {
+        if (removed as i64) < batch {
             return Ok(total);
         }
     }
@@ -215,7 +224,6 @@ pub async fn drop_playlists(ctx: &Context, user: Uuid) -> sqlx::Result<u64> {
 /// subscriptions, its videos' announcements) and its notification settings, then any
 /// fan-out of its videos still pending. [`BATCH`] × 10 rows per statement.
 pub async fn drop_notifications(ctx: &Context, user: Uuid) -> sqlx::Result<u64> {
-    const ROWS: i64 = BATCH * 10;
     let mut total = 0;
     for sql in [
         "DELETE FROM notifications WHERE id IN (
@@ -223,18 +231,7 @@ pub async fn drop_notifications(ctx: &Context, user: Uuid) -> sqlx::Result<u64> 
         "DELETE FROM notifications WHERE id IN (
              SELECT id FROM notifications WHERE actor_id = $1 LIMIT $2)",
     ] {
-        loop {
-            let removed = sqlx::query(sql)
-                .bind(user)
-                .bind(ROWS)
-                .execute(ctx.db.pool())
-                .await?
-                .rows_affected();
-            total += removed;
-            if (removed as i64) < ROWS {
-                break;
-            }
-        }
+        total += delete_in_batches(ctx, sql, user, BATCH * 10).await?;
     }
     for sql in [
         "DELETE FROM notification_settings WHERE user_id = $1",
@@ -247,26 +244,17 @@ pub async fn drop_notifications(ctx: &Context, user: Uuid) -> sqlx::Result<u64> 
 
 /// Deletes the account's watch history and its pause.
 pub async fn drop_history(ctx: &Context, user: Uuid) -> sqlx::Result<u64> {
-    const ROWS: i64 = BATCH * 10;
-    let mut total = 0;
-    loop {
-        let removed = sqlx::query(
-            "DELETE FROM watch_history WHERE user_id = $1 AND video_id IN (
-                 SELECT video_id FROM watch_history WHERE user_id = $1 LIMIT $2)",
-        )
-        .bind(user)
-        .bind(ROWS)
-        .execute(ctx.db.pool())
-        .await?
-        .rows_affected();
-        total += removed;
-        if (removed as i64) < ROWS {
-            break;
-        }
-    }
+    let removed = delete_in_batches(
+        ctx,
+        "DELETE FROM watch_history WHERE user_id = $1 AND video_id IN (
+             SELECT video_id FROM watch_history WHERE user_id = $1 LIMIT $2)",
+        user,
+        BATCH * 10,
+    )
+    .await?;
     sqlx::query("DELETE FROM history_paused WHERE user_id = $1")
         .bind(user)
         .execute(ctx.db.pool())
         .await?;
-    Ok(total)
+    Ok(removed)
 }

@@ -138,10 +138,20 @@ impl Notification {
     /// Who caused it: the commenter, the new subscriber, the publishing channel (null
     /// for the user's own uploads and webhooks, or an account that is gone).
     async fn actor(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        match self.0.actor_id {
-            Some(actor) => AppContext::get(ctx).users.load_one(actor).await,
-            None => Ok(None),
-        }
+        let app = AppContext::get(ctx);
+        let actor = match (self.0.actor_id, self.0.video_id) {
+            (Some(actor), _) => actor,
+            // A new video's rows leave the channel out (crate::notifications::fanout):
+            // it is the video's owner.
+            (None, Some(video)) if self.0.kind == Kind::NewVideo.as_str() => {
+                match app.videos.load_one(video).await? {
+                    Some(row) => row.owner_id,
+                    None => return Ok(None),
+                }
+            }
+            _ => return Ok(None),
+        };
+        app.users.load_one(actor).await
     }
 
     /// The video it is about, while the recipient may see it.

@@ -82,8 +82,8 @@ pub async fn notify(
 ) -> sqlx::Result<Option<NotificationRow>> {
     let sql = format!(
         "INSERT INTO notifications AS n
-             (recipient_id, kind, dedupe_key, actor_id, video_id, comment_id, detail)
-         SELECT $1, $2, $3, $4, $5, $6, $7
+             (id, recipient_id, kind, dedupe_key, actor_id, video_id, comment_id, detail)
+         SELECT $8, $1, $2, $3, $4, $5, $6, $7
          WHERE NOT EXISTS (SELECT 1 FROM notification_settings s
                            WHERE s.user_id = $1 AND s.kind = $2 AND s.delivery = 'off')
          ON CONFLICT ON CONSTRAINT notifications_once DO NOTHING
@@ -97,6 +97,7 @@ pub async fn notify(
         .bind(n.video)
         .bind(&n.comment)
         .bind(&n.detail)
+        .bind(Uuid::now_v7()) // time-ordered: the primary key grows at its end
         .fetch_optional(conn)
         .await
 }
