@@ -219,3 +219,13 @@ pub async fn graphql_ws_results(child: tokio::process::Child) -> Vec<Value> {
         .map(|line| serde_json::from_str(line).unwrap())
         .collect()
 }
+
+/// Waits for a [`graphql_ws`] client that must fail; what it printed on stderr (why).
+pub async fn graphql_ws_refusal(child: tokio::process::Child) -> String {
+    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("the graphql-ws client finished")
+        .unwrap();
+    assert!(!output.status.success(), "the graphql-ws client succeeded");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

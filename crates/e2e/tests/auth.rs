@@ -590,14 +590,7 @@ async fn identity_headers_from_clients_never_reach_upstreams() {
     let alice = stack.register("alice", PASSWORD).await;
     stack.register("mallory", PASSWORD).await;
     let mallory = stack.login("mallory", PASSWORD).await;
-    let echo = EchoServer::start().await;
-    let gateway = Gateway::start(Upstreams {
-        auth: Some(stack.auth_addr.to_string()),
-        media: Some(echo.addr.to_string()),
-        video: None,
-        webhooks: None,
-    })
-    .await;
+    let (echo, gateway) = echo_gateway(&stack).await;
     let client = Client::new();
 
     // Anonymous, on a public route, pretending to be alice.
@@ -649,6 +642,20 @@ async fn seen_by_upstream(request: reqwest::RequestBuilder) -> String {
         .await
         .unwrap()
         .to_lowercase()
+}
+
+/// A gateway in front of `stack`'s auth whose `/media` upstream is an [`EchoServer`]
+/// (kept alive by the first value), so a test sees exactly what an upstream receives.
+async fn echo_gateway(stack: &Stack) -> (EchoServer, Gateway) {
+    let echo = EchoServer::start().await;
+    let gateway = Gateway::start(Upstreams {
+        auth: Some(stack.auth_addr.to_string()),
+        media: Some(echo.addr.to_string()),
+        video: None,
+        webhooks: None,
+    })
+    .await;
+    (echo, gateway)
 }
 
 /// A minimal HTTP upstream that answers every request with its request head.
@@ -725,14 +732,7 @@ async fn roles_come_from_auth_alone_and_only_admins_grant_moderator() {
     stack.register("root", PASSWORD).await;
     let moderator = stack.register("warden", PASSWORD).await;
     let mallory = stack.register("mallory", PASSWORD).await;
-    let echo = EchoServer::start().await;
-    let gateway = Gateway::start(Upstreams {
-        auth: Some(stack.auth_addr.to_string()),
-        media: Some(echo.addr.to_string()),
-        video: None,
-        webhooks: None,
-    })
-    .await;
+    let (_echo, gateway) = echo_gateway(&stack).await;
     let client = Client::new();
 
     // The operator's command makes the first admin (and says so for an unknown name).

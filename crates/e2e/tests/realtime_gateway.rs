@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use e2e::{
     Stack,
-    ws::{graphql_ws, graphql_ws_results as results},
+    ws::{graphql_ws, graphql_ws_refusal, graphql_ws_results as results},
 };
 use serde_json::json;
 use video_common::{generate_video, scratch, user};
@@ -129,11 +129,6 @@ async fn a_browser_client_follows_its_upload_and_the_comments_through_the_gatewa
         Some(&commenter),
         1,
     );
-    let output = tokio::time::timeout(Duration::from_secs(30), refused.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = graphql_ws_refusal(refused).await;
     assert!(stderr.contains("4403"), "{stderr}");
 }
