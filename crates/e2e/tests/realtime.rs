@@ -373,6 +373,8 @@ async fn a_client_that_reads_nothing_costs_bounded_memory_and_slows_nobody() {
                     deleted: false,
                     reply_count: 0,
                     version: Some(id),
+                    author_hidden: false,
+                    held: false,
                 },
             });
             hub.publish(&media::realtime::channels::comments(&video), &event)

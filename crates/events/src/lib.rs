@@ -20,7 +20,8 @@
 //! * [`consumer`]: consuming a service's own queue across reconnects, settling each
 //!   delivery (or batch of deliveries) only after it was handled;
 //! * [`tap`]: watching events from an exclusive queue of one's own (tools, tests);
-//! * [`user`], [`video`], [`interaction`], [`media`], [`webhook`]: the event types;
+//! * [`user`], [`video`], [`interaction`], [`media`], [`moderation`], [`webhook`]: the
+//!   event types;
 //! * [`trending`]: the ranker-to-media contract (trending sets, their announcements on
 //!   media's real-time hub, and the hub's wire format).
 
@@ -29,6 +30,7 @@ pub mod consumer;
 pub mod envelope;
 pub mod interaction;
 pub mod media;
+pub mod moderation;
 pub mod outbox;
 pub mod pack;
 pub mod publisher;

@@ -13,6 +13,7 @@ use platform::{
 
 use crate::{
     gateway::policy::{DEFAULT_PUBLIC_ROUTES, Policy},
+    mail::MailConfig,
     tokens::throttle::Limits,
     users::passwords::HashParams,
 };
@@ -47,6 +48,8 @@ pub struct Config {
     /// `PRUNE_INTERVAL_SECS`, `PRUNE_BATCH_SIZE`: how often and how much old refresh
     /// tokens are deleted (`tokens::prune`).
     pub prune: PruneConfig,
+    /// SMTP, links, email tokens, the upload gate, mail limits ([`crate::mail`]).
+    pub mail: MailConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -141,6 +144,7 @@ impl Config {
                 })?,
             max_body_bytes: var("MAX_BODY_BYTES", "16384")?,
             prune: PruneConfig::from_env()?,
+            mail: MailConfig::from_env()?,
         })
     }
 }

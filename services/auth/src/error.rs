@@ -24,6 +24,16 @@ pub enum ApiError {
     /// A unique value is taken (409): username or email.
     #[error("{0}")]
     Conflict(String),
+    /// A mailed link's token that is unknown, expired or already used (400, type
+    /// `invalid-token`): one answer for all three, and the client should offer a new link.
+    #[error("{0}")]
+    BadToken(&'static str),
+    /// The account's email address is not verified yet, and the action needs it (403,
+    /// type `email-unverified`): the client should offer to send the link again.
+    #[error(
+        "verify your email address first: follow the link we mailed you, or ask for a new one (POST /user/email/verification)"
+    )]
+    EmailUnverified,
     /// Too many attempts (429) with the seconds to wait.
     #[error("too many attempts; retry in {0} s")]
     Throttled(u64),
@@ -57,6 +67,10 @@ impl ApiError {
             Self::Forbidden(d) => Problem::new(StatusCode::FORBIDDEN, "forbidden", *d),
             Self::NotFound(d) => Problem::new(StatusCode::NOT_FOUND, "not-found", *d),
             Self::Conflict(d) => Problem::new(StatusCode::CONFLICT, "conflict", d),
+            Self::BadToken(d) => Problem::new(StatusCode::BAD_REQUEST, "invalid-token", *d),
+            Self::EmailUnverified => {
+                Problem::new(StatusCode::FORBIDDEN, "email-unverified", self.to_string())
+            }
             Self::Throttled(secs) => {
                 Problem::new(StatusCode::TOO_MANY_REQUESTS, "throttled", self.to_string())
                     .retry_after(*secs)

@@ -6,6 +6,8 @@
 //!   gRPC (`/auth/register`, `/user/profile`; `kino.auth.v1.UserDirectory` on
 //!   `GRPC_BIND_ADDR`, never routed by the gateway);
 //! * [`tokens`]: login, refresh rotation, logout, login throttling, the `Viewer` guard;
+//! * [`mail`]: email verification and password reset (links mailed over SMTP), and
+//!   the upload gate for unverified accounts;
 //! * [`gateway`]: `GET /user/token_verify` and its public-route policy;
 //! * [`keys`]: the JWKS document and the OpenAPI description.
 
@@ -13,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod keys;
+pub mod mail;
 pub mod tokens;
 pub mod users;
 
@@ -47,8 +50,10 @@ pub struct Context {
     pub authenticator: Arc<Authenticator>,
     pub jwks: Jwks,
     pub throttle: Throttle,
-    /// Registration limits (platform::rate_limit).
+    /// Registration and mail-request limits (platform::rate_limit).
     pub limiter: platform::rate_limit::Limiter,
+    /// Wakes the mail sender after a request enqueued a mail.
+    pub mail: mail::Sender,
 }
 
 impl Context {
@@ -63,12 +68,10 @@ impl Context {
             shutdown,
         );
         let t = &config.tokens;
-        platform::retention::spawn(
-            db.clone(),
-            tokens::prune::prunes(t.refresh_retention),
-            config.prune,
-            shutdown,
-        );
+        let mut prunes = tokens::prune::prunes(t.refresh_retention);
+        prunes.extend(mail::prunes());
+        platform::retention::spawn(db.clone(), prunes, config.prune, shutdown);
+        let mail = mail::Sender::spawn(db.pool().clone(), config.mail.clone(), shutdown);
         let jwt = &t.jwt;
         let signer = Signer::new(&t.signing_key, &jwt.issuer, &jwt.audience, t.access_ttl);
         let jwks = Jwks {
@@ -87,6 +90,7 @@ impl Context {
             throttle: Throttle::new(redis.clone(), &config.redis_prefix, config.login_limits),
             limiter: platform::rate_limit::Limiter::new(redis.clone(), &config.redis_prefix),
             signer: Arc::new(signer),
+            mail,
             jwks,
             config: Arc::new(config),
             db,
@@ -134,6 +138,7 @@ pub fn rocket(ctx: Context, shutdown: Shutdown) -> Rocket<Build> {
         .mount("/", users::routes())
         .mount("/", users::roles::routes())
         .mount("/", tokens::routes())
+        .mount("/", mail::routes())
         .mount("/", gateway::routes())
         .mount("/", keys::routes())
         .register("/", rocket::catchers![error::default_catcher]);
@@ -162,7 +167,9 @@ pub async fn run(
         .await
         .with_context(|| format!("GRPC_BIND_ADDR {}", config.grpc.bind))?;
     let grpc_addr = grpc_listener.local_addr()?;
+    let grace = config.http.shutdown_grace;
     let ctx = Context::connect(config, &shutdown)?;
+    users::bans::spawn(&ctx, &shutdown);
     let rabbit = ctx.rabbit.clone();
     let grpc = tokio::spawn(rpc::server::serve(
         grpc_listener,
@@ -193,6 +200,8 @@ pub async fn run(
     }
     // Rocket has drained; the gRPC server stopped on the same signal.
     grpc.await??;
+    // The mail sender finishes the delivery it is in (Shutdown::spawn).
+    shutdown.drain(grace, shutdown.finished()).await;
     rabbit.close().await;
     launched?;
     Ok(())

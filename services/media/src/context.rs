@@ -17,12 +17,12 @@ use crate::{
     Config,
     catalogue::{self, FeedPages},
     channels::{FollowLoader, SubscriberCountLoader},
-    comments::store::Comments,
+    comments::{rules::BlockLoader, store::Comments},
     interactions::Interactions,
     likes::LikeLoader,
     realtime, recommend, search, trending,
     users::directory::{Directory, UserLoader},
-    viewer::Viewer,
+    viewer::{Staff, Viewer},
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -45,6 +45,8 @@ pub struct Context {
     pub likes: Arc<DataLoader<LikeLoader>>,
     pub subscriber_counts: Arc<DataLoader<SubscriberCountLoader>>,
     pub follows: Arc<DataLoader<FollowLoader>>,
+    /// Whom each viewer blocks (crate::comments::rules).
+    pub blocks: Arc<DataLoader<BlockLoader>>,
     pub videos: Arc<DataLoader<catalogue::VideoLoader>>,
     pub feed_cache: FeedPages,
     pub search_cache: search::SearchPages,
@@ -108,6 +110,7 @@ impl Context {
             likes: Arc::new(loader(LikeLoader(pool.clone()), delay)),
             subscriber_counts: Arc::new(loader(SubscriberCountLoader(pool.clone()), delay)),
             follows: Arc::new(loader(FollowLoader(pool.clone()), delay)),
+            blocks: Arc::new(loader(BlockLoader(pool.clone()), delay)),
             videos: Arc::new(loader(catalogue::VideoLoader(pool), delay)),
             comments: Comments::new(&mongo),
             feed_cache: FeedPages::new(config.feed_cache),
@@ -168,6 +171,11 @@ impl Context {
 /// The viewer of the current request (anonymous when the request carried no identity).
 pub fn viewer(ctx: &GqlContext<'_>) -> Viewer {
     ctx.data_opt::<Viewer>().copied().unwrap_or(Viewer(None))
+}
+
+/// The viewer's staff roles (none for most viewers).
+pub fn staff(ctx: &GqlContext<'_>) -> Staff {
+    ctx.data_opt::<Staff>().copied().unwrap_or_default()
 }
 
 /// Counts a store round trip (`media_store_queries_total{store, query}`): tests assert

@@ -5,7 +5,8 @@
 //!
 //! Features, one folder each: [`catalogue`] (videos from video.* events, feed, owner
 //! edits), [`search`] (full-text search and suggestions, an index per replica), [`likes`], [`channels`] (subscriptions), [`comments`], [`playlists`],
-//! [`notifications`], [`history`] (watch history and resume), [`users`]
+//! [`notifications`], [`history`] (watch history and resume), [`moderation`] (reports,
+//! the moderators' queue and decisions, the audit log), [`users`]
 //! (profiles from auth, cached), [`erasure`] (what a deleted account leaves behind is
 //! removed), [`interactions`] (views, shares, watch time → the
 //! ranker), [`trending`] (the ranker's lists), [`recommend`] (related videos and the
@@ -25,6 +26,7 @@ pub mod error;
 pub mod history;
 pub mod interactions;
 pub mod likes;
+pub mod moderation;
 pub mod notifications;
 pub mod page_cache;
 pub mod playlists;
@@ -92,6 +94,7 @@ pub async fn serve(ctx: Context, listener: TcpListener, shutdown: Shutdown) -> a
     interactions::counters::spawn(&ctx, &shutdown);
     notifications::fanout::spawn(&ctx, &shutdown);
     notifications::events::spawn(&ctx, &shutdown);
+    moderation::events::spawn(&ctx, &shutdown);
 
     realtime::progress::spawn(&ctx, &shutdown);
 

@@ -15,7 +15,10 @@ use axum::{
 use platform::client_ip::{self, ClientIp, TrustedProxies};
 use tower_http::limit::RequestBodyLimitLayer;
 
-use crate::{schema::KinoSchema, viewer::Viewer};
+use crate::{
+    schema::KinoSchema,
+    viewer::{Staff, Viewer},
+};
 
 pub const PATH: &str = "/media/graphql";
 
@@ -80,8 +83,14 @@ async fn execute(
         Ok(viewer) => viewer,
         Err(e) => return bad_request(&e.to_string()),
     };
+    // Roles count only with an identity: the gateway sends both or neither.
+    let staff = match Staff::from_headers(&headers) {
+        Ok(staff) if viewer.id().is_some() => staff,
+        Ok(_) => Staff::default(),
+        Err(e) => return bad_request(&e.to_string()),
+    };
     let mut response = schema
-        .execute(request.into_inner().data(viewer).data(ip))
+        .execute(request.into_inner().data(viewer).data(staff).data(ip))
         .await;
     with_error_codes(&mut response);
     GraphQLResponse::from(response).into_response()

@@ -12,11 +12,15 @@ use crate::{
     Context,
     catalogue::graphql::{CatalogueMutation, CatalogueQuery},
     channels::ChannelMutation,
-    comments::{CommentMutation, CommentQuery},
+    comments::{
+        CommentMutation, CommentQuery,
+        rules::{CommentRulesMutation, CommentRulesQuery},
+    },
     config::Limits,
     history::{HistoryMutation, HistoryQuery},
     interactions::InteractionMutation,
     likes::LikeMutation,
+    moderation::{ModerationMutation, ModerationQuery},
     notifications::{NotificationMutation, NotificationQuery, NotificationSubscription},
     playlists::{PlaylistMutation, PlaylistQuery},
     realtime::RealtimeSubscription,
@@ -35,6 +39,8 @@ pub struct Query(
     PlaylistQuery,
     NotificationQuery,
     HistoryQuery,
+    ModerationQuery,
+    CommentRulesQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -47,6 +53,8 @@ pub struct Mutation(
     PlaylistMutation,
     NotificationMutation,
     HistoryMutation,
+    ModerationMutation,
+    CommentRulesMutation,
 );
 
 /// Live updates, over graphql-transport-ws at `/media/graphql/ws` (see `realtime`).

@@ -28,3 +28,53 @@ impl Viewer {
         self.0 == Some(user)
     }
 }
+
+/// The viewer's staff roles, as the gateway says (`X-User-Roles`, from the access token's
+/// claims, which only auth writes) or as the WebSocket's token says. Kept apart from
+/// [`Viewer`] because almost nothing needs them: the moderation queue asks
+/// [`Staff::require_moderator`], its audit log [`Staff::require_admin`].
+///
+/// Roles live as long as the token: a moderator whose role an admin revokes has their
+/// tokens denied at once (auth), so a stale claim is never honoured past a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Staff {
+    pub moderator: bool,
+    pub admin: bool,
+}
+
+impl Staff {
+    pub fn from_roles(roles: &[identity::Role]) -> Self {
+        Self {
+            moderator: roles.contains(&identity::Role::Moderator),
+            admin: roles.contains(&identity::Role::Admin),
+        }
+    }
+
+    /// `Err` when the header is present but malformed.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, identity::edge::MalformedIdentity> {
+        identity::edge::roles(headers).map(|roles| Self::from_roles(&roles))
+    }
+
+    /// Moderators and admins (who may do whatever moderators may).
+    pub fn may_moderate(self) -> bool {
+        self.moderator || self.admin
+    }
+
+    /// FORBIDDEN unless the viewer moderates.
+    pub fn require_moderator(self) -> Result<(), Error> {
+        if self.may_moderate() {
+            Ok(())
+        } else {
+            Err(Error::Forbidden("moderators only"))
+        }
+    }
+
+    /// FORBIDDEN unless the viewer is an admin.
+    pub fn require_admin(self) -> Result<(), Error> {
+        if self.admin {
+            Ok(())
+        } else {
+            Err(Error::Forbidden("admins only"))
+        }
+    }
+}

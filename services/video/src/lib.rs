@@ -164,6 +164,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let ctx = Context::connect(config, &shutdown)?;
     start_relay(&ctx, &shutdown);
     assets::consumer::spawn(ctx.clone(), &shutdown);
+    assets::moderation::spawn(ctx.clone(), &shutdown);
     sweeper::spawn(ctx.clone(), ctx.config.uploads.sweep_interval, &shutdown);
     let routes = router(ctx.clone());
     platform::http::serve_service(listener, "/video", routes, ctx.readiness(), shutdown, grace)

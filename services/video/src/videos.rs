@@ -23,6 +23,12 @@ pub struct Video {
     pub thumbnail_key: Option<String>,
     pub renditions: Json<Vec<Rendition>>,
     pub created_at: OffsetDateTime,
+    /// Hidden by a moderator (assets::moderation).
+    pub hidden: bool,
+    /// Its owner is banned (read with the row by [`Video::find`]; false where a query
+    /// does not ask).
+    #[sqlx(default)]
+    pub owner_banned: bool,
 }
 
 /// Where an asset is: the catalogue's lifecycle (`events::video::VideoStatus`: `uploading`
@@ -43,10 +49,14 @@ pub enum AssetStatus {
 
 impl Video {
     pub async fn find(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Self>, sqlx::Error> {
-        sqlx::query_as("SELECT * FROM videos WHERE id = $1")
-            .bind(id)
-            .fetch_optional(db)
-            .await
+        sqlx::query_as(
+            "SELECT v.*, COALESCE(b.banned, false) AS owner_banned
+             FROM videos v LEFT JOIN banned_owners b ON b.owner_id = v.owner_id
+             WHERE v.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(db)
+        .await
     }
 
     pub fn is_deleted(&self) -> bool {
@@ -57,11 +67,14 @@ impl Video {
         self.status == AssetStatus::Uploading && self.expires_at < OffsetDateTime::now_utc()
     }
 
-    /// Whether `viewer` may see this video (and its media): private ones only to their
-    /// owner, deleted ones to nobody.
+    /// Whether `viewer` may see this video (and its media): private, hidden and banned
+    /// owners' ones only to their owner, deleted ones to nobody.
     pub fn visible_to(&self, viewer: Option<Uuid>) -> bool {
         !self.is_deleted()
-            && (self.metadata.visibility != Visibility::Private || viewer == Some(self.owner_id))
+            && (viewer == Some(self.owner_id)
+                || (self.metadata.visibility != Visibility::Private
+                    && !self.hidden
+                    && !self.owner_banned))
     }
 }
 

@@ -8,6 +8,9 @@
 //!   `X-User-Roles`, which the gateway copies onto
 //!   the upstream request (after removing any the client sent);
 //! * no token on a public route: 200 without identity headers (anonymous);
+//! * a valid token of an account whose email address is unverified, on the creation of
+//!   an upload, while `UPLOAD_REQUIRES_VERIFIED_EMAIL` is on: 403 problem+json
+//!   `email-unverified` ([`crate::mail::gate`]), which the gateway returns as is;
 //! * a bad, expired or revoked token (on any route), credentials that are not a bearer
 //!   token, or no token on a protected route: 401 problem+json with
 //!   `WWW-Authenticate: Bearer`, which the gateway returns as is.
@@ -90,11 +93,22 @@ impl<'r> Responder<'r, 'static> for Verified {
     params(("X-Forwarded-Method" = Option<String>, Header, description = "the original request's method"),
            ("X-Forwarded-Uri" = Option<String>, Header, description = "the original request's path and query")),
     responses((status = 200, description = "let it through; X-User-Id, X-User-Name (and X-User-Roles) when authenticated"),
-              (status = 401, description = "bad token, or no token on a protected route")))]
+              (status = 401, description = "bad token, or no token on a protected route"),
+              (status = 403, description = "an upload by an account whose email address is not verified (type email-unverified)")))]
 #[rocket::get("/user/token_verify")]
 async fn token_verify(ctx: &State<Context>, forwarded: Forwarded<'_>) -> ApiResult<Verified> {
     match forwarded.token {
-        Some(token) => Ok(Verified(Some(ctx.authenticate(token?).await?))),
+        Some(token) => {
+            let claims = ctx.authenticate(token?).await?;
+            if ctx.config.mail.upload_requires_verified_email
+                && let (Some(method), Some(uri)) = (forwarded.method, forwarded.uri)
+                && crate::mail::gate::creates_upload(method, uri)
+                && !crate::mail::gate::is_verified(ctx, claims.sub).await?
+            {
+                return Err(ApiError::EmailUnverified);
+            }
+            Ok(Verified(Some(claims)))
+        }
         None => {
             let public = match (forwarded.method, forwarded.uri) {
                 (Some(method), Some(uri)) => ctx.config.public_routes.is_public(method, uri),

@@ -50,6 +50,7 @@ const BAD_CREDENTIALS: &str = "invalid username or password";
 /// Log in with username or email and password.
 #[utoipa::path(post, path = "/auth/login", tag = "tokens", request_body = LoginRequest,
     responses((status = 200, body = TokenPair), (status = 401, description = "wrong username or password (the same answer for both)"),
+              (status = 403, description = "the account is suspended (banned by a moderator)"),
               (status = 429, description = "too many attempts; see Retry-After")))]
 #[rocket::post("/auth/login", data = "<body>")]
 async fn login(
@@ -80,6 +81,10 @@ async fn login(
         return Err(ApiError::Unauthorized(BAD_CREDENTIALS));
     };
     ctx.throttle.succeeded(login).await?;
+    // Only now, with the password right: a ban is the account holder's business.
+    if users::bans::is_banned(ctx.db.pool(), user.id).await? {
+        return Err(ApiError::Forbidden("this account is suspended"));
+    }
     let mut conn = ctx.db.pool().acquire().await?;
     Ok(Json(
         ctx.issue_pair(

@@ -1,6 +1,8 @@
-//! Accounts: registration, the signed-in user's profile, roles ([`roles`]), and public
+//! Accounts: registration, the signed-in user's profile, roles ([`roles`]), bans
+//! ([`bans`], decided in media, enforced here), and public
 //! profiles for other services ([`directory`], over gRPC).
 
+pub mod bans;
 pub mod directory;
 pub mod domain;
 pub mod passwords;

@@ -14,6 +14,7 @@ use super::{
 use crate::{
     Context,
     error::{ApiError, ApiResult},
+    mail::Purpose,
     tokens::{Viewer, client_ip::ClientIp},
 };
 
@@ -39,6 +40,9 @@ pub struct PrivateProfile {
     email: String,
     /// `moderator`, `admin`; empty for an ordinary user.
     roles: Vec<String>,
+    /// Whether `email` is verified (a mailed link was followed); uploads need it while
+    /// `UPLOAD_REQUIRES_VERIFIED_EMAIL` is on.
+    email_verified: bool,
 }
 
 impl From<&User> for PrivateProfile {
@@ -47,6 +51,7 @@ impl From<&User> for PrivateProfile {
             profile: u.into(),
             email: u.email.clone(),
             roles: u.roles.clone(),
+            email_verified: u.email_verified_at.is_some(),
         }
     }
 }
@@ -84,7 +89,7 @@ fn optional_text(value: Option<String>, field: &str, max: usize) -> ApiResult<Op
         .map(|v| v.filter(|s| !s.is_empty()))
 }
 
-/// Create an account.
+/// Create an account. A verification link is mailed to `email`.
 #[utoipa::path(post, path = "/auth/register", tag = "users", request_body = RegisterRequest,
     responses((status = 201, body = PublicProfile), (status = 409, description = "username or email taken"),
               (status = 422, description = "a field is not acceptable"),
@@ -116,18 +121,23 @@ async fn register(
     }
 
     let hash = ctx.hasher.hash(password).await;
+    let mut tx = ctx.db.pool().begin().await?;
     let user: User = sqlx::query_as(
         "INSERT INTO users (id, username, email, password_hash, display_name) VALUES ($1, $2, $3, $4, $5)
-         RETURNING id, username::text AS username, email::text AS email, password_hash, display_name, bio, avatar_url, created_at, roles",
+         RETURNING id, username::text AS username, email::text AS email, password_hash, display_name, bio, avatar_url, created_at, roles, email_verified_at",
     )
     .bind(Uuid::now_v7())
     .bind(username.as_str())
     .bind(email.as_str())
     .bind(hash)
     .bind(display_name)
-    .fetch_one(ctx.db.pool())
+    .fetch_one(&mut *tx)
     .await
     .map_err(|e| conflict(&e).unwrap_or_else(|| e.into()))?;
+    // The verification mail, with the account: both or neither.
+    crate::mail::sender::enqueue(&mut tx, Purpose::Verify, &user.email, Some(user.id)).await?;
+    tx.commit().await?;
+    ctx.mail.notify();
     tracing::info!(user = %user.id, "account created");
     Ok((Status::Created, Json((&user).into())))
 }
@@ -144,7 +154,8 @@ async fn profile(ctx: &State<Context>, viewer: Viewer) -> ApiResult<Json<Private
     Ok(Json((&user).into()))
 }
 
-/// Change the profile, email or password. Publishes `user.updated`.
+/// Change the profile, email or password. Publishes `user.updated`. A new email is
+/// unverified until the link mailed to it is followed.
 #[utoipa::path(patch, path = "/user/profile", tag = "users", request_body = ProfilePatch, security(("bearer" = [])),
     responses((status = 200, body = PrivateProfile), (status = 401), (status = 403, description = "current_password is wrong or missing"),
               (status = 409), (status = 422)))]
@@ -207,10 +218,12 @@ async fn update_profile(
             bio = COALESCE($3, bio),
             avatar_url = CASE WHEN $4::text IS NULL THEN avatar_url ELSE NULLIF($4, '') END,
             email = COALESCE($5, email),
+            -- A new address is unverified until a link mailed to it is followed.
+            email_verified_at = CASE WHEN $5::citext IS NULL OR $5::citext = email THEN email_verified_at END,
             password_hash = COALESCE($6, password_hash),
             updated_at = now()
          WHERE id = $1
-         RETURNING id, username::text AS username, email::text AS email, password_hash, display_name, bio, avatar_url, created_at, roles",
+         RETURNING id, username::text AS username, email::text AS email, password_hash, display_name, bio, avatar_url, created_at, roles, email_verified_at",
     )
     .bind(current.id)
     .bind(display_name)
@@ -227,6 +240,12 @@ async fn update_profile(
         &Envelope::new(UserUpdated { user_id: user.id }),
     )
     .await?;
+    let new_address = email
+        .as_ref()
+        .is_some_and(|e| !e.as_str().eq_ignore_ascii_case(&current.email));
+    if new_address {
+        crate::mail::sender::enqueue(&mut tx, Purpose::Verify, &user.email, Some(user.id)).await?;
+    }
     // A new password ends every other session.
     let live = if new_hash.is_some() {
         let families: Vec<Uuid> = sqlx::query_scalar(
@@ -242,6 +261,9 @@ async fn update_profile(
     };
     tx.commit().await?;
     ctx.relay.notify();
+    if new_address {
+        ctx.mail.notify();
+    }
     ctx.deny(&live).await?;
     Ok(Json((&user).into()))
 }

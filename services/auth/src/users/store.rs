@@ -19,6 +19,9 @@ pub struct User {
     pub created_at: OffsetDateTime,
     /// `moderator`, `admin` (the column's CHECK holds it to those).
     pub roles: Vec<String>,
+    /// When the current address was proven (crate::mail); `None`: unverified.
+    #[sqlx(default)]
+    pub email_verified_at: Option<OffsetDateTime>,
 }
 
 impl User {
@@ -62,7 +65,7 @@ impl From<&User> for PublicProfile {
     }
 }
 
-const USER_COLUMNS: &str = "id, username::text AS username, email::text AS email, password_hash, display_name, bio, avatar_url, created_at, roles";
+const USER_COLUMNS: &str = "id, username::text AS username, email::text AS email, password_hash, display_name, bio, avatar_url, created_at, roles, email_verified_at";
 
 pub async fn by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))

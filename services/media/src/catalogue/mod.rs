@@ -50,15 +50,27 @@ pub struct VideoRow {
     pub comments_count: i64,
     pub views_count: i64,
     pub watch_seconds: i64,
+    /// Hidden by a moderator (crate::moderation), and why: only the owner sees it.
+    pub hidden_at: Option<OffsetDateTime>,
+    pub hidden_reason: Option<String>,
+    /// Its owner is banned.
+    pub owner_banned_at: Option<OffsetDateTime>,
 }
 
 impl VideoRow {
-    /// Owners see their videos in every state; others only ready, non-private ones.
+    /// Owners see their videos in every state (hidden ones too, with the reason); others
+    /// only ready, non-private ones that moderation does not withhold.
     pub fn visible_to(&self, viewer: Option<Uuid>) -> bool {
         self.deleted_at.is_none()
             && (viewer == Some(self.owner_id)
                 || (self.status == ::events::video::VideoStatus::Ready
-                    && self.visibility != ::events::video::Visibility::Private))
+                    && self.visibility != ::events::video::Visibility::Private
+                    && !self.withheld()))
+    }
+
+    /// Hidden by a moderator, or its owner banned.
+    pub fn withheld(&self) -> bool {
+        self.hidden_at.is_some() || self.owner_banned_at.is_some()
     }
 
     /// Feed and search order: newest published first.
@@ -182,6 +194,17 @@ impl Video {
 
     async fn status(&self) -> VideoStatus {
         self.row.status.into()
+    }
+
+    /// Why a moderator hid it (its owner and moderators only; null when it is not hidden).
+    async fn hidden(&self, ctx: &Context<'_>) -> Option<crate::moderation::HiddenNotice> {
+        let may_know =
+            viewer(ctx).is(self.row.owner_id) || crate::context::staff(ctx).may_moderate();
+        let at = self.row.hidden_at.filter(|_| may_know)?;
+        Some(crate::moderation::HiddenNotice {
+            hidden_at: at,
+            reason: self.row.hidden_reason.clone().unwrap_or_default(),
+        })
     }
 
     /// Why processing failed (owner only).

@@ -11,10 +11,12 @@ use crate::cursor::Page;
 pub const COLUMNS: &str = "id, owner_id, title, description, tags, category, visibility, status, \
      failure_reason, duration_seconds, manifest_key, thumbnail_key, posters, storyboard, captions, \
      created_at, published_at, deleted_at, likes_count, comments_count, views_count, \
-     watch_seconds";
+     watch_seconds, hidden_at, hidden_reason, owner_banned_at";
 
-/// What anyone may list.
-pub const LISTED: &str = "status = 'ready' AND visibility = 'public' AND deleted_at IS NULL";
+/// What anyone may list: ready, public, not deleted, and not withheld by moderation
+/// (crate::moderation).
+pub const LISTED: &str = "status = 'ready' AND visibility = 'public' AND deleted_at IS NULL \
+     AND hidden_at IS NULL AND owner_banned_at IS NULL";
 
 pub async fn get(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<VideoRow>> {
     let sql = format!("SELECT {COLUMNS} FROM videos WHERE id = $1");
@@ -72,7 +74,8 @@ pub async fn subscription_feed(
         .join(", ");
     let from = "FROM follows f JOIN videos v ON v.owner_id = f.channel_id
          WHERE f.follower_id = $1
-           AND v.status = 'ready' AND v.visibility = 'public' AND v.deleted_at IS NULL";
+           AND v.status = 'ready' AND v.visibility = 'public' AND v.deleted_at IS NULL
+           AND v.hidden_at IS NULL AND v.owner_banned_at IS NULL";
     let order = "ORDER BY v.published_at DESC, v.id DESC";
     match page.after {
         None => {

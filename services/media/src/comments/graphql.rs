@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::{
     CommentId,
+    rules::{self, ReadFilter},
     store::{CommentDoc, to_time},
 };
 use crate::{
@@ -77,6 +78,12 @@ impl Comment {
         self.0.reply_count
     }
 
+    /// Held for the video owner's approval (it contains one of the channel's held
+    /// words): only its author and the owner see it until then.
+    async fn held(&self) -> bool {
+        self.0.held
+    }
+
     /// Replies, oldest first.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn replies(
@@ -85,7 +92,14 @@ impl Comment {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<Cursor, Comment>> {
-        replies_of(ctx, self.0.comment_id(), first, after).await
+        let video = Uuid::parse_str(&self.0.video_id).unwrap_or_default();
+        let owner = AppContext::get(ctx)
+            .videos
+            .load_one(video)
+            .await?
+            .map(|v| v.owner_id)
+            .unwrap_or_default();
+        replies_of(ctx, self.0.comment_id(), owner, first, after).await
     }
 }
 
@@ -93,18 +107,26 @@ fn cursor(c: &Comment) -> Cursor {
     Cursor::new(to_time(c.0.created_at), c.0.comment_id().as_uuid())
 }
 
+/// Replies to `parent`, on a video of `owner`'s, as the viewer may see them.
 async fn replies_of(
     ctx: &Context<'_>,
     parent: CommentId,
+    owner: Uuid,
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<Connection<Cursor, Comment>> {
     let app = AppContext::get(ctx);
     let page = Page::parse(first, after, app.config.limits.max_page)?;
+    let audience = ReadFilter::for_viewer(ctx, owner).await?;
     count_query("mongodb", "replies");
     let docs = app
         .comments
-        .replies(parent, page.after.map(|c| c.id.into()), page.limit())
+        .replies(
+            parent,
+            &audience,
+            page.after.map(|c| c.id.into()),
+            page.limit(),
+        )
         .await
         .map_err(Error::from)?;
     Ok(page.connection(docs.into_iter().map(Comment).collect(), cursor))
@@ -137,11 +159,17 @@ impl CommentQuery {
         let video = parse_id(&video_id)?;
         let app = AppContext::get(ctx);
         let page = Page::parse(first, after, app.config.limits.max_page)?;
-        visible_video(ctx, video).await?;
+        let row = visible_video(ctx, video).await?;
+        let audience = ReadFilter::for_viewer(ctx, row.owner_id).await?;
         count_query("mongodb", "comments");
         let docs = app
             .comments
-            .top_level(video, page.after.map(|c| c.id.into()), page.limit())
+            .top_level(
+                video,
+                &audience,
+                page.after.map(|c| c.id.into()),
+                page.limit(),
+            )
             .await
             .map_err(Error::from)?;
         Ok(page.connection(docs.into_iter().map(Comment).collect(), cursor))
@@ -164,8 +192,9 @@ impl CommentQuery {
             .await
             .map_err(Error::from)?
             .ok_or(Error::NotFound("no such comment"))?;
-        visible_video(ctx, Uuid::parse_str(&comment.video_id).unwrap_or_default()).await?;
-        replies_of(ctx, parent, first, after).await
+        let row =
+            visible_video(ctx, Uuid::parse_str(&comment.video_id).unwrap_or_default()).await?;
+        replies_of(ctx, parent, row.owner_id, first, after).await
     }
 }
 
@@ -198,6 +227,24 @@ impl CommentMutation {
         crate::rate_limits::admit(ctx, me, crate::rate_limits::Action::Comment).await?;
         let app = AppContext::get(ctx);
         let video_row = visible_video(ctx, video).await?;
+        let owner = video_row.owner_id;
+        if me != owner
+            && rules::blocked_from_channel(app.db.pool(), owner, me)
+                .await
+                .map_err(Error::from)?
+        {
+            return Err(Error::Forbidden(
+                "the channel's owner does not allow you to comment on their videos",
+            )
+            .into());
+        }
+        let held = me != owner
+            && rules::is_held(
+                &body,
+                &rules::held_words(app.db.pool(), owner)
+                    .await
+                    .map_err(Error::from)?,
+            );
         let parent = match parent_id {
             None => None,
             Some(id) => {
@@ -234,31 +281,49 @@ impl CommentMutation {
             edited_at: None,
             deleted: false,
             reply_count: 0,
+            author_hidden: false,
+            held,
         };
         app.comments.insert(&comment).await.map_err(Error::from)?;
-        // From here on the comment exists; the counters follow (and are repaired by the
-        // recount sweep should we crash before they do).
-        if let Some(parent) = parent {
-            app.comments
-                .bump_replies(parent, 1)
-                .await
-                .map_err(Error::from)?;
+        // A held comment waits for the owner: nothing is counted or announced yet.
+        if !held {
+            publish_added(app, &comment, &video_row, parent_author).await?;
         }
-        let event = interactions::interaction(&video_row, ViewerKey::user(me), Action::Comment);
-        let announcement = CommentAdded {
-            comment_id: comment.id.clone(),
-            video_id: video,
-            video_owner_id: video_row.owner_id,
-            author_id: me,
-            parent_id: comment.parent_id.clone(),
-            parent_author_id: parent_author,
-            body: comment.body.clone(),
-        };
-        bump_video_count(app, video, 1, Some(event), Some(announcement)).await?;
-        app.realtime
-            .comment_changed(ChangeKind::Added, &comment)
-            .await;
         Ok(Comment(comment))
+    }
+
+    /// Approves a held comment on one of the viewer's videos: it appears for everyone,
+    /// live too, as if posted now.
+    async fn approve_comment(&self, ctx: &Context<'_>, id: ID) -> Result<Comment> {
+        let me = viewer(ctx).require()?;
+        let comment_id = CommentId::parse(&id)?;
+        let app = AppContext::get(ctx);
+        let (comment, video_row) = with_video(app, comment_id).await?;
+        let video_row = video_row
+            .filter(|v| !comment.deleted && v.deleted_at.is_none())
+            .ok_or(Error::NotFound("no such comment"))?;
+        if video_row.owner_id != me {
+            return Err(Error::Forbidden("only the video's owner approves its comments").into());
+        }
+        let Some(approved) = app
+            .comments
+            .approve(comment_id)
+            .await
+            .map_err(Error::from)?
+        else {
+            return Err(Error::bad_input("this comment is not held").into());
+        };
+        let parent_author = match approved.parent() {
+            Some(parent) => app
+                .comments
+                .get(parent)
+                .await
+                .map_err(Error::from)?
+                .and_then(|p| p.author_id.parse::<Uuid>().ok()),
+            None => None,
+        };
+        publish_added(app, &approved, &video_row, parent_author).await?;
+        Ok(Comment(approved))
     }
 
     /// Rewrites one's own comment.
@@ -267,25 +332,48 @@ impl CommentMutation {
         let id = CommentId::parse(&id)?;
         check_body(&body)?;
         let app = AppContext::get(ctx);
-        let comment = app
-            .comments
-            .get(id)
-            .await
-            .map_err(Error::from)?
-            .filter(|c| !c.deleted)
-            .ok_or(Error::NotFound("no such comment"))?;
+        let (comment, video_row) = with_video(app, id).await?;
+        if comment.deleted {
+            return Err(Error::NotFound("no such comment").into());
+        }
         if comment.author_id != me.to_string() {
             return Err(Error::Forbidden("only its author may edit a comment").into());
         }
+        let video = Uuid::parse_str(&comment.video_id).unwrap_or_default();
+        let owner = video_row.as_ref().map(|v| v.owner_id);
+        // An edit that brings in a held word holds the comment again.
+        let hold = match owner {
+            Some(owner) if owner != me && !comment.held => rules::is_held(
+                &body,
+                &rules::held_words(app.db.pool(), owner)
+                    .await
+                    .map_err(Error::from)?,
+            ),
+            _ => false,
+        };
         let edited = app
             .comments
-            .edit(id, &body)
+            .edit(id, &body, hold)
             .await
             .map_err(Error::from)?
             .ok_or(Error::NotFound("no such comment"))?;
-        app.realtime
-            .comment_changed(ChangeKind::Edited, &edited)
-            .await;
+        if hold {
+            // Out of sight again: uncounted, and gone from live viewers' threads.
+            if let Some(parent) = comment.parent() {
+                app.comments
+                    .bump_replies(parent, -1)
+                    .await
+                    .map_err(Error::from)?;
+            }
+            bump_video_count(app, video, -1, None, None).await?;
+            app.realtime
+                .comment_changed(ChangeKind::Deleted, &edited)
+                .await;
+        } else if !edited.held {
+            app.realtime
+                .comment_changed(ChangeKind::Edited, &edited)
+                .await;
+        }
         Ok(Comment(edited))
     }
 
@@ -294,16 +382,7 @@ impl CommentMutation {
         let me = viewer(ctx).require()?;
         let comment_id = CommentId::parse(&id)?;
         let app = AppContext::get(ctx);
-        let comment = app
-            .comments
-            .get(comment_id)
-            .await
-            .map_err(Error::from)?
-            .ok_or(Error::NotFound("no such comment"))?;
-        let video = Uuid::parse_str(&comment.video_id).unwrap_or_default();
-        let video_row = videos::get(app.db.pool(), video)
-            .await
-            .map_err(Error::from)?;
+        let (comment, video_row) = with_video(app, comment_id).await?;
         if comment.author_id != me.to_string() {
             let owner = video_row.as_ref().map(|v| v.owner_id);
             if owner != Some(me) {
@@ -313,33 +392,92 @@ impl CommentMutation {
                 .into());
             }
         }
-        if let Some(deleted) = app
-            .comments
-            .soft_delete(comment_id)
-            .await
-            .map_err(Error::from)?
-        {
-            if let Some(parent) = comment.parent() {
-                app.comments
-                    .bump_replies(parent, -1)
-                    .await
-                    .map_err(Error::from)?;
-            }
-            let retraction = video_row.map(|row| {
-                let commented_at = to_time(comment.created_at);
-                interactions::interaction(
-                    &row,
-                    ViewerKey::user(me),
-                    Action::Uncomment { commented_at },
-                )
-            });
-            bump_video_count(app, video, -1, retraction, None).await?;
-            app.realtime
-                .comment_changed(ChangeKind::Deleted, &deleted)
-                .await;
-        }
+        remove(app, &comment, video_row).await?;
         Ok(id)
     }
+}
+
+/// A comment and its video's row (None once the video is gone): what every change to a
+/// comment checks its rights against. NOT_FOUND for an unknown comment.
+pub(crate) async fn with_video(
+    app: &AppContext,
+    id: CommentId,
+) -> Result<(CommentDoc, Option<VideoRow>), Error> {
+    let comment = app
+        .comments
+        .get(id)
+        .await?
+        .ok_or(Error::NotFound("no such comment"))?;
+    let video = Uuid::parse_str(&comment.video_id).unwrap_or_default();
+    let row = videos::get(app.db.pool(), video).await?;
+    Ok((comment, row))
+}
+
+/// Deletes a comment (its author, the video's owner, or a moderator asked; the caller
+/// checked): soft-deleted in MongoDB first, then the counters, then the live event. A
+/// comment already deleted changes nothing (`false`), so a retry is safe.
+pub(crate) async fn remove(
+    app: &AppContext,
+    comment: &CommentDoc,
+    video_row: Option<VideoRow>,
+) -> Result<bool, Error> {
+    let Some(deleted) = app.comments.soft_delete(comment.comment_id()).await? else {
+        return Ok(false);
+    };
+    if comment.held {
+        // Never counted nor shown to anyone but its author and the owner.
+        return Ok(true);
+    }
+    if let Some(parent) = comment.parent() {
+        app.comments.bump_replies(parent, -1).await?;
+    }
+    let video = Uuid::parse_str(&comment.video_id).unwrap_or_default();
+    // The ranker takes back the comment's weight, as its author's.
+    let author = Uuid::parse_str(&comment.author_id).unwrap_or_default();
+    let retraction = video_row.map(|row| {
+        let commented_at = to_time(comment.created_at);
+        interactions::interaction(
+            &row,
+            ViewerKey::user(author),
+            Action::Uncomment { commented_at },
+        )
+    });
+    bump_video_count(app, video, -1, retraction, None).await?;
+    app.realtime
+        .comment_changed(ChangeKind::Deleted, &deleted)
+        .await;
+    Ok(true)
+}
+
+/// A comment everyone may now see (posted, or approved): the parent's reply count, the
+/// video's counter with the ranker's interaction and the `comment.added` announcement
+/// (and its notifications), then the live event. The comment exists already: a crash
+/// before the counters leaves them off by one until the recount sweep.
+async fn publish_added(
+    app: &AppContext,
+    comment: &CommentDoc,
+    video_row: &VideoRow,
+    parent_author: Option<Uuid>,
+) -> Result<(), Error> {
+    let author = Uuid::parse_str(&comment.author_id).unwrap_or_default();
+    if let Some(parent) = comment.parent() {
+        app.comments.bump_replies(parent, 1).await?;
+    }
+    let event = interactions::interaction(video_row, ViewerKey::user(author), Action::Comment);
+    let announcement = CommentAdded {
+        comment_id: comment.id.clone(),
+        video_id: video_row.id,
+        video_owner_id: video_row.owner_id,
+        author_id: author,
+        parent_id: comment.parent_id.clone(),
+        parent_author_id: parent_author,
+        body: comment.body.clone(),
+    };
+    bump_video_count(app, video_row.id, 1, Some(event), Some(announcement)).await?;
+    app.realtime
+        .comment_changed(ChangeKind::Added, comment)
+        .await;
+    Ok(())
 }
 
 /// Moves the video's comment counter and, in the same transaction, puts the comment's

@@ -6,10 +6,13 @@
 //! and the counter after, and a crash in between leaves the counter off by one. The
 //! [`recount`] sweep recomputes every counter from MongoDB periodically, so counters
 //! converge to the truth.
+//!
+//! [`rules`]: held words and blocks (channel owners' and viewers' say over comments).
 
 pub mod graphql;
 pub mod id;
 pub mod recount;
+pub mod rules;
 pub mod store;
 
 pub use graphql::{Comment, CommentMutation, CommentQuery};

@@ -6,13 +6,13 @@
 use futures::TryStreamExt;
 use mongodb::{
     Collection, Database, IndexModel,
-    bson::{Bson, DateTime, doc},
+    bson::{Bson, DateTime, Document, doc},
     options::{FindOneAndUpdateOptions, ReturnDocument},
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::CommentId;
+use super::{CommentId, rules::ReadFilter};
 
 /// A stored comment, as MongoDB holds it and as live updates carry it (serde: the same
 /// document in Redis messages). The ids keep their stored text form here; they are typed
@@ -35,6 +35,14 @@ pub struct CommentDoc {
     /// comments written before live updates existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Its author is banned (crate::moderation): left out of every list until the ban is
+    /// lifted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub author_hidden: bool,
+    /// Held for the video owner's approval (crate::comments::rules): seen by its author
+    /// and the owner only, not counted, not streamed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
 }
 
 impl CommentDoc {
@@ -74,6 +82,8 @@ impl Comments {
                 IndexModel::builder()
                     .keys(doc! { "parent_id": 1, "_id": 1 })
                     .build(),
+                // A ban hides an author's comments; an erasure anonymises them.
+                IndexModel::builder().keys(doc! { "author_id": 1 }).build(),
                 IndexModel::builder()
                     .keys(doc! { "video_id": 1, "version": 1 })
                     .build(),
@@ -101,17 +111,37 @@ impl Comments {
         Ok(())
     }
 
-    /// Replaces the body of a live comment; None if it is gone or deleted.
+    /// Replaces the body of a live comment, holding it (`hold`) if the new text has a
+    /// held word; None if it is gone or deleted.
     pub async fn edit(
         &self,
         id: CommentId,
         body: &str,
+        hold: bool,
     ) -> mongodb::error::Result<Option<CommentDoc>> {
+        let version = Uuid::now_v7().to_string();
+        let mut set = doc! { "body": body, "edited_at": DateTime::now(), "version": version };
+        if hold {
+            set.insert("held", true);
+        }
+        self.collection
+            .find_one_and_update(doc! { "_id": id, "deleted": false }, doc! { "$set": set })
+            .with_options(
+                FindOneAndUpdateOptions::builder()
+                    .return_document(ReturnDocument::After)
+                    .build(),
+            )
+            .await
+    }
+
+    /// Releases a held comment (its owner approved it) with a new version, so a
+    /// `commentEvents` replay picks it up; None if it is not held (any more).
+    pub async fn approve(&self, id: CommentId) -> mongodb::error::Result<Option<CommentDoc>> {
         let version = Uuid::now_v7().to_string();
         self.collection
             .find_one_and_update(
-                doc! { "_id": id, "deleted": false },
-                doc! { "$set": { "body": body, "edited_at": DateTime::now(), "version": version } },
+                doc! { "_id": id, "deleted": false, "held": true },
+                doc! { "$set": { "held": false, "version": version } },
             )
             .with_options(
                 FindOneAndUpdateOptions::builder()
@@ -177,6 +207,22 @@ impl Comments {
         Ok(updated.modified_count)
     }
 
+    /// Hides (or shows again) every comment of `author`: a ban, or its lifting. Idempotent.
+    pub async fn set_author_hidden(
+        &self,
+        author: Uuid,
+        hidden: bool,
+    ) -> mongodb::error::Result<u64> {
+        let updated = self
+            .collection
+            .update_many(
+                doc! { "author_id": author.to_string(), "author_hidden": { "$ne": hidden } },
+                doc! { "$set": { "author_hidden": hidden } },
+            )
+            .await?;
+        Ok(updated.modified_count)
+    }
+
     /// A video's comments (replies included) changed after `version`, in change order.
     pub async fn changed_since(
         &self,
@@ -185,7 +231,12 @@ impl Comments {
         limit: i64,
     ) -> mongodb::error::Result<Vec<CommentDoc>> {
         self.collection
-            .find(doc! { "video_id": video.to_string(), "version": { "$gt": version } })
+            .find(doc! {
+                "video_id": video.to_string(),
+                "version": { "$gt": version },
+                "author_hidden": { "$ne": true },
+                "held": { "$ne": true },
+            })
             .sort(doc! { "version": 1 })
             .limit(limit)
             .await?
@@ -197,10 +248,12 @@ impl Comments {
     pub async fn top_level(
         &self,
         video: Uuid,
+        audience: &ReadFilter,
         before: Option<CommentId>,
         limit: i64,
     ) -> mongodb::error::Result<Vec<CommentDoc>> {
         let mut filter = doc! { "video_id": video.to_string(), "parent_id": Bson::Null };
+        read_filter(&mut filter, audience);
         if let Some(before) = before {
             filter.insert("_id", doc! { "$lt": before });
         }
@@ -217,10 +270,12 @@ impl Comments {
     pub async fn replies(
         &self,
         parent: CommentId,
+        audience: &ReadFilter,
         after: Option<CommentId>,
         limit: i64,
     ) -> mongodb::error::Result<Vec<CommentDoc>> {
         let mut filter = doc! { "parent_id": parent };
+        read_filter(&mut filter, audience);
         if let Some(after) = after {
             filter.insert("_id", doc! { "$gt": after });
         }
@@ -240,7 +295,9 @@ impl Comments {
     ) -> mongodb::error::Result<std::collections::HashMap<Uuid, i64>> {
         let ids: Vec<String> = videos.iter().map(Uuid::to_string).collect();
         let pipeline = [
-            doc! { "$match": { "video_id": { "$in": ids }, "deleted": false } },
+            doc! { "$match": {
+                "video_id": { "$in": ids }, "deleted": false, "held": { "$ne": true },
+            } },
             doc! { "$group": { "_id": "$video_id", "n": { "$sum": 1 } } },
         ];
         let mut counts = std::collections::HashMap::new();
@@ -265,6 +322,32 @@ impl Comments {
 }
 
 /// A BSON timestamp (milliseconds) as `time`.
+/// What one viewer may see of a list (crate::comments::rules::ReadFilter): never a
+/// banned author's comments nor a blocked author's; held comments only when they are the
+/// viewer's own or the viewer owns the video.
+fn read_filter(filter: &mut Document, audience: &ReadFilter) {
+    filter.insert("author_hidden", doc! { "$ne": true });
+    if !audience.blocked.is_empty() {
+        filter.insert("author_id", doc! { "$nin": &audience.blocked });
+    }
+    if !audience.owner {
+        match audience.viewer {
+            Some(me) => {
+                filter.insert(
+                    "$or",
+                    vec![
+                        doc! { "held": { "$ne": true } },
+                        doc! { "author_id": me.to_string() },
+                    ],
+                );
+            }
+            None => {
+                filter.insert("held", doc! { "$ne": true });
+            }
+        }
+    }
+}
+
 pub fn to_time(at: DateTime) -> time::OffsetDateTime {
     time::OffsetDateTime::from_unix_timestamp_nanos(at.timestamp_millis() as i128 * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)

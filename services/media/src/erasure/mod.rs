@@ -24,7 +24,8 @@
 //! 5. its comments ([`comments::anonymise`]);
 //! 6. its playlists ([`rows::drop_playlists`]);
 //! 7. its notifications, received and caused ([`rows::drop_notifications`]), and its
-//!    watch history ([`rows::drop_history`]).
+//!    watch history ([`rows::drop_history`]);
+//! 8. its held words and blocks, and others' blocks of it ([`rows::drop_comment_rules`]).
 //!
 //! Counters of rows in PostgreSQL move in the same transaction as the rows, so they stay
 //! exact. No step is one giant transaction: each takes at most [`rows::BATCH`] rows per
@@ -114,6 +115,8 @@ pub struct Erased {
     pub playlists: u64,
     pub notifications: u64,
     pub history: u64,
+    /// Held words and blocks, made by the account or naming it.
+    pub comment_rules: u64,
 }
 
 /// Erases `user`'s traces, step by step (see the module documentation); safe to run again
@@ -129,6 +132,7 @@ pub async fn erase(ctx: &Context, user: Uuid) -> anyhow::Result<Erased> {
         playlists: rows::drop_playlists(ctx, user).await?,
         notifications: rows::drop_notifications(ctx, user).await?,
         history: rows::drop_history(ctx, user).await?,
+        comment_rules: rows::drop_comment_rules(ctx, user).await?,
     })
 }
 

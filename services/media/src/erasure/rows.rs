@@ -242,6 +242,24 @@ pub async fn drop_notifications(ctx: &Context, user: Uuid) -> sqlx::Result<u64> 
     Ok(total)
 }
 
+/// Deletes the account's held words and blocks, and the blocks naming it (each user's
+/// blocks are capped, so these are small).
+pub async fn drop_comment_rules(ctx: &Context, user: Uuid) -> sqlx::Result<u64> {
+    let mut removed = 0;
+    for sql in [
+        "DELETE FROM held_words WHERE channel_id = $1",
+        "DELETE FROM channel_blocks WHERE channel_id = $1 OR user_id = $1",
+        "DELETE FROM user_blocks WHERE blocker_id = $1 OR blocked_id = $1",
+    ] {
+        removed += sqlx::query(sql)
+            .bind(user)
+            .execute(ctx.db.pool())
+            .await?
+            .rows_affected();
+    }
+    Ok(removed)
+}
+
 /// Deletes the account's watch history and its pause.
 pub async fn drop_history(ctx: &Context, user: Uuid) -> sqlx::Result<u64> {
     let removed = delete_in_batches(

@@ -140,7 +140,8 @@ async fn entries(
          WHERE h.user_id = $1 {only}
            AND ($2::timestamptz IS NULL OR (h.watched_at, h.video_id) < ($2, $3))
            AND EXISTS (SELECT 1 FROM videos v WHERE v.id = h.video_id AND v.deleted_at IS NULL
-                       AND (v.owner_id = $1 OR (v.status = 'ready' AND v.visibility <> 'private')))
+                       AND (v.owner_id = $1 OR (v.status = 'ready' AND v.visibility <> 'private'
+                                                AND v.hidden_at IS NULL AND v.owner_banned_at IS NULL)))
          ORDER BY h.watched_at DESC, h.video_id DESC
          LIMIT $4"
     ))

@@ -28,7 +28,8 @@ pub(super) const COLUMNS: &str = "n.id, n.recipient_id, n.kind, n.actor_id, n.vi
 const STILL_VISIBLE: &str = "(n.video_id IS NULL OR EXISTS (
         SELECT 1 FROM videos v WHERE v.id = n.video_id AND v.deleted_at IS NULL
           AND (v.owner_id = n.recipient_id
-               OR (v.status = 'ready' AND v.visibility <> 'private'))))";
+               OR (v.status = 'ready' AND v.visibility <> 'private'
+                   AND v.hidden_at IS NULL AND v.owner_banned_at IS NULL))))";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct NotificationRow {

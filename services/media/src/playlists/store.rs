@@ -269,7 +269,8 @@ pub async fn items(
         "SELECT i.position, i.added_at, {columns}
          FROM playlist_items i JOIN videos v ON v.id = i.video_id
          WHERE i.playlist_id = $1 AND i.position > $2 AND v.deleted_at IS NULL
-           AND (v.owner_id = $3 OR (v.status = 'ready' AND v.visibility <> 'private'))
+           AND (v.owner_id = $3 OR (v.status = 'ready' AND v.visibility <> 'private'
+                                    AND v.hidden_at IS NULL AND v.owner_banned_at IS NULL))
          ORDER BY i.position LIMIT $4"
     );
     sqlx::query_as(&sql)

@@ -59,6 +59,8 @@ pub(super) struct Audience {
     video: Uuid,
     viewer: Option<Uuid>,
     probe: Probe,
+    /// Authors whose comments the viewer blocked (crate::comments::rules).
+    blocked: Arc<[String]>,
 }
 
 impl Audience {
@@ -68,7 +70,22 @@ impl Audience {
             video,
             viewer: viewer(ctx).id(),
             probe: Probe::of(ctx),
+            blocked: Arc::new([]),
         }
+    }
+
+    /// With the authors the viewer blocked, read now (a comment feed skips them).
+    pub(super) async fn blocking(mut self, ctx: &Context<'_>) -> async_graphql::Result<Self> {
+        if let Some(me) = self.viewer {
+            let blocked = AppContext::get(ctx).blocks.load_one(me).await?;
+            self.blocked = blocked.unwrap_or_default().into();
+        }
+        Ok(self)
+    }
+
+    /// Whether the viewer blocked this author (a stored author id).
+    pub(super) fn blocks(&self, author: &str) -> bool {
+        self.blocked.iter().any(|b| b == author)
     }
 
     /// The video as it is now, if the viewer may see it (at `subscribe`, and whenever

@@ -192,6 +192,9 @@ impl CommentFeed {
                     let Some(version) = change.comment.version.as_deref() else {
                         continue;
                     };
+                    if self.audience.blocks(&change.comment.author_id) {
+                        continue;
+                    }
                     if self
                         .replayed
                         .get(&change.comment.id)
@@ -241,7 +244,10 @@ impl CommentFeed {
                     if let Some(last) = page.last().and_then(|c| c.version.clone()) {
                         replay.next = last;
                     }
-                    replay.pending.extend(page);
+                    let audience = &self.audience;
+                    replay
+                        .pending
+                        .extend(page.into_iter().filter(|c| !audience.blocks(&c.author_id)));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "comment replay failed");

@@ -130,10 +130,12 @@ enum Command {
     Unsubscribe { channel: String },
 }
 
-/// A snapshot of the hub, for tests and the metrics.
+/// A snapshot of what clients watch through the hub, for tests and the metrics. The
+/// connections' own watch for session endings (`wire::SESSIONS_CHANNEL`, one per
+/// signed-in connection) is left out: it is not something a client subscribed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HubStats {
-    /// Channels with at least one local subscriber (= Redis channels of this replica).
+    /// Channels with at least one local subscriber.
     pub channels: usize,
     pub subscribers: usize,
     /// Messages held in the broadcasts for subscribers that have not read them yet.
@@ -251,10 +253,16 @@ impl Hub {
 
     pub fn stats(&self) -> HubStats {
         let channels = self.inner.channels.lock().unwrap();
+        let watched = || {
+            channels
+                .iter()
+                .filter(|(name, _)| name.as_str() != super::wire::SESSIONS_CHANNEL)
+                .map(|(_, slot)| slot)
+        };
         HubStats {
-            channels: channels.len(),
-            subscribers: channels.values().map(|s| s.subscribers).sum(),
-            buffered: channels.values().map(|s| s.sender.len()).sum(),
+            channels: watched().count(),
+            subscribers: watched().map(|s| s.subscribers).sum(),
+            buffered: watched().map(|s| s.sender.len()).sum(),
             capacity: self.inner.capacity,
         }
     }

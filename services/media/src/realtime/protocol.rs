@@ -37,7 +37,7 @@
 //! |---|---|
 //! | 4400 | a message that is not valid JSON of the protocol, or a binary frame |
 //! | 4401 | `subscribe` before `connection_ack` |
-//! | 4403 | the token in `connection_init` is invalid, expired or revoked (also checked again at every `subscribe` and every keep-alive, so a connection whose token is revoked or expires is closed within `REALTIME_KEEPALIVE_SECS`), or names another user than the gateway's header |
+//! | 4403 | the token in `connection_init` is invalid, expired or revoked (also checked again at every `subscribe` and every keep-alive, so a connection whose token is revoked or expires is closed within `REALTIME_KEEPALIVE_SECS`), or names another user than the gateway's header; and at once, on every replica, when the connection's user is banned (`wire::SESSIONS_CHANNEL`) |
 //! | 4406 | the client did not offer the `graphql-transport-ws` subprotocol |
 //! | 4408 | no `connection_init` within `REALTIME_INIT_TIMEOUT_MILLIS` |
 //! | 4409 | `subscribe` with the id of a running operation |
@@ -70,11 +70,15 @@ use tokio_stream::StreamMap;
 use uuid::Uuid;
 
 use super::{
-    Realtime,
+    Realtime, hub,
     memo::{self, MemoState, OperationKey, Probe},
-    metrics, tokens,
+    metrics, tokens, wire,
 };
-use crate::{routes::with_error_codes, schema::KinoSchema, viewer::Viewer};
+use crate::{
+    routes::with_error_codes,
+    schema::KinoSchema,
+    viewer::{Staff, Viewer},
+};
 
 pub const PATH: &str = "/media/graphql/ws";
 pub const PROTOCOL: &str = "graphql-transport-ws";
@@ -104,6 +108,11 @@ async fn upgrade(
         Ok(viewer) => viewer,
         Err(e) => return (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
+    let staff = match Staff::from_headers(&headers) {
+        Ok(staff) if viewer.id().is_some() => staff,
+        Ok(_) => Staff::default(),
+        Err(e) => return (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
     let ws = ws
         .protocols([PROTOCOL])
         .max_message_size(state.realtime.config.max_message_bytes)
@@ -116,7 +125,7 @@ async fn upgrade(
     let negotiated = ws.selected_protocol().is_some();
     ws.on_upgrade(move |socket| async move {
         metrics::connection_opened();
-        let mut connection = Connection::new(state, viewer, socket);
+        let mut connection = Connection::new(state, viewer, staff, socket);
         if negotiated {
             connection.run().await;
         } else {
@@ -126,6 +135,14 @@ async fn upgrade(
         }
         metrics::connection_closed();
     })
+}
+
+/// The next message on the sessions channel, or never when it is not watched.
+async fn next_session_message(sessions: &mut Option<hub::Subscription>) -> Option<hub::Received> {
+    match sessions {
+        Some(subscription) => subscription.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Client → server messages.
@@ -236,25 +253,67 @@ struct Connection {
     socket: WebSocket,
     /// From the gateway's header; replaced by the token's subject after `connection_init`.
     viewer: Viewer,
+    /// Likewise, the viewer's roles.
+    staff: Staff,
     /// The token from `connection_init`, checked again at each `subscribe`.
     token: Option<String>,
     initialised: bool,
     acknowledged: bool,
     operations: StreamMap<String, Operation>,
     last_heard: Instant,
+    /// [`wire::SESSIONS_CHANNEL`], watched once the connection has a user.
+    sessions: Option<hub::Subscription>,
 }
 
 impl Connection {
-    fn new(state: WsState, viewer: Viewer, socket: WebSocket) -> Self {
+    fn new(state: WsState, viewer: Viewer, staff: Staff, socket: WebSocket) -> Self {
         Self {
             state,
             socket,
             viewer,
+            staff,
             token: None,
             initialised: false,
             acknowledged: false,
             operations: StreamMap::new(),
             last_heard: Instant::now(),
+            sessions: None,
+        }
+    }
+
+    /// Watches for this user's session ending (a ban), if there is a user and it is not
+    /// watched yet. Without Redis the connection goes on unwatched: a token-bearing one is
+    /// still closed at the next keep-alive once its token is denied.
+    async fn watch_session(&mut self) {
+        if self.sessions.is_some() || self.viewer.id().is_none() {
+            return;
+        }
+        match self
+            .state
+            .realtime
+            .hub
+            .subscribe(wire::SESSIONS_CHANNEL)
+            .await
+        {
+            Ok(subscription) => self.sessions = Some(subscription),
+            Err(error) => tracing::warn!(%error, "session endings not watched"),
+        }
+    }
+
+    /// A message on the sessions channel: close if it ends this connection's user.
+    fn on_session(&mut self, received: Option<hub::Received>) -> Flow {
+        match received {
+            Some(hub::Received::Event(message)) => match &message.event {
+                wire::Event::SessionEnded { user_id } if self.viewer.is(*user_id) => {
+                    Flow::Close(4403, "Forbidden: this account is suspended".into())
+                }
+                _ => Flow::Continue,
+            },
+            Some(hub::Received::Missed(_)) => Flow::Continue,
+            None => {
+                self.sessions = None;
+                Flow::Continue
+            }
         }
     }
 
@@ -266,6 +325,7 @@ impl Connection {
         keepalive.tick().await;
         let shutdown = self.state.realtime.shutdown.triggered();
         tokio::pin!(shutdown);
+        self.watch_session().await;
         let flow = loop {
             let flow = tokio::select! {
                 () = &mut shutdown => Flow::Close(1001, "server shutting down".into()),
@@ -282,6 +342,7 @@ impl Connection {
                 Some((id, step)) = self.operations.next(), if !self.operations.is_empty() => {
                     self.on_result(id, step).await
                 }
+                received = next_session_message(&mut self.sessions) => self.on_session(received),
                 _ = keepalive.tick() => {
                     if self.last_heard.elapsed() > config.keepalive * 2 {
                         Flow::Close(1001, "keep-alive timeout".into())
@@ -371,13 +432,15 @@ impl Connection {
         };
         if let Some(token) = token {
             match Self::authenticate(self.state.realtime.tokens.clone(), &token).await {
-                Ok(user) => {
+                Ok((user, staff)) => {
                     // A token for someone else than the gateway vouched for is refused.
                     if self.viewer.id().is_some_and(|v| v != user) {
                         return Flow::Close(4403, "Forbidden".into());
                     }
                     self.viewer = Viewer(Some(user));
+                    self.staff = staff;
                     self.token = Some(token);
+                    self.watch_session().await;
                 }
                 Err(flow) => return flow,
             }
@@ -403,9 +466,12 @@ impl Connection {
     }
 
     /// (Takes no `&self`: the connection is not `Sync`, and this future must be `Send`.)
-    async fn authenticate(tokens: Arc<tokens::TokenAuth>, token: &str) -> Result<Uuid, Flow> {
+    async fn authenticate(
+        tokens: Arc<tokens::TokenAuth>,
+        token: &str,
+    ) -> Result<(Uuid, Staff), Flow> {
         match tokens.authenticate(token).await {
-            Ok(claims) => Ok(claims.sub),
+            Ok(claims) => Ok((claims.sub, Staff::from_roles(&claims.roles))),
             Err(tokens::TokenError::Invalid(why)) => {
                 tracing::info!(reason = %why, "WebSocket token refused");
                 Err(Flow::Close(4403, "Forbidden".into()))
@@ -436,7 +502,10 @@ impl Connection {
         // Identical operations (same document, variables and viewer) share each event's
         // rendered payload (see `memo`); the resolver still authorises this one itself.
         let probe = Probe::with_key(OperationKey::new(&request, self.viewer));
-        let request = request.data(self.viewer).data(probe.clone());
+        let request = request
+            .data(self.viewer)
+            .data(self.staff)
+            .data(probe.clone());
         let results = self
             .state
             .schema

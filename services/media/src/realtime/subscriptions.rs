@@ -101,7 +101,7 @@ impl RealtimeSubscription {
         // from now on reaches the subscription, so neither a comment nor a visibility
         // change (`access_changed`) falls between a read and the live feed.
         let subscription = subscribe(app, &channels::comments(&video)).await?;
-        let audience = Audience::of(ctx, video);
+        let audience = Audience::of(ctx, video).blocking(ctx).await?;
         audience.recheck().await?;
         let feed = CommentFeed::new(
             app.comments.clone(),

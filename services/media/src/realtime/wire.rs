@@ -22,6 +22,11 @@ pub use events::trending::Wire;
 pub use super::access::AccessChange;
 use crate::{catalogue::VideoRow, comments::store::CommentDoc};
 
+/// The hub channel every replica's signed-in connections watch for [`Event::SessionEnded`]:
+/// one channel, so a replica holds one Redis subscription for it however many users are
+/// connected (bans are rare; each connection ignores the others' endings).
+pub const SESSIONS_CHANNEL: &str = "sessions";
+
 /// Every kind of event that travels through the hub. A new kind of live update is a new
 /// variant.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,6 +43,11 @@ pub enum Event {
     TrendingMoved,
     /// A notification was written for the channel's user (crate::notifications).
     Notification(crate::notifications::NotificationRow),
+    /// The user was banned: every connection of theirs closes, on every replica (on the
+    /// one [`SESSIONS_CHANNEL`]).
+    SessionEnded {
+        user_id: Uuid,
+    },
     /// Never published: the hub's own signal that messages may have been lost (its Redis
     /// connection broke and came back).
     #[serde(skip)]

@@ -2,6 +2,7 @@
 //! and the consumer that records what the transcoder produced.
 
 pub mod consumer;
+pub mod moderation;
 
 use axum::{
     Json, Router,
