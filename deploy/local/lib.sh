@@ -49,8 +49,11 @@ export S3_BUCKET=${S3_BUCKET:-kino-media}
 # auth's mail (verification, password reset) goes to its default SMTP_URL,
 # smtp://127.0.0.1:2525: the SMTP sink deps starts (deploy/local/smtp_sink.py, aiosmtpd),
 # which keeps every message as JSON in $KINO_MAIL_DIR/<recipient>/, where the tests read
-# it. With SMTP_URL set, that server is used instead (and must be reachable).
-export KINO_MAIL_DIR=${KINO_MAIL_DIR:-$KINO_STATE_DIR/mail}
+# it. With SMTP_URL set, that server is used instead (and must be reachable). The directory
+# is the machine's, like the cache, not the checkout's: one sink serves every checkout on
+# the machine (its port is the machine's), so whichever started it, its mail is where the
+# tests of any checkout look (a clean clone's CI run beside a working tree, say).
+export KINO_MAIL_DIR=${KINO_MAIL_DIR:-$KINO_CACHE_DIR/mail}
 # Uploads need a verified email address in production (auth's default); the local stack,
 # its scripts and benches upload with fresh accounts, so here they do not unless asked.
 export UPLOAD_REQUIRES_VERIFIED_EMAIL=${UPLOAD_REQUIRES_VERIFIED_EMAIL:-false}

@@ -21,16 +21,14 @@ const NEW_PASSWORD: &str = "staple grass orange";
 const VERIFY_SUBJECT: &str = "Confirm your email address for Kino";
 const RESET_SUBJECT: &str = "Reset your Kino password";
 
-/// Where the sink keeps mail: `KINO_MAIL_DIR` (deploy/local/lib.sh), else the state dir's.
+/// Where the sink keeps mail: `KINO_MAIL_DIR` (deploy/local/lib.sh), else the machine
+/// cache's (its default there).
 fn mail_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("KINO_MAIL_DIR") {
         return dir.into();
     }
-    let state = std::env::var_os("KINO_STATE_DIR").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.kino")),
-        PathBuf::from,
-    );
-    state.join("mail")
+    let cache = std::env::var_os("KINO_CACHE_DIR").unwrap_or_else(|| "/var/tmp/kino".into());
+    PathBuf::from(cache).join("mail")
 }
 
 /// A new username and its address (`Stack::register` registers `<username>@example.com`).

@@ -82,7 +82,7 @@ async fn login(
     };
     ctx.throttle.succeeded(login).await?;
     // Only now, with the password right: a ban is the account holder's business.
-    if users::bans::is_banned(ctx.db.pool(), user.id).await? {
+    if user.banned_at.is_some() {
         return Err(ApiError::Forbidden("this account is suspended"));
     }
     let mut conn = ctx.db.pool().acquire().await?;

@@ -12,15 +12,12 @@
 //! older revision changes nothing, the same one is applied again (a redelivery after a
 //! crash between the commit and the denylist still denies the tokens).
 
+use crate::Context;
 use events::{
     consumer::{self, Outcome},
     moderation::{ModerationEvent, ModerationEventKind, UserModerated},
     topology::MEDIA_EVENTS,
 };
-use sqlx::PgPool;
-use uuid::Uuid;
-
-use crate::Context;
 
 /// Consumes auth's `auth.moderation` queue until shutdown.
 pub fn spawn(ctx: &Context, shutdown: &platform::Shutdown) {
@@ -82,13 +79,4 @@ async fn apply(ctx: &Context, event: &UserModerated) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("denylist: {e:?}"))?;
     tracing::info!(user = %event.user_id, tokens = live.len(), "account banned");
     Ok(())
-}
-
-/// Whether the account is banned now.
-pub async fn is_banned(pool: &PgPool, user: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT banned_at IS NOT NULL FROM users WHERE id = $1")
-        .bind(user)
-        .fetch_optional(pool)
-        .await
-        .map(|banned| banned.unwrap_or(false))
 }

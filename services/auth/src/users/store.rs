@@ -22,6 +22,8 @@ pub struct User {
     /// When the current address was proven (crate::mail); `None`: unverified.
     #[sqlx(default)]
     pub email_verified_at: Option<OffsetDateTime>,
+    /// When a moderator banned the account (crate::users::bans); `None`: not banned.
+    pub banned_at: Option<OffsetDateTime>,
 }
 
 impl User {
@@ -65,7 +67,7 @@ impl From<&User> for PublicProfile {
     }
 }
 
-const USER_COLUMNS: &str = "id, username::text AS username, email::text AS email, password_hash, display_name, bio, avatar_url, created_at, roles, email_verified_at";
+const USER_COLUMNS: &str = "id, username::text AS username, email::text AS email, password_hash, display_name, bio, avatar_url, created_at, roles, email_verified_at, banned_at";
 
 pub async fn by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))

@@ -228,23 +228,20 @@ impl CommentMutation {
         let app = AppContext::get(ctx);
         let video_row = visible_video(ctx, video).await?;
         let owner = video_row.owner_id;
-        if me != owner
-            && rules::blocked_from_channel(app.db.pool(), owner, me)
+        let held = if me == owner {
+            false
+        } else {
+            let (blocked, held_words) = rules::for_commenter(app.db.pool(), owner, me)
                 .await
-                .map_err(Error::from)?
-        {
-            return Err(Error::Forbidden(
-                "the channel's owner does not allow you to comment on their videos",
-            )
-            .into());
-        }
-        let held = me != owner
-            && rules::is_held(
-                &body,
-                &rules::held_words(app.db.pool(), owner)
-                    .await
-                    .map_err(Error::from)?,
-            );
+                .map_err(Error::from)?;
+            if blocked {
+                return Err(Error::Forbidden(
+                    "the channel's owner does not allow you to comment on their videos",
+                )
+                .into());
+            }
+            rules::is_held(&body, &held_words)
+        };
         let parent = match parent_id {
             None => None,
             Some(id) => {

@@ -66,10 +66,17 @@ pub async fn held_words(pool: &PgPool, channel: Uuid) -> sqlx::Result<Vec<String
         .await
 }
 
-/// Whether the channel's owner blocked `user` from commenting.
-pub async fn blocked_from_channel(pool: &PgPool, channel: Uuid, user: Uuid) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM channel_blocks WHERE channel_id = $1 AND user_id = $2)",
+/// What a channel's rules say to `user` about to comment there, in one round trip:
+/// whether the owner blocked them, and the owner's held words.
+pub async fn for_commenter(
+    pool: &PgPool,
+    channel: Uuid,
+    user: Uuid,
+) -> sqlx::Result<(bool, Vec<String>)> {
+    count_query("postgres", "comment_rules");
+    sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM channel_blocks WHERE channel_id = $1 AND user_id = $2),
+                ARRAY(SELECT word FROM held_words WHERE channel_id = $1)",
     )
     .bind(channel)
     .bind(user)

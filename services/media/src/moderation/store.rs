@@ -244,13 +244,3 @@ pub async fn set_banned(
     .await?;
     Ok((revision, videos))
 }
-
-/// Whether the user is banned now.
-pub async fn is_banned(pool: &PgPool, user: Uuid) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM user_moderation WHERE user_id = $1 AND banned_at IS NOT NULL)",
-    )
-    .bind(user)
-    .fetch_one(pool)
-    .await
-}
