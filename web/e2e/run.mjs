@@ -3,19 +3,24 @@
 // playwright-core (no browser download).
 //
 //   KINO_URL=http://localhost:8080 KINO_CLIP=/tmp/clip.mp4 [KINO_SCREENSHOTS=dir] \
-//     node web/e2e/run.mjs [flow...]        # flows: upload playback live private trending resume account
+//     node web/e2e/run.mjs [flow...]        # flows: upload playback live private trending resume account recovery
+//
+// `recovery` reads the mails auth sent from the local stack's SMTP sink
+// (deploy/local/smtp_sink.py): KINO_MAIL_DIR, else $KINO_CACHE_DIR/mail (/var/tmp/kino/mail).
 //
 // Prints one JSON line per step ({"flow","step","ok","ms",...}) and exits non-zero when a
 // flow fails. Flows that need an uploaded video run `upload` first if it was not asked for.
 import { chromium } from 'playwright-core';
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const BASE = (process.env.KINO_URL ?? 'http://localhost:8080').replace(/\/$/, '');
 const CLIP = process.env.KINO_CLIP;
 const SHOTS = process.env.KINO_SCREENSHOTS;
 const CHROMIUM = process.env.KINO_CHROMIUM ?? '/usr/bin/chromium';
-const ALL = ['upload', 'playback', 'live', 'private', 'trending', 'resume', 'account'];
+// The SMTP sink's directory (deploy/local/lib.sh): the machine's, not the checkout's.
+const MAIL_DIR = process.env.KINO_MAIL_DIR || join(process.env.KINO_CACHE_DIR || '/var/tmp/kino', 'mail');
+const ALL = ['upload', 'playback', 'live', 'private', 'trending', 'resume', 'account', 'recovery'];
 const asked = (process.argv.slice(2).length ? process.argv.slice(2) : (process.env.KINO_FLOWS ?? '').split(',')).filter(Boolean);
 const flows = asked.length ? asked : ALL;
 for (const f of flows) if (!ALL.includes(f)) die(`unknown flow ${f}; flows: ${ALL.join(' ')}`);
@@ -134,6 +139,43 @@ async function uploadThroughPage(page, { title, visibility = 'public', tags = 'e
   const href = await page.getAttribute('#upload-ready a', 'href');
   const id = href.split('/').pop();
   return { id, transcodeProgress: seen, stages };
+}
+
+/** Every mail the SMTP sink kept for `address` (one JSON file each), oldest first. */
+function mailsFor(address) {
+  const dir = join(MAIL_DIR, address.trim().toLowerCase());
+  let names;
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith('.json'));
+  } catch {
+    return [];
+  }
+  // <nanoseconds>-<n>.json: the sink's arrival order.
+  const key = (n) => n.replace(/\.json$/, '').split('-').map((x) => BigInt(x));
+  names.sort((a, b) => {
+    const [x, y] = [key(a), key(b)];
+    return x[0] !== y[0] ? (x[0] < y[0] ? -1 : 1) : x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0;
+  });
+  return names.map((n) => JSON.parse(readFileSync(join(dir, n), 'utf8')));
+}
+
+/** The mails with `subject` for `address`, once there are at least `n` (30 s at most). */
+async function waitForMails(address, subject, n = 1, timeoutMs = 30_000) {
+  const started = Date.now();
+  for (;;) {
+    const found = mailsFor(address).filter((m) => m.subject === subject);
+    if (found.length >= n) return found;
+    if (Date.now() - started > timeoutMs)
+      throw new Error(`${found.length} of ${n} mail(s) "${subject}" for ${address} in ${MAIL_DIR} after ${timeoutMs / 1000} s (is the SMTP sink of deploy/local/deps running?)`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** The path and query of the link to `page` in a mail (links name PUBLIC_URL, not this stack's port). */
+function linkIn(mail, page) {
+  const m = new RegExp(`https?://[^\\s]+?(/${page}\\?token=[A-Za-z0-9_-]+)`).exec(mail.text ?? '');
+  if (!m) throw new Error(`no /${page}?token= link in the mail: ${mail.text}`);
+  return m[1];
 }
 
 // ---------------------------------------------------------------------------------------
@@ -472,6 +514,118 @@ const FLOWS = {
       await page.fill('#signin-password', user.password);
       await page.click('main form button[type=submit]');
       await page.waitForSelector('main [role=alert]', { timeout: 10_000 });
+    });
+    await context.close();
+  },
+
+  async recovery() {
+    const VERIFY_SUBJECT = 'Confirm your email address for Kino';
+    const RESET_SUBJECT = 'Reset your Kino password';
+    const { page, context } = await newPage('D');
+    await step('D registers (a verification mail is sent)', () => signUp(page, 'd').then((u) => ({ username: u.username, email: u.email })));
+    const user = state.users.d;
+    await step('settings: the address is unverified; "Resend verification email" sends another', async () => {
+      await page.goto('/settings');
+      await page.waitForSelector('#settings-verify', { timeout: 20_000 });
+      await page.getByRole('button', { name: 'Resend verification email' }).click();
+      await page.waitForSelector('#settings-verify-sent', { timeout: 20_000 });
+      await shot(page, 'settings-unverified');
+    });
+    await step('an upload refused for the unverified address (403 email-unverified) points to settings', async () => {
+      // The local stack lets unverified accounts upload (UPLOAD_REQUIRES_VERIFIED_EMAIL=false),
+      // so the gateway's refusal is played here, as it answers with the setting on.
+      const refusal = (route) =>
+        route.request().method() === 'POST'
+          ? route.fulfill({
+              status: 403,
+              contentType: 'application/problem+json',
+              body: JSON.stringify({
+                type: 'https://kino.dev/problems/email-unverified',
+                title: 'Forbidden',
+                status: 403,
+                detail: 'verify your email address first: follow the link we mailed you, or ask for a new one (POST /user/email/verification)',
+              }),
+            })
+          : route.fallback();
+      await page.route('**/video/upload', refusal);
+      try {
+        await page.goto('/upload');
+        await page.setInputFiles('#upload-file', CLIP);
+        await page.fill('#upload-title', `Refused upload ${RUN}`);
+        await page.click('main form button[type=submit]');
+        await page.waitForSelector('#upload-unverified a[href="/settings"]', { timeout: 20_000 });
+        check(await page.isVisible('main form button[type=submit]'), 'the upload form is not offered again');
+        await shot(page, 'upload-unverified');
+      } finally {
+        await page.unroute('**/video/upload', refusal);
+      }
+    });
+    let verifyLink;
+    await step('both verification mails arrive at the SMTP sink', async () => {
+      const mails = await waitForMails(user.email, VERIFY_SUBJECT, 2);
+      verifyLink = linkIn(mails[mails.length - 1], 'verify-email');
+      return { mails: mails.length, mailDir: MAIL_DIR };
+    });
+    await step('the verification link verifies the address', async () => {
+      await page.goto(verifyLink);
+      await page.waitForSelector('#verify-done', { timeout: 20_000 });
+      await page.waitForTimeout(500);
+      // Posted once: no second request turned the success into "invalid link".
+      check(!(await page.isVisible('#verify-invalid')), 'the page shows both success and an invalid link');
+      await shot(page, 'verify-email');
+    });
+    await step('opened again, the used link says it is invalid; settings no longer ask to verify', async () => {
+      await page.goto(verifyLink);
+      await page.waitForSelector('#verify-invalid', { timeout: 20_000 });
+      await page.goto('/settings');
+      await page.waitForSelector('#settings-display', { timeout: 20_000 });
+      check(!(await page.isVisible('#settings-verify')), 'settings still say the address is unverified');
+    });
+    await step('sign out; "Forgot your password?" on the sign-in page asks for the address', async () => {
+      await page.click('#sign-out');
+      await page.waitForSelector('header >> text=Sign in', { timeout: 10_000 });
+      await page.goto('/signin');
+      await page.getByRole('link', { name: 'Forgot your password?' }).click();
+      await page.waitForURL(/\/forgot-password$/, { timeout: 10_000 });
+      await page.getByLabel('Email', { exact: true }).fill(user.email);
+      await page.click('main form button[type=submit]');
+      const said = await page.waitForSelector('#forgot-sent', { timeout: 20_000 }).then((e) => e.textContent());
+      check(/if an account has this email address/i.test(said), `the page says: ${said}`);
+      await shot(page, 'forgot-password');
+      return { said };
+    });
+    let resetLink;
+    await step('the reset mail arrives at the SMTP sink', async () => {
+      const mails = await waitForMails(user.email, RESET_SUBJECT, 1);
+      resetLink = linkIn(mails[mails.length - 1], 'reset-password');
+    });
+    const newPassword = `${user.password}-reset`;
+    await step('the reset link: passwords that differ are refused, then the new one is set', async () => {
+      await page.goto(resetLink);
+      await page.getByLabel('New password', { exact: true }).fill(newPassword);
+      await page.getByLabel('Confirm new password', { exact: true }).fill(`${newPassword}x`);
+      await page.click('main form button[type=submit]');
+      await page.waitForSelector('#reset-problem:has-text("not the same")', { timeout: 10_000 });
+      await page.getByLabel('Confirm new password', { exact: true }).fill(newPassword);
+      await shot(page, 'reset-password');
+      await page.click('main form button[type=submit]');
+      await page.waitForURL(/\/signin\?reset=1$/, { timeout: 20_000 });
+      await page.waitForSelector('#signin-reset-notice', { timeout: 10_000 });
+    });
+    await step('the old password no longer signs in; the new one does', async () => {
+      await page.fill('#signin-login', user.username);
+      await page.fill('#signin-password', user.password);
+      await page.click('main form button[type=submit]');
+      await page.waitForSelector('main [role=alert]', { timeout: 10_000 });
+      user.password = newPassword;
+      await signIn(page, user);
+    });
+    await step('the used reset link says it is invalid and offers a new one', async () => {
+      await page.goto(resetLink);
+      await page.getByLabel('New password', { exact: true }).fill(`${newPassword}-again`);
+      await page.getByLabel('Confirm new password', { exact: true }).fill(`${newPassword}-again`);
+      await page.click('main form button[type=submit]');
+      await page.waitForSelector('#reset-invalid a[href="/forgot-password"]', { timeout: 20_000 });
     });
     await context.close();
   },

@@ -4,6 +4,7 @@ import { logout, onSessionEnded } from './api/session';
 import { ErrorBox, lazyPage, useSession } from './components/common';
 import { useSuggestions } from './components/suggestions';
 import type { TrendingWindow } from './gql/graphql';
+import { linkToken } from './lib/recovery';
 import Home from './pages/Home';
 import { SignIn, SignUp } from './pages/Auth';
 import Search from './pages/Search';
@@ -16,6 +17,10 @@ const Upload = lazyPage<object>(() => import('./pages/Upload'));
 const Channel = lazyPage<{ id: string }>(() => import('./pages/Channel'));
 const Settings = lazyPage<object>(() => import('./pages/Settings'));
 const Dashboard = lazyPage<object>(() => import('./pages/Dashboard'));
+// The pages mailed links lead to (one module, loaded on demand).
+const ForgotPassword = lazyPage<{ email?: string }>(() => import('./pages/Recovery').then((m) => ({ default: m.ForgotPassword })));
+const ResetPassword = lazyPage<{ token: string | null }>(() => import('./pages/Recovery').then((m) => ({ default: m.ResetPassword })));
+const VerifyEmail = lazyPage<{ token: string | null }>(() => import('./pages/Recovery').then((m) => ({ default: m.VerifyEmail })));
 
 function RequireSession({ children }: { children: preact.ComponentChildren }) {
   const session = useSession();
@@ -48,6 +53,9 @@ function route(loc: Location) {
   if (p === '/search') return <Search key={loc.query.toString()} loc={loc} />;
   if (p === '/signin') return <SignIn loc={loc} />;
   if (p === '/signup') return <SignUp loc={loc} />;
+  if (p === '/forgot-password') return <ForgotPassword email={loc.query.get('email') ?? ''} />;
+  if (p === '/reset-password') return <ResetPassword key={linkToken(loc.query)} token={linkToken(loc.query)} />;
+  if (p === '/verify-email') return <VerifyEmail key={linkToken(loc.query)} token={linkToken(loc.query)} />;
   if ((m = match('/watch/:id', p))) return <Watch key={m.id} id={m.id} />;
   if ((m = match('/channel/:id', p))) return <Channel key={m.id} id={m.id} />;
   if (p === '/upload')

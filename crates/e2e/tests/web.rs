@@ -4,8 +4,10 @@
 //! Chromium, headless. Every flow of issue 21 runs: sign up and upload with live
 //! transcoding progress, playback (hls.js levels, captions, storyboard), live likes and
 //! comments across two users with one of them offline for a while, a private video, trending
-//! and typo-tolerant search, an upload resumed after a reload, and the account itself
-//! (settings, a password change, a session ended elsewhere, deleting it).
+//! and typo-tolerant search, an upload resumed after a reload, the account itself
+//! (settings, a password change, a session ended elsewhere, deleting it), and account
+//! recovery: email verification and a password reset through the links auth mailed, read
+//! from the local stack's SMTP sink (`KINO_MAIL_DIR`, inherited from deploy/local/lib.sh).
 //!
 //! The flows print one JSON line per step; they are copied to this test's output. Set
 //! `KINO_WEB_SCREENSHOTS` to a directory to keep the screenshots (the README's come from
@@ -76,13 +78,13 @@ async fn every_flow_of_the_web_app_works_in_chromium() {
     println!("{stdout}");
     eprintln!("{}", String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "a browser flow failed (see above)");
-    // The last line is the summary: all seven flows ran, none failed.
+    // The last line is the summary: all eight flows ran, none failed.
     let summary: serde_json::Value =
         serde_json::from_str(stdout.lines().last().expect("a summary line")).unwrap();
     assert_eq!(summary["failed"], 0);
     assert_eq!(
         summary["flows"].as_array().map(Vec::len),
-        Some(7),
+        Some(8),
         "{summary}"
     );
 

@@ -28,9 +28,15 @@ export function SignIn({ loc }: { loc: Location }) {
     }
   };
   const next = loc.query.get('next');
+  const reset = loc.query.get('reset') !== null;
   return (
     <section class="narrow">
       <h1>Sign in</h1>
+      {reset && (
+        <p class="notice" role="status" id="signin-reset-notice">
+          Your password was changed, and every session of your account was signed out. Sign in with the new password.
+        </p>
+      )}
       {next && <p class="notice">Sign in to continue.</p>}
       <form onSubmit={submit} aria-describedby="signin-error">
         <div class="field">
@@ -48,6 +54,9 @@ export function SignIn({ loc }: { loc: Location }) {
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
       </form>
+      <p>
+        <Link href={`/forgot-password${form.login.includes('@') ? `?email=${encodeURIComponent(form.login.trim())}` : ''}`}>Forgot your password?</Link>
+      </p>
       <p>
         No account? <Link href={`/signup${next ? `?next=${encodeURIComponent(next)}` : ''}`}>Sign up</Link>
       </p>

@@ -2,6 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api/http';
 import { forget } from '../api/session';
 import { ErrorBox, useAsync } from '../components/common';
+import { resendOutcome } from '../lib/recovery';
 import { navigate } from '../router';
 
 interface Profile {
@@ -12,6 +13,48 @@ interface Profile {
   bio: string;
   avatar_url: string | null;
   created_at: string;
+  email_verified?: boolean;
+}
+
+/** Shown while the address is unverified: the mailed link, or another one. */
+function VerifyNotice({ email, onVerified }: { email: string; onVerified: () => void }) {
+  const [busy, setBusy] = useState(false);
+  const [sent, setSent] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const resend = async () => {
+    setBusy(true);
+    setError(null);
+    setSent(false);
+    let failure: unknown = null;
+    try {
+      await api('/user/email/verification', { method: 'POST', auth: true });
+    } catch (err) {
+      failure = err;
+    } finally {
+      setBusy(false);
+    }
+    const outcome = resendOutcome(failure);
+    if (outcome.kind === 'sent') setSent(true);
+    else if (outcome.kind === 'verified') onVerified(); // verified meanwhile (another tab, the link)
+    else setError(outcome.error);
+  };
+  return (
+    <div class="notice" id="settings-verify" role="region" aria-labelledby="settings-verify-title">
+      <p>
+        <strong id="settings-verify-title">Your email address is not verified yet.</strong> Follow the link we mailed to {email}; until then
+        you may not be able to upload videos.
+      </p>
+      <button type="button" onClick={resend} disabled={busy}>
+        {busy ? 'Sending…' : 'Resend verification email'}
+      </button>
+      {sent && (
+        <p role="status" id="settings-verify-sent">
+          A new link is on its way to {email}. It works once, and only for a while.
+        </p>
+      )}
+      <ErrorBox error={error} />
+    </div>
+  );
 }
 
 export default function Settings() {
@@ -20,6 +63,7 @@ export default function Settings() {
   const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState(false);
   const [busy, setBusy] = useState(false);
+  const [alreadyVerified, setAlreadyVerified] = useState(false);
   useEffect(() => {
     const p = profile.data;
     if (p) setForm({ display_name: p.display_name ?? '', bio: p.bio, avatar_url: p.avatar_url ?? '', email: p.email, password: '', current_password: '' });
@@ -67,6 +111,21 @@ export default function Settings() {
     <section class="narrow">
       <h1>Profile settings</h1>
       <p class="muted">Signed in as @{p.username}.</p>
+      {p.email_verified === false && (
+        <VerifyNotice
+          key={p.email}
+          email={p.email}
+          onVerified={() => {
+            profile.setData({ ...p, email_verified: true });
+            setAlreadyVerified(true);
+          }}
+        />
+      )}
+      {p.email_verified && alreadyVerified && (
+        <p class="notice" role="status" id="settings-verified">
+          Your email address is already verified.
+        </p>
+      )}
       <form onSubmit={submit}>
         <div class="field">
           <label for="settings-display">Display name</label>

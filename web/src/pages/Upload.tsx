@@ -5,6 +5,7 @@ import { UploadProgressSubscription, VideoStatusQuery } from '../api/operations'
 import { accessToken, refreshNow, session } from '../api/session';
 import { ErrorBox } from '../components/common';
 import { formatBytes } from '../lib/format';
+import { isEmailUnverified } from '../lib/recovery';
 import { etaText, normaliseTags, shouldRetryStatus, titleFromFilename, tusError, videoIdFromUploadUrl } from '../lib/upload';
 import { Link } from '../router';
 
@@ -168,8 +169,14 @@ export default function UploadPage() {
         }
       },
       onError: (err) => {
-        setPhase('paused');
-        setError(tusError(err as Parameters<typeof tusError>[0]));
+        const e = tusError(err as Parameters<typeof tusError>[0]);
+        if (isEmailUnverified(e)) {
+          // Refused before anything was created: back to the form, to try again once verified.
+          upload.current = null;
+          setSent(0);
+          setPhase('pick');
+        } else setPhase('paused');
+        setError(e);
       },
     });
     upload.current = u;
@@ -315,7 +322,14 @@ export default function UploadPage() {
           )}
         </div>
       )}
-      <ErrorBox error={error} />
+      {isEmailUnverified(error) ? (
+        <div class="error" role="alert" id="upload-unverified">
+          Verify your email address before uploading: follow the link we mailed you, or send a new one from{' '}
+          <Link href="/settings">Settings</Link>.
+        </div>
+      ) : (
+        <ErrorBox error={error} />
+      )}
     </section>
   );
 }

@@ -122,10 +122,11 @@ async fn register(
 
     let hash = ctx.hasher.hash(password).await;
     let mut tx = ctx.db.pool().begin().await?;
-    let user: User = sqlx::query_as(
+    let user: User = sqlx::query_as(&format!(
         "INSERT INTO users (id, username, email, password_hash, display_name) VALUES ($1, $2, $3, $4, $5)
-         RETURNING id, username::text AS username, email::text AS email, password_hash, display_name, bio, avatar_url, created_at, roles, email_verified_at",
-    )
+         RETURNING {}",
+        store::USER_COLUMNS
+    ))
     .bind(Uuid::now_v7())
     .bind(username.as_str())
     .bind(email.as_str())
@@ -212,7 +213,7 @@ async fn update_profile(
     };
 
     let mut tx = ctx.db.pool().begin().await?;
-    let user: User = sqlx::query_as(
+    let user: User = sqlx::query_as(&format!(
         "UPDATE users SET
             display_name = CASE WHEN $2::text IS NULL THEN display_name ELSE NULLIF($2, '') END,
             bio = COALESCE($3, bio),
@@ -223,8 +224,9 @@ async fn update_profile(
             password_hash = COALESCE($6, password_hash),
             updated_at = now()
          WHERE id = $1
-         RETURNING id, username::text AS username, email::text AS email, password_hash, display_name, bio, avatar_url, created_at, roles, email_verified_at",
-    )
+         RETURNING {}",
+        store::USER_COLUMNS
+    ))
     .bind(current.id)
     .bind(display_name)
     .bind(bio)

@@ -67,7 +67,8 @@ impl From<&User> for PublicProfile {
     }
 }
 
-const USER_COLUMNS: &str = "id, username::text AS username, email::text AS email, password_hash, display_name, bio, avatar_url, created_at, roles, email_verified_at, banned_at";
+/// What every query that reads a [`User`] selects (or returns).
+pub(crate) const USER_COLUMNS: &str = "id, username::text AS username, email::text AS email, password_hash, display_name, bio, avatar_url, created_at, roles, email_verified_at, banned_at";
 
 pub async fn by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
