@@ -50,6 +50,13 @@ impl<K: Eq + Hash + Clone, T> PageCache<K, T> {
         }
     }
 
+    /// Forgets every page: the next request of each loads it again. For changes that
+    /// must not wait out the TTL on this replica (a moderator withholding a video);
+    /// other replicas' pages still expire within the TTL.
+    pub fn clear(&self) {
+        self.pages.clear();
+    }
+
     /// The page's rows, from the cache while fresh, else from `load` (and kept). While
     /// one caller loads a page, others asking for it wait for its rows; `load` is then
     /// dropped unrun.

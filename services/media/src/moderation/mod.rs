@@ -681,6 +681,7 @@ async fn set_hidden(
         .await?;
     tx.commit().await.map_err(Error::from)?;
     app.relay.notify();
+    forget_pages(app);
     app.realtime.access_changed(video).await;
     Ok(entry)
 }
@@ -717,6 +718,7 @@ async fn set_banned(
         .await?;
     tx.commit().await.map_err(Error::from)?;
     app.relay.notify();
+    forget_pages(app);
     if banned {
         // At once, from here; the consumer of the event does it again (durably) and
         // hides the comments (events::apply).
@@ -726,6 +728,14 @@ async fn set_banned(
         app.realtime.access_changed(video).await;
     }
     Ok(entry)
+}
+
+/// Withheld (or restored) videos leave (or rejoin) this replica's cached feed and search
+/// pages at once; other replicas' pages expire within `FEED_CACHE_MILLIS` /
+/// `SEARCH_CACHE_MILLIS` (1 s).
+fn forget_pages(app: &AppContext) {
+    app.feed_cache.clear();
+    app.search_cache.clear();
 }
 
 /// Closes the user's live connections on every replica.
