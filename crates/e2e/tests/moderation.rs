@@ -256,6 +256,26 @@ async fn reported_video_is_hidden_from_every_list_and_playback_then_restored() {
         .graphql_ok(Some(&creator), VIDEO, json!({ "id": video }))
         .await;
     assert_eq!(owned["video"]["hidden"]["reason"], "spam");
+    // The owner is told, with the reason.
+    let told = stack
+        .graphql_ok(
+            Some(&creator),
+            "{ notifications(first: 10) { edges { node { kind detail video { id } } } } }",
+            json!({}),
+        )
+        .await;
+    let hidden_notices: Vec<&Value> = told["notifications"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["node"])
+        .filter(|n| n["kind"] == "VIDEO_HIDDEN")
+        .collect();
+    assert_eq!(
+        hidden_notices,
+        [&json!({ "kind": "VIDEO_HIDDEN", "detail": "spam", "video": { "id": video } })],
+        "{told}"
+    );
     assert_eq!(get(&stack, &hls, Some(&creator)).await, 200);
     let open = stack
         .graphql_ok(Some(&moderator), QUEUE, json!({ "state": "OPEN" }))

@@ -53,6 +53,7 @@ use crate::{
     context::{AppContext, count_query, staff, viewer},
     cursor::{Cursor, Page},
     error::Error,
+    notifications::{self, Kind, NewNotification},
     realtime::wire,
     users::User,
 };
@@ -679,10 +680,24 @@ async fn set_hidden(
     let entry = decision
         .record(&mut tx, action, "video", &video.to_string())
         .await?;
+    // The owner is told why, once per decision (the revision makes each one new).
+    let notified = if hidden {
+        let notice = NewNotification {
+            video: Some(video),
+            detail: Some(decision.reason.clone()),
+            ..NewNotification::new(owner_id, Kind::VideoHidden, format!("{video}:{revision}"))
+        };
+        notifications::store::notify(&mut tx, &notice)
+            .await
+            .map_err(Error::from)?
+    } else {
+        None
+    };
     tx.commit().await.map_err(Error::from)?;
     app.relay.notify();
     forget_pages(app);
     app.realtime.access_changed(video).await;
+    notifications::announce(app, notified.as_slice()).await;
     Ok(entry)
 }
 

@@ -70,10 +70,12 @@ pub enum Kind {
     NewSubscriber,
     /// The webhooks service disabled one of the user's endpoints (`detail` says which and why).
     WebhookDisabled,
+    /// A moderator hid one of the user's videos (`detail` says why; crate::moderation).
+    VideoHidden,
 }
 
 impl Kind {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::NewVideo,
         Self::CommentReply,
         Self::VideoComment,
@@ -81,6 +83,7 @@ impl Kind {
         Self::VideoFailed,
         Self::NewSubscriber,
         Self::WebhookDisabled,
+        Self::VideoHidden,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -92,6 +95,7 @@ impl Kind {
             Self::VideoFailed => "video_failed",
             Self::NewSubscriber => "new_subscriber",
             Self::WebhookDisabled => "webhook_disabled",
+            Self::VideoHidden => "video_hidden",
         }
     }
 
