@@ -170,15 +170,32 @@ start_bg() {
   return 0
 }
 
-# stop_pidfile NAME: stop a process started by start_bg (TERM, then KILL after 10 s).
-stop_pidfile() {
-  local pidfile=$KINO_RUN_DIR/$1.pid pid i
-  [[ -f $pidfile ]] || return 0
-  pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$pidfile"
+# stop_pidfiles NAME...: stop processes started by start_bg, all at once: TERM to each,
+# up to 10 s for all of them to exit, then KILL (and a log line) for any still running.
+# At once rather than one by one, so a stack of ten services stops in at most ~10 s, not
+# 10 s per slow service.
+stop_pidfiles() {
+  local name pid i alive names=() pids=()
+  for name in "$@"; do
+    [[ -f $KINO_RUN_DIR/$name.pid ]] || continue
+    pid=$(cat "$KINO_RUN_DIR/$name.pid")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      names+=("$name")
+      pids+=("$pid")
+    fi
+  done
+  for ((i = 0; i < 50; i++)); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.2
+  done
+  for i in "${!pids[@]}"; do
+    if kill -0 "${pids[i]}" 2>/dev/null; then
+      log "${names[i]} still running 10 s after SIGTERM; killing it"
+      kill -KILL "${pids[i]}" 2>/dev/null || true
+    fi
+  done
+  for name in "$@"; do rm -f "$KINO_RUN_DIR/$name.pid"; done
 }

@@ -1,5 +1,7 @@
 //! Shared helpers of the benchmark tools.
 
+use events::video::{VideoMetadata, Visibility};
+
 /// A small, fast, seeded PRNG (xorshift64*): benchmarks must be reproducible, and this
 /// is all the randomness they need.
 pub struct Rng(u64);
@@ -161,3 +163,101 @@ pub const SHAPES: &[&str] = &[
     "{a} {b} in 10 minutes",
     "Advanced {a}: {b}",
 ];
+
+/// A seeded video's metadata: a topic's two words in one of the title shapes.
+pub fn video_metadata(rng: &mut Rng) -> VideoMetadata {
+    let (category, words) = rng.pick(TOPICS);
+    let a = rng.pick(words);
+    let b = rng.pick(words);
+    let title = rng.pick(SHAPES).replace("{a}", a).replace("{b}", b);
+    let title = title[..1].to_uppercase() + &title[1..];
+    VideoMetadata {
+        description: format!("A video about {a}, {b} and more {category}. Subscribe for more {b}!"),
+        tags: vec![a.to_string(), category.to_string()],
+        category: Some(category.to_string()),
+        visibility: if rng.below(20) == 0 {
+            Visibility::Unlisted
+        } else {
+            Visibility::Public
+        },
+        title,
+    }
+}
+
+/// How many distinct queries (and prefixes) the search loads draw from.
+pub const DISTINCT_QUERIES: usize = 1_000;
+
+/// The seeded titles' own words (the shapes' fixed words).
+pub fn title_words() -> Vec<String> {
+    let mut words: Vec<String> = SHAPES
+        .iter()
+        .flat_map(|s| s.split(|c: char| !c.is_alphanumeric()))
+        .filter(|w| w.len() >= 4 && !w.starts_with('{'))
+        .map(str::to_lowercase)
+        .collect();
+    words.sort();
+    words.dedup();
+    words
+}
+
+/// 1,000 distinct two-word queries, in a fixed order (what search-load and search-index
+/// send).
+pub fn search_queries() -> Vec<String> {
+    let mut all = Vec::new();
+    for (_, words) in TOPICS {
+        for a in *words {
+            for b in *words {
+                if a != b {
+                    all.push(format!("{a} {b}"));
+                }
+            }
+        }
+    }
+    let shape_words = title_words();
+    for (_, words) in TOPICS {
+        for a in *words {
+            for w in &shape_words {
+                all.push(format!("{a} {w}"));
+            }
+        }
+    }
+    shuffle_take(all, DISTINCT_QUERIES)
+}
+
+/// 1,000 distinct suggestion prefixes: what is typed on the way to each word, and some typos.
+pub fn search_prefixes() -> Vec<String> {
+    let mut words: Vec<String> = TOPICS
+        .iter()
+        .flat_map(|(topic, words)| std::iter::once(*topic).chain(words.iter().copied()))
+        .map(str::to_owned)
+        .chain(title_words())
+        .collect();
+    words.sort();
+    words.dedup();
+    let mut all = Vec::new();
+    let mut rng = Rng::new(7);
+    for word in &words {
+        let chars: Vec<char> = word.chars().collect();
+        for len in 1..=chars.len() {
+            all.push(chars[..len].iter().collect::<String>());
+            if len >= 5 && rng.below(4) == 0 {
+                let mut typo = chars[..len].to_vec();
+                let at = 1 + rng.below(len - 1);
+                typo[at] = if typo[at] == 'x' { 'z' } else { 'x' };
+                all.push(typo.into_iter().collect());
+            }
+        }
+    }
+    all.sort();
+    all.dedup();
+    shuffle_take(all, DISTINCT_QUERIES)
+}
+
+fn shuffle_take(mut all: Vec<String>, n: usize) -> Vec<String> {
+    let mut rng = Rng::new(42);
+    for i in (1..all.len()).rev() {
+        all.swap(i, rng.below(i + 1));
+    }
+    all.truncate(n);
+    all
+}

@@ -38,10 +38,13 @@ fn bin_dir() -> PathBuf {
 
 /// A port base for `up`: eight consecutive free ports (the gateway's, then the seven
 /// services'), and base+1001 and base+1006 (auth's and the recommender's gRPC) free too.
+/// All below Linux's ephemeral range (32768 and up by default), where the rest of the
+/// suite's listeners on port 0 and its outgoing connections land: a base picked there was
+/// sometimes taken by another test between this check and `up` binding it.
 fn free_ports() -> u16 {
     let free = |port: u16| TcpListener::bind(("127.0.0.1", port)).is_ok();
     (0..200)
-        .map(|_| 20_000 + (uuid::Uuid::now_v7().as_u128() % 40_000) as u16)
+        .map(|_| 20_000 + (uuid::Uuid::now_v7().as_u128() % 11_700) as u16)
         .find(|base| (*base..base + 8).all(free) && free(base + 1001) && free(base + 1006))
         .expect("eight consecutive free ports")
 }

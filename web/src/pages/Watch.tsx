@@ -46,6 +46,15 @@ export default function Watch({ id }: { id: string }) {
     });
   }, [v?.id, v?.status, session?.userId]);
 
+  // A video still being processed becomes playable without a reload: ask again every 2 s.
+  // (The upload page hears "ready" from the transcoder, possibly a moment before the
+  // catalogue has the ready video, so its "watch" link can land here first.)
+  useEffect(() => {
+    if (!v || v.status === 'READY' || v.status === 'FAILED') return;
+    const again = setTimeout(q.reload, 2_000);
+    return () => clearTimeout(again);
+  }, [q.data]);
+
   // Views and watch time; anonymous viewers are told apart by a per-tab session id.
   const viewed = useRef(false);
   const timer = useRef(new WatchTimer());

@@ -23,10 +23,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use kino_bench::{Rng, SHAPES, TOPICS};
+use kino_bench::{Rng, search_prefixes, search_queries};
 use serde_json::json;
-
-const QUERIES: usize = 1_000;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -44,11 +42,11 @@ async fn main() -> anyhow::Result<()> {
     let (document, inputs) = match mode.as_str() {
         "search" => (
             "query($q: String) { search(query: $q, first: 20) { edges { node { id title owner { displayName } } } } }",
-            searches(),
+            search_queries(),
         ),
         "suggest" => (
             "query($q: String!) { searchSuggestions(prefix: $q, first: 10) { text kind } }",
-            prefixes(),
+            search_prefixes(),
         ),
         _ => bail!("mode is search or suggest"),
     };
@@ -160,78 +158,4 @@ async fn freshness(url: &str, owner: &str, video: &str, rounds: usize) -> anyhow
         took.len()
     );
     Ok(())
-}
-
-/// The seeded titles' own words (the shapes' fixed words).
-fn title_words() -> Vec<String> {
-    let mut words: Vec<String> = SHAPES
-        .iter()
-        .flat_map(|s| s.split(|c: char| !c.is_alphanumeric()))
-        .filter(|w| w.len() >= 4 && !w.starts_with('{'))
-        .map(str::to_lowercase)
-        .collect();
-    words.sort();
-    words.dedup();
-    words
-}
-
-/// 1,000 distinct two-word queries, in a fixed order.
-fn searches() -> Vec<String> {
-    let mut all = Vec::new();
-    for (_, words) in TOPICS {
-        for a in *words {
-            for b in *words {
-                if a != b {
-                    all.push(format!("{a} {b}"));
-                }
-            }
-        }
-    }
-    let shape_words = title_words();
-    for (_, words) in TOPICS {
-        for a in *words {
-            for w in &shape_words {
-                all.push(format!("{a} {w}"));
-            }
-        }
-    }
-    shuffle_take(all, QUERIES)
-}
-
-/// 1,000 distinct prefixes: what is typed on the way to each word, and some typos.
-fn prefixes() -> Vec<String> {
-    let mut words: Vec<String> = TOPICS
-        .iter()
-        .flat_map(|(topic, words)| std::iter::once(*topic).chain(words.iter().copied()))
-        .map(str::to_owned)
-        .chain(title_words())
-        .collect();
-    words.sort();
-    words.dedup();
-    let mut all = Vec::new();
-    let mut rng = Rng::new(7);
-    for word in &words {
-        let chars: Vec<char> = word.chars().collect();
-        for len in 1..=chars.len() {
-            all.push(chars[..len].iter().collect::<String>());
-            if len >= 5 && rng.below(4) == 0 {
-                let mut typo = chars[..len].to_vec();
-                let at = 1 + rng.below(len - 1);
-                typo[at] = if typo[at] == 'x' { 'z' } else { 'x' };
-                all.push(typo.into_iter().collect());
-            }
-        }
-    }
-    all.sort();
-    all.dedup();
-    shuffle_take(all, QUERIES)
-}
-
-fn shuffle_take(mut all: Vec<String>, n: usize) -> Vec<String> {
-    let mut rng = Rng::new(42);
-    for i in (1..all.len()).rev() {
-        all.swap(i, rng.below(i + 1));
-    }
-    all.truncate(n);
-    all
 }

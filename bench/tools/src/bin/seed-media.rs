@@ -16,10 +16,10 @@ use anyhow::{Context, bail};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use events::{
     Envelope, Publisher, Rabbit,
-    video::{VideoCreated, VideoMetadata, VideoReady, Visibility},
+    video::{VideoCreated, VideoMetadata, VideoReady},
 };
 use futures::{StreamExt, stream};
-use kino_bench::{Rng, SHAPES, TOPICS, env_or};
+use kino_bench::{Rng, env_or, video_metadata};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -67,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
         let publisher = Arc::new(Publisher::new(rabbit));
         let mut rng = Rng::new(42 + have as u64);
         let batch: Vec<(Uuid, Uuid, VideoMetadata)> = (have as usize..n_videos)
-            .map(|_| (Uuid::now_v7(), *rng.pick(&users), metadata(&mut rng)))
+            .map(|_| (Uuid::now_v7(), *rng.pick(&users), video_metadata(&mut rng)))
             .collect();
         let total = batch.len();
         stream::iter(batch)
@@ -170,25 +170,6 @@ async fn main() -> anyhow::Result<()> {
     }
     eprintln!("seeded");
     Ok(())
-}
-
-fn metadata(rng: &mut Rng) -> VideoMetadata {
-    let (category, words) = rng.pick(TOPICS);
-    let a = rng.pick(words);
-    let b = rng.pick(words);
-    let title = rng.pick(SHAPES).replace("{a}", a).replace("{b}", b);
-    let title = title[..1].to_uppercase() + &title[1..];
-    VideoMetadata {
-        description: format!("A video about {a}, {b} and more {category}. Subscribe for more {b}!"),
-        tags: vec![a.to_string(), category.to_string()],
-        category: Some(category.to_string()),
-        visibility: if rng.below(20) == 0 {
-            Visibility::Unlisted
-        } else {
-            Visibility::Public
-        },
-        title,
-    }
 }
 
 async fn deliver<T: events::Event>(

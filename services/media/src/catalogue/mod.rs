@@ -68,6 +68,15 @@ impl VideoRow {
                     && !self.withheld()))
     }
 
+    /// Listed: what [`store::LISTED`] selects in SQL (ready, public, not deleted, not
+    /// withheld), for rows read without it.
+    pub fn listed(&self) -> bool {
+        self.deleted_at.is_none()
+            && self.status == ::events::video::VideoStatus::Ready
+            && self.visibility == ::events::video::Visibility::Public
+            && !self.withheld()
+    }
+
     /// Hidden by a moderator, or its owner banned.
     pub fn withheld(&self) -> bool {
         self.hidden_at.is_some() || self.owner_banned_at.is_some()

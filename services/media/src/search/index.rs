@@ -15,26 +15,41 @@
 //! video, then the highest id. A word that occurs nowhere in the index, 4+ characters
 //! long, also matches title and tag words within 1 edit (2 from 8 characters): that is
 //! the typo tolerance, and scores [`TYPO`].
+//!
+//! How a word is matched and scored cheaply: besides the title, tags and description
+//! fields (kept for phrases), every document has one `weighted` field holding each of its
+//! words once per [`UNIT`] of that word's score in the document (a title word 5 times, a
+//! word in the title and the description 6). A query word is then one posting list,
+//! read with its term frequencies ([`WeightedWord`]), and a query of several words an
+//! intersection of such lists. Asking the three fields instead made every word a union of
+//! three lists, which tantivy buffers 4,096 documents at a time: a two-word search cost
+//! 3.3 times the CPU that way (`bench/tools` search-index at 100,000 videos: 221 µs
+//! against 67 µs; bench/RESULTS.md).
 
 use std::{
+    cmp::{Ordering, Reverse},
+    collections::BinaryHeap,
     ops::Bound,
     sync::{Arc, Mutex},
 };
 
 use tantivy::{
-    DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader,
+    DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal, SegmentReader,
     TantivyDocument, Term,
-    collector::TopDocs,
+    collector::{Collector, SegmentCollector},
+    columnar::Column,
+    postings::{Postings, SegmentPostings},
     query::{
-        AllQuery, BooleanQuery, ConstScoreQuery, EmptyQuery, FuzzyTermQuery, Occur, PhraseQuery,
-        Query, RangeQuery, TermQuery,
+        AllQuery, BooleanQuery, ConstScoreQuery, EmptyQuery, EmptyScorer, EnableScoring,
+        Explanation, FuzzyTermQuery, Occur, PhraseQuery, Query, RangeQuery, Scorer, TermQuery,
+        Weight,
     },
     schema::{
         FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
     },
     tokenizer::{
-        Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter,
-        TextAnalyzer,
+        Language, LowerCaser, PreTokenizedString, RemoveLongFilter, SimpleTokenizer, Stemmer,
+        StopWordFilter, TextAnalyzer, Token,
     },
 };
 use uuid::Uuid;
@@ -46,6 +61,9 @@ pub const TITLE: Score = 1.0;
 pub const TAGS: Score = 0.4;
 pub const DESCRIPTION: Score = 0.2;
 pub const TYPO: Score = 0.1;
+/// The weighted field counts a word's score in these units: [`TITLE`], [`TAGS`] and
+/// [`DESCRIPTION`] are whole multiples of it.
+const UNIT: Score = 0.2;
 
 /// English words: split on anything not a letter or digit, lowercased, stop words out,
 /// stemmed (as PostgreSQL's `english` configuration did).
@@ -127,6 +145,7 @@ struct Fields {
     title: Field,
     tags_text: Field,
     description: Field,
+    weighted: Field,
     words: Field,
     tag: Field,
     category: Field,
@@ -157,13 +176,14 @@ impl Engine {
             .filter(RemoveLongFilter::limit(LONGEST_WORD))
             .filter(LowerCaser)
             .build();
-        index.tokenizers().register(ENGLISH, english);
+        index.tokenizers().register(ENGLISH, english.clone());
         index.tokenizers().register(WORDS, words);
         // One indexing thread: updates are small batches, and the full build runs once per
         // start on a blocking thread, beside the requests being served.
         let mut writer = index.writer_with_num_threads(1, WRITER_MEMORY)?;
+        let mut english = english;
         for document in documents {
-            writer.add_document(to_tantivy(&fields, &document))?;
+            writer.add_document(to_tantivy(&fields, &mut english, &document))?;
         }
         writer.commit()?;
         let reader = index
@@ -182,15 +202,22 @@ impl Engine {
     /// visible to searches.
     pub fn apply(&self, upserts: &[Document], removals: &[Uuid]) -> tantivy::Result<()> {
         let f = &self.fields;
+        let mut english = self.analyzer(ENGLISH);
         let mut writer = self.writer.lock().expect("a panic while indexing");
         for id in upserts.iter().map(|d| &d.id).chain(removals) {
             writer.delete_term(Term::from_field_text(f.id, &id.to_string()));
         }
         for document in upserts {
-            writer.add_document(to_tantivy(f, document))?;
+            writer.add_document(to_tantivy(f, &mut english, document))?;
         }
         writer.commit()?;
         self.reader.reload()
+    }
+
+    /// How many segments the index is in (each costs every search a little: logged with
+    /// the build, and printed by bench/tools search-index).
+    pub fn segments(&self) -> usize {
+        self.reader.searcher().segment_readers().len()
     }
 
     /// The best `limit` results after `after`, best first.
@@ -203,46 +230,12 @@ impl Engine {
             clauses.push((Occur::Must, Box::new(ConstScoreQuery::new(filter, 0.0))));
         }
         let query = BooleanQuery::new(clauses);
-        let order = request.order;
-        let after = request.after;
-        let collector = TopDocs::with_limit(request.limit.max(1)).tweak_score(
-            move |segment: &SegmentReader| {
-                let fast = segment.fast_fields();
-                let published = fast.i64("published").ok();
-                let hi = fast.u64("id_hi").ok();
-                let lo = fast.u64("id_lo").ok();
-                move |doc: DocId, score: Score| {
-                    let read = |c: &Option<tantivy::columnar::Column<u64>>| {
-                        c.as_ref().and_then(|c| c.first(doc)).unwrap_or(0)
-                    };
-                    let key = (
-                        if order == Order::Relevance {
-                            score
-                        } else {
-                            0.0
-                        },
-                        published.as_ref().and_then(|c| c.first(doc)).unwrap_or(0),
-                        read(&hi),
-                        read(&lo),
-                    );
-                    match after {
-                        Some(after) if key >= tuple(&after) => BEFORE_CURSOR,
-                        _ => key,
-                    }
-                }
-            },
-        );
-        let found: Vec<(SortKey, DocAddress)> = searcher.search(&query, &collector)?;
-        Ok(found
-            .into_iter()
-            .filter(|(key, _)| *key != BEFORE_CURSOR)
-            .map(|((score, published, hi, lo), _)| Key {
-                score,
-                published,
-                id: Uuid::from_u64_pair(hi, lo),
-            })
-            .take(request.limit)
-            .collect())
+        let collector = TopKeys {
+            relevance: request.order == Order::Relevance,
+            after: request.after,
+            limit: request.limit,
+        };
+        searcher.search(&query, &collector)
     }
 
     /// The query for the text the user typed: everything when it is blank, nothing when
@@ -303,23 +296,24 @@ impl Engine {
         match tokens.as_slice() {
             [] => return Ok(None),
             [(_, token)] => {
-                for (field, score) in weighted {
-                    let term = Term::from_field_text(field, token);
-                    fields.push((Occur::Should, constant(term_query(term), score)));
-                }
+                let term = Term::from_field_text(f.weighted, token);
                 let word = clause.text.to_lowercase();
                 let long = word.chars().count();
-                if !clause.quoted
+                let typo = !clause.quoted
                     && !clause.negated
                     && long >= 4
                     && word.chars().all(char::is_alphanumeric)
-                    && !self.is_known(searcher, &word, token)?
-                {
-                    let distance = if long >= 8 { 2 } else { 1 };
-                    let term = Term::from_field_text(f.words, &word);
-                    let fuzzy = FuzzyTermQuery::new(term, distance, true);
-                    fields.push((Occur::Should, constant(Box::new(fuzzy), TYPO)));
+                    && searcher.doc_freq(&term)? == 0;
+                let exact = Box::new(WeightedWord(term));
+                if !typo {
+                    return Ok(Some(exact));
                 }
+                // Not a word of the index: also its neighbours in titles and tags.
+                let distance = if long >= 8 { 2 } else { 1 };
+                let term = Term::from_field_text(f.words, &word);
+                let fuzzy = FuzzyTermQuery::new(term, distance, true);
+                fields.push((Occur::Should, exact));
+                fields.push((Occur::Should, constant(Box::new(fuzzy), TYPO)));
             }
             // Several words (a phrase, or `a-b`): in this order, in one field.
             _ => {
@@ -334,26 +328,6 @@ impl Engine {
             }
         }
         Ok(Some(Box::new(BooleanQuery::new(fields))))
-    }
-
-    /// Whether a query word occurs anywhere in the index (then it is not a typo).
-    fn is_known(
-        &self,
-        searcher: &tantivy::Searcher,
-        word: &str,
-        stem: &str,
-    ) -> tantivy::Result<bool> {
-        let f = &self.fields;
-        let terms = [
-            Term::from_field_text(f.words, word),
-            Term::from_field_text(f.description, stem),
-        ];
-        for term in &terms {
-            if searcher.doc_freq(term)? > 0 {
-                return Ok(true);
-            }
-        }
-        Ok(false)
     }
 
     fn filter_queries(&self, filters: &Filters) -> Vec<Box<dyn Query>> {
@@ -392,11 +366,7 @@ impl Engine {
 
     /// The tokens of `text` (with their positions) as `analyzer` indexes them.
     fn analyse(&self, analyzer: &str, text: &str) -> Vec<(usize, String)> {
-        let mut analyzer = self
-            .index
-            .tokenizers()
-            .get(analyzer)
-            .expect("registered in build");
+        let mut analyzer = self.analyzer(analyzer);
         let mut stream = analyzer.token_stream(text);
         let mut tokens = Vec::new();
         while stream.advance() {
@@ -405,17 +375,213 @@ impl Engine {
         }
         tokens
     }
+
+    fn analyzer(&self, name: &str) -> TextAnalyzer {
+        self.index
+            .tokenizers()
+            .get(name)
+            .expect("registered in build")
+    }
 }
 
-/// (score, published, id high bits, id low bits): what the collector orders by.
-type SortKey = (Score, i64, u64, u64);
-/// Below every real key: what results at or before the cursor become.
-const BEFORE_CURSOR: SortKey = (Score::NEG_INFINITY, i64::MIN, 0, 0);
+/// One query word anywhere in a document, scored by the fields it occurs in: the
+/// `weighted` field's term frequency, in [`UNIT`]s. One posting list, so an intersection
+/// of words seeks cheaply (see the module's documentation).
+#[derive(Clone, Debug)]
+struct WeightedWord(Term);
 
-fn tuple(key: &Key) -> SortKey {
-    let (hi, lo) = key.id.as_u64_pair();
-    (key.score, key.published, hi, lo)
+impl Query for WeightedWord {
+    fn weight(&self, _: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        Ok(Box::new(self.clone()))
+    }
+
+    fn query_terms<'a>(&'a self, visitor: &mut dyn FnMut(&'a Term, bool)) {
+        visitor(&self.0, false);
+    }
 }
+
+impl Weight for WeightedWord {
+    fn scorer(&self, reader: &SegmentReader, _boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        let postings = reader
+            .inverted_index(self.0.field())?
+            .read_postings(&self.0, IndexRecordOption::WithFreqs)?;
+        Ok(match postings {
+            Some(postings) => Box::new(WeightedPostings(postings)),
+            None => Box::new(EmptyScorer),
+        })
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        let mut scorer = self.scorer(reader, 1.0)?;
+        if scorer.seek(doc) != doc {
+            return Err(tantivy::TantivyError::InvalidArgument(format!(
+                "document {doc} does not hold the word"
+            )));
+        }
+        Ok(Explanation::new(
+            "weights of the fields holding the word",
+            scorer.score(),
+        ))
+    }
+}
+
+struct WeightedPostings(SegmentPostings);
+
+impl tantivy::DocSet for WeightedPostings {
+    fn advance(&mut self) -> DocId {
+        self.0.advance()
+    }
+
+    fn seek(&mut self, target: DocId) -> DocId {
+        self.0.seek(target)
+    }
+
+    fn doc(&self) -> DocId {
+        self.0.doc()
+    }
+
+    fn size_hint(&self) -> u32 {
+        self.0.size_hint()
+    }
+}
+
+impl Scorer for WeightedPostings {
+    fn score(&mut self) -> Score {
+        self.0.term_freq() as Score * UNIT
+    }
+}
+
+/// The best `limit` keys strictly after `after` (the cursor), best first. A document's
+/// `published` is read only when its score could still make the page, and its id only
+/// when its score and date do (or tie the cursor's): reading all three for every match
+/// took more of a search's time in the index than the posting lists did (perf, issue 25).
+struct TopKeys {
+    relevance: bool,
+    after: Option<Key>,
+    limit: usize,
+}
+
+impl Collector for TopKeys {
+    type Fruit = Vec<Key>;
+    type Child = SegmentTopKeys;
+
+    fn for_segment(
+        &self,
+        _: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        let fast = segment.fast_fields();
+        Ok(SegmentTopKeys {
+            relevance: self.relevance,
+            after: self.after.map(Ranked),
+            limit: self.limit,
+            published: fast.i64("published")?,
+            hi: fast.u64("id_hi")?,
+            lo: fast.u64("id_lo")?,
+            best: BinaryHeap::with_capacity(self.limit + 1),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        self.relevance
+    }
+
+    fn merge_fruits(&self, segments: Vec<Vec<Key>>) -> tantivy::Result<Vec<Key>> {
+        let mut all: Vec<Ranked> = segments.into_iter().flatten().map(Ranked).collect();
+        all.sort_unstable_by(|a, b| b.cmp(a));
+        all.truncate(self.limit);
+        Ok(all.into_iter().map(|r| r.0).collect())
+    }
+}
+
+struct SegmentTopKeys {
+    relevance: bool,
+    after: Option<Ranked>,
+    limit: usize,
+    published: Column<i64>,
+    hi: Column<u64>,
+    lo: Column<u64>,
+    /// The best keys so far, the worst of them on top.
+    best: BinaryHeap<Reverse<Ranked>>,
+}
+
+impl SegmentCollector for SegmentTopKeys {
+    type Fruit = Vec<Key>;
+
+    fn collect(&mut self, doc: DocId, score: Score) {
+        if self.limit == 0 {
+            return;
+        }
+        let score = if self.relevance { score } else { 0.0 };
+        let worst = match self.best.peek() {
+            Some(Reverse(worst)) if self.best.len() >= self.limit => Some(*worst),
+            _ => None,
+        };
+        if worst.is_some_and(|w| score < w.0.score) {
+            return;
+        }
+        let published = self.published.first(doc).unwrap_or(0);
+        let partial = Ranked(Key {
+            score,
+            published,
+            id: Uuid::nil(),
+        });
+        if worst.is_some_and(|w| partial.before(&w) == Ordering::Less)
+            || self
+                .after
+                .is_some_and(|a| partial.before(&a) == Ordering::Greater)
+        {
+            return;
+        }
+        let (hi, lo) = (self.hi.first(doc), self.lo.first(doc));
+        let key = Ranked(Key {
+            id: Uuid::from_u64_pair(hi.unwrap_or(0), lo.unwrap_or(0)),
+            ..partial.0
+        });
+        if self.after.is_some_and(|a| key >= a) || worst.is_some_and(|w| key <= w) {
+            return;
+        }
+        if worst.is_some() {
+            self.best.pop();
+        }
+        self.best.push(Reverse(key));
+    }
+
+    fn harvest(self) -> Vec<Key> {
+        self.best.into_iter().map(|Reverse(r)| r.0).collect()
+    }
+}
+
+/// A [`Key`] in its total order: score, then published, then id (scores are never NaN).
+#[derive(Debug, Clone, Copy)]
+struct Ranked(Key);
+
+impl Ranked {
+    /// Compared by score and published only.
+    fn before(&self, other: &Self) -> Ordering {
+        (self.0.score.total_cmp(&other.0.score)).then(self.0.published.cmp(&other.0.published))
+    }
+}
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.before(other).then(self.0.id.cmp(&other.0.id))
+    }
+}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Ranked {}
 
 fn term_query(term: Term) -> Box<dyn Query> {
     Box::new(TermQuery::new(term, IndexRecordOption::Basic))
@@ -443,6 +609,8 @@ fn schema() -> (Schema, Fields) {
         title: s.add_text_field("title", english.clone()),
         tags_text: s.add_text_field("tags_text", english.clone()),
         description: s.add_text_field("description", english),
+        // Written pre-tokenized (to_tantivy); frequencies carry the weights.
+        weighted: s.add_text_field("weighted", text(ENGLISH, IndexRecordOption::WithFreqs)),
         words: s.add_text_field("words", text(WORDS, IndexRecordOption::Basic)),
         tag: s.add_text_field("tag", STRING),
         category: s.add_text_field("category", STRING),
@@ -452,8 +620,9 @@ fn schema() -> (Schema, Fields) {
     (s.build(), fields)
 }
 
-fn to_tantivy(f: &Fields, d: &Document) -> TantivyDocument {
+fn to_tantivy(f: &Fields, english: &mut TextAnalyzer, d: &Document) -> TantivyDocument {
     let mut doc = TantivyDocument::default();
+    doc.add_pre_tokenized_text(f.weighted, weighted_words(english, d));
     let (hi, lo) = d.id.as_u64_pair();
     doc.add_text(f.id, d.id.to_string());
     doc.add_u64(f.id_hi, hi);
@@ -474,6 +643,41 @@ fn to_tantivy(f: &Fields, d: &Document) -> TantivyDocument {
         doc.add_u64(f.duration, seconds.max(0.0) as u64);
     }
     doc
+}
+
+/// The `weighted` field of a document: each English word of its title, tags and
+/// description, repeated once per [`UNIT`] of the word's score in this document.
+fn weighted_words(english: &mut TextAnalyzer, d: &Document) -> PreTokenizedString {
+    let mut units: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
+    let tags = d.tags.join(" ");
+    for (text, weight) in [
+        (d.title.as_str(), TITLE),
+        (tags.as_str(), TAGS),
+        (d.description.as_str(), DESCRIPTION),
+    ] {
+        let mut seen = std::collections::HashSet::new();
+        let mut stream = english.token_stream(text);
+        while stream.advance() {
+            let word = &stream.token().text;
+            if seen.insert(word.clone()) {
+                *units.entry(word.clone()).or_default() += (weight / UNIT).round() as u32;
+            }
+        }
+    }
+    let mut tokens = Vec::new();
+    for (word, n) in units {
+        for _ in 0..n {
+            tokens.push(Token {
+                position: tokens.len(),
+                text: word.clone(),
+                ..Token::default()
+            });
+        }
+    }
+    PreTokenizedString {
+        text: String::new(),
+        tokens,
+    }
 }
 
 /// A shared handle on the current engine (replaced whole when sync rebuilds it).
@@ -538,6 +742,40 @@ mod tests {
         assert_eq!(ids(&e, "rust or kids", &none), vec![4, 3]);
         assert_eq!(ids(&e, "the", &none), Vec::<u128>::new());
         assert_eq!(ids(&e, "-bread", &none), vec![3, 2]);
+    }
+
+    #[test]
+    fn a_word_scores_the_weights_of_the_fields_holding_it_once_each() {
+        let e = Engine::build([
+            doc(1, "Pasta night", &["pasta"], "Pasta with more pasta.", 10),
+            doc(2, "Night bus", &[], "A pasta stop.", 20),
+            doc(3, "Quiet", &["pasta", "night"], "", 30),
+        ])
+        .unwrap();
+        let scores = |text: &str| -> Vec<(u128, f32)> {
+            let filters = Filters::default();
+            let request = Request {
+                text,
+                filters: &filters,
+                order: Order::Relevance,
+                after: None,
+                limit: 10,
+            };
+            let keys = e.search(&request).unwrap();
+            keys.iter().map(|k| (k.id.as_u128(), k.score)).collect()
+        };
+        let near = |found: Vec<(u128, f32)>, expected: &[(u128, f32)]| {
+            assert_eq!(found.len(), expected.len(), "{found:?}");
+            for ((id, score), (want_id, want)) in found.iter().zip(expected) {
+                assert_eq!(id, want_id, "{found:?}");
+                assert!((score - want).abs() < 1e-5, "{found:?}");
+            }
+        };
+        // Title + tags + description, however often it occurs in each.
+        near(scores("pasta"), &[(1, 1.6), (3, 0.4), (2, 0.2)]);
+        // Summed over the words; a video must hold every word.
+        near(scores("pasta night"), &[(1, 2.6), (2, 1.2), (3, 0.8)]);
+        near(scores("night -pasta"), &[]);
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //!   typo tolerance; [`syntax`]: the web-search syntax users type (`"exact phrase"`, `or`,
 //!   `-exclude`); [`suggest`]: completions of titles, tags and channel names;
 //!   [`replica`]: how both follow the catalogue (within ~0.1 s of a commit).
-//! * The index finds and orders; PostgreSQL then reads the page's rows by primary key,
-//!   applying the listing rule again, so nothing unlisted is ever shown.
+//! * The index finds and orders; the page's rows are then read from PostgreSQL by primary
+//!   key (batched with concurrent searches' pages) and the listing rule is applied again
+//!   to them, so nothing unlisted is ever shown.
 //! * Filters (all given tags, category, publication dates, duration) combine with the
 //!   words. Orders: relevance (then newest), date, and views or likes — those two order
 //!   the [`SORT_CANDIDATES`] most relevant matches by the live counters in PostgreSQL
@@ -18,7 +19,9 @@ pub mod replica;
 pub mod suggest;
 pub mod syntax;
 
-use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject, connection::Connection};
+use async_graphql::{
+    Context, Enum, ID, Object, Result, SimpleObject, connection::Connection, dataloader::DataLoader,
+};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -27,7 +30,7 @@ pub use replica::SearchIndex;
 
 use self::index::{Filters, Key, Order, Request};
 use crate::{
-    catalogue::{Video, VideoRow, graphql::normalise_tags, store},
+    catalogue::{Video, VideoLoader, VideoRow, graphql::normalise_tags, store},
     context::{AppContext, count_query},
     cursor::{Cursor, Page},
     error::Error,
@@ -205,12 +208,12 @@ impl SearchQuery {
                         });
                         request.limit = page.limit() as usize;
                         let keys = engine.search(&request).map_err(index_error)?;
-                        return page_rows(pool, &keys, sort == SearchSort::Relevance).await;
+                        return page_rows(&app.videos, &keys, sort == SearchSort::Relevance).await;
                     }
                 };
                 let keys = engine.search(&request).map_err(index_error)?;
                 let ids: Vec<Uuid> = keys.iter().map(|k| k.id).collect();
-                by_counter(pool, &ids, column, page).await
+                Ok(by_counter(pool, &ids, column, page).await?)
             })
             .await?;
         let videos = videos.iter().cloned().collect();
@@ -274,26 +277,23 @@ fn index_error(error: tantivy::TantivyError) -> Error {
 }
 
 /// The rows of a page the index ordered, in its order; a video unlisted since the index
-/// last heard of it is left out.
-async fn page_rows(pool: &PgPool, keys: &[Key], ranked: bool) -> Result<Vec<Video>, Error> {
+/// last heard of it is left out ([`VideoRow::listed`], the listing rule applied again to
+/// the fresh row). Read through the shared video loader, so the pages of concurrent
+/// searches come from one PostgreSQL query rather than one each.
+async fn page_rows(
+    videos: &DataLoader<VideoLoader>,
+    keys: &[Key],
+    ranked: bool,
+) -> Result<Vec<Video>> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<Uuid> = keys.iter().map(|k| k.id).collect();
-    let sql = format!(
-        "SELECT {} FROM videos WHERE id = ANY($1) AND {}",
-        store::COLUMNS,
-        store::LISTED
-    );
-    count_query("postgres", "search");
-    let rows: Vec<VideoRow> = sqlx::query_as(&sql).bind(&ids).fetch_all(pool).await?;
-    let mut rows: std::collections::HashMap<Uuid, VideoRow> =
-        rows.into_iter().map(|r| (r.id, r)).collect();
+    let mut rows = videos.load_many(keys.iter().map(|k| k.id)).await?;
     Ok(keys
         .iter()
         .filter_map(|k| {
             Some(Video {
-                row: rows.remove(&k.id)?,
+                row: rows.remove(&k.id).filter(VideoRow::listed)?,
                 rank: ranked.then_some(f64::from(k.score)),
             })
         })

@@ -396,9 +396,10 @@ async fn rebuild_suggestions(
         })
         .collect();
     let channel_names = names.names.clone();
-    let built =
-        tokio::task::spawn_blocking(move || Suggestions::build(entries(&sources, &channel_names)))
-            .await;
+    let built = tokio::task::spawn_blocking(move || {
+        Suggestions::build(suggestion_entries(&sources, &channel_names))
+    })
+    .await;
     match built {
         Ok(suggestions) => {
             metrics::gauge!("media_search_suggestions").set(suggestions.len() as f64);
@@ -411,7 +412,7 @@ async fn rebuild_suggestions(
 
 /// The candidates: each distinct title (weighed by its videos' views), tag (by videos)
 /// and channel with listed videos (by videos).
-fn entries(
+pub fn suggestion_entries(
     sources: &[(Uuid, String, Vec<String>, Uuid, i64)],
     channel_names: &HashMap<Uuid, String>,
 ) -> Vec<Entry> {

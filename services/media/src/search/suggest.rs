@@ -5,7 +5,11 @@
 //! every candidate is a key, so a completion is a prefix walk of the set, and a
 //! typo-tolerant one (4+ characters typed) is a walk with a Levenshtein automaton that
 //! accepts keys *starting with* something within 1 edit of the prefix (2 from 8
-//! characters). The set is immutable: super::sync builds a new one when the catalogue has
+//! characters; a transposition is one edit). The automaton comes from
+//! `levenshtein_automata` (tantivy's), whose builder is made once per distance and then
+//! gives a prefix's automaton in microseconds. `fst`'s own automaton is built from scratch
+//! for each prefix, up to 2.7 ms for an 11-character one: it made the slowest completions
+//! (p99 0.9 ms against 0.3 ms now in `bench/tools` search-index; bench/RESULTS.md). The set is immutable: super::sync builds a new one when the catalogue has
 //! changed (at most every few seconds, see there) and swaps it in.
 //!
 //! Ranking: exact before typo-tolerant, a match at the start of the candidate before one
@@ -15,7 +19,8 @@
 
 use std::{cmp::Reverse, collections::HashMap};
 
-use fst::{Automaton, IntoStreamer, Map, Streamer, automaton::Levenshtein, automaton::Str};
+use fst::{Automaton, IntoStreamer, Map, Streamer, automaton::Str};
+use levenshtein_automata::{DFA, Distance, LevenshteinAutomatonBuilder, SINK_STATE};
 use uuid::Uuid;
 
 /// What kind of thing a suggestion completes to.
@@ -72,6 +77,8 @@ impl Default for Suggestions {
 
 impl Suggestions {
     pub fn build(entries: Vec<Entry>) -> Self {
+        // Made once per process (milliseconds), here rather than on a user's request.
+        std::sync::LazyLock::force(&TYPO_BUILDERS);
         // key = normalised text from a word start, 0, at_start flag, entry index
         // (unique, so the same text in several entries is kept).
         let mut keys: Vec<(Vec<u8>, u64)> = Vec::new();
@@ -150,13 +157,9 @@ impl Suggestions {
         };
         found.retain(|(_, i)| visible(&self.entries[*i as usize]));
         if found.len() < first && chars >= 4 {
-            let distance = if chars >= 8 { 2 } else { 1 };
-            // An automaton too large to build (very long input) just means no typo matches.
-            if let Ok(fuzzy) = Levenshtein::new(&prefix, distance) {
-                let mut typos = self.scan(fuzzy.starts_with(), false);
-                typos.retain(|(_, i)| visible(&self.entries[*i as usize]));
-                found.extend(typos);
-            }
+            let mut typos = self.scan(Typos::of(&prefix, chars), false);
+            typos.retain(|(_, i)| visible(&self.entries[*i as usize]));
+            found.extend(typos);
         }
         best_unique(&mut found);
         let mut seen = std::collections::HashSet::new();
@@ -192,6 +195,45 @@ impl Suggestions {
             found.push((m, i as u32));
         }
         found
+    }
+}
+
+/// Levenshtein automata builders for 1 and 2 edits, transpositions counting one.
+static TYPO_BUILDERS: std::sync::LazyLock<[LevenshteinAutomatonBuilder; 2]> =
+    std::sync::LazyLock::new(|| {
+        [
+            LevenshteinAutomatonBuilder::new(1, true),
+            LevenshteinAutomatonBuilder::new(2, true),
+        ]
+    });
+
+/// Keys starting with something within 1 edit of a prefix (2 edits from 8 characters).
+struct Typos(DFA);
+
+impl Typos {
+    fn of(prefix: &str, chars: usize) -> Self {
+        let builder = &TYPO_BUILDERS[usize::from(chars >= 8)];
+        Self(builder.build_prefix_dfa(prefix))
+    }
+}
+
+impl Automaton for Typos {
+    type State = u32;
+
+    fn start(&self) -> u32 {
+        self.0.initial_state()
+    }
+
+    fn is_match(&self, state: &u32) -> bool {
+        matches!(self.0.distance(*state), Distance::Exact(_))
+    }
+
+    fn can_match(&self, state: &u32) -> bool {
+        *state != SINK_STATE
+    }
+
+    fn accept(&self, state: &u32, byte: u8) -> u32 {
+        self.0.transition(*state, byte)
     }
 }
 
