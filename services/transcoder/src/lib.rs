@@ -113,7 +113,8 @@ impl Context {
 /// start, so the broker has somewhere to dead-letter a job even before the first failure.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let grace = config.http.shutdown_grace;
-    workdir::clear(&config.jobs.work_dir)?;
+    let work_dir = config.jobs.work_dir.clone();
+    tokio::task::spawn_blocking(move || workdir::clear(&work_dir)).await??;
     job::metrics::register();
     let ctx = Context::connect(config, &shutdown);
     let spec = ctx.queues.names.jobs_queue();

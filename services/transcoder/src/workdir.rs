@@ -32,8 +32,25 @@ impl Drop for WorkDir {
     }
 }
 
-/// Removes what a killed process left in `base` (call before taking jobs).
+/// Removes what a killed process left in `base` (call before taking jobs). A killed
+/// worker's ffmpeg outlives it for a moment and may still be writing there (a file made
+/// while a directory is being removed fails the removal with "directory not empty"), so
+/// a failed pass is tried again, for up to ~5 s, before giving up.
 pub fn clear(base: &Path) -> std::io::Result<()> {
+    let mut attempt = 1;
+    loop {
+        match clear_once(base) {
+            Err(e) if attempt < 25 => {
+                tracing::warn!(error = %e, attempt, "clearing the work directory; trying again");
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+fn clear_once(base: &Path) -> std::io::Result<()> {
     match std::fs::read_dir(base) {
         Ok(entries) => {
             for entry in entries.flatten() {
