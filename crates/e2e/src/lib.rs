@@ -714,6 +714,10 @@ impl Stack {
         config.queue_prefix = self.media_config.queue_prefix.clone();
         config.queue_expires = Some(Duration::from_secs(60));
         config.batch_wait = Duration::from_millis(5);
+        // Its index snapshots in this stack's own bucket.
+        if let Some(snapshots) = config.snapshots.as_mut() {
+            snapshots.s3 = self.env.s3.clone();
+        }
         config
     }
 

@@ -43,7 +43,9 @@ use crate::{
 pub enum Outcome {
     /// Done (or a duplicate): remove it from the queue.
     Ack,
-    /// A transient failure (a store is down): put it back and try again after a pause.
+    /// A transient failure (a store is down): try again after a pause, in place (the
+    /// message keeps its place and its delivery count); at shutdown it goes back to the
+    /// queue.
     Retry,
     /// It can never succeed (undecodable, unknown version): drop it, or dead-letter it if
     /// the queue has a dead-letter exchange. Logged.
@@ -54,8 +56,12 @@ pub enum Outcome {
     Requeue,
 }
 
-/// Pause before a retried delivery is handed back, so a store outage does not spin.
-const RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// First pause before a failed delivery is tried again, so a store outage does not spin;
+/// it doubles up to [`MAX_RETRY_PAUSE`].
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// The longest pause between tries: how long after a store comes back its consumers
+/// notice, at worst.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(4);
 /// Pause before reconnecting after the channel broke.
 const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 /// How often a consumer asks the broker how deep its queue is.
@@ -166,27 +172,70 @@ where
     let tag = deliveries.tag();
     let session = async {
         while let Some(delivery) = deliveries.next().await {
-            settle_one(spec, delivery?, handler).await?;
+            settle_one(spec, delivery?, handler, shutdown).await?;
         }
         Ok(())
     };
     until_drained(&channel, tag, shutdown, session).await
 }
 
-/// Hands one delivery to the handler and settles it by the outcome.
-async fn settle_one<H, F>(spec: &QueueSpec, delivery: Delivery, handler: &H) -> Result<(), Error>
+/// A copy of a delivery, for a handler that takes its deliveries by value and may have to
+/// be called again with the same ones (lapin's `Delivery` is not `Clone`; all its fields
+/// are).
+fn copy(delivery: &Delivery) -> Delivery {
+    Delivery {
+        delivery_tag: delivery.delivery_tag,
+        exchange: delivery.exchange.clone(),
+        routing_key: delivery.routing_key.clone(),
+        redelivered: delivery.redelivered,
+        properties: delivery.properties.clone(),
+        data: delivery.data.clone(),
+        acker: delivery.acker.clone(),
+    }
+}
+
+/// Waits before the next try of a failed delivery; false if shutdown came first (the
+/// delivery then goes back to the queue). Doubles `pause` for the try after.
+async fn pause_before_retry(pause: &mut Duration, shutdown: &Shutdown) -> bool {
+    let waited = tokio::select! {
+        () = tokio::time::sleep(*pause) => true,
+        () = shutdown.triggered() => false,
+    };
+    *pause = (*pause * 2).min(MAX_RETRY_PAUSE);
+    waited
+}
+
+/// Hands one delivery to the handler, again after a pause while it answers
+/// [`Outcome::Retry`], and settles it by the outcome.
+async fn settle_one<H, F>(
+    spec: &QueueSpec,
+    delivery: Delivery,
+    handler: &H,
+    shutdown: &Shutdown,
+) -> Result<(), Error>
 where
     H: Fn(Delivery) -> F,
     F: Future<Output = Outcome>,
 {
     let acker = delivery.acker.clone();
     let routing_key = delivery.routing_key.to_string();
-    match handler(delivery).await {
+    let mut pause = RETRY_PAUSE;
+    let outcome = loop {
+        match handler(copy(&delivery)).await {
+            Outcome::Retry => {
+                if !pause_before_retry(&mut pause, shutdown).await {
+                    break Outcome::Retry;
+                }
+            }
+            settled => break settled,
+        }
+    };
+    match outcome {
         Outcome::Ack => {
             acker.ack(BasicAckOptions::default()).await?;
         }
+        // Still failing at shutdown: back to the queue for the next consumer.
         Outcome::Retry => {
-            tokio::time::sleep(RETRY_PAUSE).await;
             acker
                 .nack(BasicNackOptions {
                     requeue: true,
@@ -281,7 +330,8 @@ pub enum BatchOutcome {
     /// Everything was applied: one `multiple` ack settles the batch. The deliveries at
     /// `reject` (indices) can never succeed (undecodable): they are rejected, logged.
     Ack { reject: Vec<usize> },
-    /// A transient failure: the whole batch goes back to the queue after a pause.
+    /// A transient failure: the whole batch is handled again after a pause, in place; at
+    /// shutdown it goes back to the queue.
     Retry,
 }
 
@@ -309,7 +359,7 @@ pub struct Batching {
 /// handler gets the batch and the batch is settled by its outcome, only after it returned:
 /// a crash in between redelivers the whole batch, so the handler must be idempotent for
 /// all of it. Handlers run as tasks of their own (so that `in_flight` of them overlap);
-/// one that panics has its batch put back, as a [`BatchOutcome::Retry`].
+/// one that panics has its batch put back in the queue (where it counts as a delivery).
 pub fn spawn_batched<H, F>(
     rabbit: Arc<Rabbit>,
     spec: QueueSpec,
@@ -328,6 +378,7 @@ where
         ..batching
     };
     let stop = shutdown.clone();
+    let handler = Arc::new(handler);
     shutdown.spawn(async move {
         let what = format!("consumer of {}", spec.name);
         let session = || consume_batches(&rabbit, &spec, batching, &stop, &handler);
@@ -342,10 +393,10 @@ async fn consume_batches<H, F>(
     spec: &QueueSpec,
     batching: Batching,
     shutdown: &Shutdown,
-    handler: &H,
+    handler: &Arc<H>,
 ) -> Result<(), Error>
 where
-    H: Fn(Vec<Delivery>) -> F,
+    H: Fn(Vec<Delivery>) -> F + Send + Sync + 'static,
     F: Future<Output = BatchOutcome> + Send + 'static,
 {
     let Some((channel, deliveries)) = subscribe(rabbit, spec, batching.prefetch, shutdown).await?
@@ -353,7 +404,7 @@ where
         return Ok(());
     };
     let tag = deliveries.tag();
-    let session = take_batches(&channel, spec, batching, deliveries, handler);
+    let session = take_batches(&channel, spec, batching, deliveries, handler, shutdown);
     until_drained(&channel, tag, shutdown, session).await
 }
 
@@ -362,10 +413,11 @@ async fn take_batches<H, F>(
     spec: &QueueSpec,
     batching: Batching,
     mut deliveries: Consumer,
-    handler: &H,
+    handler: &Arc<H>,
+    shutdown: &Shutdown,
 ) -> Result<(), Error>
 where
-    H: Fn(Vec<Delivery>) -> F,
+    H: Fn(Vec<Delivery>) -> F + Send + Sync + 'static,
     F: Future<Output = BatchOutcome> + Send + 'static,
 {
     // Batches being handled, oldest first, with their delivery tags. A batch is settled
@@ -384,7 +436,7 @@ where
         let full = events >= batching.max_events;
         if room && !batch.is_empty() && (full || tokio::time::Instant::now() >= deadline) {
             events = 0;
-            handling.push_back(start(handler, std::mem::take(&mut batch)));
+            handling.push_back(start(handler, std::mem::take(&mut batch), shutdown));
             continue;
         }
         tokio::select! {
@@ -398,7 +450,7 @@ where
                     // The consumer was cancelled (shutdown, or the broker): finish what
                     // was taken.
                     if !batch.is_empty() {
-                        handling.push_back(start(handler, batch));
+                        handling.push_back(start(handler, batch, shutdown));
                     }
                     while let Some((tags, task)) = handling.pop_front() {
                         settle(channel, spec, &tags, outcome(spec, task.await)).await?;
@@ -417,17 +469,33 @@ where
     }
 }
 
-/// Starts handling `batch` in a task of its own; returns its delivery tags and the task.
+/// Starts handling `batch` in a task of its own (again after a pause while the handler
+/// answers Retry, until shutdown); returns its delivery tags and the task.
 fn start<H, F>(
-    handler: &H,
+    handler: &Arc<H>,
     batch: Vec<Delivery>,
+    shutdown: &Shutdown,
 ) -> (Vec<u64>, tokio::task::JoinHandle<BatchOutcome>)
 where
-    H: Fn(Vec<Delivery>) -> F,
+    H: Fn(Vec<Delivery>) -> F + Send + Sync + 'static,
     F: Future<Output = BatchOutcome> + Send + 'static,
 {
     let tags = batch.iter().map(|d| d.delivery_tag).collect();
-    (tags, tokio::spawn(handler(batch)))
+    let (handler, shutdown) = (handler.clone(), shutdown.clone());
+    let task = tokio::spawn(async move {
+        let mut pause = RETRY_PAUSE;
+        loop {
+            match handler(batch.iter().map(copy).collect()).await {
+                BatchOutcome::Retry => {
+                    if !pause_before_retry(&mut pause, &shutdown).await {
+                        return BatchOutcome::Retry;
+                    }
+                }
+                settled => return settled,
+            }
+        }
+    });
+    (tags, task)
 }
 
 /// A handler task's outcome; one that panicked has its batch put back.
@@ -470,8 +538,8 @@ async fn settle(
                     .await?;
             }
         }
+        // Still failing at shutdown, or the handler panicked: back to the queue.
         BatchOutcome::Retry => {
-            tokio::time::sleep(RETRY_PAUSE).await;
             channel
                 .basic_nack(
                     last,

@@ -46,7 +46,13 @@ pub struct TranscodeQueues {
 
 impl TranscodeQueues {
     pub fn new(namespace: &Namespace) -> Self {
-        let dead = namespace.queue(topology::TRANSCODE_DEAD).quorum();
+        // Always quorum queues, whatever the namespace's type: a job's delivery count
+        // (`x-delivery-count`) is how a job that kills every worker ends. `transcode.dead`
+        // is the jobs' parking queue, under its own name.
+        let dead = namespace
+            .queue(topology::TRANSCODE_DEAD)
+            .without_dead_lettering()
+            .quorum();
         let jobs = namespace
             .queue(topology::TRANSCODE_JOBS)
             .quorum()
@@ -57,6 +63,7 @@ impl TranscodeQueues {
             .dead_letter_to(&dead.name);
         let retry = namespace
             .queue(topology::TRANSCODE_RETRY)
+            .without_dead_lettering()
             .quorum()
             .dead_letter_to(&jobs.name);
         Self { jobs, retry, dead }
@@ -66,6 +73,7 @@ impl TranscodeQueues {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::QueueType;
 
     fn arg<'a>(spec: &'a QueueSpec, name: &str) -> Option<&'a AMQPValue> {
         spec.arguments.inner().get(name)
@@ -93,6 +101,18 @@ mod tests {
             Some(&AMQPValue::LongString("t1.transcode.jobs".into()))
         );
         assert!(arg(&queues.dead, "x-dead-letter-exchange").is_none());
+        // The same arguments in a quorum namespace (a deployment's broker has these
+        // queues already: any other argument would be refused).
+        let quorum_namespace = Namespace::new("t1.").with_queue_type(QueueType::Quorum);
+        let same = TranscodeQueues::new(&quorum_namespace);
+        for (a, b) in [
+            (&queues.jobs, &same.jobs),
+            (&queues.retry, &same.retry),
+            (&queues.dead, &same.dead),
+        ] {
+            assert_eq!(a.arguments, b.arguments, "{}", a.name);
+            assert!(b.parking.is_none());
+        }
 
         let production = TranscodeQueues::new(&Namespace::new(""));
         assert_eq!(production.jobs.name, "transcode.jobs");

@@ -172,7 +172,7 @@ async fn a_delivery_handed_back_is_at_once_available_to_another_consumer() {
         .drain(Duration::from_secs(5), shutdown.finished())
         .await
         .expect("drained");
-    // No pause before the nack (Outcome::Retry waits a second): it is back at once.
+    // Handed back at once, not retried in place (as Outcome::Retry is).
     let back = tokio::time::timeout(Duration::from_millis(500), async {
         loop {
             if let Some(message) = channel

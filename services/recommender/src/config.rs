@@ -7,6 +7,7 @@ use platform::{
     config::{self, ConfigError, HttpConfig, secs, var, var_opt},
     postgres::PostgresConfig,
     retention::PruneConfig,
+    s3::S3Config,
 };
 
 #[derive(Debug, Clone)]
@@ -27,6 +28,12 @@ pub struct Config {
     pub queue_expires: Option<Duration>,
     pub model: ModelConfig,
     pub index: IndexConfig,
+    /// Index snapshots in S3 (crate::snapshot); None when `INDEX_SNAPSHOT_INTERVAL_SECS`
+    /// is 0.
+    pub snapshots: Option<SnapshotConfig>,
+    /// `INDEX_FOLLOW_INTERVAL_MILLIS`: how often every replica reads the changes other
+    /// replicas committed (crate::follow); its own are read at once.
+    pub follow_interval: Duration,
     pub taste: TasteConfig,
     /// `RECOMMENDER_TRENDING_SHARE`: the share (0–1) of a personal feed's slots given to
     /// trending videos, interleaved with the personal ones.
@@ -86,6 +93,18 @@ impl Default for IndexConfig {
     }
 }
 
+/// Where and how often the index is snapshotted (see [`crate::snapshot`]).
+#[derive(Debug, Clone)]
+pub struct SnapshotConfig {
+    /// `S3_*`: the bucket (`S3_BUCKET`) shared by every replica.
+    pub s3: S3Config,
+    /// `INDEX_SNAPSHOT_PREFIX`: key prefix of the snapshots in the bucket.
+    pub prefix: String,
+    /// `INDEX_SNAPSHOT_INTERVAL_SECS`: at most one snapshot this often, and only when the
+    /// index changed.
+    pub interval: Duration,
+}
+
 /// How interactions become a user's taste (see [`crate::taste`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TasteConfig {
@@ -139,6 +158,22 @@ impl Config {
                 ef_search: var("INDEX_EF_SEARCH", &index.ef_search.to_string())?,
                 capacity: var("INDEX_CAPACITY", &index.capacity.to_string())?,
             },
+            snapshots: {
+                let interval = secs("INDEX_SNAPSHOT_INTERVAL_SECS", "600")?;
+                if interval.is_zero() {
+                    None
+                } else {
+                    Some(SnapshotConfig {
+                        s3: S3Config::from_env()?,
+                        prefix: var("INDEX_SNAPSHOT_PREFIX", "recommender/index")?,
+                        interval,
+                    })
+                }
+            },
+            follow_interval: Duration::from_millis(at_least_one(
+                "INDEX_FOLLOW_INTERVAL_MILLIS",
+                var("INDEX_FOLLOW_INTERVAL_MILLIS", "500")?,
+            )? as u64),
             taste: TasteConfig {
                 half_life: secs(
                     "TASTE_HALF_LIFE_SECS",

@@ -2,10 +2,16 @@
 //!
 //! The `recommender.interactions` queue is bound to every interaction under
 //! `QUEUE_PREFIX`. Only signed-in viewers (`user:{uuid}`) have a taste; anonymous
-//! sessions are skipped. A batch is applied in one transaction (each event once, by id)
-//! and then to memory, and acknowledged with one ack.
+//! sessions are skipped. A batch is applied in one stamped transaction (each event once,
+//! by id; crate::changes) and acknowledged with one ack; every replica's follower then
+//! applies the new signals to its memory (crate::follow).
+//!
+//! A new score is the stored one plus the event's weight, so the stored one is read in
+//! the transaction, not from memory: another replica may have changed it a moment ago
+//! and this replica's follower not have seen it yet. The write lock every stamped
+//! transaction takes makes the read-modify-write safe across replicas.
 
-use std::{collections::HashMap, sync::Arc};
+use std::collections::HashMap;
 
 #[cfg(test)]
 use events::interaction::ViewerKey;
@@ -17,25 +23,27 @@ use events::{
 use lapin::message::Delivery;
 use sqlx::PgPool;
 use time::OffsetDateTime;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::{
-    Context, Serving,
+    Context, changes,
     config::TasteConfig,
     taste::{self, Score},
 };
 
-pub fn spawn(ctx: &Context, serving: Arc<Serving>, shutdown: &platform::Shutdown) {
+pub fn spawn(ctx: &Context, shutdown: &platform::Shutdown) {
     let pool = ctx.db.pool().clone();
     let taste = ctx.config.taste;
+    let wake = ctx.follow_wake.clone();
     consumer::spawn_batched(
         ctx.rabbit.clone(),
         ctx.config.interactions_queue(),
         ctx.config.batching(),
         shutdown,
         move |batch| {
-            let (pool, serving) = (pool.clone(), serving.clone());
-            async move { handle(&pool, &serving, &taste, batch).await }
+            let (pool, wake) = (pool.clone(), wake.clone());
+            async move { handle(&pool, &wake, &taste, batch).await }
         },
     );
 }
@@ -49,17 +57,43 @@ fn user_of(viewer: &str) -> Option<Uuid> {
 
 async fn handle(
     pool: &PgPool,
-    serving: &Serving,
+    wake: &Notify,
     config: &TasteConfig,
     batch: Vec<Delivery>,
 ) -> BatchOutcome {
     // Media publishes interactions in packs (events::pack).
     let unpacked = pack::unpack::<Interaction>(&batch);
     let (reject, decoded) = (unpacked.reject, unpacked.events);
-    let lambda = serving.tastes.lambda();
+    let lambda = taste::lambda(config);
     let outcome = async {
-        let mut tx = pool.begin().await?;
-        // The batch's new signals, starting from what memory holds.
+        let changes::Stamped { mut tx, stamp } = changes::begin(pool).await?;
+        // The stored signals of every (user, video) the batch touches.
+        let keys: Vec<(Uuid, Uuid)> = decoded
+            .iter()
+            .filter_map(|e| Some((e.data.viewer.user_id()?, e.data.video_id)))
+            .collect();
+        let (users, videos): (Vec<Uuid>, Vec<Uuid>) = keys.into_iter().unzip();
+        let stored: Vec<(Uuid, Uuid, f64, OffsetDateTime, bool)> = sqlx::query_as(
+            "SELECT s.user_id, s.video_id, s.score, s.score_at, s.watched
+             FROM user_signals s
+             JOIN unnest($1::uuid[], $2::uuid[]) AS k(user_id, video_id)
+               ON s.user_id = k.user_id AND s.video_id = k.video_id",
+        )
+        .bind(&users)
+        .bind(&videos)
+        .fetch_all(&mut *tx)
+        .await?;
+        let stored: HashMap<(Uuid, Uuid), (Score, bool)> = stored
+            .into_iter()
+            .map(|(user, video, value, at, watched)| {
+                let score = Score {
+                    value,
+                    at: taste::unix(at),
+                };
+                ((user, video), (score, watched))
+            })
+            .collect();
+        // The batch's new signals, starting from what is stored.
         let mut updated: HashMap<(Uuid, Uuid), (Score, bool)> = HashMap::new();
         for envelope in &decoded {
             let Some(user) = envelope.data.viewer.user_id() else {
@@ -81,7 +115,7 @@ async fn handle(
             let (score, watched) = updated
                 .get(&key)
                 .copied()
-                .or_else(|| serving.tastes.get(user, envelope.data.video_id))
+                .or_else(|| stored.get(&key).copied())
                 .unwrap_or_default();
             let score = if effect.weight != 0.0 {
                 score.add(effect.weight, effect.at, lambda)
@@ -92,17 +126,19 @@ async fn handle(
         }
         for ((user, video), (score, watched)) in &updated {
             sqlx::query(
-                "INSERT INTO user_signals (user_id, video_id, score, score_at, watched)
-                 VALUES ($1, $2, $3, $4, $5)
+                "INSERT INTO user_signals (user_id, video_id, score, score_at, watched, change_seq)
+                 VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (user_id, video_id) DO UPDATE SET
                      score = EXCLUDED.score, score_at = EXCLUDED.score_at,
-                     watched = user_signals.watched OR EXCLUDED.watched",
+                     watched = user_signals.watched OR EXCLUDED.watched,
+                     change_seq = EXCLUDED.change_seq",
             )
             .bind(user)
             .bind(video)
             .bind(score.value)
             .bind(to_time(score.at))
             .bind(watched)
+            .bind(stamp)
             .execute(&mut *tx)
             .await?;
         }
@@ -112,8 +148,8 @@ async fn handle(
     .await;
     match outcome {
         Ok(updated) => {
-            for ((user, video), (score, watched)) in updated {
-                serving.tastes.set(user, video, score, watched);
+            if !updated.is_empty() {
+                wake.notify_one();
             }
             metrics::counter!("recommender_interactions_total").increment(batch.len() as u64);
             BatchOutcome::Ack { reject }

@@ -8,19 +8,26 @@
 //! * [`taste`]: decayed per-user signals and the taste vector they make;
 //! * [`videos`]: the `recommender.videos` consumer and the embedding worker;
 //! * [`interactions`]: the `recommender.interactions` consumer;
-//! * [`api`]: `Related` and `Recommended`, the gRPC service.
+//! * [`api`]: `Related` and `Recommended`, the gRPC service;
+//! * [`changes`], [`follow`]: every write is stamped, and every replica's memory follows
+//!   the stamps, so replicas agree whichever of them took an event;
+//! * [`snapshot`]: the index kept in S3, so a start does not rebuild the graph.
 //!
-//! PostgreSQL (`recommend`) holds the vectors and signals; at start they are loaded into
-//! memory ([`Serving`]) before the consumers start, so no event is applied to a half-built
-//! index. Until then `/readyz` says `index: loading`, the gRPC health service
-//! NOT_SERVING, and the API UNAVAILABLE.
+//! PostgreSQL (`recommend`) holds the vectors and signals; at start the index is read
+//! from the newest snapshot (or built from PostgreSQL when there is none), the tastes
+//! from PostgreSQL, and both catch up to the newest change before the consumers start.
+//! Until then `/readyz` says `index: loading`, the gRPC health service NOT_SERVING, and
+//! the API UNAVAILABLE.
 
 pub mod api;
+pub mod changes;
 pub mod config;
 pub mod embed;
+pub mod follow;
 pub mod index;
 pub mod interactions;
 pub mod retention;
+pub mod snapshot;
 pub mod taste;
 pub mod videos;
 
@@ -44,10 +51,13 @@ use crate::{embed::Model, index::Index, taste::Tastes};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
-/// What queries read: the index and the tastes, built at start.
+/// What queries read: the index and the tastes, loaded at start and kept up to date by
+/// the follower.
 pub struct Serving {
     pub index: Index,
     pub tastes: Tastes,
+    /// The snapshot the index was restored from (None: built from PostgreSQL).
+    pub snapshot: Option<Uuid>,
 }
 
 #[derive(Clone)]
@@ -60,6 +70,10 @@ pub struct Context {
     pub serving: Arc<OnceLock<Arc<Serving>>>,
     /// Wakes the embedding worker when a text changed.
     pub embed_wake: Arc<Notify>,
+    /// Wakes this replica's follower when this replica committed a change.
+    pub follow_wake: Arc<Notify>,
+    /// Where index snapshots are kept; None when they are off.
+    pub snapshots: Option<snapshot::Store>,
 }
 
 impl Context {
@@ -78,6 +92,16 @@ impl Context {
         })
         .await??;
         tracing::info!(model = %model.name, version = %model.version, "model loaded");
+        let snapshots = config.snapshots.as_ref().map(|s| snapshot::Store {
+            bucket: platform::s3::Bucket {
+                client: platform::s3::client(&s.s3),
+                name: s.s3.bucket.clone(),
+            },
+            prefix: s.prefix.trim_end_matches('/').to_owned(),
+        });
+        if let Some(store) = &snapshots {
+            store.bucket.ensure_in_background(shutdown);
+        }
         Ok(Self {
             config: Arc::new(config),
             db,
@@ -85,6 +109,8 @@ impl Context {
             model: Arc::new(model),
             serving: Arc::new(OnceLock::new()),
             embed_wake: Arc::new(Notify::new()),
+            follow_wake: Arc::new(Notify::new()),
+            snapshots,
         })
     }
 
@@ -165,64 +191,122 @@ pub async fn serve(ctx: Context, listeners: Listeners, shutdown: Shutdown) -> an
     Ok(())
 }
 
-/// Loads the index and tastes from PostgreSQL (retrying until it answers), then starts
-/// the consumers and the embedding worker.
+/// Loads the index and tastes (retrying until PostgreSQL answers) and catches them up,
+/// then starts the follower, the consumers and the embedding worker.
 async fn start(ctx: Context, shutdown: Shutdown) {
     let backoff = Backoff::fixed(Duration::from_secs(1));
-    let Some(serving) = until_ready("the index", backoff, &shutdown, || load(&ctx)).await else {
+    let started = std::time::Instant::now();
+    let Some((serving, cursor, restored)) =
+        until_ready("the index", backoff, &shutdown, || load(&ctx)).await
+    else {
         return;
     };
-    let serving = Arc::new(serving);
-    tracing::info!(vectors = serving.index.len(), "index loaded");
+    tracing::info!(
+        vectors = serving.index.len(),
+        from = if restored.is_some() {
+            "snapshot"
+        } else {
+            "postgres"
+        },
+        secs = started.elapsed().as_secs_f64(),
+        "index loaded"
+    );
     metrics::gauge!("recommender_index_vectors").set(serving.index.len() as f64);
-    metrics::gauge!("recommender_index_dead_slots").set(0.0);
+    metrics::gauge!("recommender_index_dead_slots").set(serving.index.dead_slots() as f64);
+    metrics::gauge!("recommender_index_load_seconds").set(started.elapsed().as_secs_f64());
     let _ = ctx.serving.set(serving.clone());
-    videos::spawn(&ctx, serving.clone(), &shutdown);
-    interactions::spawn(&ctx, serving.clone(), &shutdown);
+    let snapshots = match (&ctx.snapshots, ctx.config.snapshots.as_ref()) {
+        (Some(store), Some(config)) => match snapshot::database_id(ctx.db.pool()).await {
+            Ok(database) => Some(snapshot::Snapshots::new(
+                store.clone(),
+                config.interval,
+                database,
+                &ctx.model,
+                restored,
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "no index snapshots: the database id is unreadable");
+                None
+            }
+        },
+        _ => None,
+    };
+    follow::spawn(
+        ctx.db.pool().clone(),
+        serving.clone(),
+        cursor,
+        ctx.follow_wake.clone(),
+        ctx.config.follow_interval,
+        snapshots,
+        &shutdown,
+    );
+    videos::spawn(&ctx, &shutdown);
+    interactions::spawn(&ctx, &shutdown);
     videos::embedder(
         ctx.db.pool().clone(),
         ctx.model.clone(),
-        serving,
         ctx.embed_wake.clone(),
+        ctx.follow_wake.clone(),
         ctx.config.model.batch_size,
         &shutdown,
     );
 }
 
-/// Reads every current vector and signal. Vectors made by another model (name or
-/// version) are marked for re-embedding instead of loaded.
-async fn load(ctx: &Context) -> anyhow::Result<Serving> {
+/// Reads the index (from the newest snapshot, else from every vector in PostgreSQL) and
+/// every signal, and catches both up to the newest change. Vectors made by another model
+/// (name or version) are first marked for re-embedding. Returns what to serve, the
+/// follower's cursor, and the snapshot cursor the index came from (None: built).
+async fn load(
+    ctx: &Context,
+) -> anyhow::Result<(Arc<Serving>, follow::Cursor, Option<(i64, Uuid)>)> {
     use platform::health::Check as _;
     ctx.db.check().await.map_err(anyhow::Error::msg)?;
     let pool = ctx.db.pool();
+    let mut reset = changes::begin(pool).await?;
     sqlx::query(
-        "UPDATE videos SET embedded_version = NULL, embedding = NULL
+        "UPDATE videos SET embedded_version = NULL, embedding = NULL, change_seq = $3
          WHERE embedding IS NOT NULL AND (model, model_version) IS DISTINCT FROM ($1, $2)",
     )
     .bind(&ctx.model.name)
     .bind(&ctx.model.version)
-    .execute(pool)
+    .bind(reset.stamp)
+    .execute(&mut *reset.tx)
     .await?;
-    let rows: Vec<(Uuid, Vec<f32>, bool)> = sqlx::query_as(
-        "SELECT id, embedding, visibility = 'public' AND ready FROM videos
-         WHERE embedding IS NOT NULL AND NOT deleted",
-    )
-    .fetch_all(pool)
-    .await?;
-    let config = ctx.config.index;
-    let index = tokio::task::spawn_blocking(move || Index::build(config, rows)).await?;
+    reset.tx.commit().await?;
 
-    let tastes = Tastes::new(&ctx.config.taste);
-    let signals: Vec<(Uuid, Uuid, f64, time::OffsetDateTime, bool)> =
-        sqlx::query_as("SELECT user_id, video_id, score, score_at, watched FROM user_signals")
-            .fetch_all(pool)
-            .await?;
-    for (user, video, value, at, watched) in signals {
-        let score = taste::Score {
-            value,
-            at: taste::unix(at),
-        };
-        tastes.set(user, video, score, watched);
+    let config = ctx.config.index;
+    let mut restored = None;
+    if let Some(store) = &ctx.snapshots {
+        let database = snapshot::database_id(pool).await?;
+        match snapshot::restore(store, database, config, &ctx.model).await {
+            Ok(found) => restored = found,
+            // S3 down or a damaged snapshot: slower, but the truth is in PostgreSQL.
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "index snapshot unusable; building")
+            }
+        }
     }
-    Ok(Serving { index, tastes })
+    let (index, videos_cursor, snapshot) = match restored {
+        Some((index, manifest)) => (index, manifest.cursor, Some(manifest.id)),
+        None => {
+            let (rows, cursor) = follow::load_vectors(pool).await?;
+            let index = tokio::task::spawn_blocking(move || Index::build(config, rows)).await?;
+            (index, cursor, None)
+        }
+    };
+    let tastes = Tastes::new(&ctx.config.taste);
+    let signals_cursor = follow::load_tastes(pool, &tastes).await?;
+    let serving = Arc::new(Serving {
+        index,
+        tastes,
+        snapshot,
+    });
+    let mut cursor = follow::Cursor {
+        videos: videos_cursor,
+        signals: signals_cursor,
+    };
+    let caught_up = follow::catch_up(pool, &serving, &mut cursor).await?;
+    tracing::debug!(rows = caught_up, "caught up since the snapshot");
+    let from = snapshot.map(|_| videos_cursor);
+    Ok((serving, cursor, from))
 }

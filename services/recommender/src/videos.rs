@@ -2,8 +2,9 @@
 //!
 //! The `recommender.videos` queue takes `video.created` (the uploader's metadata),
 //! `video.updated` (edits, visibility), `video.ready` and `video.deleted`. A batch of them
-//! is applied to PostgreSQL in one transaction (each event once, by id), then to the
-//! in-memory index, and acknowledged. Applying an event never waits for the model: a
+//! is applied to PostgreSQL in one stamped transaction (each event once, by id;
+//! crate::changes) and acknowledged; every replica's follower then applies it to its
+//! in-memory index (crate::follow). Applying an event never waits for the model: a
 //! change of text only marks the row as needing an embedding (`text_version`), and the
 //! [`embedder`] catches up in the background. So a slow model delays a video's *arrival*
 //! in results, never the acknowledgement of other events, and never a removal: deletion
@@ -25,7 +26,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::{Context, Serving, embed::Model};
+use crate::{Context, changes, embed::Model};
 
 /// The events the videos queue binds.
 pub const KINDS: [VideoEventKind; 4] = [
@@ -35,7 +36,7 @@ pub const KINDS: [VideoEventKind; 4] = [
     VideoEventKind::Deleted,
 ];
 
-/// What applying an event did to a video, for the in-memory index.
+/// What applying an event did to a video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
     /// Its listability is now this (public, ready, not deleted).
@@ -43,25 +44,25 @@ pub enum Change {
     Deleted(Uuid),
 }
 
-pub fn spawn(ctx: &Context, serving: Arc<Serving>, shutdown: &platform::Shutdown) {
+pub fn spawn(ctx: &Context, shutdown: &platform::Shutdown) {
     let pool = ctx.db.pool().clone();
-    let wake = ctx.embed_wake.clone();
+    let wakes = (ctx.embed_wake.clone(), ctx.follow_wake.clone());
     consumer::spawn_batched(
         ctx.rabbit.clone(),
         ctx.config.videos_queue(),
         ctx.config.batching(),
         shutdown,
         move |batch| {
-            let (pool, serving, wake) = (pool.clone(), serving.clone(), wake.clone());
-            async move { handle(&pool, &serving, &wake, batch).await }
+            let (pool, (embed, follow)) = (pool.clone(), wakes.clone());
+            async move { handle(&pool, &embed, &follow, batch).await }
         },
     );
 }
 
 async fn handle(
     pool: &PgPool,
-    serving: &Serving,
-    wake: &Notify,
+    embed_wake: &Notify,
+    follow_wake: &Notify,
     batch: Vec<Delivery>,
 ) -> BatchOutcome {
     let mut reject = Vec::new();
@@ -71,13 +72,13 @@ async fn handle(
         .map(|(i, d)| (i, d.data.as_slice()))
         .collect();
     let outcome = async {
-        let mut tx = pool.begin().await?;
-        let mut changes = Vec::new();
+        let changes::Stamped { mut tx, stamp } = changes::begin(pool).await?;
+        let mut changed = false;
         let mut to_embed = false;
         for (index, body) in bodies {
-            match apply(&mut tx, body).await {
-                Ok(Some((change, text_changed))) => {
-                    changes.push(change);
+            match apply(&mut tx, stamp, body).await {
+                Ok(Some((_, text_changed))) => {
+                    changed = true;
                     to_embed |= text_changed;
                 }
                 Ok(None) => {}
@@ -90,22 +91,16 @@ async fn handle(
             }
         }
         tx.commit().await?;
-        Ok::<_, sqlx::Error>((changes, to_embed))
+        Ok::<_, sqlx::Error>((changed, to_embed))
     }
     .await;
     match outcome {
-        Ok((changes, to_embed)) => {
-            for change in changes {
-                match change {
-                    Change::Listable(id, listable) => serving.index.set_listable(id, listable),
-                    Change::Deleted(id) => {
-                        serving.index.remove(id);
-                        serving.tastes.forget_video(id);
-                    }
-                }
+        Ok((changed, to_embed)) => {
+            if changed {
+                follow_wake.notify_one();
             }
             if to_embed {
-                wake.notify_one();
+                embed_wake.notify_one();
             }
             metrics::counter!("recommender_video_events_total").increment(batch.len() as u64);
             BatchOutcome::Ack { reject }
@@ -125,7 +120,8 @@ pub enum ApplyError {
     Store(#[from] sqlx::Error),
 }
 
-/// Applies one encoded event inside `tx`. Returns what changed and whether the video's
+/// Applies one encoded event inside `tx` (a stamped transaction: every row written carries
+/// `stamp`, crate::changes). Returns what changed and whether the video's
 /// text changed (it needs embedding); None for a duplicate or an event of a type this
 /// queue does not apply. An event of a type that is no video event, or that does not
 /// decode, is an [`ApplyError::Decode`].
@@ -134,6 +130,7 @@ pub enum ApplyError {
 /// (tests and replays deliver straight to the queue).
 pub async fn apply(
     tx: &mut PgConnection,
+    stamp: i64,
     body: &[u8],
 ) -> Result<Option<(Change, bool)>, ApplyError> {
     // Decoded before recording the id, so a malformed event is rejected, not swallowed.
@@ -144,7 +141,7 @@ pub async fn apply(
             if !first_time(tx, id).await? {
                 return Ok(None);
             }
-            match metadata(tx, e.video_id, e.owner_id, &e.metadata, false).await? {
+            match metadata(tx, stamp, e.video_id, e.owner_id, &e.metadata, false).await? {
                 Some(applied) => applied,
                 None => return Ok(None),
             }
@@ -153,7 +150,7 @@ pub async fn apply(
             if !first_time(tx, id).await? {
                 return Ok(None);
             }
-            match metadata(tx, e.video_id, e.owner_id, &e.metadata, true).await? {
+            match metadata(tx, stamp, e.video_id, e.owner_id, &e.metadata, true).await? {
                 Some(applied) => applied,
                 None => return Ok(None),
             }
@@ -163,12 +160,14 @@ pub async fn apply(
                 return Ok(None);
             }
             let listable: bool = sqlx::query_scalar(
-                "INSERT INTO videos (id, owner_id, ready) VALUES ($1, $2, true)
-                 ON CONFLICT (id) DO UPDATE SET ready = true, updated_at = now()
+                "INSERT INTO videos (id, owner_id, ready, change_seq) VALUES ($1, $2, true, $3)
+                 ON CONFLICT (id) DO UPDATE SET ready = true, updated_at = now(),
+                     change_seq = EXCLUDED.change_seq
                  RETURNING visibility = 'public' AND ready AND NOT deleted",
             )
             .bind(e.video_id)
             .bind(e.owner_id)
+            .bind(stamp)
             .fetch_one(&mut *tx)
             .await?;
             (Change::Listable(e.video_id, listable), false)
@@ -180,12 +179,14 @@ pub async fn apply(
             // The row stays (a late video.created must not bring it back); its vector and
             // the users' signals about it go.
             sqlx::query(
-                "INSERT INTO videos (id, owner_id, deleted) VALUES ($1, $2, true)
+                "INSERT INTO videos (id, owner_id, deleted, change_seq) VALUES ($1, $2, true, $3)
                  ON CONFLICT (id) DO UPDATE SET deleted = true, embedding = NULL,
-                     title = '', description = '', tags = '{}', updated_at = now()",
+                     title = '', description = '', tags = '{}', updated_at = now(),
+                     change_seq = EXCLUDED.change_seq",
             )
             .bind(e.video_id)
             .bind(e.owner_id)
+            .bind(stamp)
             .execute(&mut *tx)
             .await?;
             sqlx::query("DELETE FROM user_signals WHERE video_id = $1")
@@ -219,6 +220,7 @@ async fn first_time(conn: &mut PgConnection, event: Uuid) -> sqlx::Result<bool> 
 /// always. The text version moves only when the embedded text changed.
 async fn metadata(
     conn: &mut PgConnection,
+    stamp: i64,
     video: Uuid,
     owner: Uuid,
     m: &VideoMetadata,
@@ -226,12 +228,12 @@ async fn metadata(
 ) -> sqlx::Result<Option<(Change, bool)>> {
     let row: Option<(bool, bool)> = sqlx::query_as(
         "INSERT INTO videos (id, owner_id, title, description, tags, category, visibility,
-                             has_metadata, text_version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, true, 1)
+                             has_metadata, text_version, change_seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, true, 1, $9)
          ON CONFLICT (id) DO UPDATE SET
              title = EXCLUDED.title, description = EXCLUDED.description, tags = EXCLUDED.tags,
              category = EXCLUDED.category, visibility = EXCLUDED.visibility,
-             has_metadata = true, updated_at = now(),
+             has_metadata = true, updated_at = now(), change_seq = EXCLUDED.change_seq,
              text_version = videos.text_version
                  + CASE WHEN (videos.title, videos.description, videos.tags)
                              IS DISTINCT FROM (EXCLUDED.title, EXCLUDED.description, EXCLUDED.tags)
@@ -249,6 +251,7 @@ async fn metadata(
     .bind(&m.category)
     .bind(m.visibility.as_str())
     .bind(is_edit)
+    .bind(stamp)
     .fetch_optional(conn)
     .await?;
     // No row back: the video was deleted, or this is a late `created` after an edit;
@@ -258,12 +261,14 @@ async fn metadata(
 
 /// Embeds what needs embedding, a batch at a time, until shutdown: woken by the video
 /// consumer when a text changed, and every few seconds regardless (a wake-up may be lost
-/// across a crash; the rows are not).
+/// across a crash; the rows are not). Each stored batch wakes the follower, which puts
+/// the vectors into the index. Two replicas may embed the same row at once; the second
+/// store wins and the index takes its vector (the same text gives the same vector).
 pub fn embedder(
     pool: PgPool,
     model: Arc<Model>,
-    serving: Arc<Serving>,
     wake: Arc<Notify>,
+    follow_wake: Arc<Notify>,
     batch_size: usize,
     shutdown: &platform::Shutdown,
 ) {
@@ -271,7 +276,7 @@ pub fn embedder(
     tokio::spawn(async move {
         tokio::pin!(shutdown);
         loop {
-            let pause = match embed_batch(&pool, &model, &serving, batch_size).await {
+            let pause = match embed_batch(&pool, &model, &follow_wake, batch_size).await {
                 Ok(n) if n == batch_size => Duration::ZERO, // more may be waiting
                 Ok(_) => Duration::from_secs(5),
                 Err(e) => {
@@ -295,7 +300,7 @@ pub fn embedder(
 pub async fn embed_batch(
     pool: &PgPool,
     model: &Arc<Model>,
-    serving: &Serving,
+    follow_wake: &Notify,
     batch_size: usize,
 ) -> anyhow::Result<usize> {
     let rows: Vec<(Uuid, String, Vec<String>, String, i64)> = sqlx::query_as(
@@ -318,34 +323,26 @@ pub async fn embed_batch(
     let vectors = tokio::task::spawn_blocking(move || embedder.embed(&texts)).await??;
     metrics::histogram!("recommender_embed_batch_seconds").record(started.elapsed().as_secs_f64());
 
-    let mut tx = pool.begin().await?;
-    let mut stored = Vec::with_capacity(rows.len());
+    let changes::Stamped { mut tx, stamp } = changes::begin(pool).await?;
     for ((id, .., text_version), vector) in rows.iter().zip(vectors) {
         // Only if the text is still the one embedded (an edit meanwhile leaves the row
         // pending for the next batch) and the video was not deleted.
-        let listable: Option<bool> = sqlx::query_scalar(
+        sqlx::query(
             "UPDATE videos SET embedding = $2, embedded_version = $3, model = $4,
-                 model_version = $5, embedded_at = now()
-             WHERE id = $1 AND text_version = $3 AND NOT deleted
-             RETURNING visibility = 'public' AND ready",
+                 model_version = $5, embedded_at = now(), change_seq = $6, embedding_seq = $6
+             WHERE id = $1 AND text_version = $3 AND NOT deleted",
         )
         .bind(id)
         .bind(&vector)
         .bind(text_version)
         .bind(&model.name)
         .bind(&model.version)
-        .fetch_optional(&mut *tx)
+        .bind(stamp)
+        .execute(&mut *tx)
         .await?;
-        if let Some(listable) = listable {
-            stored.push((*id, vector, listable));
-        }
     }
     tx.commit().await?;
-    for (id, vector, listable) in stored {
-        serving.index.upsert(id, vector, listable);
-    }
+    follow_wake.notify_one();
     metrics::counter!("recommender_embedded_total").increment(rows.len() as u64);
-    metrics::gauge!("recommender_index_vectors").set(serving.index.len() as f64);
-    metrics::gauge!("recommender_index_dead_slots").set(serving.index.dead_slots() as f64);
     Ok(rows.len())
 }

@@ -112,7 +112,7 @@ fn main() -> anyhow::Result<()> {
         .map(|_| unit((0..DIMENSIONS).map(|_| rng.gauss()).collect()))
         .collect();
     let mut topic_of = Vec::with_capacity(vectors);
-    let rows: Vec<(Uuid, Vec<f32>, bool)> = (0..vectors)
+    let rows: Vec<recommender::index::Row> = (0..vectors)
         .map(|_| {
             let t = rng.below(topics);
             topic_of.push(t);
@@ -120,7 +120,7 @@ fn main() -> anyhow::Result<()> {
                 .iter()
                 .map(|c| c + noise * rng.gauss())
                 .collect();
-            (Uuid::now_v7(), unit(v), true)
+            (Uuid::now_v7(), unit(v), true, 0)
         })
         .collect();
     let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
@@ -150,6 +150,7 @@ fn main() -> anyhow::Result<()> {
     let mut serving = Serving {
         index,
         tastes: Tastes::new(&taste),
+        snapshot: None,
     };
     let now = recommender::taste::unix(time::OffsetDateTime::now_utc());
     println!("{embed_rate:.1} {build_secs:.1}");

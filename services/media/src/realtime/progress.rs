@@ -17,7 +17,6 @@ use events::{
     topology::VIDEO_EVENTS,
     video::{VideoEvent, VideoEventKind},
 };
-use lapin::types::AMQPValue;
 
 use super::{Event, Hub, channels, wire::ProgressUpdate};
 use crate::Context;
@@ -38,10 +37,7 @@ pub fn spawn(ctx: &Context, shutdown: &platform::Shutdown) {
     for kind in KINDS {
         spec = spec.bind(VIDEO_EVENTS, &namespace.routing_key(kind.routing_key()));
     }
-    spec.arguments.insert(
-        "x-message-ttl".into(),
-        AMQPValue::LongUInt(MESSAGE_TTL.as_millis() as u32),
-    );
+    let spec = spec.messages_expire_after(MESSAGE_TTL);
     let hub = ctx.realtime.hub.clone();
     consumer::spawn(ctx.rabbit.clone(), spec, 64, shutdown, move |delivery| {
         let hub = hub.clone();

@@ -44,6 +44,8 @@ pub fn config(env: &TestEnv) -> recommender::Config {
             max_tokens: 256,
         },
         index: IndexConfig::default(),
+        snapshots: None,
+        follow_interval: Duration::from_millis(200),
         taste: TasteConfig::default(),
         trending_share: 0.25,
         batch_size: 100,
