@@ -1,9 +1,9 @@
 //! k8s/: every overlay rendered by the real kustomize (`kubectl kustomize`), every rendered
 //! resource validated offline against its schema (kubernetes-validate, strict, for the
-//! built-in kinds; the @kubernetes-models validators for Traefik, KEDA and Istio), and the
-//! rendered whole checked for what the deployment promises (probes, resources, non-root,
-//! a Service/PDB/NetworkPolicy per service, autoscaling, mesh policies mirroring the
-//! network policies).
+//! built-in kinds; the @kubernetes-models validators for Traefik, KEDA, Istio and
+//! CloudNativePG), and the rendered whole checked for what the deployment promises (probes,
+//! resources, non-root, a Service/PDB/NetworkPolicy per service, autoscaling, mesh policies
+//! mirroring the network policies, the clustered stores' settings Kino depends on).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -19,7 +19,18 @@ use crate::tools;
 /// The oldest Kubernetes the manifests must be valid for.
 pub const KUBERNETES_VERSION: &str = "1.30.0";
 /// API groups validated with the CRD models instead of kubernetes-validate.
-pub const CRD_GROUPS: &[&str] = &["traefik.io", "keda.sh", "istio.io"];
+pub const CRD_GROUPS: &[&str] = &["traefik.io", "keda.sh", "istio.io", "postgresql.cnpg.io"];
+/// API groups of components/clustered-stores' operators that no packaged CRD model or
+/// schema covers (RabbitMQ Cluster Operator, MongoDB Community Operator, MinIO Operator,
+/// OT-CONTAINER-KIT redis-operator). [`validate`] refuses them (nothing passes it
+/// unvalidated): callers leave them out and check them with [`clustered_stores`], which
+/// looks at the fields Kino depends on, not at the operators' whole schemas.
+pub const UNMODELLED_GROUPS: &[&str] = &[
+    "rabbitmq.com",
+    "mongodbcommunity.mongodb.com",
+    "minio.min.io",
+    "redis.redis.opstreelabs.in",
+];
 /// The HTTP services that scale on CPU.
 pub const AUTOSCALED: &[&str] = &["auth", "media", "video"];
 
@@ -73,6 +84,11 @@ fn is_crd(resource: &Value) -> bool {
     CRD_GROUPS
         .iter()
         .any(|g| group == *g || group.ends_with(&format!(".{g}")))
+}
+
+/// Whether `resource` is of an [`UNMODELLED_GROUPS`] kind.
+pub fn is_unmodelled(resource: &Value) -> bool {
+    UNMODELLED_GROUPS.contains(&group(resource))
 }
 
 fn describe(resource: &Value) -> String {
@@ -458,6 +474,317 @@ pub fn mesh_mirrors_network_policies(resources: &[Value]) -> Vec<String> {
     problems
 }
 
+/// RabbitMQ's `consumer_timeout` (ms) must outlast the longest transcode:
+/// TRANSCODE_TIMEOUT_MAX_SECS (6 h) plus its transfers (README, "Broker settings").
+pub const CONSUMER_TIMEOUT_MILLIS: u64 = 25_200_000;
+/// The PostgreSQL databases of Kino's services (their DATABASE_URLs).
+pub const DATABASES: &[&str] = &["auth", "media", "video", "recommend", "webhooks"];
+/// DATABASE_MAX_CONNECTIONS when nothing sets it (platform::postgres).
+const DEFAULT_POOL: u64 = 10;
+/// PostgreSQL's superuser_reserved_connections when the Cluster does not set it.
+const DEFAULT_RESERVED: u64 = 3;
+
+/// A count written as a number or as a string (PostgreSQL parameters are strings).
+fn count(value: &Value) -> Option<u64> {
+    value
+        .as_u64()
+        .or_else(|| value.as_str()?.trim().parse().ok())
+}
+
+/// A setting of ConfigMap kino-config (generated, so its name has a hash suffix).
+fn kino_config<'a>(resources: &'a [Value], key: &str) -> Option<&'a str> {
+    of_kind(resources, "ConfigMap")
+        .filter(|c| name(c).starts_with("kino-config"))
+        .find_map(|c| c["data"][key].as_str())
+}
+
+/// A container's `env` entry for `var`.
+fn env_var<'a>(container: &'a Value, var: &str) -> Option<&'a Value> {
+    container["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"] == var)
+}
+
+/// The PostgreSQL connections Kino's pools may hold at once (README, "Scaling"): for every
+/// Deployment given a DATABASE_URL, its most pods (the autoscaler's maxReplicas, else its
+/// `replicas`) plus the extra pods of a rolling update (maxSurge), times its
+/// DATABASE_MAX_CONNECTIONS (its own env, else the ConfigMaps it takes its env from).
+pub fn postgres_connections(resources: &[Value]) -> u64 {
+    let mut total = 0;
+    for deployment in of_kind(resources, "Deployment") {
+        let deployment_name = name(deployment);
+        let spec = &deployment["spec"];
+        let most = of_kind(resources, "HorizontalPodAutoscaler")
+            .find(|h| {
+                h["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+                    && h["spec"]["scaleTargetRef"]["name"] == deployment_name
+            })
+            .and_then(|h| h["spec"]["maxReplicas"].as_u64())
+            .or_else(|| {
+                of_kind(resources, "ScaledObject")
+                    .find(|s| s["spec"]["scaleTargetRef"]["name"] == deployment_name)
+                    .and_then(|s| s["spec"]["maxReplicaCount"].as_u64())
+            })
+            .unwrap_or_else(|| spec["replicas"].as_u64().unwrap_or(1));
+        let surge = if spec["strategy"]["type"] == "Recreate" {
+            0
+        } else {
+            match &spec["strategy"]["rollingUpdate"]["maxSurge"] {
+                Value::Number(n) => n.as_u64().unwrap_or(0),
+                Value::String(s) => s
+                    .strip_suffix('%')
+                    .and_then(|p| p.parse::<u64>().ok())
+                    .map_or(0, |p| (most * p).div_ceil(100)),
+                // Kubernetes' default: 25 %.
+                _ => (most * 25).div_ceil(100),
+            }
+        };
+        for container in spec["template"]["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if env_var(container, "DATABASE_URL").is_none() {
+                continue;
+            }
+            let pool = env_var(container, "DATABASE_MAX_CONNECTIONS")
+                .and_then(|e| count(&e["value"]))
+                .or_else(|| {
+                    container["envFrom"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find_map(|from| {
+                            let map = from["configMapRef"]["name"].as_str()?;
+                            let config =
+                                of_kind(resources, "ConfigMap").find(|c| name(c) == map)?;
+                            count(&config["data"]["DATABASE_MAX_CONNECTIONS"])
+                        })
+                })
+                .unwrap_or(DEFAULT_POOL);
+            total += (most + surge) * pool;
+        }
+    }
+    total
+}
+
+/// The one resource of `kind` in API group `api_group`, or a problem saying why not.
+fn the_one<'a>(
+    resources: &'a [Value],
+    api_group: &str,
+    kind: &str,
+    problems: &mut Vec<String>,
+) -> Option<&'a Value> {
+    let found: Vec<&Value> = resources
+        .iter()
+        .filter(|r| r["kind"] == kind && group(r) == api_group)
+        .collect();
+    match found.as_slice() {
+        [one] => Some(*one),
+        [] => {
+            problems.push(format!("no {kind} ({api_group})"));
+            None
+        }
+        many => {
+            problems.push(format!(
+                "{} {kind}s ({api_group}), one expected",
+                many.len()
+            ));
+            None
+        }
+    }
+}
+
+/// Whether a PodDisruptionBudget selects pods labelled `label=value`.
+fn disruption_budget_for(resources: &[Value], label: &str, value: &str) -> bool {
+    of_kind(resources, "PodDisruptionBudget")
+        .any(|p| p["spec"]["selector"]["matchLabels"][label] == value)
+}
+
+/// `key = value` lines of a rabbitmq.conf.
+fn rabbitmq_conf(text: &str) -> BTreeMap<&str, &str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect()
+}
+
+/// An odd number of at least 3: a majority survives the loss of one.
+fn quorum_size(n: Option<u64>) -> bool {
+    n.is_some_and(|n| n >= 3 && n % 2 == 1)
+}
+
+/// What components/clustered-stores must declare for Kino, in a render that includes it:
+/// RabbitMQ (3 or another odd number of nodes, consumer_timeout, pause_minority, a PDB),
+/// PostgreSQL (3+ instances, max_connections for [`postgres_connections`], every database
+/// of [`DATABASES`]), MongoDB (an odd replica set of 3+ members, 7.x, a user of
+/// MONGODB_DATABASE, a PDB), MinIO (pools of 4+ servers, the bucket S3_BUCKET), Redis (a
+/// primary with replicas and Sentinels, and no Redis Cluster, which the services cannot use
+/// yet).
+pub fn clustered_stores(resources: &[Value]) -> Vec<String> {
+    let mut problems = Vec::new();
+
+    if let Some(rabbit) = the_one(resources, "rabbitmq.com", "RabbitmqCluster", &mut problems) {
+        let n = name(rabbit);
+        if !quorum_size(rabbit["spec"]["replicas"].as_u64()) {
+            problems.push(format!(
+                "RabbitmqCluster {n}: replicas must be an odd number of at least 3 (quorum queues)"
+            ));
+        }
+        let conf = rabbitmq_conf(
+            rabbit["spec"]["rabbitmq"]["additionalConfig"]
+                .as_str()
+                .unwrap_or_default(),
+        );
+        let timeout = conf
+            .get("consumer_timeout")
+            .and_then(|v| v.parse::<u64>().ok());
+        if timeout.is_none_or(|ms| ms < CONSUMER_TIMEOUT_MILLIS) {
+            problems.push(format!(
+                "RabbitmqCluster {n}: additionalConfig's consumer_timeout is {timeout:?}, at least {CONSUMER_TIMEOUT_MILLIS} needed (README, \"Broker settings\")"
+            ));
+        }
+        if conf.get("cluster_partition_handling") != Some(&"pause_minority") {
+            problems.push(format!(
+                "RabbitmqCluster {n}: additionalConfig must set cluster_partition_handling = pause_minority"
+            ));
+        }
+        // The operator makes none.
+        if !disruption_budget_for(resources, "app.kubernetes.io/name", n) {
+            problems.push(format!("RabbitmqCluster {n}: no PodDisruptionBudget"));
+        }
+    }
+
+    if let Some(pg) = the_one(resources, "postgresql.cnpg.io", "Cluster", &mut problems) {
+        let n = name(pg);
+        if pg["spec"]["instances"].as_u64().is_none_or(|i| i < 3) {
+            problems.push(format!("Cluster {n}: fewer than 3 instances"));
+        }
+        let parameters = &pg["spec"]["postgresql"]["parameters"];
+        let reserved =
+            count(&parameters["superuser_reserved_connections"]).unwrap_or(DEFAULT_RESERVED);
+        let needed = postgres_connections(resources);
+        match count(&parameters["max_connections"]) {
+            Some(max) if max >= needed + reserved => {}
+            max => problems.push(format!(
+                "Cluster {n}: max_connections {max:?}, but Kino's pools may open {needed} (+ {reserved} reserved for superusers)"
+            )),
+        }
+        if pg["spec"]["enablePDB"] == false {
+            problems.push(format!("Cluster {n}: enablePDB is false"));
+        }
+        let mut databases: BTreeSet<&str> = of_kind(resources, "Database")
+            .filter(|d| group(d) == "postgresql.cnpg.io" && d["spec"]["cluster"]["name"] == n)
+            .filter(|d| d["spec"]["ensure"] != "absent")
+            .filter_map(|d| d["spec"]["name"].as_str())
+            .collect();
+        databases.extend(pg["spec"]["bootstrap"]["initdb"]["database"].as_str());
+        for database in DATABASES {
+            if !databases.contains(database) {
+                problems.push(format!("Cluster {n}: no database {database}"));
+            }
+        }
+    }
+
+    if let Some(mongo) = the_one(
+        resources,
+        "mongodbcommunity.mongodb.com",
+        "MongoDBCommunity",
+        &mut problems,
+    ) {
+        let n = name(mongo);
+        if !quorum_size(mongo["spec"]["members"].as_u64()) || mongo["spec"]["type"] != "ReplicaSet"
+        {
+            problems.push(format!(
+                "MongoDBCommunity {n}: must be a replica set of an odd number (3+) of members"
+            ));
+        }
+        if !mongo["spec"]["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("7."))
+        {
+            problems.push(format!("MongoDBCommunity {n}: not MongoDB 7"));
+        }
+        let database = kino_config(resources, "MONGODB_DATABASE").unwrap_or("media");
+        let user = mongo["spec"]["users"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|u| u["roles"].as_array().into_iter().flatten())
+            .any(|r| r["db"] == database && (r["name"] == "readWrite" || r["name"] == "dbOwner"));
+        if !user {
+            problems.push(format!(
+                "MongoDBCommunity {n}: no user with readWrite on {database}"
+            ));
+        }
+        if !disruption_budget_for(resources, "app", &format!("{n}-svc")) {
+            problems.push(format!("MongoDBCommunity {n}: no PodDisruptionBudget"));
+        }
+    }
+
+    if let Some(tenant) = the_one(resources, "minio.min.io", "Tenant", &mut problems) {
+        let n = name(tenant);
+        let pools: Vec<&Value> = tenant["spec"]["pools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .collect();
+        if pools.is_empty()
+            || pools
+                .iter()
+                .any(|p| p["servers"].as_u64().is_none_or(|s| s < 4))
+        {
+            problems.push(format!(
+                "Tenant {n}: every pool needs at least 4 servers (erasure coding across servers)"
+            ));
+        }
+        if let Some(bucket) = kino_config(resources, "S3_BUCKET") {
+            let declared = tenant["spec"]["buckets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|b| b["name"] == bucket);
+            if !declared {
+                problems.push(format!("Tenant {n}: no bucket {bucket} (S3_BUCKET)"));
+            }
+        }
+    }
+
+    let redis_group = "redis.redis.opstreelabs.in";
+    if let Some(replication) = the_one(resources, redis_group, "RedisReplication", &mut problems) {
+        let n = name(replication);
+        if replication["spec"]["clusterSize"]
+            .as_u64()
+            .is_none_or(|s| s < 2)
+        {
+            problems.push(format!(
+                "RedisReplication {n}: no replica beside the primary"
+            ));
+        }
+        let failover = of_kind(resources, "RedisSentinel").any(|s| {
+            group(s) == redis_group
+                && s["spec"]["redisSentinelConfig"]["redisReplicationName"] == n
+                && quorum_size(s["spec"]["clusterSize"].as_u64())
+        });
+        if !failover {
+            problems.push(format!(
+                "RedisReplication {n}: no RedisSentinel of 3+ (odd) Sentinels fails it over"
+            ));
+        }
+    }
+    if of_kind(resources, "RedisCluster").next().is_some() {
+        problems.push(
+            "a RedisCluster is rendered, but Kino's services speak only plain Redis (one REDIS_URL) yet"
+                .to_owned(),
+        );
+    }
+    problems
+}
+
 /// Resources by `kind/name`, for tests that edit one.
 pub fn find<'a>(resources: &'a mut [Value], kind: &str, name: &str) -> Option<&'a mut Value> {
     resources
@@ -491,5 +818,23 @@ mod tests {
         assert!(!is_crd(&r("apps/v1")));
         assert!(!is_crd(&r("v1")));
         assert!(!is_crd(&r("networking.k8s.io/v1")));
+        assert!(is_crd(&r("postgresql.cnpg.io/v1")));
+        assert!(!is_crd(&r("rabbitmq.com/v1beta1")));
+        assert!(is_unmodelled(&r("rabbitmq.com/v1beta1")));
+        assert!(is_unmodelled(&r("redis.redis.opstreelabs.in/v1beta2")));
+        assert!(!is_unmodelled(&r("postgresql.cnpg.io/v1")));
+    }
+
+    #[test]
+    fn rabbitmq_conf_lines() {
+        let conf = rabbitmq_conf(
+            "# comment\nconsumer_timeout = 25200000\n  cluster_partition_handling=pause_minority\n",
+        );
+        assert_eq!(conf.get("consumer_timeout"), Some(&"25200000"));
+        assert_eq!(
+            conf.get("cluster_partition_handling"),
+            Some(&"pause_minority")
+        );
+        assert_eq!(conf.len(), 2);
     }
 }

@@ -1,5 +1,5 @@
-// Validates Kubernetes custom resources (Traefik, KEDA, Istio) against their CRD schemas,
-// using the validators the @kubernetes-models packages ship.
+// Validates Kubernetes custom resources (Traefik, KEDA, Istio, CloudNativePG) against their
+// CRD schemas, using the validators the @kubernetes-models packages ship.
 //
 //   node validate-crds.mjs < documents.json     (a JSON array of resources)
 //
@@ -16,7 +16,7 @@ if (!tools) {
   console.error("KINO_MANIFEST_TOOLS is not set (run deploy/local/deps)");
   process.exit(2);
 }
-const PACKAGES = ["traefik", "keda", "istio"];
+const PACKAGES = ["traefik", "keda", "istio", "cloudnative-pg"];
 
 // apiVersion -> kind -> model class, from every <group>/<version>/index.js of each package.
 const models = new Map();
