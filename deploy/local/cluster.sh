@@ -45,7 +45,7 @@
 #                      loopback only, and cluster_partition_handling = pause_minority (what
 #                      a 3-node production cluster uses).
 #   Erlang cookie      the nodes and every rabbitmqctl this file runs use HOME=
-#                      $KINO_STATE_DIR/rabbitmq-cluster, whose .erlang.cookie is a copy of
+#                      $KINO_CLUSTER_DIR/rabbitmq, whose .erlang.cookie is a copy of
 #                      the default node's (/var/lib/rabbitmq/.erlang.cookie; else the
 #                      invoking user's ~/.erlang.cookie; else a new random one). So the
 #                      distribution's own `rabbitmqctl -n kino1@localhost ...` (which on
@@ -60,8 +60,16 @@ if [[ -z ${KINO_RABBIT_CLUSTER_HOST:-} ]]; then
   KINO_RABBIT_CLUSTER_HOST=localhost
   getent hosts localhost >/dev/null 2>&1 || KINO_RABBIT_CLUSTER_HOST=$(hostname -s)
 fi
-KINO_REDIS_CLUSTER_DIR=$KINO_STATE_DIR/redis-cluster
-KINO_RABBIT_CLUSTER_DIR=$KINO_STATE_DIR/rabbitmq-cluster
+# The clusters are the machine's (fixed node names and ports), so their data, logs and pid
+# files are too, in the cache dir rather than a checkout's .kino: every checkout on the
+# machine (a clean clone's CI run beside a working tree) finds the same nodes and the same
+# state, as with the SMTP sink's mail dir.
+KINO_CLUSTER_DIR=${KINO_CLUSTER_DIR:-$KINO_CACHE_DIR/clusters}
+KINO_REDIS_CLUSTER_DIR=$KINO_CLUSTER_DIR/redis
+KINO_RABBIT_CLUSTER_DIR=$KINO_CLUSTER_DIR/rabbitmq
+KINO_CLUSTER_LOG_DIR=$KINO_CLUSTER_DIR/logs
+KINO_CLUSTER_RUN_DIR=$KINO_CLUSTER_DIR/run
+mkdir -p "$KINO_REDIS_CLUSTER_DIR" "$KINO_RABBIT_CLUSTER_DIR" "$KINO_CLUSTER_LOG_DIR" "$KINO_CLUSTER_RUN_DIR"
 
 # proc_running PID: the process exists and is not a zombie. (A daemon that exits is
 # reparented to PID 1, which may take a second or more to reap it; kill -0 alone would
@@ -113,7 +121,7 @@ redis_node_up() {
 # the node itself, else from its pid file when that pid is still that redis-server (a pid
 # file left from a previous boot may name an unrelated process by now).
 redis_node_pid() {
-  local port=$1 pid pidfile=$KINO_RUN_DIR/redis-cluster-$1.pid
+  local port=$1 pid pidfile=$KINO_CLUSTER_RUN_DIR/redis-cluster-$1.pid
   pid=$(rcli "$port" info server | sed -n 's/^process_id://p') || true
   if [[ -z $pid && -f $pidfile ]]; then
     pid=$(cat "$pidfile")
@@ -125,13 +133,13 @@ redis_node_pid() {
 # redis_launch PORT: start the node on PORT unless it is up; wait until it accepts.
 redis_launch() {
   local port=$1
-  local dir=$KINO_REDIS_CLUSTER_DIR/$port log=$KINO_LOG_DIR/redis-cluster-$port.log
+  local dir=$KINO_REDIS_CLUSTER_DIR/$port log=$KINO_CLUSTER_LOG_DIR/redis-cluster-$port.log
   redis_node_up "$port" && return 0
   port_open 127.0.0.1 "$port" && die "127.0.0.1:$port is taken by something that is not Redis (KINO_REDIS_CLUSTER_PORT)"
   command -v redis-server >/dev/null || die "redis-server not found (deploy/local/deps installs it)"
   mkdir -p "$dir"
   redis-server --port "$port" --bind 127.0.0.1 --daemonize yes \
-    --dir "$dir" --logfile "$log" --pidfile "$KINO_RUN_DIR/redis-cluster-$port.pid" \
+    --dir "$dir" --logfile "$log" --pidfile "$KINO_CLUSTER_RUN_DIR/redis-cluster-$port.pid" \
     --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
     --appendonly yes --save "" \
     || die "redis-server on :$port did not start (log: $log)"
@@ -148,7 +156,7 @@ start_redis_node() {
     redis_node_up "$other" || return 0
   done
   wait_redis_cluster_formed 30 \
-    || die "the Redis cluster is not whole 30 s after :$port came back (logs: $KINO_LOG_DIR/redis-cluster-*.log)"
+    || die "the Redis cluster is not whole 30 s after :$port came back (logs: $KINO_CLUSTER_LOG_DIR/redis-cluster-*.log)"
 }
 
 # kill_redis_node PORT: SIGKILL the node (no AOF fsync, no goodbye to the cluster), and
@@ -176,7 +184,7 @@ stop_redis_node() {
       kill -KILL "$pid" 2>/dev/null || true
     done
   fi
-  for port in "$@"; do rm -f "$KINO_RUN_DIR/redis-cluster-$port.pid"; done
+  for port in "$@"; do rm -f "$KINO_CLUSTER_RUN_DIR/redis-cluster-$port.pid"; done
 }
 
 # redis_node_info_field PORT FIELD: one field of CLUSTER INFO on that node.
@@ -261,12 +269,12 @@ ensure_redis_cluster() {
   if ((fresh)); then
     log "creating the Redis cluster (3 masters, 3 replicas) on ${addrs[0]}..${addrs[5]#*:}"
     redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes \
-      >"$KINO_LOG_DIR/redis-cluster-create.log" 2>&1 \
-      || { tail -n 20 "$KINO_LOG_DIR/redis-cluster-create.log" >&2; die "redis-cli --cluster create failed (log: $KINO_LOG_DIR/redis-cluster-create.log)"; }
+      >"$KINO_CLUSTER_LOG_DIR/redis-cluster-create.log" 2>&1 \
+      || { tail -n 20 "$KINO_CLUSTER_LOG_DIR/redis-cluster-create.log" >&2; die "redis-cli --cluster create failed (log: $KINO_CLUSTER_LOG_DIR/redis-cluster-create.log)"; }
   fi
   if ! wait_redis_cluster_formed 60; then
     rcli "$KINO_REDIS_CLUSTER_PORT" cluster nodes >&2 || true
-    die "the Redis cluster did not reach cluster_state:ok on all 6 nodes within 60 s (logs: $KINO_LOG_DIR/redis-cluster-*.log)"
+    die "the Redis cluster did not reach cluster_state:ok on all 6 nodes within 60 s (logs: $KINO_CLUSTER_LOG_DIR/redis-cluster-*.log)"
   fi
   log "Redis cluster ready on ${addrs[0]}..${addrs[5]#*:} ($((SECONDS - start)) s)"
 }
@@ -389,8 +397,8 @@ rabbit_launch() {
   rabbit_prepare "$n"
   rm -f "$dir/kino$n.pid" # left by a node that was killed, or by a previous boot
   rabbit_env "$n" "$(rabbit_bin_dir)/rabbitmq-server" -detached \
-    >>"$KINO_LOG_DIR/rabbitmq-cluster-kino$n.log" 2>&1 \
-    || die "rabbitmq-server for $(rabbit_node_name "$n") did not start (logs: $KINO_LOG_DIR/rabbitmq-cluster-kino$n.log, $dir/log/)"
+    >>"$KINO_CLUSTER_LOG_DIR/rabbitmq-cluster-kino$n.log" 2>&1 \
+    || die "rabbitmq-server for $(rabbit_node_name "$n") did not start (logs: $KINO_CLUSTER_LOG_DIR/rabbitmq-cluster-kino$n.log, $dir/log/)"
 }
 
 # rabbit_await N: wait until node N has fully booted and accepts AMQP connections.
@@ -399,7 +407,7 @@ rabbit_await() {
   dir=$(rabbit_node_dir "$n")
   # The pid file appears a moment after -detached returns; `wait` then follows the boot.
   wait_file "$dir/kino$n.pid" 60 \
-    || die "$(rabbit_node_name "$n") wrote no pid file within 60 s (logs: $KINO_LOG_DIR/rabbitmq-cluster-kino$n.log, $dir/log/)"
+    || die "$(rabbit_node_name "$n") wrote no pid file within 60 s (logs: $KINO_CLUSTER_LOG_DIR/rabbitmq-cluster-kino$n.log, $dir/log/)"
   rabbit_ctl "$n" wait --timeout 300 "$dir/kino$n.pid" >/dev/null 2>&1 \
     || { tail -n 20 "$dir/log/$(rabbit_node_name "$n").log" >&2 2>/dev/null; die "$(rabbit_node_name "$n") did not boot (log: $dir/log/)"; }
   wait_port "RabbitMQ $(rabbit_node_name "$n")" 127.0.0.1 "$(rabbit_amqp_port "$n")" 60 "$dir/log/$(rabbit_node_name "$n").log"
@@ -487,7 +495,7 @@ ensure_rabbitmq_cluster() {
   # Join kino2 and kino3 to kino1 unless kino1 already sees them running. A node kino1
   # lists as a member but not (yet) as running is a member that has just booted: it gets
   # 20 s to show up before it is joined afresh.
-  local json members joinlog=$KINO_LOG_DIR/rabbitmq-cluster-join.log
+  local json members joinlog=$KINO_CLUSTER_LOG_DIR/rabbitmq-cluster-join.log
   for ((i = 0; i < 30; i++)); do
     json=$(rabbit_ctl 1 cluster_status --formatter json 2>/dev/null) || json=""
     running=$(json_node_list running_nodes "$json")

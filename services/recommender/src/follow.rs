@@ -39,17 +39,27 @@ pub fn through(stamp: i64) -> (i64, Uuid) {
     (stamp, Uuid::max())
 }
 
-/// Every signal in PostgreSQL, as one consistent read, and the cursor after them.
-pub async fn load_tastes(pool: &PgPool, tastes: &Tastes) -> sqlx::Result<(i64, Uuid, Uuid)> {
+/// A read-only transaction on one snapshot, and the highest stamp in `table` as of it: the
+/// rows read in it and that stamp agree, and a change committed after it carries a higher
+/// stamp (crate::changes), so nothing falls between a full read and the follower.
+async fn consistent_read(
+    pool: &PgPool,
+    table: &str,
+) -> sqlx::Result<(sqlx::Transaction<'static, sqlx::Postgres>, i64)> {
     let mut tx = pool.begin().await?;
-    // One snapshot for the rows and their highest stamp: a change committed after it
-    // carries a higher stamp (crate::changes), so nothing falls between.
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let stamp: i64 = sqlx::query_scalar("SELECT coalesce(max(change_seq), 0) FROM user_signals")
-        .fetch_one(&mut *tx)
-        .await?;
+    let stamp: i64 =
+        sqlx::query_scalar(&format!("SELECT coalesce(max(change_seq), 0) FROM {table}"))
+            .fetch_one(&mut *tx)
+            .await?;
+    Ok((tx, stamp))
+}
+
+/// Every signal in PostgreSQL, as one consistent read, and the cursor after them.
+pub async fn load_tastes(pool: &PgPool, tastes: &Tastes) -> sqlx::Result<(i64, Uuid, Uuid)> {
+    let (mut tx, stamp) = consistent_read(pool, "user_signals").await?;
     let signals: Vec<(Uuid, Uuid, f64, OffsetDateTime, bool)> =
         sqlx::query_as("SELECT user_id, video_id, score, score_at, watched FROM user_signals")
             .fetch_all(&mut *tx)
@@ -68,13 +78,7 @@ pub async fn load_tastes(pool: &PgPool, tastes: &Tastes) -> sqlx::Result<(i64, U
 /// Every current vector in PostgreSQL (for a build from scratch), as one consistent
 /// read, and the cursor after them.
 pub async fn load_vectors(pool: &PgPool) -> sqlx::Result<(Vec<Row>, (i64, Uuid))> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
-    let stamp: i64 = sqlx::query_scalar("SELECT coalesce(max(change_seq), 0) FROM videos")
-        .fetch_one(&mut *tx)
-        .await?;
+    let (mut tx, stamp) = consistent_read(pool, "videos").await?;
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, embedding, visibility = 'public' AND ready, embedding_seq FROM videos
          WHERE embedding IS NOT NULL AND NOT deleted",
