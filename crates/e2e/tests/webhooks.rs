@@ -554,7 +554,11 @@ async fn a_hanging_endpoint_is_cut_off_and_retried_while_others_get_theirs_on_ti
         );
         assert!(item["last_duration_ms"].as_i64().unwrap() < 1500, "{item}");
     }
-    // At most two at a time went to it (WEBHOOK_ENDPOINT_CONCURRENCY).
+    // At most two at a time went to it (WEBHOOK_ENDPOINT_CONCURRENCY): a third attempt
+    // starts only when one of two is cut off, 1 s after it was sent. The receiver stamps
+    // an attempt when it arrives, which on a loaded machine can be a few hundred ms after
+    // it was sent (a CI run saw 0.86 s between the first and third of a window), so the
+    // bound is half the timeout: with a third slot, three would arrive at once.
     let slow = receiver.log("slow", &[]).await;
     let mut starts: Vec<f64> = slow
         .iter()
@@ -563,7 +567,7 @@ async fn a_hanging_endpoint_is_cut_off_and_retried_while_others_get_theirs_on_ti
     starts.sort_by(f64::total_cmp);
     for window in starts.windows(3) {
         assert!(
-            window[2] - window[0] > 0.9,
+            window[2] - window[0] > 0.5,
             "three attempts within a timeout: {starts:?}"
         );
     }
