@@ -20,6 +20,7 @@
 #                            (the node synced as a replica) so the next kill can fail over
 #   wait_redis_cluster_formed SECONDS   the same wait, on its own
 #   stop_rabbit_node N       stop RabbitMQ node kinoN gracefully (N = 1..3)
+#   kill_rabbit_node N       SIGKILL node kinoN's Erlang VM (a crash: no goodbye)
 #   start_rabbit_node N      start it again; it rejoins the cluster from its own state
 #
 # All are idempotent: a node that is already up is left alone, a formed cluster is not
@@ -429,6 +430,21 @@ start_rabbit_node() {
   if rabbit_node_alive "$1" && port_open 127.0.0.1 "$(rabbit_amqp_port "$1")"; then return 0; fi
   rabbit_launch "$1"
   rabbit_await "$1"
+}
+
+# kill_rabbit_node N: SIGKILL node kinoN's Erlang VM and wait until it is gone (its
+# clients' sockets are reset, its quorum queue members vanish without a word).
+kill_rabbit_node() {
+  local n=$1 pid i
+  pid=$(rabbit_node_pid "$n")
+  [[ -n $pid ]] || { log "$(rabbit_node_name "$n") is not running"; return 0; }
+  kill -KILL "$pid" 2>/dev/null || true
+  wait_pids_gone 30 "$pid" || die "$(rabbit_node_name "$n") (pid $pid) survived SIGKILL"
+  for ((i = 0; i < 150; i++)); do
+    port_open 127.0.0.1 "$(rabbit_dist_port "$n")" || break
+    sleep 0.2
+  done
+  rm -f "$(rabbit_node_dir "$n")/kino$n.pid"
 }
 
 # stop_rabbit_node N: stop node kinoN gracefully and wait until its process has exited.

@@ -1,7 +1,8 @@
 //! A three-node RabbitMQ cluster (deploy/local/cluster.sh, started by deploy/local/test)
-//! loses the node its publisher and consumer are connected to, and the node that leads
-//! their quorum queue: every message the broker confirmed is consumed, the clients carry
-//! on through the other nodes after brief retries, and the node rejoins.
+//! loses the node its publisher and consumer are connected to, twice: node 1 (which also
+//! leads their quorum queue) is stopped, then node 2 (where the clients went) is killed
+//! with SIGKILL. Every message the broker confirmed is consumed, the clients carry on
+//! through the other nodes after brief retries, and each node rejoins.
 //!
 //! Needs `KINO_RABBIT_CLUSTER_URLS` (run through `deploy/local/test`).
 
@@ -78,14 +79,25 @@ async fn losing_a_rabbitmq_node_loses_no_confirmed_message() {
     let mut longest_window = Duration::ZERO;
     let mut restart = None;
     for n in 0..MESSAGES {
-        if n == 200 {
-            cluster("stop_rabbit_node 1");
-        }
-        if n == 400 {
+        match n {
+            150 => cluster("stop_rabbit_node 1"),
             // Back in the background; publishing goes on meanwhile.
-            restart = Some(tokio::task::spawn_blocking(|| {
-                cluster("start_rabbit_node 1")
-            }));
+            250 => {
+                restart = Some(tokio::task::spawn_blocking(|| {
+                    cluster("start_rabbit_node 1")
+                }))
+            }
+            350 => {
+                restart.take().unwrap().await.unwrap();
+                // The clients moved to node 2 (the next one named): crash it.
+                cluster("kill_rabbit_node 2");
+            }
+            450 => {
+                restart = Some(tokio::task::spawn_blocking(|| {
+                    cluster("start_rabbit_node 2")
+                }))
+            }
+            _ => {}
         }
         let id = Uuid::now_v7();
         let properties = BasicProperties::default().with_message_id(id.to_string().into());
