@@ -241,6 +241,34 @@ fn check_overlay(overlay: &str) {
         &format!("{overlay} + keda + istio: policy"),
         &kubernetes::policy(&full, &services, true, true),
     );
+    // Every namespaced resource lands in Kino's namespace, the components' too: one
+    // without a namespace goes wherever the applying context points.
+    const CLUSTER_SCOPED: &[&str] = &[
+        "Namespace",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "PriorityClass",
+        "StorageClass",
+        "IngressClass",
+    ];
+    let stray: Vec<String> = full
+        .iter()
+        .filter(|r| !CLUSTER_SCOPED.contains(&r["kind"].as_str().unwrap_or_default()))
+        .filter(|r| r["metadata"]["namespace"] != "kino")
+        .map(|r| {
+            let (kind, name) = (&r["kind"], &r["metadata"]["name"]);
+            format!(
+                "{} {}",
+                kind.as_str().unwrap_or_default(),
+                name.as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "{overlay} + keda + istio: outside namespace kino: {stray:?}"
+    );
     let all: Vec<Value> = plain
         .iter()
         .chain(&full)
