@@ -622,9 +622,10 @@ fn quorum_size(n: Option<u64>) -> bool {
 /// RabbitMQ (3 or another odd number of nodes, consumer_timeout, pause_minority, a PDB),
 /// PostgreSQL (3+ instances, max_connections for [`postgres_connections`], every database
 /// of [`DATABASES`]), MongoDB (an odd replica set of 3+ members, 7.x, a user of
-/// MONGODB_DATABASE, a PDB), MinIO (pools of 4+ servers, the bucket S3_BUCKET), Redis (a
-/// primary with replicas and Sentinels, and no Redis Cluster, which the services cannot use
-/// yet).
+/// MONGODB_DATABASE, a PDB), MinIO (pools of 4+ servers, the bucket S3_BUCKET), Redis (one
+/// Redis Cluster of 3+ masters with a replica each, persistent, whose nodes evict nothing,
+/// keep an AOF and stop below their memory limit; kino-config's REDIS_CLUSTER telling the
+/// services so; no other Redis form beside it: see `redis_cluster`).
 pub fn clustered_stores(resources: &[Value]) -> Vec<String> {
     let mut problems = Vec::new();
 
@@ -754,35 +755,162 @@ pub fn clustered_stores(resources: &[Value]) -> Vec<String> {
         }
     }
 
+    redis_cluster(resources, &mut problems);
+    problems
+}
+
+/// `directive value` lines of a redis.conf, directives lowercased (Redis reads them
+/// case-insensitively); a later line replaces an earlier one, as in Redis.
+fn redis_conf(text: &str) -> BTreeMap<String, &str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once(char::is_whitespace))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().trim_matches('"')))
+        .collect()
+}
+
+/// Bytes of a redis.conf memory size: `3gb` (1024-based), `3g` (1000-based), `1024`.
+fn redis_bytes(size: &str) -> Option<u64> {
+    let size = size.trim().to_ascii_lowercase();
+    let digits = size
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(size.len());
+    let (number, unit) = size.split_at(digits);
+    let unit: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1_000,
+        "kb" => 1 << 10,
+        "m" => 1_000_000,
+        "mb" => 1 << 20,
+        "g" => 1_000_000_000,
+        "gb" => 1 << 30,
+        _ => return None,
+    };
+    number.parse::<u64>().ok()?.checked_mul(unit)
+}
+
+/// Bytes of a Kubernetes memory quantity: `4Gi`, `512Mi`, `4G`, `4294967296`.
+fn quantity_bytes(quantity: &Value) -> Option<u64> {
+    if let Some(n) = quantity.as_u64() {
+        return Some(n);
+    }
+    let quantity = quantity.as_str()?.trim();
+    let digits = quantity
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(quantity.len());
+    let (number, unit) = quantity.split_at(digits);
+    let unit: u64 = match unit {
+        "" => 1,
+        "k" => 1_000,
+        "Ki" => 1 << 10,
+        "M" => 1_000_000,
+        "Mi" => 1 << 20,
+        "G" => 1_000_000_000,
+        "Gi" => 1 << 30,
+        "T" => 1_000_000_000_000,
+        "Ti" => 1 << 40,
+        _ => return None,
+    };
+    number.parse::<u64>().ok()?.checked_mul(unit)
+}
+
+/// Whether kino-config turns the services' Redis Cluster mode on, read as
+/// platform::redis reads REDIS_CLUSTER.
+fn redis_cluster_mode(resources: &[Value]) -> bool {
+    kino_config(resources, "REDIS_CLUSTER")
+        .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
+}
+
+/// components/clustered-stores' Redis: exactly one RedisCluster (OT-CONTAINER-KIT
+/// redis-operator) and nothing else of that operator, since Kino has one REDIS_URL; and
+/// REDIS_CLUSTER on in kino-config, without which the services would take the cluster's
+/// Service for one server and fail on every key another master holds. The cluster must
+/// survive a master's loss (3+ masters, each with a replica to promote: the operator
+/// attaches follower i to leader i mod leaders, so followers must be a non-zero multiple of
+/// the leaders), keep its data across restarts (persistenceEnabled with storage, which
+/// mounts the volume, and appendonly yes in the configuration the nodes include last) and
+/// never evict (noeviction, with a maxmemory below the container's limit, so a full node
+/// refuses writes before the kernel kills it). The configuration is checked for both roles:
+/// a follower becomes a master when promoted.
+fn redis_cluster(resources: &[Value], problems: &mut Vec<String>) {
     let redis_group = "redis.redis.opstreelabs.in";
-    if let Some(replication) = the_one(resources, redis_group, "RedisReplication", &mut problems) {
-        let n = name(replication);
-        if replication["spec"]["clusterSize"]
-            .as_u64()
-            .is_none_or(|s| s < 2)
-        {
+    if let Some(cluster) = the_one(resources, redis_group, "RedisCluster", problems) {
+        let n = name(cluster);
+        let spec = &cluster["spec"];
+        let size = spec["clusterSize"].as_u64();
+        // The operator's counts: a role's own `replicas`, else clusterSize.
+        let leaders = spec["redisLeader"]["replicas"].as_u64().or(size);
+        let followers = spec["redisFollower"]["replicas"].as_u64().or(size);
+        if size.is_none_or(|s| s < 3) || leaders.is_none_or(|l| l < 3) {
             problems.push(format!(
-                "RedisReplication {n}: no replica beside the primary"
+                "RedisCluster {n}: clusterSize {size:?} and {leaders:?} leaders, 3 masters at least (a majority of masters must survive to promote a replica)"
             ));
         }
-        let failover = of_kind(resources, "RedisSentinel").any(|s| {
-            group(s) == redis_group
-                && s["spec"]["redisSentinelConfig"]["redisReplicationName"] == n
-                && quorum_size(s["spec"]["clusterSize"].as_u64())
-        });
-        if !failover {
+        match (leaders, followers) {
+            (Some(l), Some(f)) if l > 0 && f >= l && f.is_multiple_of(l) => {}
+            _ => problems.push(format!(
+                "RedisCluster {n}: {followers:?} followers for {leaders:?} leaders; every master needs a replica to promote (followers a non-zero multiple of the leaders)"
+            )),
+        }
+        if spec["persistenceEnabled"] != true || !spec["storage"]["volumeClaimTemplate"].is_object()
+        {
             problems.push(format!(
-                "RedisReplication {n}: no RedisSentinel of 3+ (odd) Sentinels fails it over"
+                "RedisCluster {n}: not persistent (persistenceEnabled and storage.volumeClaimTemplate)"
+            ));
+        }
+        let limit = quantity_bytes(&spec["kubernetesConfig"]["resources"]["limits"]["memory"]);
+        for role in ["redisLeader", "redisFollower"] {
+            let config_map = spec[role]["redisConfig"]["additionalRedisConfig"].as_str();
+            let text = config_map
+                .and_then(|c| of_kind(resources, "ConfigMap").find(|m| name(m) == c))
+                .and_then(|m| m["data"]["redis-additional.conf"].as_str());
+            let Some(text) = text else {
+                problems.push(format!(
+                    "RedisCluster {n}: {role}'s additionalRedisConfig {config_map:?} names no rendered ConfigMap with redis-additional.conf"
+                ));
+                continue;
+            };
+            let conf = redis_conf(text);
+            let setting = |key: &str| conf.get(key).copied();
+            if setting("maxmemory-policy") != Some("noeviction") {
+                problems.push(format!(
+                    "RedisCluster {n}: {role}'s maxmemory-policy is {:?}, noeviction needed (revocations and the ranker's sets are not a cache)",
+                    setting("maxmemory-policy")
+                ));
+            }
+            if setting("appendonly") != Some("yes") {
+                problems.push(format!(
+                    "RedisCluster {n}: {role}'s configuration does not set appendonly yes"
+                ));
+            }
+            let maxmemory = setting("maxmemory").and_then(redis_bytes);
+            match (maxmemory, limit) {
+                (Some(max), Some(limit)) if max > 0 && max < limit => {}
+                _ => problems.push(format!(
+                    "RedisCluster {n}: {role}'s maxmemory {:?} must be set below the container's memory limit {limit:?} (bytes)",
+                    setting("maxmemory")
+                )),
+            }
+        }
+    }
+    for kind in ["RedisReplication", "RedisSentinel", "Redis"] {
+        let beside = resources
+            .iter()
+            .filter(|r| r["kind"] == kind && group(r) == redis_group)
+            .count();
+        if beside > 0 {
+            problems.push(format!(
+                "{beside} {kind} rendered beside the RedisCluster: the services use one Redis (REDIS_URL), the cluster"
             ));
         }
     }
-    if of_kind(resources, "RedisCluster").next().is_some() {
+    if !redis_cluster_mode(resources) {
         problems.push(
-            "a RedisCluster is rendered, but Kino's services speak only plain Redis (one REDIS_URL) yet"
+            "kino-config does not set REDIS_CLUSTER=true: the services would take the Redis Cluster's Service for one server"
                 .to_owned(),
         );
     }
-    problems
 }
 
 /// Resources by `kind/name`, for tests that edit one.
@@ -836,5 +964,34 @@ mod tests {
             Some(&"pause_minority")
         );
         assert_eq!(conf.len(), 2);
+    }
+
+    #[test]
+    fn redis_conf_lines_and_sizes() {
+        let conf = redis_conf(
+            "# comment\nmaxmemory 3gb\nMaxmemory-Policy   noeviction\n\nappendonly no\nappendonly yes\n",
+        );
+        assert_eq!(conf.get("maxmemory"), Some(&"3gb"));
+        assert_eq!(conf.get("maxmemory-policy"), Some(&"noeviction"));
+        // The later line wins, as in Redis.
+        assert_eq!(conf.get("appendonly"), Some(&"yes"));
+        assert_eq!(conf.len(), 3);
+
+        assert_eq!(redis_bytes("3gb"), Some(3 << 30));
+        assert_eq!(redis_bytes("3G"), Some(3_000_000_000));
+        assert_eq!(redis_bytes("512mb"), Some(512 << 20));
+        assert_eq!(redis_bytes("1024"), Some(1024));
+        assert_eq!(redis_bytes("3 gb"), None);
+        assert_eq!(redis_bytes("gb"), None);
+
+        let q = |v: Value| quantity_bytes(&v);
+        assert_eq!(q(serde_json::json!("4Gi")), Some(4 << 30));
+        assert_eq!(q(serde_json::json!("4G")), Some(4_000_000_000));
+        assert_eq!(q(serde_json::json!("512Mi")), Some(512 << 20));
+        assert_eq!(q(serde_json::json!(1024)), Some(1024));
+        assert_eq!(q(serde_json::json!("4.5Gi")), None);
+        assert_eq!(q(Value::Null), None);
+        // Below the manifest's limit, as components/clustered-stores/redis-cluster.yaml has it.
+        assert!(redis_bytes("3gb") < q(serde_json::json!("4Gi")));
     }
 }

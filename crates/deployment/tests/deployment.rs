@@ -339,14 +339,21 @@ fn prod_operators_overlay_declares_what_kino_needs() {
         "RabbitmqCluster rabbitmq",
         "MongoDBCommunity mongodb",
         "Tenant minio",
-        "RedisReplication redis",
-        "RedisSentinel redis-sentinel",
+        "RedisCluster redis-cluster",
+        "ConfigMap redis-kino",
     ] {
         assert!(
             kinds.contains(&store.to_owned()),
             "prod-operators has no {store}"
         );
     }
+    // One Redis: the cluster, not also the primary + Sentinel form it replaced.
+    assert!(
+        !kinds
+            .iter()
+            .any(|k| k.starts_with("RedisReplication") || k.starts_with("RedisSentinel")),
+        "prod-operators renders a second Redis beside the cluster: {kinds:?}"
+    );
     assert!(
         !kinds.iter().any(|k| k.starts_with("Secret")),
         "prod-operators must not carry secrets"
@@ -362,16 +369,26 @@ fn prod_operators_overlay_declares_what_kino_needs() {
         })
         .expect("kino-config is rendered");
     assert_eq!(config["data"]["S3_ENDPOINT"], "http://minio");
-    // The Redis Cluster waits beside the component, outside it: 3 masters x 1 replica.
-    let cluster = yaml(&read("k8s/components/clustered-stores/redis-cluster.yaml")).unwrap();
-    assert_eq!(cluster["kind"], "RedisCluster");
-    assert_eq!(cluster["spec"]["clusterSize"], 3);
+    // ... and take REDIS_URL's one URL (the leader Service) as the cluster's seed.
+    assert_eq!(config["data"]["REDIS_CLUSTER"], "true");
+    // The Redis Cluster is the component's Redis: 3 masters x 1 replica.
+    let component = read("k8s/components/clustered-stores/kustomization.yaml");
+    let listed = |file: &str| component.lines().any(|l| l.trim() == format!("- {file}"));
     assert!(
-        !read("k8s/components/clustered-stores/kustomization.yaml")
-            .lines()
-            .any(|l| l.trim() == "- redis-cluster.yaml"),
-        "redis-cluster.yaml must stay out of the component until the services speak Redis Cluster"
+        listed("redis-cluster.yaml"),
+        "redis-cluster.yaml must be in the component"
     );
+    assert!(
+        !listed("redis.yaml"),
+        "the primary + Sentinel form must stay out of the component"
+    );
+    let cluster = rendered
+        .iter()
+        .find(|r| r["kind"] == "RedisCluster")
+        .expect("a RedisCluster is rendered");
+    assert_eq!(cluster["spec"]["clusterSize"], 3);
+    assert_eq!(cluster["spec"]["redisLeader"]["replicas"], 3);
+    assert_eq!(cluster["spec"]["redisFollower"]["replicas"], 3);
 }
 
 #[test]
@@ -392,12 +409,21 @@ fn clustered_stores_without_kino_settings_are_rejected() {
     );
 
     // Valid resources without what Kino needs.
-    let redis_cluster = yaml(&read("k8s/components/clustered-stores/redis-cluster.yaml")).unwrap();
     type Edit = Box<dyn Fn(&mut Vec<Value>)>;
     let broker_config = |r: &mut Vec<Value>, edit: &dyn Fn(&str) -> String| {
         let c = kubernetes::find(r, "RabbitmqCluster", "rabbitmq").unwrap();
         let config = edit(c["spec"]["rabbitmq"]["additionalConfig"].as_str().unwrap());
         c["spec"]["rabbitmq"]["additionalConfig"] = json!(config);
+    };
+    // The Redis nodes' configuration (every node's: leaders and followers share it).
+    let redis_config = |r: &mut Vec<Value>, edit: &dyn Fn(&str) -> String| {
+        let m = kubernetes::find(r, "ConfigMap", "redis-kino").unwrap();
+        let config = edit(m["data"]["redis-additional.conf"].as_str().unwrap());
+        assert_ne!(
+            m["data"]["redis-additional.conf"], config,
+            "the edit changed nothing"
+        );
+        m["data"]["redis-additional.conf"] = json!(config);
     };
     let cases: Vec<(&str, Edit)> = vec![
         (
@@ -475,12 +501,78 @@ fn clustered_stores_without_kino_settings_are_rejected() {
             }),
         ),
         (
-            "a Redis primary nobody fails over",
-            Box::new(|r| r.retain(|x| x["kind"] != "RedisSentinel")),
+            "no Redis at all",
+            Box::new(|r| r.retain(|x| x["kind"] != "RedisCluster")),
         ),
         (
-            "a Redis Cluster the services cannot use",
-            Box::new(move |r| r.push(redis_cluster.clone())),
+            "a one-master Redis Cluster (clusterSize 1)",
+            Box::new(|r| {
+                let c = kubernetes::find(r, "RedisCluster", "redis-cluster").unwrap();
+                c["spec"]["clusterSize"] = json!(1);
+            }),
+        ),
+        (
+            "a Redis Cluster without replicas",
+            Box::new(|r| {
+                let c = kubernetes::find(r, "RedisCluster", "redis-cluster").unwrap();
+                c["spec"]["redisFollower"]["replicas"] = json!(0);
+            }),
+        ),
+        (
+            "a Redis Cluster with fewer replicas than masters",
+            Box::new(|r| {
+                let c = kubernetes::find(r, "RedisCluster", "redis-cluster").unwrap();
+                c["spec"]["redisFollower"]["replicas"] = json!(2);
+            }),
+        ),
+        (
+            "a Redis Cluster without persistence",
+            Box::new(|r| {
+                let c = kubernetes::find(r, "RedisCluster", "redis-cluster").unwrap();
+                c["spec"]["persistenceEnabled"] = json!(false);
+            }),
+        ),
+        (
+            "an evicting Redis",
+            Box::new(move |r| redis_config(r, &|c: &str| c.replace("noeviction", "allkeys-lru"))),
+        ),
+        (
+            "a Redis without its AOF",
+            Box::new(move |r| {
+                redis_config(r, &|c: &str| c.replace("appendonly yes", "appendonly no"))
+            }),
+        ),
+        (
+            "a Redis maxmemory above the container's limit",
+            Box::new(move |r| {
+                redis_config(r, &|c: &str| c.replace("maxmemory 3gb", "maxmemory 5gb"))
+            }),
+        ),
+        (
+            "a Redis primary with Sentinels beside the cluster",
+            Box::new(|r| {
+                for kind in ["RedisReplication", "RedisSentinel"] {
+                    r.push(json!({
+                        "apiVersion": "redis.redis.opstreelabs.in/v1beta2",
+                        "kind": kind,
+                        "metadata": { "name": "redis", "namespace": "kino" },
+                        "spec": { "clusterSize": 3 },
+                    }));
+                }
+            }),
+        ),
+        (
+            "services not told REDIS_CLUSTER=true",
+            Box::new(|r| {
+                for c in r.iter_mut().filter(|x| {
+                    x["kind"] == "ConfigMap"
+                        && x["metadata"]["name"]
+                            .as_str()
+                            .is_some_and(|n| n.starts_with("kino-config"))
+                }) {
+                    c["data"].as_object_mut().unwrap().remove("REDIS_CLUSTER");
+                }
+            }),
         ),
     ];
     assert_none(

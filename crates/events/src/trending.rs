@@ -2,9 +2,10 @@
 //! what media reads. Both sides import this module; neither spells a key, a channel or a
 //! message by hand.
 //!
-//! * **The sorted sets.** `{prefix}trending:{window}:{scope}` ([`trending_key`]) per
+//! * **The sorted sets.** `{prefix}{trending.{window}}:{scope}` ([`trending_key`]) per
 //!   [`Window`] and [`Scope`]; members are video ids, scores forward-decayed sums relative
-//!   to the set's own landmark `t0`, kept in the hash [`t0_key`]. Only their order (and
+//!   to the set's own landmark `t0`, kept in the window's hash [`t0_key`]. Each window is
+//!   one Redis Cluster slot ([`shard`]). Only their order (and
 //!   ratios) mean something. The ranker is their only writer; media only reads them.
 //! * **The announcements.** After each batch it applies, the ranker announces on
 //!   [`trending_moved_channel`] that the sets changed ([`trending_moved_message`]). The
@@ -49,21 +50,33 @@ pub enum Scope {
     Category(String),
 }
 
-/// The Redis key of a trending sorted set: `{prefix}trending:{window}:{scope}` with scope
-/// `global` or `category:{name}`. Members are video ids; scores are forward-decayed sums
-/// relative to the key's own `t0` (see [`t0_key`]), so only their order (and ratios) mean
-/// something.
+/// The part every key of one window's ranker state starts with: `{prefix}{trending.{window}}`.
+/// The braces are a Redis Cluster hash tag: a window's sorted sets, its landmarks and the
+/// ranker's dedupe marks for it share one slot, so one script can update them atomically;
+/// the three windows are three slots. The tags' slots (hour 4135, week 6340, day 11994)
+/// fall in different thirds of the 16,384, so a cluster whose slots are split evenly over
+/// three primaries (as `redis-cli --cluster create` and the operators split them) puts
+/// each window on its own primary. (On a single server the braces are only characters.)
+pub fn shard(prefix: &str, window: Window) -> String {
+    format!("{prefix}{{trending.{}}}", window.as_str())
+}
+
+/// The Redis key of a trending sorted set: `{prefix}{trending.{window}}:{scope}` with
+/// scope `global` or `category:{name}` (see [`shard`]). Members are video ids; scores are
+/// forward-decayed sums relative to the key's own `t0` (see [`t0_key`]), so only their
+/// order (and ratios) mean something.
 pub fn trending_key(prefix: &str, window: Window, scope: &Scope) -> String {
-    let window = window.as_str();
+    let shard = shard(prefix, window);
     match scope {
-        Scope::Global => format!("{prefix}trending:{window}:global"),
-        Scope::Category(c) => format!("{prefix}trending:{window}:category:{c}"),
+        Scope::Global => format!("{shard}:global"),
+        Scope::Category(c) => format!("{shard}:category:{c}"),
     }
 }
 
-/// The hash holding each trending key's `t0` (unix seconds, field = the sorted set's key).
-pub fn t0_key(prefix: &str) -> String {
-    format!("{prefix}trending:t0")
+/// The hash holding the `t0` (unix seconds) of each of `window`'s trending keys (field =
+/// the sorted set's key).
+pub fn t0_key(prefix: &str, window: Window) -> String {
+    format!("{}:t0", shard(prefix, window))
 }
 
 /// What precedes a hub channel's name on Redis under `prefix` (`REDIS_PREFIX`).
@@ -116,13 +129,45 @@ mod tests {
     fn keys_name_window_and_scope() {
         assert_eq!(
             trending_key("kino:", Window::Day, &Scope::Global),
-            "kino:trending:day:global"
+            "kino:{trending.day}:global"
         );
         assert_eq!(
             trending_key("", Window::Hour, &Scope::Category("music".into())),
-            "trending:hour:category:music"
+            "{trending.hour}:category:music"
         );
-        assert_eq!(t0_key("kino:"), "kino:trending:t0");
+        assert_eq!(t0_key("kino:", Window::Week), "kino:{trending.week}:t0");
+        // Everything of one window hashes by the tag alone (the prefix is outside it).
+        assert_eq!(shard("kino:", Window::Day), "kino:{trending.day}");
+    }
+
+    /// Redis Cluster's key slot: CRC16 (XMODEM) of the hash tag, mod 16384.
+    fn slot(tag: &str) -> u16 {
+        let mut crc: u16 = 0;
+        for byte in tag.bytes() {
+            crc ^= u16::from(byte) << 8;
+            for _ in 0..8 {
+                crc = if crc & 0x8000 != 0 {
+                    (crc << 1) ^ 0x1021
+                } else {
+                    crc << 1
+                };
+            }
+        }
+        crc % 16384
+    }
+
+    #[test]
+    fn the_windows_land_on_three_primaries_of_an_evenly_split_cluster() {
+        assert_eq!(slot("123456789"), 0x31C3, "the CRC16 Redis documents");
+        let thirds: Vec<u16> = Window::ALL
+            .iter()
+            .map(|w| {
+                let key = shard("", *w);
+                let tag = &key[1..key.len() - 1];
+                slot(tag) / (16384 / 3 + 1)
+            })
+            .collect();
+        assert_eq!(thirds, [0, 2, 1], "hour, day, week");
     }
 
     #[test]

@@ -5,18 +5,18 @@
 //! media's WebSocket authentication) consults it, so a logout takes effect everywhere at
 //! once.
 
-use redis::aio::ConnectionManager;
+use platform::redis::Redis;
 use uuid::Uuid;
 
 #[derive(Clone)]
 pub struct Revocations {
-    redis: ConnectionManager,
+    redis: Redis,
     prefix: String,
 }
 
 impl Revocations {
     /// `prefix` namespaces the keys (`<prefix>revoked:<jti>`).
-    pub fn new(redis: ConnectionManager, prefix: &str) -> Self {
+    pub fn new(redis: Redis, prefix: &str) -> Self {
         Self {
             redis,
             prefix: prefix.to_owned(),

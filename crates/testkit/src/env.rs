@@ -158,33 +158,18 @@ impl Drop for Cleanup {
 /// Deletes every Redis key under the test's prefix (some carry a TTL of an hour, like the
 /// ranker's dedupe marks, and would otherwise outlive the test by that long).
 async fn delete_redis_keys(url: &str, prefix: &str) {
-    let Ok(client) = redis::Client::open(url) else {
+    let Ok(redis) = platform::redis::connect(url) else {
         return;
     };
-    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+    let Ok(keys) = redis.keys(&format!("{prefix}*")).await else {
         return;
     };
-    let mut cursor: u64 = 0;
-    loop {
-        let page: redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
+    // A cluster client splits a multi-key UNLINK by slot.
+    for chunk in keys.chunks(1000) {
+        let _: redis::RedisResult<i64> = redis::cmd("UNLINK")
+            .arg(chunk)
+            .query_async(&mut redis.clone())
             .await;
-        let Ok((next, keys)) = page else {
-            return;
-        };
-        if !keys.is_empty() {
-            let _: redis::RedisResult<i64> =
-                redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await;
-        }
-        if next == 0 {
-            return;
-        }
-        cursor = next;
     }
 }
 

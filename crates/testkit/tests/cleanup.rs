@@ -4,8 +4,7 @@
 async fn a_dropped_env_deletes_its_redis_keys_and_no_others() {
     let env = testkit::TestEnv::new("testkit");
     let other = testkit::TestEnv::new("testkit");
-    let client = redis::Client::open(env.redis_url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = platform::redis::connect(&env.redis_url).unwrap();
     let (mine, theirs) = (
         format!("{}marks:1", env.redis_prefix),
         format!("{}marks:1", other.redis_prefix),

@@ -39,7 +39,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 pub struct Context {
     pub config: Arc<Config>,
     pub db: Postgres,
-    pub redis: platform::redis::ConnectionManager,
+    pub redis: platform::redis::Redis,
     pub rabbit: Arc<events::Rabbit>,
     /// Where auth's events go (`QUEUE_PREFIX`).
     pub events: events::Namespace,

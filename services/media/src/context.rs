@@ -34,7 +34,7 @@ pub struct Context {
     pub config: Arc<Config>,
     pub db: Postgres,
     pub mongo: mongodb::Database,
-    pub redis: platform::redis::ConnectionManager,
+    pub redis: platform::redis::Redis,
     pub rabbit: Arc<events::Rabbit>,
     /// Where media's events go and what its queues bind (`QUEUE_PREFIX`).
     pub events: events::Namespace,

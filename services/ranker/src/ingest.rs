@@ -5,7 +5,8 @@
 //! window × scope it belongs to against that sorted set's landmark, and summed per
 //! (sorted set, video): a popular video gets one ZINCRBY per set and batch, not one per
 //! event. The batch goes to Redis as atomic scripts (crate::store) of about
-//! `RANKER_SCRIPT_WRITES` writes each, split by video so each video's sums stay whole; a script
+//! `RANKER_SCRIPT_WRITES` writes each, split by video so each video's sums stay whole, and
+//! by window (one script per window's shard); a script
 //! refuses its part, writing nothing, if an event that counts was already seen or is a
 //! repeated view; those are then marked without counting and the sums redone. Only once
 //! every part is applied is the batch acknowledged, with one `multiple` ack.
@@ -33,7 +34,7 @@ use crate::{
     Context,
     config::{Ingest, Scoring},
     scoring::{self, format_f64},
-    store::{Applied, Mark, Prepared, Store},
+    store::{Applied, COUNTER_WINDOW, Mark, Prepared, Store},
 };
 
 /// How many times a batch is recomputed when the script refused it (landmarks moved by a
@@ -269,43 +270,64 @@ impl Ingestor {
         Ok(accepted)
     }
 
-    /// Applies one part of a batch in one script; returns how many of its events counted.
+    /// Applies one part of a batch: one script per window (each window's state is its own
+    /// Redis Cluster slot, crate::store), the three sent at once. Returns how many of its
+    /// events counted (in the window where most did: after a crash between windows, the
+    /// redelivered events count only where they had not yet).
     async fn apply_part(
         &self,
         decoded: &[Decoded],
         sets: &Sets,
-        mut events: Vec<Candidate>,
+        events: Vec<Candidate>,
     ) -> Result<i64, crate::Error> {
-        // The part's distinct sorted sets, in first-seen order: batch set `s` is the part's
-        // key `local[s]`.
+        let window = |w| self.apply_window(decoded, sets, &events, w);
+        let (hour, day, week) = tokio::try_join!(
+            window(Window::Hour),
+            window(Window::Day),
+            window(Window::Week)
+        )?;
+        Ok(hour.max(day).max(week))
+    }
+
+    /// Applies one part of a batch to one window's sets in one script; returns how many of
+    /// its events counted there.
+    async fn apply_window(
+        &self,
+        decoded: &[Decoded],
+        sets: &Sets,
+        events: &[Candidate],
+        window: Window,
+    ) -> Result<i64, crate::Error> {
+        let mut events = events.to_vec();
+        // The part's distinct sorted sets of this window, in first-seen order: batch set
+        // `s` is the part's key `local[s]`.
         let mut local = vec![usize::MAX; sets.len()];
         let mut keys: Vec<String> = Vec::new();
-        let mut windows: Vec<Window> = Vec::new();
         for candidate in &events {
             for set in decoded[candidate.at].scopes.sets() {
-                if local[set] == usize::MAX {
+                if Sets::window(set) == window && local[set] == usize::MAX {
                     local[set] = keys.len();
                     keys.push(sets.key(set).to_owned());
-                    windows.push(Sets::window(set));
                 }
             }
         }
+        let lambda = self.scoring.lambda(window);
+        let with_counters = window == COUNTER_WINDOW;
         let view_ttl = self.ingest.view_dedupe.as_secs();
         let event_ttl = self.ingest.event_dedupe.as_secs();
         for _ in 0..ATTEMPTS {
-            let landmarks = self.landmarks_of(&keys).await?;
+            let landmarks = self.landmarks_of(window, &keys).await?;
             let t0s: Vec<f64> = landmarks
                 .iter()
                 .map(|s| s.parse::<f64>().unwrap_or(0.0))
                 .collect();
-            let lambdas: Vec<f64> = windows.iter().map(|&w| self.scoring.lambda(w)).collect();
-            let prepared = prepare(decoded, &events, |set| {
+            let prepared = prepare(decoded, &events, with_counters, |set| {
                 let i = local[set];
-                (i, t0s[i], lambdas[i])
+                (i != usize::MAX).then(|| (i, t0s[i], lambda))
             });
             match self
                 .store
-                .apply(&keys, &landmarks, &prepared, event_ttl, view_ttl)
+                .apply(window, &keys, &landmarks, &prepared, event_ttl, view_ttl)
                 .await?
             {
                 Applied::Accepted(n) => {
@@ -331,8 +353,13 @@ impl Ingestor {
         Err(crate::Error::Stale)
     }
 
-    /// The landmark of each key: cached, else stored, else now (the batch claims it).
-    async fn landmarks_of(&self, keys: &[String]) -> Result<Vec<String>, crate::Error> {
+    /// The landmark of each key (all of `window`): cached, else stored, else now (the
+    /// batch claims it).
+    async fn landmarks_of(
+        &self,
+        window: Window,
+        keys: &[String],
+    ) -> Result<Vec<String>, crate::Error> {
         let mut known = self.landmarks.get(keys);
         let missing: Vec<String> = keys
             .iter()
@@ -341,7 +368,7 @@ impl Ingestor {
             .map(|(k, _)| k.clone())
             .collect();
         if !missing.is_empty() {
-            let stored = self.store.landmarks(&missing).await?;
+            let stored = self.store.landmarks(window, &missing).await?;
             let now = format_f64(scoring::event_time(OffsetDateTime::now_utc()));
             let mut found = Vec::new();
             let mut stored = missing.iter().zip(stored);
@@ -423,12 +450,15 @@ fn first_occurrences(decoded: &[Decoded]) -> Vec<Candidate> {
 /// increments summed per (sorted set, video) and counters summed per video, each summed in
 /// order of appearance (so the sums are the same for the same batch). The increments are
 /// then grouped by sorted set, so Redis updates one set's skiplist and dict at a time while
-/// they are in its caches, instead of hopping between nine sets per video. `set(s)` gives
-/// batch set `s`'s index among the part's keys, its landmark and its decay rate.
+/// they are in its caches, instead of hopping between sets per video. `set(s)` gives
+/// batch set `s`'s index among the script's keys, its landmark and its decay rate, or None
+/// for a set of another window (another script's); counters are summed only
+/// `with_counters` (the window that carries them, crate::store::COUNTER_WINDOW).
 fn prepare(
     decoded: &[Decoded],
     events: &[Candidate],
-    set: impl Fn(usize) -> (usize, f64, f64),
+    with_counters: bool,
+    set: impl Fn(usize) -> Option<(usize, f64, f64)>,
 ) -> Prepared {
     let mut sums: FastMap<(usize, Uuid), usize> = FastMap::default();
     let mut increments: Vec<(usize, Uuid, f64)> = Vec::new();
@@ -458,14 +488,16 @@ fn prepare(
         if !candidate.counts {
             continue;
         }
-        for s in d.scopes.sets() {
-            let (i, t0, lambda) = set(s);
+        for (i, t0, lambda) in d.scopes.sets().filter_map(&set) {
             let inc = scoring::increment(d.points, d.at, t0, lambda);
             let slot = *sums.entry((i, video)).or_insert_with(|| {
                 increments.push((i, video, 0.0));
                 increments.len() - 1
             });
             increments[slot].2 += inc;
+        }
+        if !with_counters {
+            continue;
         }
         if is_view {
             add_counter('v', video, 1);
@@ -619,7 +651,7 @@ mod tests {
         events[4].counts = false; // as if the script found user:w's view repeated
         // Landmark 100 = the events' time, so each increment is its points. Set `s` of the
         // batch is the part's key `5 - s`: the part's own order is what the output follows.
-        let prepared = prepare(&batch, &events, |set| (5 - set, 100.0, 1e-4));
+        let prepared = prepare(&batch, &events, true, |set| Some((5 - set, 100.0, 1e-4)));
         let mut expected = Vec::new();
         for key in (0..=5).rev() {
             let global = key >= 3;
@@ -654,5 +686,19 @@ mod tests {
                 ("5", "", false),
             ]
         );
+
+        // One window's script: only that window's sets, the same marks, no counters
+        // unless it is the counter window.
+        let day = |set: usize| Sets::window(set) == Window::Day;
+        let prepared = prepare(&batch, &events, false, |set| {
+            day(set).then_some((set / 3, 100.0, 1e-4))
+        });
+        assert_eq!(
+            prepared.increments,
+            [(0, a, 7.0), (0, b, 1.0), (1, a, 6.0)],
+            "global day (a, b), then scope 1's day (a)"
+        );
+        assert!(prepared.counters.is_empty());
+        assert_eq!(prepared.events.len(), 5);
     }
 }

@@ -30,7 +30,7 @@ pub use error::Error;
 #[derive(Clone)]
 pub struct Context {
     pub config: Arc<Config>,
-    pub redis: platform::redis::ConnectionManager,
+    pub redis: platform::redis::Redis,
     pub mongo: mongodb::Database,
     pub rabbit: Arc<events::Rabbit>,
 }
@@ -76,6 +76,13 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let roles = ctx.config.roles;
     if roles.rank {
         let ingestor = Arc::new(ctx.ingestor());
+        // State left by a version before the window shards (a no-op once moved; retried
+        // at the next start if Redis is not there yet).
+        match ingestor.store.upgrade_unsharded().await {
+            Ok(0) => {}
+            Ok(moved) => tracing::info!(sets = moved, "trending sets moved to window shards"),
+            Err(e) => tracing::warn!(error = %e, "trending state not checked for the old layout"),
+        }
         ingest::spawn(&ctx, ingestor.clone(), &shutdown);
         rebase::spawn(ingestor.clone(), &shutdown);
         counters::spawn(

@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use events::trending::Window;
 use platform::{
     Shutdown,
     background::{FirstTick, every},
@@ -36,13 +35,6 @@ pub fn spawn(ingestor: Arc<Ingestor>, shutdown: &Shutdown) {
     });
 }
 
-/// The window of a sorted set's key (`{prefix}trending:{window}:…`).
-fn window_of(prefix: &str, key: &str) -> Option<Window> {
-    let rest = key.strip_prefix(prefix)?.strip_prefix("trending:")?;
-    let (window, _) = rest.split_once(':')?;
-    Window::ALL.into_iter().find(|w| w.as_str() == window)
-}
-
 /// Rebases every set that is due; returns how many were.
 pub async fn rebase_due(ingestor: &Ingestor) -> Result<usize, crate::Error> {
     let store = &ingestor.store;
@@ -50,9 +42,8 @@ pub async fn rebase_due(ingestor: &Ingestor) -> Result<usize, crate::Error> {
     let now = scoring::event_time(OffsetDateTime::now_utc());
     let now_text = format_f64(now);
     let mut rebased = 0;
-    for (key, t0_text) in store.all_landmarks().await? {
-        let (Some(window), Ok(t0)) = (window_of(&store.prefix, &key), t0_text.parse::<f64>())
-        else {
+    for (window, key, t0_text) in store.all_landmarks().await? {
+        let Ok(t0) = t0_text.parse::<f64>() else {
             continue;
         };
         let half_life = scoring.half_lives.of(window);
@@ -62,6 +53,7 @@ pub async fn rebase_due(ingestor: &Ingestor) -> Result<usize, crate::Error> {
         let factor = scoring::rebase_factor(t0, now, scoring.lambda(window));
         if store
             .rebase(
+                window,
                 &key,
                 &t0_text,
                 &now_text,
@@ -76,22 +68,4 @@ pub async fn rebase_due(ingestor: &Ingestor) -> Result<usize, crate::Error> {
         }
     }
     Ok(rebased)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_window_comes_from_the_key() {
-        assert_eq!(
-            window_of("kino:", "kino:trending:hour:global"),
-            Some(Window::Hour)
-        );
-        assert_eq!(
-            window_of("kino:", "kino:trending:week:category:a:b"),
-            Some(Window::Week)
-        );
-        assert_eq!(window_of("kino:", "other:trending:day:global"), None);
-    }
 }

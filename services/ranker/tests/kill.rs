@@ -16,7 +16,7 @@ use std::{
 use events::{
     Envelope,
     interaction::{Action, Interaction},
-    trending::{Scope, Window, t0_key, trending_key},
+    trending::{Scope, Window, shard, t0_key, trending_key},
 };
 use mongodb::bson::Document;
 use ranker::{config::Weights, scoring};
@@ -193,18 +193,23 @@ async fn scores_equal_a_recomputation_from_the_archive_after_three_sigkills() {
 
     // Wait until every distinct event is applied (marked seen) and archived.
     let redis = common::redis(&env);
-    let seen_pattern = format!("{}seen:*", env.redis_prefix);
     testkit::wait_for(
-        "every event ranked and archived",
+        "every event ranked in every window and archived",
         Duration::from_secs(240),
         || {
-            let (redis, env, pattern) = (redis.clone(), env.clone(), seen_pattern.clone());
+            let (redis, env) = (redis.clone(), env.clone());
             let expected = published.len();
             async move {
                 if common::archive_count(&env).await != expected {
                     return None;
                 }
-                (marked(&redis, &pattern).await.len() == expected).then_some(())
+                for window in Window::ALL {
+                    let pattern = format!("{}:seen:*", shard(&env.redis_prefix, window));
+                    if marked(&redis, &pattern).await.len() != expected {
+                        return None;
+                    }
+                }
+                Some(())
             }
         },
     )
@@ -225,32 +230,34 @@ async fn scores_equal_a_recomputation_from_the_archive_after_three_sigkills() {
 
     // Offline recomputation from the archive alone, against the landmarks as they ended.
     let mut conn = redis.clone();
-    let landmarks: HashMap<String, f64> = redis::cmd("HGETALL")
-        .arg(t0_key(&env.redis_prefix))
-        .query_async::<HashMap<String, String>>(&mut conn)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(k, v)| (k, v.parse().unwrap()))
-        .collect();
+    let mut landmarks: HashMap<String, f64> = HashMap::new();
+    for window in Window::ALL {
+        let stored = redis::cmd("HGETALL")
+            .arg(t0_key(&env.redis_prefix, window))
+            .query_async::<HashMap<String, String>>(&mut conn)
+            .await
+            .unwrap();
+        landmarks.extend(stored.into_iter().map(|(k, v)| (k, v.parse().unwrap())));
+    }
     let hour_global = trending_key(&env.redis_prefix, Window::Hour, &Scope::Global);
     assert!(
         landmarks[&hour_global]
             > workload.sent[0].occurred_at.unix_timestamp() as f64 + HOUR_HALF_LIFE,
         "the hour sets were rebased during the run"
     );
-    let accepted_views = accepted_views(&redis, &env, &docs).await;
+    // Each window dedupes views on its own (its state is its own shard).
+    let mut accepted_views = HashMap::new();
+    for window in Window::ALL {
+        accepted_views.insert(
+            window,
+            self::accepted_views(&redis, &env, window, &docs).await,
+        );
+    }
     let mut expected: HashMap<String, HashMap<String, (f64, f64)>> = HashMap::new();
     let weights = Weights::default();
     for doc in &docs {
         let id = doc.get_str("_id").unwrap();
         let event = decode(doc);
-        if matches!(event.action, Action::View)
-            && accepted_views.get(&(event.viewer.to_string(), event.video_id))
-                != Some(&id.to_owned())
-        {
-            continue; // a repeated view: counted once, as the one the ranker kept
-        }
         let at = OffsetDateTime::from_unix_timestamp_nanos(
             i128::from(doc.get_datetime("occurred_at").unwrap().timestamp_millis()) * 1_000_000,
         )
@@ -261,6 +268,12 @@ async fn scores_equal_a_recomputation_from_the_archive_after_three_sigkills() {
             scopes.push(Scope::Category(c.clone()));
         }
         for window in Window::ALL {
+            if matches!(event.action, Action::View)
+                && accepted_views[&window].get(&(event.viewer.to_string(), event.video_id))
+                    != Some(&id.to_owned())
+            {
+                continue; // a repeated view: counted once, as the one the window kept
+            }
             let half_life = match window {
                 Window::Hour => HOUR_HALF_LIFE,
                 Window::Day => 86_400.0,
@@ -311,11 +324,12 @@ fn decode(doc: &Document) -> Interaction {
     serde_json::from_value(json).unwrap()
 }
 
-/// Which view of each (viewer, video) the ranker kept: the event id it stored in the
-/// dedupe key. Each must be one of the archived views of that pair.
+/// Which view of each (viewer, video) the ranker kept in `window`: the event id it stored
+/// in the window's dedupe key. Each must be one of the archived views of that pair.
 async fn accepted_views(
-    redis: &redis::aio::ConnectionManager,
+    redis: &platform::redis::Redis,
     env: &TestEnv,
+    window: Window,
     docs: &[Document],
 ) -> HashMap<(String, Uuid), String> {
     let mut views: HashMap<(String, Uuid), HashSet<String>> = HashMap::new();
@@ -331,7 +345,8 @@ async fn accepted_views(
     // The views that counted, from every bucket: `{viewer}:{video}` -> `{millis}:{event id}`.
     let mut conn = redis.clone();
     let mut kept: HashMap<String, String> = HashMap::new();
-    for key in keys(redis, &format!("{}views:*", env.redis_prefix)).await {
+    let pattern = format!("{}:views:*", shard(&env.redis_prefix, window));
+    for key in keys(redis, &pattern).await {
         let fields: HashMap<String, String> = redis::cmd("HGETALL")
             .arg(&key)
             .query_async(&mut conn)
@@ -357,7 +372,7 @@ async fn accepted_views(
 }
 
 /// The event ids marked seen, in every bucket.
-async fn marked(redis: &redis::aio::ConnectionManager, pattern: &str) -> HashSet<String> {
+async fn marked(redis: &platform::redis::Redis, pattern: &str) -> HashSet<String> {
     let mut conn = redis.clone();
     let mut ids = HashSet::new();
     for key in keys(redis, pattern).await {
@@ -371,24 +386,6 @@ async fn marked(redis: &redis::aio::ConnectionManager, pattern: &str) -> HashSet
     ids
 }
 
-async fn keys(redis: &redis::aio::ConnectionManager, pattern: &str) -> HashSet<String> {
-    let mut conn = redis.clone();
-    let mut cursor: u64 = 0;
-    let mut keys_seen = HashSet::new();
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(5000)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        keys_seen.extend(keys);
-        if next == 0 {
-            return keys_seen;
-        }
-        cursor = next;
-    }
+async fn keys(redis: &platform::redis::Redis, pattern: &str) -> HashSet<String> {
+    redis.keys(pattern).await.unwrap().into_iter().collect()
 }

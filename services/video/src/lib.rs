@@ -50,7 +50,7 @@ pub struct Context {
     pub rabbit: Arc<events::Rabbit>,
     /// Where this service's video events go and what its queue binds (`QUEUE_PREFIX`).
     pub events: events::Namespace,
-    pub redis: platform::redis::ConnectionManager,
+    pub redis: platform::redis::Redis,
     /// Upload creation rate limits (crate::limits).
     pub limiter: platform::rate_limit::Limiter,
     /// Set once the transcode queue is declared (see [`start_relay`]).

@@ -120,7 +120,7 @@ impl Load {
 
 /// Polls `key` for the pending probes; records each one's latency when it appears.
 fn spawn_poller(
-    redis: redis::aio::ConnectionManager,
+    redis: platform::redis::Redis,
     key: String,
     pending: Pending,
     seen: Arc<Mutex<Vec<(Instant, Duration)>>>,
@@ -155,7 +155,7 @@ fn spawn_poller(
 fn spawn_naive(
     rabbit: Arc<events::Rabbit>,
     prefix: String,
-    redis: redis::aio::ConnectionManager,
+    redis: platform::redis::Redis,
     key: String,
 ) {
     let prefetch: u16 = env_or("NAIVE_PREFETCH", 100);

@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use crate::{
     config::{ConfigError, var},
-    redis::ConnectionManager,
+    redis::Redis,
 };
 
 /// "At most `max` events per `window`" (`20/1h`, `30/1m`, `5/10s`, `100/3600`).
@@ -144,14 +144,14 @@ impl Decision {
 /// Checks and counts events against limits. Cheap to clone.
 #[derive(Clone)]
 pub struct Limiter {
-    redis: ConnectionManager,
+    redis: Redis,
     prefix: String,
     script: std::sync::Arc<Script>,
 }
 
 impl Limiter {
     /// Keys go under `prefix` (the service's `REDIS_PREFIX`).
-    pub fn new(redis: ConnectionManager, prefix: &str) -> Self {
+    pub fn new(redis: Redis, prefix: &str) -> Self {
         Self {
             redis,
             prefix: prefix.to_owned(),

@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use platform::redis::ConnectionManager;
+use platform::redis::Redis;
 
 use crate::error::ApiError;
 
@@ -23,13 +23,13 @@ pub struct Limits {
 
 #[derive(Clone)]
 pub struct Throttle {
-    redis: ConnectionManager,
+    redis: Redis,
     prefix: String,
     limits: Limits,
 }
 
 impl Throttle {
-    pub fn new(redis: ConnectionManager, prefix: &str, limits: Limits) -> Self {
+    pub fn new(redis: Redis, prefix: &str, limits: Limits) -> Self {
         Self {
             redis,
             prefix: prefix.to_owned(),
@@ -48,24 +48,28 @@ impl Throttle {
     /// Counts this attempt against the IP and refuses it if the IP or the account is over
     /// its limit. Runs before the password is checked, so a throttled attempt costs no hash.
     pub async fn admit(&self, login: &str, ip: IpAddr) -> Result<(), ApiError> {
-        let mut conn = self.redis.clone();
         let (ip_key, account_key) = (self.ip_key(ip), self.account_key(login));
         let window = self.limits.window_secs as i64;
         // INCR + EXPIRE NX in one round trip: the window starts with the first attempt.
-        let (ip_count, ip_ttl, account_count, account_ttl): (u32, i64, Option<u32>, i64) =
-            redis::pipe()
-                .atomic()
-                .incr(&ip_key, 1)
-                .cmd("EXPIRE")
-                .arg(&ip_key)
-                .arg(window)
-                .arg("NX")
-                .ignore()
-                .ttl(&ip_key)
-                .get(&account_key)
-                .ttl(&account_key)
-                .query_async(&mut conn)
-                .await?;
+        // The IP's and the account's keys are read by two requests sent together: on a
+        // Redis Cluster they live in different slots, and nothing needs them atomic.
+        let (mut ip_conn, mut account_conn) = (self.redis.clone(), self.redis.clone());
+        let mut ip = redis::pipe();
+        ip.atomic()
+            .incr(&ip_key, 1)
+            .cmd("EXPIRE")
+            .arg(&ip_key)
+            .arg(window)
+            .arg("NX")
+            .ignore()
+            .ttl(&ip_key);
+        let mut account = redis::pipe();
+        account.get(&account_key).ttl(&account_key);
+        let ((ip_count, ip_ttl), (account_count, account_ttl)): ((u32, i64), (Option<u32>, i64)) =
+            tokio::try_join!(
+                ip.query_async(&mut ip_conn),
+                account.query_async(&mut account_conn)
+            )?;
         if ip_count > self.limits.ip_attempts {
             return Err(ApiError::Throttled(ip_ttl.max(1) as u64));
         }

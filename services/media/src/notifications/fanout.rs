@@ -16,7 +16,7 @@
 //! once; the others notice within [`FanoutConfig::poll`].
 //!
 //! After each batch commits, its notifications go to `notificationAdded` subscribers
-//! through the hub, pipelined (one round trip per batch).
+//! through the hub, in one round trip per batch (`Hub::publish_many`).
 
 use std::{sync::Arc, time::Duration};
 

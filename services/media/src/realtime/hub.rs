@@ -39,6 +39,9 @@
 //! connection's own inbound queue is drained by the task without waiting on subscribers
 //! (a broadcast send never blocks), so it stays short too.
 //!
+//! On a Redis Cluster the same happens through sharded pub/sub (`SSUBSCRIBE`/`SPUBLISH`,
+//! see [`cluster`]): each channel lives on the shard that owns its slot.
+//!
 //! When the pub/sub connection breaks, everything published until it is back is lost for
 //! this replica. The task reconnects, re-subscribes every channel in the table, and sends
 //! every subscriber a [`Event::Gap`], which [`Subscription::recv`] reports as
@@ -54,8 +57,10 @@ use std::{
 };
 
 use futures::StreamExt;
-use platform::redis::ConnectionManager;
+use platform::redis::{Redis, Target};
 use tokio::sync::{broadcast, mpsc, watch};
+
+mod cluster;
 
 use super::{
     memo::PayloadMemo,
@@ -111,8 +116,9 @@ struct Inner {
     capacity: usize,
     channels: Mutex<HashMap<String, Slot>>,
     commands: mpsc::UnboundedSender<Command>,
-    /// For PUBLISH (the pub/sub connection cannot send ordinary commands).
-    publisher: ConnectionManager,
+    /// For PUBLISH, or SPUBLISH on a cluster (the pub/sub connection cannot send ordinary
+    /// commands).
+    publisher: Redis,
     generations: AtomicU64,
 }
 
@@ -149,12 +155,12 @@ impl Hub {
     /// reconnecting until `shutdown`).
     pub fn start(
         redis_url: &str,
-        publisher: ConnectionManager,
+        publisher: Redis,
         prefix: &str,
         capacity: usize,
         shutdown: &platform::Shutdown,
     ) -> redis::RedisResult<Self> {
-        let client = redis::Client::open(redis_url)?;
+        let target = platform::redis::Target::from_url(redis_url)?;
         let (commands, queue) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             prefix: prefix.to_owned(),
@@ -164,12 +170,16 @@ impl Hub {
             publisher,
             generations: AtomicU64::new(0),
         });
-        tokio::spawn(run(
-            client,
-            Arc::downgrade(&inner),
-            queue,
-            shutdown.triggered(),
-        ));
+        let hub = Arc::downgrade(&inner);
+        match target {
+            Target::Server(info) => {
+                let client = redis::Client::open(info)?;
+                tokio::spawn(run(client, hub, queue, shutdown.triggered()));
+            }
+            Target::Cluster(nodes) => {
+                tokio::spawn(cluster::run(nodes, hub, queue, shutdown.triggered()));
+            }
+        }
         Ok(Self { inner })
     }
 
@@ -190,17 +200,32 @@ impl Hub {
         messages: impl IntoIterator<Item = (String, Event)>,
     ) -> Result<(), HubError> {
         let at = now_micros();
-        let mut pipe = redis::pipe();
-        for (channel, event) in messages {
+        let publisher = &self.inner.publisher;
+        let encoded = messages.into_iter().map(|(channel, event)| {
             let payload =
                 serde_json::to_vec(&Wire { at, event: &event }).expect("events serialise");
-            pipe.cmd("PUBLISH")
-                .arg(format!("{}{channel}", self.inner.prefix))
-                .arg(payload)
-                .ignore();
+            (format!("{}{channel}", self.inner.prefix), payload)
+        });
+        if publisher.is_cluster() {
+            // A pipeline keeps to one slot on a cluster: one SPUBLISH each, sent together.
+            let sends = encoded.map(|(channel, payload)| {
+                let mut conn = publisher.clone();
+                async move {
+                    redis::cmd("SPUBLISH")
+                        .arg(channel)
+                        .arg(payload)
+                        .query_async::<i64>(&mut conn)
+                        .await
+                }
+            });
+            futures::future::try_join_all(sends).await?;
+            return Ok(());
         }
-        let mut conn = self.inner.publisher.clone();
-        pipe.query_async::<()>(&mut conn).await?;
+        let mut pipe = redis::pipe();
+        for (channel, payload) in encoded {
+            pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
+        }
+        pipe.query_async::<()>(&mut publisher.clone()).await?;
         Ok(())
     }
 
@@ -208,7 +233,7 @@ impl Hub {
     pub async fn publish_raw(&self, channel: &str, payload: &[u8]) -> Result<(), HubError> {
         let mut conn = self.inner.publisher.clone();
         let key = format!("{}{channel}", self.inner.prefix);
-        redis::cmd("PUBLISH")
+        redis::cmd(self.inner.publisher.publish_command())
             .arg(key)
             .arg(payload)
             .query_async::<i64>(&mut conn)
@@ -466,7 +491,15 @@ fn mark_ready(hub: &std::sync::Weak<Inner>, channel: &str, generation: u64, gap:
 
 /// Decodes a Redis message once and hands it to the channel's local subscribers.
 fn dispatch(inner: &Inner, message: &redis::Msg) {
-    let Some(channel) = message.get_channel_name().strip_prefix(&inner.prefix) else {
+    dispatch_payload(
+        inner,
+        message.get_channel_name(),
+        message.get_payload_bytes(),
+    );
+}
+
+fn dispatch_payload(inner: &Inner, channel: &str, payload: &[u8]) {
+    let Some(channel) = channel.strip_prefix(&inner.prefix) else {
         return;
     };
     let Some(sender) = inner
@@ -478,7 +511,7 @@ fn dispatch(inner: &Inner, message: &redis::Msg) {
     else {
         return; // the last local subscriber left while this was in flight
     };
-    match serde_json::from_slice::<Wire<Event>>(message.get_payload_bytes()) {
+    match serde_json::from_slice::<Wire<Event>>(payload) {
         Ok(wire) => {
             let receivers = sender
                 .send(Arc::new(Message::new(wire.at, wire.event)))

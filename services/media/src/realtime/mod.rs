@@ -112,7 +112,7 @@ impl Realtime {
         config: RealtimeConfig,
         redis_url: &str,
         redis_prefix: &str,
-        redis: platform::redis::ConnectionManager,
+        redis: platform::redis::Redis,
         db: sqlx::PgPool,
         tokens: tokens::TokenAuth,
         shutdown: &Shutdown,

@@ -37,7 +37,7 @@ pub enum TokenError {
 pub struct TokenAuth {
     jwks_url: String,
     http: reqwest::Client,
-    redis: platform::redis::ConnectionManager,
+    redis: platform::redis::Redis,
     redis_prefix: String,
     jwt: JwtSettings,
     current: Mutex<Option<(Arc<Authenticator>, Instant)>>,
@@ -47,7 +47,7 @@ pub struct TokenAuth {
 impl TokenAuth {
     pub fn new(
         auth_url: &str,
-        redis: platform::redis::ConnectionManager,
+        redis: platform::redis::Redis,
         redis_prefix: &str,
         jwt: &JwtSettings,
     ) -> Self {

@@ -1,8 +1,9 @@
 //! The user directory: profiles from auth, cached in Redis.
 //!
-//! A lookup of N ids is one `MGET`; the misses are asked of auth's gRPC user directory
+//! A lookup of N ids is one `MGET` (which the client splits by slot on a Redis Cluster); the
+//! misses are asked of auth's gRPC user directory
 //! (`kino.auth.v1.UserDirectory`, crates/rpc) in batches of 100 (its limit), concurrently,
-//! and written back with one pipeline of `SET EX`. Unknown ids (deleted accounts) are
+//! and written back with one `SET EX` each, sent together. Unknown ids (deleted accounts) are
 //! cached as a short-lived tombstone so a deleted uploader's videos do not send every page
 //! view to auth.
 //!
@@ -45,7 +46,7 @@ pub enum LookupError {
 
 #[derive(Clone)]
 pub struct Directory {
-    redis: platform::redis::ConnectionManager,
+    redis: platform::redis::Redis,
     auth: UserDirectoryClient<Channel>,
     policy: CallPolicy,
     key_prefix: String,
@@ -55,7 +56,7 @@ pub struct Directory {
 impl Directory {
     /// `auth` is a channel to auth's gRPC port (rpc::client::balanced_channel).
     pub fn new(
-        redis: platform::redis::ConnectionManager,
+        redis: platform::redis::Redis,
         auth: Channel,
         timeout: Duration,
         redis_prefix: &str,
@@ -115,20 +116,24 @@ impl Directory {
             .into_iter()
             .flatten()
             .collect();
-        let mut pipe = redis::pipe();
+        // One SET EX per key, sent together on the multiplexed connection: a pipeline
+        // would have to keep to one slot on a Redis Cluster.
         let mut absent: std::collections::HashSet<Uuid> = missing.into_iter().collect();
+        let mut writes = Vec::with_capacity(fetched.len() + absent.len());
         for user in &fetched {
             absent.remove(&user.id);
             let json = serde_json::to_string(user).expect("a profile serialises");
-            pipe.set_ex(self.key(user.id), json, self.ttl.as_secs())
-                .ignore();
+            writes.push((self.key(user.id), json, self.ttl.as_secs()));
         }
         for id in absent {
-            pipe.set_ex(self.key(id), TOMBSTONE, TOMBSTONE_TTL.as_secs())
-                .ignore();
+            writes.push((self.key(id), TOMBSTONE.to_owned(), TOMBSTONE_TTL.as_secs()));
         }
         count_query("redis", "users_fill");
-        pipe.query_async::<()>(&mut self.redis.clone()).await?;
+        futures::future::try_join_all(writes.into_iter().map(|(key, value, ttl)| {
+            let mut conn = self.redis.clone();
+            async move { conn.set_ex::<_, _, ()>(key, value, ttl).await }
+        }))
+        .await?;
         found.extend(fetched.into_iter().map(|u| (u.id, u)));
         Ok(found)
     }

@@ -1,36 +1,42 @@
 //! The ranker's Redis state, changed only through Lua scripts so that each change is
-//! atomic:
+//! atomic. It is split by trending window into three shards, each under its own Redis
+//! Cluster hash tag (`{p}{trending.{window}}`, events::trending::shard, written `{w}` below),
+//! so each shard is one slot and a script only ever touches one:
 //!
-//! * `{p}trending:{window}:{scope}`: the sorted sets (events::trending::trending_key);
-//! * `{p}trending:t0`: each sorted set's landmark `t0` (a hash, field = the set's key);
-//! * `{p}seen:{bucket}`: a set of the ids of events applied in a bucket of
+//! * `{w}:{scope}`: the window's sorted sets (events::trending::trending_key);
+//! * `{w}:t0`: each of its sorted sets' landmark `t0` (a hash, field = the set's key);
+//! * `{w}:seen:{bucket}`: a set of the ids of events applied to this window in a bucket of
 //!   `EVENT_DEDUPE_SECS` (each bucket expires after two);
-//! * `{p}views:{bucket}`: a hash, `{viewer}:{video}` → `{millis}:{event id}`, of the views
-//!   that counted in a bucket of `VIEW_DEDUPE_SECS` (each bucket expires after two);
-//! * `{p}counters:pending` / `:flushing` / `:flushing-id`: accepted views and watch
-//!   seconds not yet reported to the catalogue (see crate::counters).
+//! * `{w}:views:{bucket}`: a hash, `{viewer}:{video}` → `{millis}:{event id}`, of the views
+//!   that counted in this window in a bucket of `VIEW_DEDUPE_SECS` (each expires after two);
+//! * in the [`COUNTER_WINDOW`]'s shard only, `{w}:counters:pending` / `:flushing` /
+//!   `:flushing-id`: accepted views and watch seconds not yet reported to the catalogue
+//!   (see crate::counters).
 //!
 //! A batch is applied in parts (crate::ingest splits it by video, so that no script holds
-//! Redis for long), each by one call of the ingest script ([`ingest`]): it checks that
-//! every event of the part that counts is new, then marks each event seen, records the
-//! counted views and adds the part's summed increments and counters, all or nothing. A
-//! part is atomic, the batch is not: it is acknowledged only once every part was applied.
-//! If the process dies after a part's script and before the batch is acknowledged, the
-//! redelivered events of that part find their marks and add nothing (they are refused,
-//! marked without counting, and the rest recomputed), while parts not yet applied are
-//! applied then, and a part whose script had not run wrote nothing. The script also
-//! checks the `t0` the part's increments were computed against, so a concurrent rebase
-//! (here or in another replica) can never mix landmarks: a stale part writes nothing and
-//! is recomputed.
+//! Redis for long), each part by one call of the ingest script ([`ingest`]) per window:
+//! it checks that every event of the part that counts is new to the window, then marks
+//! each event seen there, records the counted views and adds the part's summed increments
+//! (and, in the counter window, its counters), all or nothing. A part's window is atomic,
+//! the batch is not: it is acknowledged only once every part was applied to every window.
+//! If the process dies in between, the redelivered events find their marks where they
+//! were applied and add nothing there (they are refused, marked without counting, and the
+//! rest recomputed), while windows and parts not yet applied are applied then, and a
+//! script that had not run wrote nothing. The script also checks the `t0` the increments
+//! were computed against, so a concurrent rebase (here or in another replica) can never
+//! mix landmarks: a stale part writes nothing and is recomputed.
 //!
-//! The scripts build key names from the prefix and are meant for one Redis server (not a
-//! cluster, where every key a script touches has to be declared and share a slot).
+//! The price of the split is that an event is marked once per window (three small writes
+//! instead of one); what it buys is that the three windows' scripts run on three shards
+//! of a cluster at once, and that none of them spans slots.
 
 mod ingest;
 
+use events::trending::{Window, shard, t0_key};
 use ingest::IngestArgs;
 pub use ingest::{Applied, Mark, Prepared};
-use redis::{Script, Value, aio::ConnectionManager};
+use platform::redis::Redis;
+use redis::{Script, Value};
 
 /// Rebases one sorted set. KEYS: t0 hash, the set. ARGV: expected old t0, new t0, factor,
 /// prune floor. Every score is multiplied by the factor (formatted with 17 significant
@@ -85,9 +91,13 @@ end
 return 1
 "#;
 
+/// The window whose shard also holds the view counters: a part's counters are added by
+/// that window's script, in the same atomic step as its marks, so they count once.
+pub const COUNTER_WINDOW: Window = Window::Hour;
+
 #[derive(Clone)]
 pub struct Store {
-    pub redis: ConnectionManager,
+    pub redis: Redis,
     pub prefix: String,
     ingest: Script,
     rebase: Script,
@@ -96,7 +106,7 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(redis: ConnectionManager, prefix: &str) -> Self {
+    pub fn new(redis: Redis, prefix: &str) -> Self {
         Self {
             redis,
             prefix: prefix.to_owned(),
@@ -107,48 +117,61 @@ impl Store {
         }
     }
 
-    pub fn t0_key(&self) -> String {
-        events::trending::t0_key(&self.prefix)
+    /// The hash of `window`'s landmarks.
+    pub fn t0_key(&self, window: Window) -> String {
+        t0_key(&self.prefix, window)
     }
 
-    fn counter_keys(&self) -> [String; 3] {
+    /// `window`'s counter keys: pending, flushing, flushing id. Only the
+    /// [`COUNTER_WINDOW`]'s hold anything; another window's pending key is named to its
+    /// script only because every key a script is given must share the window's slot.
+    fn counter_keys(&self, window: Window) -> [String; 3] {
+        let shard = shard(&self.prefix, window);
         [
-            format!("{}counters:pending", self.prefix),
-            format!("{}counters:flushing", self.prefix),
-            format!("{}counters:flushing-id", self.prefix),
+            format!("{shard}:counters:pending"),
+            format!("{shard}:counters:flushing"),
+            format!("{shard}:counters:flushing-id"),
         ]
     }
 
-    /// The stored landmarks of `keys` (None where a set has none yet), as stored.
-    pub async fn landmarks(&self, keys: &[String]) -> redis::RedisResult<Vec<Option<String>>> {
+    /// The stored landmarks of `keys`, all sets of `window` (None where a set has none
+    /// yet), as stored.
+    pub async fn landmarks(
+        &self,
+        window: Window,
+        keys: &[String],
+    ) -> redis::RedisResult<Vec<Option<String>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
         let mut conn = self.redis.clone();
         redis::cmd("HMGET")
-            .arg(self.t0_key())
+            .arg(self.t0_key(window))
             .arg(keys)
             .query_async(&mut conn)
             .await
     }
 
-    /// Applies one part of a batch atomically; `landmarks[i]` is the t0 `keys[i]`'s
-    /// increments were computed against (a set without one gets it).
+    /// Applies one part of a batch to `window` atomically: `keys` are sets of that window,
+    /// `landmarks[i]` is the t0 `keys[i]`'s increments were computed against (a set without
+    /// one gets it), and `batch` carries counters only for the [`COUNTER_WINDOW`].
     pub async fn apply(
         &self,
+        window: Window,
         keys: &[String],
         landmarks: &[String],
         batch: &Prepared,
         event_ttl_secs: u64,
         view_window_secs: u64,
     ) -> redis::RedisResult<Applied> {
-        let [pending, _, _] = self.counter_keys();
+        debug_assert!(window == COUNTER_WINDOW || batch.counters.is_empty());
+        let [pending, _, _] = self.counter_keys(window);
         let mut invocation = self.ingest.prepare_invoke();
         IngestArgs {
-            t0_hash: &self.t0_key(),
+            t0_hash: &self.t0_key(window),
             pending_counters: &pending,
             sets: keys,
-            prefix: &self.prefix,
+            prefix: &format!("{}:", shard(&self.prefix, window)),
             event_ttl_secs,
             view_window_secs,
             landmarks,
@@ -166,7 +189,7 @@ impl Store {
     pub async fn announce_trending_moved(&self) {
         let at = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000) as i64;
         let mut conn = self.redis.clone();
-        let published: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+        let published: redis::RedisResult<i64> = redis::cmd(self.redis.publish_command())
             .arg(events::trending::trending_moved_channel(&self.prefix))
             .arg(events::trending::trending_moved_message(at))
             .query_async(&mut conn)
@@ -176,9 +199,11 @@ impl Store {
         }
     }
 
-    /// Rebases `key` from `old_t0` to `new_t0`; false if its landmark was not `old_t0`.
+    /// Rebases `key` (a set of `window`) from `old_t0` to `new_t0`; false if its landmark
+    /// was not `old_t0`.
     pub async fn rebase(
         &self,
+        window: Window,
         key: &str,
         old_t0: &str,
         new_t0: &str,
@@ -188,7 +213,7 @@ impl Store {
         let mut conn = self.redis.clone();
         let done: i64 = self
             .rebase
-            .key(self.t0_key())
+            .key(self.t0_key(window))
             .key(key)
             .arg(old_t0)
             .arg(new_t0)
@@ -199,25 +224,42 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// Every sorted set with a landmark, and the landmark (as stored).
-    pub async fn all_landmarks(&self) -> redis::RedisResult<Vec<(String, String)>> {
+    /// Every sorted set with a landmark: its window, its key and the landmark (as stored).
+    pub async fn all_landmarks(&self) -> redis::RedisResult<Vec<(Window, String, String)>> {
         let mut conn = self.redis.clone();
-        let mut cursor: u64 = 0;
         let mut out = Vec::new();
-        loop {
-            let (next, page): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
-                .arg(self.t0_key())
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            out.extend(page);
-            if next == 0 {
-                return Ok(out);
+        for window in Window::ALL {
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, page): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
+                    .arg(self.t0_key(window))
+                    .arg(cursor)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut conn)
+                    .await?;
+                out.extend(page.into_iter().map(|(key, t0)| (window, key, t0)));
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            cursor = next;
         }
+        Ok(out)
+    }
+
+    /// Moves a single server's state from the layout before the window shards, if any is
+    /// left (see `unsharded.lua`); returns how many sorted sets moved. A cluster never had
+    /// it.
+    pub async fn upgrade_unsharded(&self) -> redis::RedisResult<i64> {
+        if self.redis.is_cluster() {
+            return Ok(0);
+        }
+        let mut conn = self.redis.clone();
+        Script::new(include_str!("unsharded.lua"))
+            .arg(&self.prefix)
+            .invoke_async(&mut conn)
+            .await
     }
 
     /// Takes the pending counters: `(report id, [(field, value)])`, or None.
@@ -225,7 +267,7 @@ impl Store {
         &self,
         fresh_id: &str,
     ) -> redis::RedisResult<Option<(String, Vec<(String, i64)>)>> {
-        let [pending, flushing, flushing_id] = self.counter_keys();
+        let [pending, flushing, flushing_id] = self.counter_keys(COUNTER_WINDOW);
         let mut conn = self.redis.clone();
         let reply: Vec<String> = self
             .take_counters
@@ -247,7 +289,7 @@ impl Store {
     }
 
     pub async fn done_counters(&self, id: &str) -> redis::RedisResult<()> {
-        let [_, flushing, flushing_id] = self.counter_keys();
+        let [_, flushing, flushing_id] = self.counter_keys(COUNTER_WINDOW);
         let mut conn = self.redis.clone();
         let _: i64 = self
             .done_counters

@@ -102,12 +102,12 @@ pub fn interaction(
     }
 }
 
-pub fn redis(env: &TestEnv) -> redis::aio::ConnectionManager {
+pub fn redis(env: &TestEnv) -> platform::redis::Redis {
     platform::redis::connect(&env.redis_url).unwrap()
 }
 
 /// A sorted set as member → score.
-pub async fn scores(redis: &redis::aio::ConnectionManager, key: &str) -> HashMap<String, f64> {
+pub async fn scores(redis: &platform::redis::Redis, key: &str) -> HashMap<String, f64> {
     let mut conn = redis.clone();
     let pairs: Vec<(String, f64)> = redis::cmd("ZRANGE")
         .arg(key)
