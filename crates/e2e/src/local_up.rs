@@ -36,17 +36,26 @@ fn bin_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).unwrap().to_owned()
 }
 
-/// A port base for `up`: eight consecutive free ports (the gateway's, then the seven
-/// services'), and base+1001 and base+1006 (auth's and the recommender's gRPC) free too.
-/// All below Linux's ephemeral range (32768 and up by default), where the rest of the
-/// suite's listeners on port 0 and its outgoing connections land: a base picked there was
-/// sometimes taken by another test between this check and `up` binding it.
-fn free_ports() -> u16 {
+/// A port base for `up` with `replicas` of each service: eight consecutive free ports (the
+/// gateway's, then the seven services'), and base+1001 and base+1006 (auth's and the
+/// recommender's gRPC) free too; with two replicas, the second's (each + 100, gRPC + 200)
+/// as well. All below Linux's ephemeral range (32768 and up by default), where the rest of
+/// the suite's listeners on port 0 and its outgoing connections land: a base picked there
+/// was sometimes taken by another test between this check and `up` binding it.
+fn free_ports(replicas: u16) -> u16 {
     let free = |port: u16| TcpListener::bind(("127.0.0.1", port)).is_ok();
+    let all_free = |base: u16| {
+        (0..replicas).all(|r| {
+            (base + 100 * r + u16::from(r > 0)..base + 100 * r + 8).all(free)
+                && free(base + 1001 + 100 * (r + u16::from(replicas > 1)))
+                && free(base + 1006 + 100 * (r + u16::from(replicas > 1)))
+        }) && free(base + 1001)
+            && free(base + 1006)
+    };
     (0..200)
-        .map(|_| 20_000 + (uuid::Uuid::now_v7().as_u128() % 11_700) as u16)
-        .find(|base| (*base..base + 8).all(free) && free(base + 1001) && free(base + 1006))
-        .expect("eight consecutive free ports")
+        .map(|_| 20_000 + (uuid::Uuid::now_v7().as_u128() % 11_500) as u16)
+        .find(|base| all_free(*base))
+        .expect("free ports for every replica")
 }
 
 impl LocalUp {
@@ -54,11 +63,25 @@ impl LocalUp {
     /// the app the gateway serves (`KINO_WEB_ROOT`); tests always pass one, so `up` never
     /// builds web/ itself while other tests read it (deploy/local/test builds it first).
     pub async fn start(env: &TestEnv, web_root: &Path) -> Self {
+        Self::start_with(env, web_root, false).await
+    }
+
+    /// `deploy/local/up --cluster`: every service twice, on the local Redis Cluster and
+    /// RabbitMQ cluster (replica 2 on the ports + 100; see [`LocalUp::pid`]).
+    pub async fn start_cluster(env: &TestEnv, web_root: &Path) -> Self {
+        Self::start_with(env, web_root, true).await
+    }
+
+    async fn start_with(env: &TestEnv, web_root: &Path, cluster: bool) -> Self {
         let database = env.database_url.rsplit('/').next().unwrap().to_owned();
-        let base = free_ports();
+        let base = free_ports(if cluster { 2 } else { 1 });
         let state = std::env::temp_dir().join(format!("kino-up-{}", env.id));
-        let mut child = tokio::process::Command::new("bash")
-            .arg(repo_root().join("deploy/local/up"))
+        let mut command = tokio::process::Command::new("bash");
+        command.arg(repo_root().join("deploy/local/up"));
+        if cluster {
+            command.arg("--cluster");
+        }
+        let mut child = command
             .env_remove("KINO_GATEWAY_PORT")
             .env("KINO_PORT_BASE", base.to_string())
             .env("KINO_DATABASE_PREFIX", format!("{database}_"))
@@ -89,6 +112,17 @@ impl LocalUp {
         // Keep reading, so `up` never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Self { child, base, state }
+    }
+
+    /// The pid of a process `up` started (`auth`, `media-2`, `gateway`...), from its pid
+    /// file.
+    pub fn pid(&self, name: &str) -> u32 {
+        let file = self.state.join("run").join(format!("{name}.pid"));
+        std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+            .trim()
+            .parse()
+            .unwrap()
     }
 
     /// The gateway's URL for `path`.

@@ -11,7 +11,6 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    path::PathBuf,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -19,22 +18,8 @@ use std::{
 use e2e::Stack;
 use events::video::VideoMetadata;
 use serde_json::{Value, json};
+use testkit::cluster::run as cluster;
 use uuid::Uuid;
-
-/// Runs one function of deploy/local/cluster.sh.
-fn cluster(function: &str) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let script = format!(
-        "source {0}/deploy/local/lib.sh && source {0}/deploy/local/cluster.sh && {function}",
-        root.display()
-    );
-    let status = std::process::Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .status()
-        .expect("bash");
-    assert!(status.success(), "{function} failed");
-}
 
 /// The port of a primary that serves slots, from a node's `CLUSTER NODES`.
 async fn a_primary(nodes: &str) -> u16 {

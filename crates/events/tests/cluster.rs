@@ -8,7 +8,6 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    path::PathBuf,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -20,23 +19,8 @@ use events::{
 };
 use lapin::BasicProperties;
 use platform::Shutdown;
-use testkit::TestEnv;
+use testkit::{TestEnv, cluster::run as cluster};
 use uuid::Uuid;
-
-/// Runs one function of deploy/local/cluster.sh.
-fn cluster(function: &str) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let script = format!(
-        "source {0}/deploy/local/lib.sh && source {0}/deploy/local/cluster.sh && {function}",
-        root.display()
-    );
-    let status = std::process::Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .status()
-        .expect("bash");
-    assert!(status.success(), "{function} failed");
-}
 
 #[tokio::test]
 async fn losing_a_rabbitmq_node_loses_no_confirmed_message() {

@@ -2,6 +2,7 @@
 //! its own slice of them ([`TestEnv`]), a way to take one dependency away and bring it back
 //! ([`Gate`]), and small conveniences for polling and for child processes.
 
+pub mod cluster;
 pub mod env;
 pub mod gate;
 pub mod gateway;
