@@ -4,8 +4,8 @@
 //!
 //! * **The sorted sets.** `{prefix}{trending.{window}}:{scope}` ([`trending_key`]) per
 //!   [`Window`] and [`Scope`]; members are video ids, scores forward-decayed sums relative
-//!   to the set's own landmark `t0`, kept in the window's hash [`t0_key`]. Each window is
-//!   one Redis Cluster slot ([`shard`]). Only their order (and
+//!   to the set's own landmark `t0` (kept by the ranker, beside its other state). Each
+//!   window is one Redis Cluster slot ([`shard`]). Only their order (and
 //!   ratios) mean something. The ranker is their only writer; media only reads them.
 //! * **The announcements.** After each batch it applies, the ranker announces on
 //!   [`trending_moved_channel`] that the sets changed ([`trending_moved_message`]). The
@@ -50,10 +50,10 @@ pub enum Scope {
     Category(String),
 }
 
-/// The part every key of one window's ranker state starts with: `{prefix}{trending.{window}}`.
-/// The braces are a Redis Cluster hash tag: a window's sorted sets, its landmarks and the
-/// ranker's dedupe marks for it share one slot, so one script can update them atomically;
-/// the three windows are three slots. The tags' slots (hour 4135, week 6340, day 11994)
+/// What every sorted set of one window starts with: `{prefix}{trending.{window}}`. The
+/// braces are a Redis Cluster hash tag: a window's sorted sets (and, on a cluster, the
+/// ranker's landmarks and dedupe marks for them) share one slot, so one script can update
+/// them atomically; the three windows are three slots. The tags' slots (hour 4135, week 6340, day 11994)
 /// fall in different thirds of the 16,384, so a cluster whose slots are split evenly over
 /// three primaries (as `redis-cli --cluster create` and the operators split them) puts
 /// each window on its own primary. (On a single server the braces are only characters.)
@@ -63,7 +63,7 @@ pub fn shard(prefix: &str, window: Window) -> String {
 
 /// The Redis key of a trending sorted set: `{prefix}{trending.{window}}:{scope}` with
 /// scope `global` or `category:{name}` (see [`shard`]). Members are video ids; scores are
-/// forward-decayed sums relative to the key's own `t0` (see [`t0_key`]), so only their
+/// forward-decayed sums relative to the key's own `t0` (the ranker's), so only their
 /// order (and ratios) mean something.
 pub fn trending_key(prefix: &str, window: Window, scope: &Scope) -> String {
     let shard = shard(prefix, window);
@@ -73,10 +73,11 @@ pub fn trending_key(prefix: &str, window: Window, scope: &Scope) -> String {
     }
 }
 
-/// The hash holding the `t0` (unix seconds) of each of `window`'s trending keys (field =
-/// the sorted set's key).
-pub fn t0_key(prefix: &str, window: Window) -> String {
-    format!("{}:t0", shard(prefix, window))
+/// The window of a trending key of `prefix` (as [`trending_key`] writes it).
+pub fn window_of(prefix: &str, key: &str) -> Option<Window> {
+    let rest = key.strip_prefix(prefix)?.strip_prefix("{trending.")?;
+    let (window, _) = rest.split_once('}')?;
+    Window::ALL.into_iter().find(|w| w.as_str() == window)
 }
 
 /// What precedes a hub channel's name on Redis under `prefix` (`REDIS_PREFIX`).
@@ -135,7 +136,9 @@ mod tests {
             trending_key("", Window::Hour, &Scope::Category("music".into())),
             "{trending.hour}:category:music"
         );
-        assert_eq!(t0_key("kino:", Window::Week), "kino:{trending.week}:t0");
+        let week = trending_key("kino:", Window::Week, &Scope::Category("a:b".into()));
+        assert_eq!(window_of("kino:", &week), Some(Window::Week));
+        assert_eq!(window_of("other:", &week), None);
         // Everything of one window hashes by the tag alone (the prefix is outside it).
         assert_eq!(shard("kino:", Window::Day), "kino:{trending.day}");
     }

@@ -6,7 +6,7 @@
 //! (sorted set, video): a popular video gets one ZINCRBY per set and batch, not one per
 //! event. The batch goes to Redis as atomic scripts (crate::store) of about
 //! `RANKER_SCRIPT_WRITES` writes each, split by video so each video's sums stay whole, and
-//! by window (one script per window's shard); a script
+//! on a Redis Cluster by window (one script per shard, crate::store); a script
 //! refuses its part, writing nothing, if an event that counts was already seen or is a
 //! repeated view; those are then marked without counting and the sums redone. Only once
 //! every part is applied is the batch acknowledged, with one `multiple` ack.
@@ -34,7 +34,7 @@ use crate::{
     Context,
     config::{Ingest, Scoring},
     scoring::{self, format_f64},
-    store::{Applied, COUNTER_WINDOW, Mark, Prepared, Store},
+    store::{Applied, Mark, Prepared, Shard, Store},
 };
 
 /// How many times a batch is recomputed when the script refused it (landmarks moved by a
@@ -270,64 +270,63 @@ impl Ingestor {
         Ok(accepted)
     }
 
-    /// Applies one part of a batch: one script per window (each window's state is its own
-    /// Redis Cluster slot, crate::store), the three sent at once. Returns how many of its
-    /// events counted (in the window where most did: after a crash between windows, the
-    /// redelivered events count only where they had not yet).
+    /// Applies one part of a batch: one script per shard of the store (one per window on a
+    /// Redis Cluster, sent at once; one for all on a server, crate::store). Returns how
+    /// many of its events counted (in the shard where most did: after a crash between
+    /// shards, the redelivered events count only where they had not yet).
     async fn apply_part(
         &self,
         decoded: &[Decoded],
         sets: &Sets,
         events: Vec<Candidate>,
     ) -> Result<i64, crate::Error> {
-        let window = |w| self.apply_window(decoded, sets, &events, w);
-        let (hour, day, week) = tokio::try_join!(
-            window(Window::Hour),
-            window(Window::Day),
-            window(Window::Week)
-        )?;
-        Ok(hour.max(day).max(week))
+        let shards =
+            (self.store.shards.iter()).map(|shard| self.apply_shard(decoded, sets, &events, shard));
+        let counted = futures::future::try_join_all(shards).await?;
+        Ok(counted.into_iter().max().unwrap_or(0))
     }
 
-    /// Applies one part of a batch to one window's sets in one script; returns how many of
+    /// Applies one part of a batch to one shard's sets in one script; returns how many of
     /// its events counted there.
-    async fn apply_window(
+    async fn apply_shard(
         &self,
         decoded: &[Decoded],
         sets: &Sets,
         events: &[Candidate],
-        window: Window,
+        shard: &Shard,
     ) -> Result<i64, crate::Error> {
         let mut events = events.to_vec();
-        // The part's distinct sorted sets of this window, in first-seen order: batch set
-        // `s` is the part's key `local[s]`.
+        // The part's distinct sorted sets of this shard's windows, in first-seen order:
+        // batch set `s` is the part's key `local[s]`.
         let mut local = vec![usize::MAX; sets.len()];
         let mut keys: Vec<String> = Vec::new();
+        let mut lambdas: Vec<f64> = Vec::new();
         for candidate in &events {
             for set in decoded[candidate.at].scopes.sets() {
-                if Sets::window(set) == window && local[set] == usize::MAX {
+                let window = Sets::window(set);
+                if shard.windows.contains(&window) && local[set] == usize::MAX {
                     local[set] = keys.len();
                     keys.push(sets.key(set).to_owned());
+                    lambdas.push(self.scoring.lambda(window));
                 }
             }
         }
-        let lambda = self.scoring.lambda(window);
-        let with_counters = window == COUNTER_WINDOW;
+        let with_counters = shard.has_counters();
         let view_ttl = self.ingest.view_dedupe.as_secs();
         let event_ttl = self.ingest.event_dedupe.as_secs();
         for _ in 0..ATTEMPTS {
-            let landmarks = self.landmarks_of(window, &keys).await?;
+            let landmarks = self.landmarks_of(shard, &keys).await?;
             let t0s: Vec<f64> = landmarks
                 .iter()
                 .map(|s| s.parse::<f64>().unwrap_or(0.0))
                 .collect();
             let prepared = prepare(decoded, &events, with_counters, |set| {
                 let i = local[set];
-                (i != usize::MAX).then(|| (i, t0s[i], lambda))
+                (i != usize::MAX).then(|| (i, t0s[i], lambdas[i]))
             });
             match self
                 .store
-                .apply(window, &keys, &landmarks, &prepared, event_ttl, view_ttl)
+                .apply(shard, &keys, &landmarks, &prepared, event_ttl, view_ttl)
                 .await?
             {
                 Applied::Accepted(n) => {
@@ -353,11 +352,11 @@ impl Ingestor {
         Err(crate::Error::Stale)
     }
 
-    /// The landmark of each key (all of `window`): cached, else stored, else now (the
-    /// batch claims it).
+    /// The landmark of each key (all of `shard`): cached, else stored, else now (the batch
+    /// claims it).
     async fn landmarks_of(
         &self,
-        window: Window,
+        shard: &Shard,
         keys: &[String],
     ) -> Result<Vec<String>, crate::Error> {
         let mut known = self.landmarks.get(keys);
@@ -368,7 +367,7 @@ impl Ingestor {
             .map(|(k, _)| k.clone())
             .collect();
         if !missing.is_empty() {
-            let stored = self.store.landmarks(window, &missing).await?;
+            let stored = self.store.landmarks(shard, &missing).await?;
             let now = format_f64(scoring::event_time(OffsetDateTime::now_utc()));
             let mut found = Vec::new();
             let mut stored = missing.iter().zip(stored);
@@ -452,8 +451,8 @@ fn first_occurrences(decoded: &[Decoded]) -> Vec<Candidate> {
 /// then grouped by sorted set, so Redis updates one set's skiplist and dict at a time while
 /// they are in its caches, instead of hopping between sets per video. `set(s)` gives
 /// batch set `s`'s index among the script's keys, its landmark and its decay rate, or None
-/// for a set of another window (another script's); counters are summed only
-/// `with_counters` (the window that carries them, crate::store::COUNTER_WINDOW).
+/// for a set of another shard (another script's); counters are summed only
+/// `with_counters` (the shard that carries them, crate::store::COUNTER_WINDOW's).
 fn prepare(
     decoded: &[Decoded],
     events: &[Candidate],
@@ -687,8 +686,8 @@ mod tests {
             ]
         );
 
-        // One window's script: only that window's sets, the same marks, no counters
-        // unless it is the counter window.
+        // One shard's script on a cluster (one window): only that window's sets, the same
+        // marks, no counters unless it is the counter shard.
         let day = |set: usize| Sets::window(set) == Window::Day;
         let prepared = prepare(&batch, &events, false, |set| {
             day(set).then_some((set / 3, 100.0, 1e-4))

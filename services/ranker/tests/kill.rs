@@ -16,7 +16,7 @@ use std::{
 use events::{
     Envelope,
     interaction::{Action, Interaction},
-    trending::{Scope, Window, shard, t0_key, trending_key},
+    trending::{Scope, Window, trending_key},
 };
 use mongodb::bson::Document;
 use ranker::{config::Weights, scoring};
@@ -193,18 +193,20 @@ async fn scores_equal_a_recomputation_from_the_archive_after_three_sigkills() {
 
     // Wait until every distinct event is applied (marked seen) and archived.
     let redis = common::redis(&env);
+    // Where the ranker keeps its state on this Redis (a shard per window on a cluster).
+    let store = ranker::store::Store::new(redis.clone(), &env.redis_prefix);
     testkit::wait_for(
         "every event ranked in every window and archived",
         Duration::from_secs(240),
         || {
-            let (redis, env) = (redis.clone(), env.clone());
+            let (redis, env, store) = (redis.clone(), env.clone(), store.clone());
             let expected = published.len();
             async move {
                 if common::archive_count(&env).await != expected {
                     return None;
                 }
-                for window in Window::ALL {
-                    let pattern = format!("{}:seen:*", shard(&env.redis_prefix, window));
+                for shard in &store.shards {
+                    let pattern = format!("{}seen:*", shard.marks_prefix());
                     if marked(&redis, &pattern).await.len() != expected {
                         return None;
                     }
@@ -231,9 +233,9 @@ async fn scores_equal_a_recomputation_from_the_archive_after_three_sigkills() {
     // Offline recomputation from the archive alone, against the landmarks as they ended.
     let mut conn = redis.clone();
     let mut landmarks: HashMap<String, f64> = HashMap::new();
-    for window in Window::ALL {
+    for shard in &store.shards {
         let stored = redis::cmd("HGETALL")
-            .arg(t0_key(&env.redis_prefix, window))
+            .arg(shard.t0_key())
             .query_async::<HashMap<String, String>>(&mut conn)
             .await
             .unwrap();
@@ -245,13 +247,13 @@ async fn scores_equal_a_recomputation_from_the_archive_after_three_sigkills() {
             > workload.sent[0].occurred_at.unix_timestamp() as f64 + HOUR_HALF_LIFE,
         "the hour sets were rebased during the run"
     );
-    // Each window dedupes views on its own (its state is its own shard).
+    // Each shard dedupes views on its own (on a cluster, a shard per window).
     let mut accepted_views = HashMap::new();
-    for window in Window::ALL {
-        accepted_views.insert(
-            window,
-            self::accepted_views(&redis, &env, window, &docs).await,
-        );
+    for shard in &store.shards {
+        let kept = self::accepted_views(&redis, shard, &docs).await;
+        for window in &shard.windows {
+            accepted_views.insert(*window, kept.clone());
+        }
     }
     let mut expected: HashMap<String, HashMap<String, (f64, f64)>> = HashMap::new();
     let weights = Weights::default();
@@ -324,12 +326,11 @@ fn decode(doc: &Document) -> Interaction {
     serde_json::from_value(json).unwrap()
 }
 
-/// Which view of each (viewer, video) the ranker kept in `window`: the event id it stored
-/// in the window's dedupe key. Each must be one of the archived views of that pair.
+/// Which view of each (viewer, video) the ranker kept in `shard`: the event id it stored in
+/// the shard's dedupe key. Each must be one of the archived views of that pair.
 async fn accepted_views(
     redis: &platform::redis::Redis,
-    env: &TestEnv,
-    window: Window,
+    shard: &ranker::store::Shard,
     docs: &[Document],
 ) -> HashMap<(String, Uuid), String> {
     let mut views: HashMap<(String, Uuid), HashSet<String>> = HashMap::new();
@@ -345,7 +346,7 @@ async fn accepted_views(
     // The views that counted, from every bucket: `{viewer}:{video}` -> `{millis}:{event id}`.
     let mut conn = redis.clone();
     let mut kept: HashMap<String, String> = HashMap::new();
-    let pattern = format!("{}:views:*", shard(&env.redis_prefix, window));
+    let pattern = format!("{}views:*", shard.marks_prefix());
     for key in keys(redis, &pattern).await {
         let fields: HashMap<String, String> = redis::cmd("HGETALL")
             .arg(&key)

@@ -1,11 +1,11 @@
-//! A single server's ranker state from before the window shards is moved, not lost: the
-//! sorted sets with their landmarks, and the view counters not yet reported.
+//! A single server's ranker state from before the shards is moved, not lost: the sorted
+//! sets (renamed) with their landmarks, and the view counters not yet reported.
 
 mod common;
 
 use std::collections::HashMap;
 
-use events::trending::{Scope, Window, t0_key, trending_key};
+use events::trending::{Scope, Window, trending_key};
 use ranker::store::Store;
 use testkit::TestEnv;
 
@@ -32,7 +32,9 @@ async fn the_unsharded_layout_is_moved_to_the_window_shards() {
         .await
         .unwrap();
     // A pending counter the new layout already holds is added to, not replaced.
-    let counters = format!("{p}{{trending.hour}}:counters:");
+    let store = Store::new(redis.clone(), p);
+    assert_eq!(store.shards.len(), 1, "a single server: one shard");
+    let counters = format!("{}counters:", store.shards[0].marks_prefix());
     let () = redis::cmd("HSET")
         .arg(format!("{counters}pending"))
         .arg("v:video-a")
@@ -41,7 +43,6 @@ async fn the_unsharded_layout_is_moved_to_the_window_shards() {
         .await
         .unwrap();
 
-    let store = Store::new(redis.clone(), p);
     assert_eq!(store.upgrade_unsharded().await.unwrap(), 2);
 
     let day = trending_key(p, Window::Day, &Scope::Global);
@@ -54,25 +55,19 @@ async fn the_unsharded_layout_is_moved_to_the_window_shards() {
         common::scores(&redis, &week).await,
         HashMap::from([("video-a".into(), 2.0)])
     );
-    let landmark = |window, key: String| {
-        let mut conn = redis.clone();
+    let landmark = |key: String| {
+        let (mut conn, t0) = (redis.clone(), store.shards[0].t0_key());
         async move {
             redis::cmd("HGET")
-                .arg(t0_key(p, window))
+                .arg(t0)
                 .arg(key)
                 .query_async::<Option<String>>(&mut conn)
                 .await
                 .unwrap()
         }
     };
-    assert_eq!(
-        landmark(Window::Day, day.clone()).await.as_deref(),
-        Some("1700000000.5")
-    );
-    assert_eq!(
-        landmark(Window::Week, week).await.as_deref(),
-        Some("1690000000")
-    );
+    assert_eq!(landmark(day.clone()).await.as_deref(), Some("1700000000.5"));
+    assert_eq!(landmark(week).await.as_deref(), Some("1690000000"));
     let pending: HashMap<String, i64> = redis::cmd("HGETALL")
         .arg(format!("{counters}pending"))
         .query_async(&mut conn)

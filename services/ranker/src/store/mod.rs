@@ -1,38 +1,48 @@
 //! The ranker's Redis state, changed only through Lua scripts so that each change is
-//! atomic. It is split by trending window into three shards, each under its own Redis
-//! Cluster hash tag (`{p}{trending.{window}}`, events::trending::shard, written `{w}` below),
-//! so each shard is one slot and a script only ever touches one:
+//! atomic. Its landmarks, dedupe marks and counters live in *shards* ([`Shard`]), each
+//! under one hash tag `{t}` and so in one Redis Cluster slot, and a script only ever
+//! touches one shard (and the sorted sets of its windows):
 //!
-//! * `{w}:{scope}`: the window's sorted sets (events::trending::trending_key);
-//! * `{w}:t0`: each of its sorted sets' landmark `t0` (a hash, field = the set's key);
-//! * `{w}:seen:{bucket}`: a set of the ids of events applied to this window in a bucket of
+//! * on a Redis Cluster, one shard per trending window, `{p}{trending.{window}}`, the tag
+//!   of the window's sorted sets too (events::trending::shard): the three windows' scripts
+//!   run on three primaries at once;
+//! * on a single server, one shard for all three, `{p}{trending}`: an event is marked once,
+//!   not once per window, and a part of a batch is one script (three scripts marking each
+//!   event three times cost a third of the throughput: bench/RESULTS.md, 2026-12-07).
+//!
+//! A shard holds:
+//!
+//! * `{t}:t0`: the landmark `t0` of each sorted set of its windows (a hash, field = the
+//!   set's key; the sets are `{p}{trending.{window}}:{scope}`, events::trending);
+//! * `{t}:seen:{bucket}`: a set of the ids of events applied to its windows in a bucket of
 //!   `EVENT_DEDUPE_SECS` (each bucket expires after two);
-//! * `{w}:views:{bucket}`: a hash, `{viewer}:{video}` → `{millis}:{event id}`, of the views
-//!   that counted in this window in a bucket of `VIEW_DEDUPE_SECS` (each expires after two);
-//! * in the [`COUNTER_WINDOW`]'s shard only, `{w}:counters:pending` / `:flushing` /
+//! * `{t}:views:{bucket}`: a hash, `{viewer}:{video}` → `{millis}:{event id}`, of the views
+//!   that counted there in a bucket of `VIEW_DEDUPE_SECS` (each expires after two);
+//! * in the shard of the [`COUNTER_WINDOW`] only, `{t}:counters:pending` / `:flushing` /
 //!   `:flushing-id`: accepted views and watch seconds not yet reported to the catalogue
 //!   (see crate::counters).
 //!
 //! A batch is applied in parts (crate::ingest splits it by video, so that no script holds
-//! Redis for long), each part by one call of the ingest script ([`ingest`]) per window:
-//! it checks that every event of the part that counts is new to the window, then marks
-//! each event seen there, records the counted views and adds the part's summed increments
-//! (and, in the counter window, its counters), all or nothing. A part's window is atomic,
-//! the batch is not: it is acknowledged only once every part was applied to every window.
-//! If the process dies in between, the redelivered events find their marks where they
-//! were applied and add nothing there (they are refused, marked without counting, and the
-//! rest recomputed), while windows and parts not yet applied are applied then, and a
-//! script that had not run wrote nothing. The script also checks the `t0` the increments
-//! were computed against, so a concurrent rebase (here or in another replica) can never
-//! mix landmarks: a stale part writes nothing and is recomputed.
+//! Redis for long), each part by one call of the ingest script ([`ingest`]) per shard: it
+//! checks that every event of the part that counts is new to the shard, then marks each
+//! event seen there, records the counted views and adds the part's summed increments to
+//! the shard's sets (and, in the counter shard, its counters), all or nothing. A part's
+//! shard is atomic, the batch is not: it is acknowledged only once every part was applied
+//! to every shard. If the process dies in between, the redelivered events find their marks
+//! where they were applied and add nothing there (they are refused, marked without
+//! counting, and the rest recomputed), while shards and parts not yet applied are applied
+//! then, and a script that had not run wrote nothing. The script also checks the `t0` the
+//! increments were computed against, so a concurrent rebase (here or in another replica)
+//! can never mix landmarks: a stale part writes nothing and is recomputed.
 //!
-//! The price of the split is that an event is marked once per window (three small writes
-//! instead of one); what it buys is that the three windows' scripts run on three shards
-//! of a cluster at once, and that none of them spans slots.
+//! Moving a deployment from a server to a cluster moves the sorted sets (their names do
+//! not change) but not the shards' state: the trending lists start again from empty
+//! landmarks, which is why the sets should go too (`unsharded.lua` is the move from the
+//! layout before shards, on a server).
 
 mod ingest;
 
-use events::trending::{Window, shard, t0_key};
+use events::trending::{Window, shard};
 use ingest::IngestArgs;
 pub use ingest::{Applied, Mark, Prepared};
 use platform::redis::Redis;
@@ -92,13 +102,68 @@ return 1
 "#;
 
 /// The window whose shard also holds the view counters: a part's counters are added by
-/// that window's script, in the same atomic step as its marks, so they count once.
+/// that shard's script, in the same atomic step as its marks, so they count once.
 pub const COUNTER_WINDOW: Window = Window::Hour;
+
+/// Where some windows keep their ranker state: keys under one hash tag (see the module).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shard {
+    /// `{p}{trending.{window}}` (a cluster's shard of one window) or `{p}{trending}` (a
+    /// server's one shard).
+    pub tag: String,
+    pub windows: Vec<Window>,
+}
+
+impl Shard {
+    /// The shards of `prefix`'s state: one per window on a cluster, one on a server.
+    pub fn layout(prefix: &str, cluster: bool) -> Vec<Shard> {
+        if cluster {
+            (Window::ALL.iter())
+                .map(|&w| Shard {
+                    tag: shard(prefix, w),
+                    windows: vec![w],
+                })
+                .collect()
+        } else {
+            vec![Shard {
+                tag: format!("{prefix}{{trending}}"),
+                windows: Window::ALL.to_vec(),
+            }]
+        }
+    }
+
+    /// The hash of the landmarks of this shard's sorted sets.
+    pub fn t0_key(&self) -> String {
+        format!("{}:t0", self.tag)
+    }
+
+    /// What this shard's dedupe buckets' names start with (`{t}:seen:…`, `{t}:views:…`).
+    pub fn marks_prefix(&self) -> String {
+        format!("{}:", self.tag)
+    }
+
+    /// Whether this shard's scripts add the view counters.
+    pub fn has_counters(&self) -> bool {
+        self.windows.contains(&COUNTER_WINDOW)
+    }
+
+    /// Counter keys: pending, flushing, flushing id. Only the counter shard's hold
+    /// anything; another shard's pending key is named to its script only because every
+    /// key a script is given must share the shard's slot.
+    fn counter_keys(&self) -> [String; 3] {
+        [
+            format!("{}:counters:pending", self.tag),
+            format!("{}:counters:flushing", self.tag),
+            format!("{}:counters:flushing-id", self.tag),
+        ]
+    }
+}
 
 #[derive(Clone)]
 pub struct Store {
     pub redis: Redis,
     pub prefix: String,
+    pub shards: Vec<Shard>,
     ingest: Script,
     rebase: Script,
     take_counters: Script,
@@ -108,6 +173,7 @@ pub struct Store {
 impl Store {
     pub fn new(redis: Redis, prefix: &str) -> Self {
         Self {
+            shards: Shard::layout(prefix, redis.is_cluster()),
             redis,
             prefix: prefix.to_owned(),
             ingest: Script::new(ingest::SCRIPT),
@@ -117,28 +183,18 @@ impl Store {
         }
     }
 
-    /// The hash of `window`'s landmarks.
-    pub fn t0_key(&self, window: Window) -> String {
-        t0_key(&self.prefix, window)
+    /// The shard that holds `window`'s state.
+    pub fn shard_of(&self, window: Window) -> &Shard {
+        (self.shards.iter())
+            .find(|s| s.windows.contains(&window))
+            .expect("every window has a shard")
     }
 
-    /// `window`'s counter keys: pending, flushing, flushing id. Only the
-    /// [`COUNTER_WINDOW`]'s hold anything; another window's pending key is named to its
-    /// script only because every key a script is given must share the window's slot.
-    fn counter_keys(&self, window: Window) -> [String; 3] {
-        let shard = shard(&self.prefix, window);
-        [
-            format!("{shard}:counters:pending"),
-            format!("{shard}:counters:flushing"),
-            format!("{shard}:counters:flushing-id"),
-        ]
-    }
-
-    /// The stored landmarks of `keys`, all sets of `window` (None where a set has none
+    /// The stored landmarks of `keys`, all sets of `shard` (None where a set has none
     /// yet), as stored.
     pub async fn landmarks(
         &self,
-        window: Window,
+        shard: &Shard,
         keys: &[String],
     ) -> redis::RedisResult<Vec<Option<String>>> {
         if keys.is_empty() {
@@ -146,32 +202,32 @@ impl Store {
         }
         let mut conn = self.redis.clone();
         redis::cmd("HMGET")
-            .arg(self.t0_key(window))
+            .arg(shard.t0_key())
             .arg(keys)
             .query_async(&mut conn)
             .await
     }
 
-    /// Applies one part of a batch to `window` atomically: `keys` are sets of that window,
+    /// Applies one part of a batch to `shard` atomically: `keys` are sets of its windows,
     /// `landmarks[i]` is the t0 `keys[i]`'s increments were computed against (a set without
-    /// one gets it), and `batch` carries counters only for the [`COUNTER_WINDOW`].
+    /// one gets it), and `batch` carries counters only for the counter shard.
     pub async fn apply(
         &self,
-        window: Window,
+        shard: &Shard,
         keys: &[String],
         landmarks: &[String],
         batch: &Prepared,
         event_ttl_secs: u64,
         view_window_secs: u64,
     ) -> redis::RedisResult<Applied> {
-        debug_assert!(window == COUNTER_WINDOW || batch.counters.is_empty());
-        let [pending, _, _] = self.counter_keys(window);
+        debug_assert!(shard.has_counters() || batch.counters.is_empty());
+        let [pending, _, _] = shard.counter_keys();
         let mut invocation = self.ingest.prepare_invoke();
         IngestArgs {
-            t0_hash: &self.t0_key(window),
+            t0_hash: &shard.t0_key(),
             pending_counters: &pending,
             sets: keys,
-            prefix: &format!("{}:", shard(&self.prefix, window)),
+            prefix: &shard.marks_prefix(),
             event_ttl_secs,
             view_window_secs,
             landmarks,
@@ -213,7 +269,7 @@ impl Store {
         let mut conn = self.redis.clone();
         let done: i64 = self
             .rebase
-            .key(self.t0_key(window))
+            .key(self.shard_of(window).t0_key())
             .key(key)
             .arg(old_t0)
             .arg(new_t0)
@@ -228,17 +284,20 @@ impl Store {
     pub async fn all_landmarks(&self) -> redis::RedisResult<Vec<(Window, String, String)>> {
         let mut conn = self.redis.clone();
         let mut out = Vec::new();
-        for window in Window::ALL {
+        for shard in &self.shards {
             let mut cursor: u64 = 0;
             loop {
                 let (next, page): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
-                    .arg(self.t0_key(window))
+                    .arg(shard.t0_key())
                     .arg(cursor)
                     .arg("COUNT")
                     .arg(1000)
                     .query_async(&mut conn)
                     .await?;
-                out.extend(page.into_iter().map(|(key, t0)| (window, key, t0)));
+                out.extend(page.into_iter().filter_map(|(key, t0)| {
+                    let window = events::trending::window_of(&self.prefix, &key)?;
+                    Some((window, key, t0))
+                }));
                 if next == 0 {
                     break;
                 }
@@ -258,6 +317,7 @@ impl Store {
         let mut conn = self.redis.clone();
         Script::new(include_str!("unsharded.lua"))
             .arg(&self.prefix)
+            .arg(&self.shards[0].tag)
             .invoke_async(&mut conn)
             .await
     }
@@ -267,7 +327,7 @@ impl Store {
         &self,
         fresh_id: &str,
     ) -> redis::RedisResult<Option<(String, Vec<(String, i64)>)>> {
-        let [pending, flushing, flushing_id] = self.counter_keys(COUNTER_WINDOW);
+        let [pending, flushing, flushing_id] = self.shard_of(COUNTER_WINDOW).counter_keys();
         let mut conn = self.redis.clone();
         let reply: Vec<String> = self
             .take_counters
@@ -289,7 +349,7 @@ impl Store {
     }
 
     pub async fn done_counters(&self, id: &str) -> redis::RedisResult<()> {
-        let [_, flushing, flushing_id] = self.counter_keys(COUNTER_WINDOW);
+        let [_, flushing, flushing_id] = self.shard_of(COUNTER_WINDOW).counter_keys();
         let mut conn = self.redis.clone();
         let _: i64 = self
             .done_counters
