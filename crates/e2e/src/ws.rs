@@ -229,3 +229,75 @@ pub async fn graphql_ws_refusal(child: tokio::process::Child) -> String {
     assert!(!output.status.success(), "the graphql-ws client succeeded");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+pub const COMMENT_EVENTS: &str = "subscription($v: ID!, $after: String) {
+    commentEvents(videoId: $v, after: $after) { kind cursor comment { body } } }";
+
+/// A live subscriber to `video`'s comments through the gateway that reconnects whenever
+/// its connection ends (a media restart) and resumes with the last cursor it got, as a
+/// client should. Collects the bodies of added comments until `stop`.
+pub async fn watch_comments(
+    ws_url: String,
+    video: String,
+    delivered: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut cursor: Option<String> = None;
+    while !stop.is_cancelled() {
+        let session = async {
+            let (mut socket, _) = {
+                use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+                let mut request = ws_url.as_str().into_client_request().unwrap();
+                request.headers_mut().insert(
+                    "sec-websocket-protocol",
+                    "graphql-transport-ws".parse().unwrap(),
+                );
+                tokio_tungstenite::connect_async(request).await.ok()?
+            };
+            let send = |v: Value| Message::Text(v.to_string().into());
+            socket
+                .send(send(json!({ "type": "connection_init", "payload": {} })))
+                .await
+                .ok()?;
+            socket
+                .send(send(json!({
+                    "id": "c", "type": "subscribe",
+                    "payload": { "query": COMMENT_EVENTS,
+                                 "variables": { "v": video, "after": cursor } },
+                })))
+                .await
+                .ok()?;
+            while let Some(Ok(frame)) = socket.next().await {
+                let Message::Text(text) = frame else { continue };
+                let message: Value = serde_json::from_str(text.as_str()).ok()?;
+                match message["type"].as_str() {
+                    Some("ping") => socket.send(send(json!({ "type": "pong" }))).await.ok()?,
+                    Some("next") => {
+                        let event = &message["payload"]["data"]["commentEvents"];
+                        if event.is_null() {
+                            return None; // an error payload: start again
+                        }
+                        if event["kind"] == "ADDED"
+                            && let Some(body) = event["comment"]["body"].as_str()
+                        {
+                            delivered.lock().unwrap().insert(body.to_owned());
+                        }
+                        if let Some(c) = event["cursor"].as_str() {
+                            cursor = Some(c.to_owned());
+                        }
+                        if event["kind"] == "RESYNC" {
+                            return None;
+                        }
+                    }
+                    Some("connection_ack") => {}
+                    _ => return None, // error, complete: resubscribe
+                }
+            }
+            None::<()>
+        };
+        tokio::select! {
+            _ = session => tokio::time::sleep(Duration::from_millis(200)).await,
+            () = stop.cancelled() => return,
+        }
+    }
+}

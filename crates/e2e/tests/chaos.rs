@@ -32,7 +32,6 @@ use std::{
     time::Duration,
 };
 
-use futures::{SinkExt, StreamExt};
 use mongodb::bson::doc;
 use reqwest::Client;
 use serde_json::{Value, json};
@@ -41,7 +40,6 @@ use testkit::{
     gateway::{Gateway, Upstreams},
     process::ServiceProcess,
 };
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -496,78 +494,6 @@ async fn views(gate: Gate, videos: Vec<Uuid>, ledger: Shared, stop: Cancellation
     }
 }
 
-const COMMENT_EVENTS: &str = "subscription($v: ID!, $after: String) {
-    commentEvents(videoId: $v, after: $after) { kind cursor comment { body } } }";
-
-/// A live subscriber to `video`'s comments through the gateway that reconnects whenever
-/// its connection ends (a media restart) and resumes with the last cursor it got, as a
-/// client should. Collects the bodies of added comments until `stop`.
-async fn watch_comments(
-    ws_url: String,
-    video: Uuid,
-    delivered: Arc<Mutex<HashSet<String>>>,
-    stop: CancellationToken,
-) {
-    let mut cursor: Option<String> = None;
-    while !stop.is_cancelled() {
-        let session = async {
-            let (mut socket, _) = {
-                use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-                let mut request = ws_url.as_str().into_client_request().unwrap();
-                request.headers_mut().insert(
-                    "sec-websocket-protocol",
-                    "graphql-transport-ws".parse().unwrap(),
-                );
-                tokio_tungstenite::connect_async(request).await.ok()?
-            };
-            let send = |v: Value| Message::Text(v.to_string().into());
-            socket
-                .send(send(json!({ "type": "connection_init", "payload": {} })))
-                .await
-                .ok()?;
-            socket
-                .send(send(json!({
-                    "id": "c", "type": "subscribe",
-                    "payload": { "query": COMMENT_EVENTS,
-                                 "variables": { "v": video, "after": cursor } },
-                })))
-                .await
-                .ok()?;
-            while let Some(Ok(frame)) = socket.next().await {
-                let Message::Text(text) = frame else { continue };
-                let message: Value = serde_json::from_str(text.as_str()).ok()?;
-                match message["type"].as_str() {
-                    Some("ping") => socket.send(send(json!({ "type": "pong" }))).await.ok()?,
-                    Some("next") => {
-                        let event = &message["payload"]["data"]["commentEvents"];
-                        if event.is_null() {
-                            return None; // an error payload: start again
-                        }
-                        if event["kind"] == "ADDED"
-                            && let Some(body) = event["comment"]["body"].as_str()
-                        {
-                            delivered.lock().unwrap().insert(body.to_owned());
-                        }
-                        if let Some(c) = event["cursor"].as_str() {
-                            cursor = Some(c.to_owned());
-                        }
-                        if event["kind"] == "RESYNC" {
-                            return None;
-                        }
-                    }
-                    Some("connection_ack") => {}
-                    _ => return None, // error, complete: resubscribe
-                }
-            }
-            None::<()>
-        };
-        tokio::select! {
-            _ = session => tokio::time::sleep(Duration::from_millis(200)).await,
-            () = stop.cancelled() => return,
-        }
-    }
-}
-
 /// Waits for `process` to exit, at most `within`.
 async fn exited(
     process: &mut ServiceProcess,
@@ -691,9 +617,9 @@ async fn every_service_terminated_and_killed_in_turn_loses_and_doubles_nothing()
     let delivered = Arc::new(Mutex::new(HashSet::new()));
     let stop_watching = CancellationToken::new();
     let ws_url = format!("{}/media/graphql/ws", gate.base.replacen("http", "ws", 1));
-    let watcher = tokio::spawn(watch_comments(
+    let watcher = tokio::spawn(e2e::ws::watch_comments(
         ws_url,
-        videos[0],
+        videos[0].to_string(),
         delivered.clone(),
         stop_watching.clone(),
     ));

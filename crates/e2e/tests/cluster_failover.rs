@@ -6,11 +6,13 @@
 //!
 //! 1. a Redis primary (SIGKILL; its replica is promoted; the node comes back as a replica),
 //! 2. a RabbitMQ node (stopped, then started; clients reconnect to another node),
-//! 3. replica 1 of auth, of media and of video (SIGKILL; `up` restarts it while the
+//! 3. replica 1 of auth, media, video and webhooks (SIGKILL; `up` restarts it while the
 //!    gateway sends requests to replica 2).
 //!
 //! Afterwards every acknowledged like and comment is in the catalogue exactly once (a
-//! failed request may or may not have landed, never twice), and the upload is READY. The
+//! failed request may or may not have landed, never twice), every comment acknowledged on
+//! the first video reached a live graphql-ws subscriber that resumes with its last cursor
+//! whenever its connection ends, and the upload is READY. The
 //! clients retry what failed; the test prints, per node lost, how many requests failed and
 //! the longest error window (bench/RESULTS.md records a run).
 
@@ -147,6 +149,8 @@ struct Ledger {
     timeline: Vec<(Instant, bool)>,
     /// The first failures, as the clients saw them.
     errors: Vec<String>,
+    /// Comments acknowledged on the video the live subscriber follows.
+    watched_acked: Vec<String>,
 }
 
 /// The requests of `timeline` in `[from, to)`: how many, how many failed, and the longest
@@ -265,6 +269,19 @@ async fn losing_any_one_node_loses_no_acknowledged_action() {
         videos.push(video);
     }
 
+    // A live subscriber to the first video's comments through the gateway, resuming with
+    // its last cursor whenever its connection ends (a media replica killed).
+    let delivered = Arc::new(Mutex::new(HashSet::new()));
+    let watching = CancellationToken::new();
+    let ws_url = format!("{}/media/graphql/ws", up.url("").replacen("http", "ws", 1));
+    let watcher = tokio::spawn(e2e::ws::watch_comments(
+        ws_url,
+        videos[0].clone(),
+        delivered.clone(),
+        watching.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let stop = CancellationToken::new();
     let mut workers = Vec::new();
@@ -299,7 +316,12 @@ async fn losing_any_one_node_loses_no_acknowledged_action() {
                     }
                     l.timeline.push((Instant::now(), ok));
                     match (comment, ok) {
-                        (Some(body), true) => drop(l.comments_acked.insert(body)),
+                        (Some(body), true) => {
+                            if video == videos[0] {
+                                l.watched_acked.push(body.clone());
+                            }
+                            l.comments_acked.insert(body);
+                        }
                         (Some(body), false) => drop(l.comments_failed.insert(body)),
                         (None, true) => drop(l.likes_acked.insert((u, video))),
                         (None, false) => drop(l.likes_failed.insert((u, video))),
@@ -345,7 +367,7 @@ async fn losing_any_one_node_loses_no_acknowledged_action() {
         .unwrap();
     phases.push(("RabbitMQ node kino1 stopped".into(), from, Instant::now()));
 
-    for (service, offset) in [("auth", 1), ("media", 2), ("video", 3)] {
+    for (service, offset) in [("auth", 1), ("media", 2), ("video", 3), ("webhooks", 7)] {
         let from = Instant::now();
         let pid = up.pid(service);
         std::process::Command::new("kill")
@@ -368,6 +390,21 @@ async fn losing_any_one_node_loses_no_acknowledged_action() {
     client.wait_ready(&tokens[1], &uploaded).await;
 
     let l = std::mem::take(&mut *ledger.lock().unwrap());
+    // Every comment acknowledged on the watched video reaches the live subscriber.
+    testkit::wait_for(
+        "every acknowledged comment delivered live",
+        Duration::from_secs(30),
+        || async {
+            let seen = delivered.lock().unwrap();
+            l.watched_acked
+                .iter()
+                .all(|b| seen.contains(b))
+                .then_some(())
+        },
+    )
+    .await;
+    watching.cancel();
+    watcher.await.unwrap();
     for e in &l.errors {
         eprintln!("failed: {}", e.chars().take(300).collect::<String>());
     }
@@ -433,10 +470,12 @@ async fn losing_any_one_node_loses_no_acknowledged_action() {
     let failed = l.timeline.iter().filter(|(_, ok)| !ok).count();
     eprintln!(
         "overall: {} requests, {failed} failed (retried); comments acknowledged {}, lost {lost}, \
-         doubled {doubled}; likes acknowledged {}, videos with a wrong count {likes_wrong}; \
-         the upload through the failures READY",
+         doubled {doubled}, {} of {} on the watched video delivered live; likes acknowledged \
+         {}, videos with a wrong count {likes_wrong}; the upload through the failures READY",
         l.timeline.len(),
         l.comments_acked.len(),
+        l.watched_acked.len(),
+        l.watched_acked.len(),
         l.likes_acked.len(),
     );
     assert!(l.comments_acked.len() > 20, "comments went through");
