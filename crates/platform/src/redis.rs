@@ -137,6 +137,32 @@ impl Redis {
     }
 }
 
+/// Whether `e` says Redis (or one shard of it) cannot answer right now, as opposed to a
+/// command being wrong: the connection failed, timed out or dropped, the server is still
+/// loading its data, or a cluster is moving a slot or failing over (MOVED/ASK past the
+/// client's retries, TRYAGAIN, CLUSTERDOWN, MASTERDOWN, a write reaching a replica). APIs
+/// answer these as "unavailable, retry", not as an internal error.
+pub fn is_unavailable(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind as S};
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(
+            e.kind(),
+            ErrorKind::ClusterConnectionNotFound
+                | ErrorKind::Server(
+                    S::BusyLoading
+                        | S::Moved
+                        | S::Ask
+                        | S::TryAgain
+                        | S::ClusterDown
+                        | S::MasterDown
+                        | S::ReadOnly
+                )
+        )
+}
+
 /// Connects (lazily) to what `url` names: see [`Target::from_url`].
 pub fn connect(url: &str) -> RedisResult<Redis> {
     connect_to(Target::from_url(url)?)
@@ -228,5 +254,30 @@ mod tests {
         ));
         assert!(Target::parse(" , ", false).is_err());
         assert!(Target::parse("http://nope", false).is_err());
+    }
+
+    #[test]
+    fn an_outage_or_a_failover_is_unavailable_and_a_wrong_command_is_not() {
+        use redis::{ErrorKind, RedisError, ServerErrorKind as S};
+        let io = |kind| RedisError::from(std::io::Error::from(kind));
+        assert!(is_unavailable(&io(std::io::ErrorKind::ConnectionRefused)));
+        assert!(is_unavailable(&io(std::io::ErrorKind::ConnectionReset)));
+        assert!(is_unavailable(&io(std::io::ErrorKind::TimedOut)));
+        for kind in [
+            S::ClusterDown,
+            S::TryAgain,
+            S::MasterDown,
+            S::BusyLoading,
+            S::ReadOnly,
+        ] {
+            let e = RedisError::from((ErrorKind::Server(kind), "from the server"));
+            assert!(is_unavailable(&e), "{kind:?}");
+        }
+        for kind in [S::ResponseError, S::NoScript, S::CrossSlot, S::ExecAbort] {
+            let e = RedisError::from((ErrorKind::Server(kind), "from the server"));
+            assert!(!is_unavailable(&e), "{kind:?}");
+        }
+        let parse = RedisError::from((ErrorKind::UnexpectedReturnType, "a bad reply"));
+        assert!(!is_unavailable(&parse));
     }
 }

@@ -99,7 +99,14 @@ impl From<mongodb::error::Error> for Error {
 }
 
 impl From<redis::RedisError> for Error {
+    /// Redis down or failing over (a cluster's primary lost, until its replica is
+    /// promoted) is UNAVAILABLE, which clients retry; anything else is a bug of ours.
     fn from(e: redis::RedisError) -> Self {
-        Self::Internal(e.into())
+        if platform::redis::is_unavailable(&e) {
+            tracing::warn!(error = %e, "Redis unavailable");
+            Self::Unavailable("a store is briefly unavailable; retry in a moment")
+        } else {
+            Self::Internal(e.into())
+        }
     }
 }
