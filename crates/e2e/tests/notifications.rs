@@ -100,8 +100,40 @@ async fn subscribed(stack: &Stack, n: usize) {
 
 const LIVE: &str = "subscription { notificationAdded { id kind actor { id } video { id } } }";
 
+/// Makes every channel "large" for this test's stack: a new video is one post that each
+/// subscriber reads (fan-in on read) rather than a row written to each. Nextest runs each
+/// test in a process of its own, and this runs before anything reads the environment.
+fn every_channel_fans_in() {
+    // SAFETY: no other thread exists yet.
+    unsafe { std::env::set_var("NOTIFICATION_FANIN_SUBSCRIBERS", "0") };
+}
+
 #[tokio::test]
 async fn subscribers_hear_of_a_new_video_live_once_and_read_it_after_a_reconnect() {
+    new_videos_live_once_and_after_a_reconnect().await;
+}
+
+#[tokio::test]
+async fn a_large_channels_subscribers_hear_of_a_new_video_live_once_and_read_it_after_a_reconnect()
+{
+    every_channel_fans_in();
+    let stack = new_videos_live_once_and_after_a_reconnect().await;
+    // Three posts, no row per subscriber.
+    let pool = stack.media.db.pool();
+    let posts: i64 = sqlx::query_scalar("SELECT count(*) FROM notification_posts")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM notifications WHERE kind = 'new_video'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!((posts, rows), (3, 0));
+}
+
+/// One channel, one subscriber, three videos (the scenario of the two tests above).
+async fn new_videos_live_once_and_after_a_reconnect() -> Stack {
     let stack = Stack::start().await;
     let (channel, owner) = user(&stack, "channel").await;
     let (_, fan) = user(&stack, "fan").await;
@@ -226,6 +258,133 @@ async fn subscribers_hear_of_a_new_video_live_once_and_read_it_after_a_reconnect
             "NEW_SUBSCRIBER"
         ]
     );
+    stack
+}
+
+#[tokio::test]
+async fn a_large_channels_posts_reach_who_followed_before_them_merge_with_rows_and_are_marked_read()
+{
+    every_channel_fans_in();
+    let stack = Stack::start().await;
+    let (channel, owner) = user(&stack, "bigchannel").await;
+    let (_, fan) = user(&stack, "loyalfan").await;
+    let (_, quiet) = user(&stack, "quietfan").await;
+    let (_, late) = user(&stack, "latecomer").await;
+    let (_, stranger) = user(&stack, "stranger").await;
+    follow(&stack, &fan, channel).await;
+    follow(&stack, &quiet, channel).await;
+    stack
+        .graphql_ok(
+            Some(&quiet),
+            "mutation { setNotificationDelivery(kind: NEW_VIDEO, delivery: OFF) { kind } }",
+            json!({}),
+        )
+        .await;
+
+    let first = stack.publish_video(channel, VideoMetadata::default()).await;
+    let got = wait_for_count(&stack, &fan, 1).await;
+    assert_eq!(got[0]["video"]["id"], first.to_string());
+    assert_eq!(got[0]["actor"]["id"], channel.to_string());
+    // Whoever turned new videos off, follows only now, or never followed: nothing.
+    follow(&stack, &late, channel).await;
+    for token in [&quiet, &late, &stranger] {
+        assert_eq!(list(&stack, token, false).await, Vec::<Value>::new());
+        assert_eq!(unread(&stack, token).await, 0);
+    }
+
+    // A reply (a row of the fan's own) lands between two posts, in time order.
+    let comment = stack
+        .graphql_ok(
+            Some(&fan),
+            "mutation($v: ID!) { addComment(videoId: $v, body: \"First!\") { id } }",
+            json!({ "v": first }),
+        )
+        .await;
+    stack
+        .graphql_ok(
+            Some(&owner),
+            "mutation($v: ID!, $p: ID!) { addComment(videoId: $v, body: \"Thanks\", parentId: $p) { id } }",
+            json!({ "v": first, "p": comment["addComment"]["id"] }),
+        )
+        .await;
+    let second = stack.publish_video(channel, VideoMetadata::default()).await;
+    let got = wait_for_count(&stack, &fan, 3).await;
+    assert_eq!(kinds(&got), ["NEW_VIDEO", "COMMENT_REPLY", "NEW_VIDEO"]);
+    assert_eq!(got[0]["video"]["id"], second.to_string());
+    assert_eq!(unread(&stack, &fan).await, 3);
+    assert_eq!(
+        kinds(&wait_for_count(&stack, &late, 1).await),
+        ["NEW_VIDEO"]
+    );
+
+    // Pages walk the merged order.
+    let page = |after: Option<String>| {
+        let fan = fan.clone();
+        let stack = &stack;
+        async move {
+            let data = stack
+                .graphql_ok(
+                    Some(&fan),
+                    "query($a: String) { notifications(first: 2, after: $a) {
+                        edges { node { id } } pageInfo { endCursor hasNextPage } } }",
+                    json!({ "a": after }),
+                )
+                .await;
+            data["notifications"].clone()
+        }
+    };
+    let one = page(None).await;
+    assert_eq!(one["pageInfo"]["hasNextPage"], true);
+    let two = page(one["pageInfo"]["endCursor"].as_str().map(str::to_owned)).await;
+    let ids: Vec<&Value> = [&one, &two]
+        .iter()
+        .flat_map(|p| p["edges"].as_array().unwrap())
+        .map(|e| &e["node"]["id"])
+        .collect();
+    assert_eq!(ids, got.iter().map(|n| &n["id"]).collect::<Vec<_>>());
+    assert_eq!(two["pageInfo"]["hasNextPage"], false);
+
+    // Someone else's post is not theirs to mark, and marking it changes nothing.
+    let mark = "mutation($n: ID!) { markNotificationsRead(upTo: $n) }";
+    let body = stack
+        .graphql(Some(&stranger), mark, json!({ "n": got[0]["id"] }))
+        .await;
+    assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+    assert_eq!(unread(&stack, &fan).await, 3);
+    // Read up to the reply: it and the older post; the newer post stays unread.
+    let data = stack
+        .graphql_ok(Some(&fan), mark, json!({ "n": got[1]["id"] }))
+        .await;
+    assert_eq!(data["markNotificationsRead"], 2);
+    assert_eq!(unread(&stack, &fan).await, 1);
+    let unread_list = list(&stack, &fan, true).await;
+    assert_eq!(unread_list.len(), 1);
+    assert_eq!(unread_list[0]["video"]["id"], second.to_string());
+    let reads: Vec<Value> = list(&stack, &fan, false)
+        .await
+        .iter()
+        .map(|n| n["read"].clone())
+        .collect();
+    assert_eq!(reads, [json!(false), json!(true), json!(true)]);
+    // Marking an older one again moves nothing back.
+    let data = stack
+        .graphql_ok(Some(&fan), mark, json!({ "n": got[2]["id"] }))
+        .await;
+    assert_eq!(data["markNotificationsRead"], 0);
+    assert_eq!(unread(&stack, &fan).await, 1);
+    // The other follower's copy of the same post is still unread.
+    assert_eq!(unread(&stack, &late).await, 1);
+
+    // Unsubscribed: the channel's posts leave the list; the fan's own rows stay.
+    stack
+        .graphql_ok(
+            Some(&fan),
+            "mutation($c: ID!) { unsubscribe(channelId: $c) { id } }",
+            json!({ "c": channel }),
+        )
+        .await;
+    assert_eq!(kinds(&list(&stack, &fan, false).await), ["COMMENT_REPLY"]);
+    assert_eq!(unread(&stack, &fan).await, 0);
 }
 
 #[tokio::test]

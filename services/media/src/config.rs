@@ -137,6 +137,7 @@ impl Config {
             notifications: crate::notifications::FanoutConfig {
                 batch: var::<i64>("NOTIFICATION_FANOUT_BATCH", "5000")?.max(1),
                 poll: Duration::from_millis(var("NOTIFICATION_FANOUT_POLL_MILLIS", "1000")?),
+                fan_in_above: var::<i64>("NOTIFICATION_FANIN_SUBSCRIBERS", "10000")?.max(0),
             },
             notification_retention: secs("NOTIFICATION_RETENTION_SECS", "7776000")?,
             limits: Limits {

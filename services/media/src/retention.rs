@@ -31,5 +31,13 @@ pub fn prunes(processed_events: Duration, notifications: Duration) -> Vec<Prune>
                       WHERE created_at < now() - $1 * interval '1 second' LIMIT $2)",
             retention: notifications,
         },
+        Prune {
+            what: "large channels' posts",
+            // Indexed by created_at (migrations/0012); the same age as the rows.
+            sql: "DELETE FROM notification_posts WHERE ctid IN (
+                      SELECT ctid FROM notification_posts
+                      WHERE created_at < now() - $1 * interval '1 second' LIMIT $2)",
+            retention: notifications,
+        },
     ]
 }

@@ -6,10 +6,12 @@
 //!    through media's GraphQL (X-User-Id as the gateway sends it); their latencies.
 //! 3. The channel publishes: `video.created`, `video.uploaded`, then `video.ready` on
 //!    media's catalogue queue, as the video service announces them. From the `ready`
-//!    publish: when every subscriber's notification is stored, and when the last
-//!    subscriber's (the fan-out's last batch) `unreadNotificationCount` shows it through
-//!    GraphQL. The likers keep liking meanwhile; their latencies during the fan-out are
-//!    compared with the baseline's.
+//!    publish: when every subscriber's notification is stored (a row each, or the one
+//!    post of a large channel's fan-in), when the first and the last subscriber's (the
+//!    fan-out's first and last batch) `unreadNotificationCount` shows it through GraphQL,
+//!    and when the job is done (every batch written or announced live). The likers keep
+//!    liking meanwhile; their latencies until the job is done are compared with the
+//!    baseline's.
 //!
 //! Environment: MEDIA_URL, MEDIA_DATABASE_URL, AMQP_URL, CATALOGUE_QUEUE. Prints one
 //! line of `key=value` figures.
@@ -71,12 +73,19 @@ async fn main() -> anyhow::Result<()> {
         .await?;
         sqlx::query("ANALYZE follows").execute(&db).await?;
     }
-    let last_follower: Uuid = sqlx::query_scalar(
-        "SELECT follower_id FROM follows WHERE channel_id = $1 ORDER BY follower_id DESC LIMIT 1",
-    )
-    .bind(CHANNEL)
-    .fetch_one(&db)
-    .await?;
+    let follower = |order: &'static str| {
+        let db = &db;
+        async move {
+            sqlx::query_scalar::<_, Uuid>(&format!(
+                "SELECT follower_id FROM follows WHERE channel_id = $1
+                 ORDER BY follower_id {order} LIMIT 1"
+            ))
+            .bind(CHANNEL)
+            .fetch_one(db)
+            .await
+        }
+    };
+    let (first_follower, last_follower) = (follower("ASC").await?, follower("DESC").await?);
     let videos: Vec<Uuid> = sqlx::query_scalar(
         "SELECT id FROM videos WHERE status = 'ready' AND visibility = 'public'
            AND deleted_at IS NULL LIMIT 1000",
@@ -136,47 +145,78 @@ async fn main() -> anyhow::Result<()> {
         posters: vec![],
         storyboard: None,
     };
-    // What the last subscriber's count was before (earlier runs notified them too).
-    let unread_before = unread(&http, &graphql, last_follower).await?;
+    // What the first and last subscribers' counts were before (earlier runs notified
+    // them too).
+    let first_before = unread(&http, &graphql, first_follower).await?;
+    let last_before = unread(&http, &graphql, last_follower).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let load = spawn_likers(&http, &graphql, &videos, likers, stop.clone());
     tokio::time::sleep(Duration::from_millis(200)).await;
     let sent = Instant::now();
     publish(VideoReady::TYPE, encode(ready)).await?;
 
-    let mut all_stored = None;
-    let mut last_sees = None;
-    while all_stored.is_none() || last_sees.is_none() {
+    let (mut stored, mut first_sees, mut last_sees, mut done) = (None, None, None, None);
+    while stored.is_none() || first_sees.is_none() || last_sees.is_none() || done.is_none() {
         if sent.elapsed() > Duration::from_secs(120) {
             bail!("the fan-out did not finish within 120 s");
         }
-        if all_stored.is_none() {
-            let stored: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM notifications WHERE video_id = $1 AND kind = 'new_video'",
+        if stored.is_none() {
+            let (rows, posted): (i64, bool) = sqlx::query_as(
+                "SELECT (SELECT count(*) FROM notifications
+                         WHERE video_id = $1 AND kind = 'new_video'),
+                        EXISTS (SELECT 1 FROM notification_posts WHERE video_id = $1)",
             )
             .bind(video)
             .fetch_one(&db)
             .await?;
-            if stored >= subscribers {
-                all_stored = Some(sent.elapsed());
+            if rows >= subscribers || posted {
+                stored = Some(sent.elapsed());
             }
         }
-        if last_sees.is_none() && unread(&http, &graphql, last_follower).await? > unread_before {
+        if first_sees.is_none() && unread(&http, &graphql, first_follower).await? > first_before {
+            first_sees = Some(sent.elapsed());
+        }
+        if last_sees.is_none() && unread(&http, &graphql, last_follower).await? > last_before {
             last_sees = Some(sent.elapsed());
+        }
+        if stored.is_some() && done.is_none() {
+            let pending: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM notification_fanouts WHERE video_id = $1)",
+            )
+            .bind(video)
+            .fetch_one(&db)
+            .await?;
+            if !pending {
+                done = Some(sent.elapsed());
+            }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.store(true, Ordering::Relaxed);
     let during = collect(load).await?;
-    let (all_stored, last_sees) = (all_stored.unwrap(), last_sees.unwrap());
+    let mode: &str = if sqlx::query_scalar::<_, bool>(
+        "SELECT EXISTS (SELECT 1 FROM notification_posts WHERE video_id = $1)",
+    )
+    .bind(video)
+    .fetch_one(&db)
+    .await?
+    {
+        "fan-in"
+    } else {
+        "fan-out"
+    };
+    let s = |d: Option<Duration>| d.unwrap().as_secs_f64();
     let (b50, b99) = (percentile(&baseline, 50.0), percentile(&baseline, 99.0));
     let (d50, d99) = (percentile(&during, 50.0), percentile(&during, 99.0));
     println!(
-        "subscribers={subscribers} all_stored_s={:.2} last_unread_s={:.2} \
+        "mode={mode} subscribers={subscribers} stored_s={:.2} first_unread_s={:.2} \
+         last_unread_s={:.2} done_s={:.2} \
          like_baseline_p50_ms={b50:.2} like_baseline_p99_ms={b99:.2} like_baseline_n={} \
          like_during_p50_ms={d50:.2} like_during_p99_ms={d99:.2} like_during_n={}",
-        all_stored.as_secs_f64(),
-        last_sees.as_secs_f64(),
+        s(stored),
+        s(first_sees),
+        s(last_sees),
+        s(done),
         baseline.len(),
         during.len(),
     );

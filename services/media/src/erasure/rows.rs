@@ -221,8 +221,8 @@ async fn delete_in_batches(ctx: &Context, sql: &str, user: Uuid, batch: i64) -> 
 }
 
 /// Deletes the account's notifications, those it caused for others (its comments, its
-/// subscriptions, its videos' announcements) and its notification settings, then any
-/// fan-out of its videos still pending. [`BATCH`] × 10 rows per statement.
+/// subscriptions, its videos' announcements, rows or posts), its notification settings
+/// and read mark, then any fan-out of its videos still pending. [`BATCH`] × 10 rows per statement.
 pub async fn drop_notifications(ctx: &Context, user: Uuid) -> sqlx::Result<u64> {
     let mut total = 0;
     for sql in [
@@ -235,7 +235,10 @@ pub async fn drop_notifications(ctx: &Context, user: Uuid) -> sqlx::Result<u64> 
     }
     for sql in [
         "DELETE FROM notification_settings WHERE user_id = $1",
+        "DELETE FROM notification_marks WHERE user_id = $1",
         "DELETE FROM notification_fanouts WHERE channel_id = $1",
+        // A large channel's posts (one per video, not per subscriber).
+        "DELETE FROM notification_posts WHERE channel_id = $1",
     ] {
         sqlx::query(sql).bind(user).execute(ctx.db.pool()).await?;
     }

@@ -15,6 +15,12 @@
 //! two work on the same video. The replica whose catalogue wrote a job wakes its worker at
 //! once; the others notice within [`FanoutConfig::poll`].
 //!
+//! A channel with more than [`FanoutConfig::fan_in_above`] subscribers when the job
+//! starts is a fan-in instead: the first batch writes one `notification_posts` row, which
+//! every subscriber's list and unread count read from then on (crate::notifications::
+//! store), and the batches write nothing more; they only walk the followers to announce
+//! the post live. The choice is stored with the job (`fan_in`), so a resumed job keeps it.
+//!
 //! After each batch commits, its notifications go to `notificationAdded` subscribers
 //! through the hub, in one round trip per batch (`Hub::publish_many`).
 
@@ -34,6 +40,10 @@ pub struct FanoutConfig {
     /// `NOTIFICATION_FANOUT_POLL_MILLIS`: how often an idle worker looks for jobs other
     /// replicas wrote (its own wake it at once).
     pub poll: Duration,
+    /// `NOTIFICATION_FANIN_SUBSCRIBERS`: a channel with more subscribers than this has a
+    /// new video read by each subscriber on demand (one post row) instead of written to
+    /// each (crate::notifications, "Large channels").
+    pub fan_in_above: i64,
 }
 
 /// Wakes this replica's worker when a job was written here.
@@ -68,7 +78,7 @@ pub fn spawn(ctx: &Context, shutdown: &platform::Shutdown) {
         tokio::pin!(stop);
         let config = ctx.config.notifications;
         loop {
-            let idle = match step(&ctx, config.batch).await {
+            let idle = match step(&ctx, config).await {
                 Ok(Some(_)) => continue,
                 Ok(None) => config.poll,
                 Err(e) => {
@@ -86,15 +96,15 @@ pub fn spawn(ctx: &Context, shutdown: &platform::Shutdown) {
 }
 
 /// Does one batch of the oldest unclaimed job, if any; returns how many it notified.
-pub async fn step(ctx: &Context, batch: i64) -> sqlx::Result<Option<usize>> {
+pub async fn step(ctx: &Context, config: FanoutConfig) -> sqlx::Result<Option<usize>> {
     let mut tx = ctx.db.pool().begin().await?;
-    let job: Option<(Uuid, Uuid, Option<Uuid>)> = sqlx::query_as(
-        "SELECT video_id, channel_id, after_follower FROM notification_fanouts
+    let job: Option<(Uuid, Uuid, Option<Uuid>, bool)> = sqlx::query_as(
+        "SELECT video_id, channel_id, after_follower, fan_in FROM notification_fanouts
          ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
     )
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((video, channel, after)) = job else {
+    let Some((video, channel, after, mut fan_in)) = job else {
         return Ok(None);
     };
     // Made private or deleted while the job waited: nobody else is told.
@@ -105,44 +115,150 @@ pub async fn step(ctx: &Context, batch: i64) -> sqlx::Result<Option<usize>> {
     .bind(video)
     .fetch_one(&mut *tx)
     .await?;
-    let followers: Vec<Uuid> = if listed {
-        sqlx::query_scalar(
-            "SELECT follower_id FROM follows
-             WHERE channel_id = $1 AND ($2::uuid IS NULL OR follower_id > $2)
-             ORDER BY follower_id LIMIT $3",
+    // The job's first batch decides how this video reaches its audience, once.
+    let mut post = None;
+    if listed && after.is_none() && !fan_in {
+        let subscribers: i64 = sqlx::query_scalar(
+            "SELECT coalesce((SELECT subscriber_count FROM channels WHERE id = $1), 0)",
         )
         .bind(channel)
-        .bind(after)
-        .bind(batch)
-        .fetch_all(&mut *tx)
-        .await?
+        .fetch_one(&mut *tx)
+        .await?;
+        if subscribers > config.fan_in_above {
+            fan_in = true;
+            post = write_post(&mut tx, video, channel).await?;
+            if post.is_none() {
+                // Posted before (listed, unlisted, listed again): told once already.
+                finish(&mut tx, video).await?;
+                tx.commit().await?;
+                return Ok(Some(0));
+            }
+        }
+    } else if listed && fan_in {
+        post = sqlx::query_as("SELECT id, created_at FROM notification_posts WHERE video_id = $1")
+            .bind(video)
+            .fetch_optional(&mut *tx)
+            .await?;
+    }
+    let followers: Vec<Uuid> = if listed {
+        next_followers(&mut tx, channel, after, config.batch).await?
     } else {
         Vec::new()
     };
-    let written: Vec<NotificationRow> = if followers.is_empty() {
-        Vec::new()
-    } else {
-        insert_batch(&mut tx, video, &followers).await?
+    let written: Vec<NotificationRow> = match (fan_in, post) {
+        (false, _) if !followers.is_empty() => insert_batch(&mut tx, video, &followers).await?,
+        (true, Some(post)) if !followers.is_empty() => {
+            post.for_each(video, &listening(&mut tx, &followers).await?)
+        }
+        _ => Vec::new(),
     };
     match followers.last() {
-        Some(last) if followers.len() as i64 == batch => {
-            sqlx::query("UPDATE notification_fanouts SET after_follower = $2 WHERE video_id = $1")
-                .bind(video)
-                .bind(last)
-                .execute(&mut *tx)
-                .await?;
+        Some(last) if followers.len() as i64 == config.batch => {
+            sqlx::query(
+                "UPDATE notification_fanouts SET after_follower = $2, fan_in = $3
+                 WHERE video_id = $1",
+            )
+            .bind(video)
+            .bind(last)
+            .bind(fan_in)
+            .execute(&mut *tx)
+            .await?;
         }
-        _ => {
-            sqlx::query("DELETE FROM notification_fanouts WHERE video_id = $1")
-                .bind(video)
-                .execute(&mut *tx)
-                .await?;
-        }
+        _ => finish(&mut tx, video).await?,
     }
     tx.commit().await?;
-    metrics::counter!("media_notifications_fanned_out_total").increment(written.len() as u64);
+    if !fan_in {
+        metrics::counter!("media_notifications_fanned_out_total").increment(written.len() as u64);
+    }
     super::announce(ctx, &written).await;
     Ok(Some(written.len()))
+}
+
+/// The next batch of `channel`'s followers after `after`, in id order.
+async fn next_followers(
+    conn: &mut PgConnection,
+    channel: Uuid,
+    after: Option<Uuid>,
+    batch: i64,
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT follower_id FROM follows
+         WHERE channel_id = $1 AND ($2::uuid IS NULL OR follower_id > $2)
+         ORDER BY follower_id LIMIT $3",
+    )
+    .bind(channel)
+    .bind(after)
+    .bind(batch)
+    .fetch_all(conn)
+    .await
+}
+
+/// Ends the job.
+async fn finish(conn: &mut PgConnection, video: Uuid) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM notification_fanouts WHERE video_id = $1")
+        .bind(video)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A large channel's new video, as every subscriber reads it (migrations/0012).
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+struct Post {
+    id: Uuid,
+    created_at: time::OffsetDateTime,
+}
+
+impl Post {
+    /// The notification each of `followers` reads, for the live announcement.
+    fn for_each(self, video: Uuid, followers: &[Uuid]) -> Vec<NotificationRow> {
+        followers
+            .iter()
+            .map(|&recipient| NotificationRow {
+                id: self.id,
+                recipient_id: recipient,
+                kind: Kind::NewVideo.as_str().to_owned(),
+                actor_id: None,
+                video_id: Some(video),
+                comment_id: None,
+                detail: None,
+                created_at: self.created_at,
+                read_at: None,
+            })
+            .collect()
+    }
+}
+
+/// Writes the one row a fan-in's subscribers read; `None` if the video was posted before.
+async fn write_post(
+    conn: &mut PgConnection,
+    video: Uuid,
+    channel: Uuid,
+) -> sqlx::Result<Option<Post>> {
+    sqlx::query_as(
+        "INSERT INTO notification_posts (id, video_id, channel_id) VALUES ($1, $2, $3)
+         ON CONFLICT (video_id) DO NOTHING
+         RETURNING id, created_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(video)
+    .bind(channel)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Of a fan-in batch's followers, those who get new videos (the others are not told
+/// live either; their lists leave the post out too).
+async fn listening(conn: &mut PgConnection, followers: &[Uuid]) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT f FROM unnest($1::uuid[]) AS f
+         WHERE NOT EXISTS (SELECT 1 FROM notification_settings s
+                           WHERE s.user_id = f AND s.kind = $2 AND s.delivery = 'off')",
+    )
+    .bind(followers)
+    .bind(Kind::NewVideo.as_str())
+    .fetch_all(conn)
+    .await
 }
 
 /// One batch's `new_video` notifications, skipping followers who turned the kind off.

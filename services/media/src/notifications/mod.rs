@@ -17,16 +17,25 @@
 //! hub (channel `notifications:<user>`); a client that was away reads the list and the
 //! unread count, which are the truth.
 //!
-//! **Large channels.** Fan-out on write, in batches: a channel's new video is one job
-//! row in the catalogue's transaction and then batches of `NOTIFICATION_FANOUT_BATCH`
-//! followers per transaction ([`fanout`]), off the catalogue's queue. Reading stays one
-//! index range per user (the list and the unread count are what every page load asks
-//! for, and must cost the same whatever a user follows), and writing grows with the
-//! audience but never blocks anything else: bench/RESULTS.md "Notifications" has the
-//! figures at 100,000 subscribers. Fan-in on read (each reader merging the recent videos
-//! of the channels they follow) would make a million-subscriber upload free, at the
-//! price of every `unreadNotificationCount` joining follows with videos; at Kino's scale
-//! the write is the cheaper place to pay, and the batch size bounds its cost.
+//! **Large channels: fan-out on write below a threshold, fan-in on read above it.** A
+//! channel's new video is one job row in the catalogue's transaction, done off the
+//! catalogue's queue by a worker every replica runs ([`fanout`]):
+//! - With at most `NOTIFICATION_FANIN_SUBSCRIBERS` (10,000) subscribers, batches of
+//!   `NOTIFICATION_FANOUT_BATCH` followers per transaction get a row each. Reading stays
+//!   one index range per user, the cheapest list and count there are.
+//! - Above it, one `notification_posts` row, which each subscriber's list and unread
+//!   count merge with their own rows (`store::POSTS`: an index probe per followed channel
+//!   that has posts). A million-subscriber upload is then one row, visible to all at once,
+//!   instead of a million rows written over minutes while every other write waits on the
+//!   same disk (bench/RESULTS.md "Notifications": at 100,000 subscribers, rows took
+//!   8.5–9.8 s and tripled like latency meanwhile). The batches still walk the followers,
+//!   but only to announce the post live through the hub. Read state for posts is a mark
+//!   per reader (how far `markNotificationsRead` went), not a row per post.
+//!
+//!   Two differences a reader can see: a post shows only to subscribers who followed
+//!   before it was made and still follow; turning new videos off hides the posts already
+//!   made (rows already written stay). The threshold keeps the read side's extra work to
+//!   the few channels that large, which most readers follow none of.
 //!
 //! Rows older than `NOTIFICATION_RETENTION_SECS` (default 90 days) are pruned.
 

@@ -5,6 +5,10 @@
 //! (crate::notifications::fanout), and both skip a recipient who turned the kind off and
 //! a `(recipient, dedupe_key)` already present: a notification exists at most once,
 //! whatever is redelivered or retried.
+//!
+//! A reader's notifications are their own rows merged with the posts of the large
+//! channels they follow ([`POSTS`], fan-in on read, migrations/0012), each side read
+//! newest first from its own index and limited before the merge.
 
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
@@ -30,6 +34,23 @@ const STILL_VISIBLE: &str = "(n.video_id IS NULL OR EXISTS (
           AND (v.owner_id = n.recipient_id
                OR (v.status = 'ready' AND v.visibility <> 'private'
                    AND v.hidden_at IS NULL AND v.owner_banned_at IS NULL))))";
+
+/// The reader's (`$1`) new-video posts from large channels, shaped as notification rows:
+/// posts of the channels they follow, made after they followed, unless they turned new
+/// videos off or the video already reached them as a row of their own (a channel that
+/// crossed the threshold between two listings of one video). Read up to their mark.
+const POSTS: &str = "SELECT p.id, $1::uuid AS recipient_id, 'new_video'::text AS kind,
+           NULL::uuid AS actor_id, p.video_id, NULL::text AS comment_id,
+           NULL::text AS detail, p.created_at,
+           CASE WHEN (p.created_at, p.id) <= (m.upto_at, m.upto_id) THEN m.read_at END AS read_at
+       FROM follows f
+       JOIN notification_posts p ON p.channel_id = f.channel_id AND p.created_at > f.created_at
+       LEFT JOIN notification_marks m ON m.user_id = $1
+       WHERE f.follower_id = $1
+         AND NOT EXISTS (SELECT 1 FROM notification_settings s
+                         WHERE s.user_id = $1 AND s.kind = 'new_video' AND s.delivery = 'off')
+         AND NOT EXISTS (SELECT 1 FROM notifications o
+                         WHERE o.recipient_id = $1 AND o.dedupe_key = 'new_video:' || p.video_id)";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct NotificationRow {
@@ -116,11 +137,17 @@ pub async fn page(
     } else {
         ""
     };
+    let rest = format!(
+        "{unread} AND ($2::timestamptz IS NULL OR (n.created_at, n.id) < ($2, $3))
+         AND {STILL_VISIBLE}
+         ORDER BY n.created_at DESC, n.id DESC LIMIT $4"
+    );
     let sql = format!(
-        "SELECT {COLUMNS} FROM notifications n
-         WHERE n.recipient_id = $1 {unread}
-           AND ($2::timestamptz IS NULL OR (n.created_at, n.id) < ($2, $3))
-           AND {STILL_VISIBLE}
+        "SELECT * FROM (
+             (SELECT {COLUMNS} FROM notifications n WHERE n.recipient_id = $1 {rest})
+             UNION ALL
+             (SELECT {COLUMNS} FROM ({POSTS}) n WHERE true {rest})
+         ) n
          ORDER BY n.created_at DESC, n.id DESC
          LIMIT $4"
     );
@@ -137,16 +164,21 @@ pub async fn page(
 /// Unread notifications of `recipient`, at most [`UNREAD_CAP`].
 pub async fn unread_count(pool: &PgPool, recipient: Uuid) -> sqlx::Result<i64> {
     let sql = format!(
-        "SELECT count(*) FROM (
-             SELECT 1 FROM notifications n
-             WHERE n.recipient_id = $1 AND n.read_at IS NULL AND {STILL_VISIBLE}
-             LIMIT $2) unread"
+        "SELECT (SELECT count(*) FROM (
+                     SELECT 1 FROM notifications n
+                     WHERE n.recipient_id = $1 AND n.read_at IS NULL AND {STILL_VISIBLE}
+                     LIMIT $2) own)
+              + (SELECT count(*) FROM (
+                     SELECT 1 FROM ({POSTS}) n
+                     WHERE n.read_at IS NULL AND {STILL_VISIBLE}
+                     LIMIT $2) posts)"
     );
-    sqlx::query_scalar(&sql)
+    let count: i64 = sqlx::query_scalar(&sql)
         .bind(recipient)
         .bind(UNREAD_CAP)
         .fetch_one(pool)
-        .await
+        .await?;
+    Ok(count.min(UNREAD_CAP))
 }
 
 /// The recipient's notification `id`, if it is theirs.
@@ -155,25 +187,67 @@ pub async fn get(
     recipient: Uuid,
     id: Uuid,
 ) -> sqlx::Result<Option<NotificationRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM notifications n WHERE n.id = $1");
-    let row: Option<NotificationRow> = sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?;
-    Ok(row.filter(|r| r.recipient_id == recipient))
+    let sql = format!(
+        "SELECT {COLUMNS} FROM notifications n WHERE n.id = $2 AND n.recipient_id = $1
+         UNION ALL
+         SELECT {COLUMNS} FROM ({POSTS}) n WHERE n.id = $2
+         LIMIT 1"
+    );
+    sqlx::query_as(&sql)
+        .bind(recipient)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
 }
 
 /// Marks read every unread notification of `recipient` up to `upto` (its position in the
-/// newest-first order) and returns how many. Those that arrive later stay unread, even
-/// if their time is earlier (a batch committing late): only rows present now are marked.
+/// newest-first order) and returns how many. Rows that arrive later stay unread, even if
+/// their time is earlier (a batch committing late): only rows present now are marked.
+/// Posts are marked by moving the recipient's mark forward (never back); a post is
+/// visible from its commit, a moment after its time, so one committing in that moment
+/// behind a mark counts as read.
 pub async fn mark_read(pool: &PgPool, recipient: Uuid, upto: &Cursor) -> sqlx::Result<u64> {
-    Ok(sqlx::query(
+    let mut tx = pool.begin().await?;
+    let own = sqlx::query(
         "UPDATE notifications SET read_at = now()
          WHERE recipient_id = $1 AND read_at IS NULL AND (created_at, id) <= ($2, $3)",
     )
     .bind(recipient)
     .bind(upto.at)
     .bind(upto.id)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?
-    .rows_affected())
+    .rows_affected();
+    // The posts newly read are counted before the mark moves, holding the mark's row
+    // lock so a concurrent call counts after this one (a first mark covers nothing).
+    sqlx::query(
+        "INSERT INTO notification_marks (user_id, upto_at, upto_id)
+         VALUES ($1, '-infinity', '00000000-0000-0000-0000-000000000000')
+         ON CONFLICT (user_id) DO UPDATE SET user_id = EXCLUDED.user_id",
+    )
+    .bind(recipient)
+    .execute(&mut *tx)
+    .await?;
+    let posts: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM ({POSTS}) n
+         WHERE n.read_at IS NULL AND (n.created_at, n.id) <= ($2, $3)"
+    ))
+    .bind(recipient)
+    .bind(upto.at)
+    .bind(upto.id)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE notification_marks SET upto_at = $2, upto_id = $3, read_at = now()
+         WHERE user_id = $1 AND (upto_at, upto_id) < ($2, $3)",
+    )
+    .bind(recipient)
+    .bind(upto.at)
+    .bind(upto.id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(own + posts as u64)
 }
 
 /// The kinds `user` turned off.
