@@ -24,7 +24,3 @@ CREATE TABLE notification_marks (
     upto_id uuid NOT NULL,
     read_at timestamptz NOT NULL DEFAULT now()
 );
-
--- Whether a pending job is a fan-in (its post written; the batches only announce live).
--- Decided by the job's first batch and kept, so a job never mixes the two.
-ALTER TABLE notification_fanouts ADD COLUMN fan_in boolean NOT NULL DEFAULT false;

@@ -16,10 +16,11 @@
 //! once; the others notice within [`FanoutConfig::poll`].
 //!
 //! A channel with more than [`FanoutConfig::fan_in_above`] subscribers when the job
-//! starts is a fan-in instead: the first batch writes one `notification_posts` row, which
-//! every subscriber's list and unread count read from then on (crate::notifications::
-//! store), and the batches write nothing more; they only walk the followers to announce
-//! the post live. The choice is stored with the job (`fan_in`), so a resumed job keeps it.
+//! starts is a fan-in instead: the job's one step writes one `notification_posts` row,
+//! which every subscriber's list and unread count read from then on (crate::
+//! notifications::store), and announces it live with one hub message on the channel's
+//! `posts:` topic, which its subscribers' `notificationAdded` streams listen to. Nothing
+//! is written or sent per subscriber.
 //!
 //! After each batch commits, its notifications go to `notificationAdded` subscribers
 //! through the hub, in one round trip per batch (`Hub::publish_many`).
@@ -31,7 +32,10 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::{Kind, store::NotificationRow};
-use crate::Context;
+use crate::{
+    Context,
+    realtime::{Event, channels},
+};
 
 #[derive(Debug, Clone, Copy)]
 pub struct FanoutConfig {
@@ -98,13 +102,13 @@ pub fn spawn(ctx: &Context, shutdown: &platform::Shutdown) {
 /// Does one batch of the oldest unclaimed job, if any; returns how many it notified.
 pub async fn step(ctx: &Context, config: FanoutConfig) -> sqlx::Result<Option<usize>> {
     let mut tx = ctx.db.pool().begin().await?;
-    let job: Option<(Uuid, Uuid, Option<Uuid>, bool)> = sqlx::query_as(
-        "SELECT video_id, channel_id, after_follower, fan_in FROM notification_fanouts
+    let job: Option<(Uuid, Uuid, Option<Uuid>)> = sqlx::query_as(
+        "SELECT video_id, channel_id, after_follower FROM notification_fanouts
          ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
     )
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((video, channel, after, mut fan_in)) = job else {
+    let Some((video, channel, after)) = job else {
         return Ok(None);
     };
     // Made private or deleted while the job waited: nobody else is told.
@@ -115,9 +119,8 @@ pub async fn step(ctx: &Context, config: FanoutConfig) -> sqlx::Result<Option<us
     .bind(video)
     .fetch_one(&mut *tx)
     .await?;
-    // The job's first batch decides how this video reaches its audience, once.
-    let mut post = None;
-    if listed && after.is_none() && !fan_in {
+    // A large channel: the job's first (and only) step posts the video.
+    if listed && after.is_none() {
         let subscribers: i64 = sqlx::query_scalar(
             "SELECT coalesce((SELECT subscriber_count FROM channels WHERE id = $1), 0)",
         )
@@ -125,51 +128,47 @@ pub async fn step(ctx: &Context, config: FanoutConfig) -> sqlx::Result<Option<us
         .fetch_one(&mut *tx)
         .await?;
         if subscribers > config.fan_in_above {
-            fan_in = true;
-            post = write_post(&mut tx, video, channel).await?;
-            if post.is_none() {
-                // Posted before (listed, unlisted, listed again): told once already.
-                finish(&mut tx, video).await?;
-                tx.commit().await?;
-                return Ok(Some(0));
+            // None: posted before (listed, unlisted, listed again), told once already.
+            let post = write_post(&mut tx, video, channel).await?;
+            finish(&mut tx, video).await?;
+            tx.commit().await?;
+            if let Some(post) = post {
+                metrics::counter!("media_notification_posts_total").increment(1);
+                let event = Event::Notification(post.announcement(video));
+                if let Err(e) = ctx
+                    .realtime
+                    .hub
+                    .publish(&channels::posts(&channel), &event)
+                    .await
+                {
+                    tracing::warn!(error = %e, %video, "a large channel's post not published live");
+                }
             }
+            return Ok(Some(0));
         }
-    } else if listed && fan_in {
-        post = sqlx::query_as("SELECT id, created_at FROM notification_posts WHERE video_id = $1")
-            .bind(video)
-            .fetch_optional(&mut *tx)
-            .await?;
     }
     let followers: Vec<Uuid> = if listed {
         next_followers(&mut tx, channel, after, config.batch).await?
     } else {
         Vec::new()
     };
-    let written: Vec<NotificationRow> = match (fan_in, post) {
-        (false, _) if !followers.is_empty() => insert_batch(&mut tx, video, &followers).await?,
-        (true, Some(post)) if !followers.is_empty() => {
-            post.for_each(video, &listening(&mut tx, &followers).await?)
-        }
-        _ => Vec::new(),
+    let written: Vec<NotificationRow> = if followers.is_empty() {
+        Vec::new()
+    } else {
+        insert_batch(&mut tx, video, &followers).await?
     };
     match followers.last() {
         Some(last) if followers.len() as i64 == config.batch => {
-            sqlx::query(
-                "UPDATE notification_fanouts SET after_follower = $2, fan_in = $3
-                 WHERE video_id = $1",
-            )
-            .bind(video)
-            .bind(last)
-            .bind(fan_in)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE notification_fanouts SET after_follower = $2 WHERE video_id = $1")
+                .bind(video)
+                .bind(last)
+                .execute(&mut *tx)
+                .await?;
         }
         _ => finish(&mut tx, video).await?,
     }
     tx.commit().await?;
-    if !fan_in {
-        metrics::counter!("media_notifications_fanned_out_total").increment(written.len() as u64);
-    }
+    metrics::counter!("media_notifications_fanned_out_total").increment(written.len() as u64);
     super::announce(ctx, &written).await;
     Ok(Some(written.len()))
 }
@@ -210,22 +209,20 @@ struct Post {
 }
 
 impl Post {
-    /// The notification each of `followers` reads, for the live announcement.
-    fn for_each(self, video: Uuid, followers: &[Uuid]) -> Vec<NotificationRow> {
-        followers
-            .iter()
-            .map(|&recipient| NotificationRow {
-                id: self.id,
-                recipient_id: recipient,
-                kind: Kind::NewVideo.as_str().to_owned(),
-                actor_id: None,
-                video_id: Some(video),
-                comment_id: None,
-                detail: None,
-                created_at: self.created_at,
-                read_at: None,
-            })
-            .collect()
+    /// The post as one live message for all the channel's subscribers: no recipient
+    /// (nil); each subscriber's stream fills in its own viewer.
+    fn announcement(self, video: Uuid) -> NotificationRow {
+        NotificationRow {
+            id: self.id,
+            recipient_id: Uuid::nil(),
+            kind: Kind::NewVideo.as_str().to_owned(),
+            actor_id: None,
+            video_id: Some(video),
+            comment_id: None,
+            detail: None,
+            created_at: self.created_at,
+            read_at: None,
+        }
     }
 }
 
@@ -244,20 +241,6 @@ async fn write_post(
     .bind(video)
     .bind(channel)
     .fetch_optional(conn)
-    .await
-}
-
-/// Of a fan-in batch's followers, those who get new videos (the others are not told
-/// live either; their lists leave the post out too).
-async fn listening(conn: &mut PgConnection, followers: &[Uuid]) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
-        "SELECT f FROM unnest($1::uuid[]) AS f
-         WHERE NOT EXISTS (SELECT 1 FROM notification_settings s
-                           WHERE s.user_id = f AND s.kind = $2 AND s.delivery = 'off')",
-    )
-    .bind(followers)
-    .bind(Kind::NewVideo.as_str())
-    .fetch_all(conn)
     .await
 }
 

@@ -28,9 +28,10 @@
 //!   that has posts). A million-subscriber upload is then one row, visible to all at once,
 //!   instead of a million rows written over minutes while every other write waits on the
 //!   same disk (bench/RESULTS.md "Notifications": at 100,000 subscribers, rows took
-//!   8.5–9.8 s and tripled like latency meanwhile). The batches still walk the followers,
-//!   but only to announce the post live through the hub. Read state for posts is a mark
-//!   per reader (how far `markNotificationsRead` went), not a row per post.
+//!   8.5–9.8 s and tripled like latency meanwhile). It goes live as one hub message on
+//!   the channel's `posts:` topic, which the `notificationAdded` streams of its
+//!   subscribers listen to. Read state for posts is a mark per reader (how far
+//!   `markNotificationsRead` went), not a row per post.
 //!
 //!   Two differences a reader can see: a post shows only to subscribers who followed
 //!   before it was made and still follow; turning new videos off hides the posts already
@@ -46,7 +47,7 @@ pub mod store;
 use async_graphql::{
     Context, Enum, ID, Object, Result, SimpleObject, Subscription, connection::Connection,
 };
-use futures::{Stream, stream};
+use futures::{Stream, StreamExt, stream};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -322,33 +323,66 @@ pub struct NotificationSubscription;
 impl NotificationSubscription {
     /// The viewer's notifications as they are written. After a disconnect, read
     /// `notifications` and `unreadNotificationCount` again: what was missed is there.
+    ///
+    /// Large channels' new videos come on each channel's `posts:` topic, one message for
+    /// all its subscribers; the stream listens to those of the large channels the viewer
+    /// follows when it starts ([`store::followed_large_channels`]). A channel followed, or
+    /// grown large, later is heard live from the next subscription on (the list has its
+    /// videos either way).
     async fn notification_added(
         &self,
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = Notification> + use<>> {
         let me = viewer(ctx).require()?;
         let app = AppContext::get(ctx);
-        let subscription = app
-            .realtime
-            .hub
-            .subscribe(&channels::notifications(&me))
-            .await
-            .map_err(|e| Error::Internal(e.into()))?;
-        Ok(crate::realtime::metrics::counted(stream::unfold(
-            subscription,
-            move |mut subscription| async move {
-                loop {
-                    let Received::Event(message) = subscription.recv().await? else {
-                        continue; // the list is the truth; the client re-reads it
-                    };
-                    if let Event::Notification(row) = &message.event
-                        && row.recipient_id == me
-                    {
-                        let next = Notification(row.clone());
-                        return Some((next, subscription));
-                    }
+        let large = store::followed_large_channels(
+            app.db.pool(),
+            me,
+            app.config.notifications.fan_in_above,
+        )
+        .await
+        .map_err(Error::from)?;
+        let topics =
+            std::iter::once(channels::notifications(&me)).chain(large.iter().map(channels::posts));
+        let mut streams = Vec::new();
+        for topic in topics {
+            let subscription = app
+                .realtime
+                .hub
+                .subscribe(&topic)
+                .await
+                .map_err(|e| Error::Internal(e.into()))?;
+            streams.push(messages(subscription).boxed());
+        }
+        let stream = stream::select_all(streams).filter_map(move |message| async move {
+            match &message.event {
+                Event::Notification(row) if row.recipient_id == me => {
+                    Some(Notification(row.clone()))
                 }
-            },
-        )))
+                // A post: every subscriber's copy is the viewer's own.
+                Event::Notification(row) if row.recipient_id.is_nil() => {
+                    Some(Notification(NotificationRow {
+                        recipient_id: me,
+                        ..row.clone()
+                    }))
+                }
+                _ => None,
+            }
+        });
+        Ok(crate::realtime::metrics::counted(stream))
     }
+}
+
+/// A subscription's events, without its gap marks: the list is the truth, and the client
+/// re-reads it.
+fn messages(
+    subscription: crate::realtime::Subscription,
+) -> impl Stream<Item = std::sync::Arc<crate::realtime::Message>> {
+    stream::unfold(subscription, |mut subscription| async move {
+        loop {
+            if let Received::Event(message) = subscription.recv().await? {
+                return Some((message, subscription));
+            }
+        }
+    })
 }

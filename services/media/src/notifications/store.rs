@@ -48,7 +48,8 @@ const POSTS: &str = "SELECT p.id, $1::uuid AS recipient_id, 'new_video'::text AS
        LEFT JOIN notification_marks m ON m.user_id = $1
        WHERE f.follower_id = $1
          AND NOT EXISTS (SELECT 1 FROM notification_settings s
-                         WHERE s.user_id = $1 AND s.kind = 'new_video' AND s.delivery = 'off')
+                         WHERE s.user_id = f.follower_id AND s.kind = 'new_video'
+                           AND s.delivery = 'off')
          AND NOT EXISTS (SELECT 1 FROM notifications o
                          WHERE o.recipient_id = $1 AND o.dedupe_key = 'new_video:' || p.video_id)";
 
@@ -164,14 +165,12 @@ pub async fn page(
 /// Unread notifications of `recipient`, at most [`UNREAD_CAP`].
 pub async fn unread_count(pool: &PgPool, recipient: Uuid) -> sqlx::Result<i64> {
     let sql = format!(
-        "SELECT (SELECT count(*) FROM (
-                     SELECT 1 FROM notifications n
-                     WHERE n.recipient_id = $1 AND n.read_at IS NULL AND {STILL_VISIBLE}
-                     LIMIT $2) own)
-              + (SELECT count(*) FROM (
-                     SELECT 1 FROM ({POSTS}) n
-                     WHERE n.read_at IS NULL AND {STILL_VISIBLE}
-                     LIMIT $2) posts)"
+        "SELECT count(*) FROM (
+             (SELECT 1 FROM notifications n
+              WHERE n.recipient_id = $1 AND n.read_at IS NULL AND {STILL_VISIBLE} LIMIT $2)
+             UNION ALL
+             (SELECT 1 FROM ({POSTS}) n WHERE n.read_at IS NULL AND {STILL_VISIBLE} LIMIT $2)
+         ) unread"
     );
     let count: i64 = sqlx::query_scalar(&sql)
         .bind(recipient)
@@ -248,6 +247,31 @@ pub async fn mark_read(pool: &PgPool, recipient: Uuid, upto: &Cursor) -> sqlx::R
     .await?;
     tx.commit().await?;
     Ok(own + posts as u64)
+}
+
+/// The channels `user` follows whose new videos are posts (more than `fan_in_above`
+/// subscribers now, or posts already), unless they turned new videos off; at most 200
+/// (the live topics one `notificationAdded` listens to).
+pub async fn followed_large_channels(
+    pool: &PgPool,
+    user: Uuid,
+    fan_in_above: i64,
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT f.channel_id FROM follows f
+         LEFT JOIN channels c ON c.id = f.channel_id
+         WHERE f.follower_id = $1
+           AND (c.subscriber_count > $2
+                OR EXISTS (SELECT 1 FROM notification_posts p WHERE p.channel_id = f.channel_id))
+           AND NOT EXISTS (SELECT 1 FROM notification_settings s
+                           WHERE s.user_id = $1 AND s.kind = $3 AND s.delivery = 'off')
+         LIMIT 200",
+    )
+    .bind(user)
+    .bind(fan_in_above)
+    .bind(Kind::NewVideo.as_str())
+    .fetch_all(pool)
+    .await
 }
 
 /// The kinds `user` turned off.

@@ -190,6 +190,12 @@ pub mod channels {
         format!("notifications:{user}")
     }
 
+    /// A large channel's new videos, one message each for all its live subscribers
+    /// (crate::notifications, fan-in on read).
+    pub fn posts(channel: &impl std::fmt::Display) -> String {
+        format!("posts:{channel}")
+    }
+
     /// The ranker's announcements that the trending sets changed (one channel for all
     /// windows; `events::trending::trending_moved_channel` is its name on Redis).
     pub const TRENDING: &str = events::trending::TRENDING_CHANNEL;
