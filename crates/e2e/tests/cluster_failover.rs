@@ -98,8 +98,8 @@ impl Client {
         .await
     }
 
-    /// Uploads `file` with tuspy (which retries each request 3 times, 1 s apart); the
-    /// video id.
+    /// Uploads `file` with tuspy (each chunk retried 3 times, 1 s apart, and the creation
+    /// 5 times on a 502/503 by tests/tus_upload.py); the video id.
     async fn upload(&self, token: &str, file: &Path, title: &str) -> Option<String> {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tus_upload.py");
         let output = tokio::process::Command::new("/var/tmp/kino/venv/bin/python")

@@ -34,7 +34,9 @@ async fn wait_ready(stack: &Stack, owner: Uuid, n: i64) {
     let db = media_db(stack).await;
     testkit::wait_for(
         &format!("{n} ready videos"),
-        Duration::from_secs(60),
+        // 1,000 events through the catalogue's queue: about 30 s on a quiet 2-core machine,
+        // twice that with the whole suite running beside it.
+        Duration::from_secs(180),
         || {
             let db = db.clone();
             async move {
