@@ -37,6 +37,9 @@ pub struct Config {
     pub playback_key: Option<identity::playback::PlaybackKey>,
     /// `HLS_DELIVERY`: how segments and stills of public videos are delivered.
     pub delivery: Delivery,
+    /// `HLS_CACHE_BYTES`: memory for hot segments and stills (crate::hls_cache; default
+    /// 32 MiB, 0 = none).
+    pub hls_cache_bytes: u64,
 }
 
 /// `HLS_DELIVERY`: `proxy` (default) streams every file through this service; `redirect`
@@ -120,6 +123,7 @@ impl Config {
             http: HttpConfig::from_env("0.0.0.0:8083")?,
             postgres: PostgresConfig::from_env("video")?,
             delivery: Delivery::from_env(&s3)?,
+            hls_cache_bytes: var("HLS_CACHE_BYTES", "33554432")?,
             s3,
             amqp_url: config::amqp_url()?,
             uploads: UploadConfig {

@@ -7,7 +7,11 @@
 //! need. The token must verify for this video (403 otherwise, and when expired), the video
 //! must exist and be ready (404), and the viewer it was made for must still be allowed to
 //! see it (403: a video made private since).
+//!
+//! Segments and stills (whole-file GETs) come through crate::hls_cache, from memory when
+//! hot; everything else streams from S3 chunk by chunk.
 
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use axum::{
     Router,
     body::Body,
@@ -22,6 +26,7 @@ use uuid::Uuid;
 use crate::{
     Context,
     error::ApiError,
+    hls_cache::{HlsCache, Lookup},
     identity::Viewer,
     videos::{AssetStatus, Video, keys},
 };
@@ -150,10 +155,7 @@ fn cache_control(key: &str, visibility: Visibility) -> &'static str {
 /// segments and images of public videos only. Playlists and VTT files name their
 /// neighbours relatively, so they must come from here.
 fn redirected(video: &Video, key: &str) -> bool {
-    video.metadata.visibility == Visibility::Public
-        && [".ts", ".m4s", ".mp4", ".jpg"]
-            .iter()
-            .any(|ext| key.ends_with(ext))
+    video.metadata.visibility == Visibility::Public && HlsCache::keeps(key)
 }
 
 /// A 302 to a presigned GET of `key` on S3's public endpoint.
@@ -198,63 +200,81 @@ async fn serve(
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let object = ctx
-        .storage
-        .client
-        .get_object()
-        .bucket(&ctx.storage.name)
-        .key(key)
-        .set_range(range.clone())
-        .send()
-        .await;
-    let object = match object {
-        Ok(object) => object,
-        Err(e) => {
-            if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                return Err(ApiError::NotFound("no such file"));
-            }
-            if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) {
-                return Err(ApiError::RangeNotSatisfiable);
-            }
-            return Err(ApiError::storage(e));
+    let object = match &ctx.hls_cache {
+        Some(cache) if range.is_none() && HlsCache::keeps(key) => {
+            cache.get(key, || get_object(ctx, key, None)).await?
         }
+        _ => Lookup::Fetched(get_object(ctx, key, range).await?),
     };
-    let partial = object.content_range().is_some();
     let mut response = Response::builder()
-        .status(if partial {
-            StatusCode::PARTIAL_CONTENT
-        } else {
-            StatusCode::OK
-        })
         .header(header::CONTENT_TYPE, content_type(key))
         .header(header::ACCEPT_RANGES, "bytes")
         .header(
             header::CACHE_CONTROL,
             cache_control(key, video.metadata.visibility),
         );
-    if let Some(length) = object.content_length() {
-        response = response.header(header::CONTENT_LENGTH, length);
-    }
-    if let Some(range) = object.content_range() {
-        response = response.header(header::CONTENT_RANGE, range);
-    }
-    if let Some(etag) = object.e_tag().and_then(|e| HeaderValue::from_str(e).ok()) {
-        response = response.header(header::ETAG, etag);
-    }
     if video.metadata.visibility == Visibility::Private {
         response = response.header(header::VARY, "Authorization");
     }
-    // The object's body is passed on chunk by chunk as S3 sends it (tens of KiB each), not
-    // copied through a reader: a 4 KiB `ReaderStream` cost a copy and a frame per 4 KiB.
-    // Memory stays bounded by what hyper holds in flight per connection.
-    let chunks = futures::stream::unfold(object.body, |mut body| async move {
-        body.next().await.map(|chunk| (chunk, body))
-    });
-    let body = Body::from_stream(chunks);
-    Ok(response
-        .body(body)
-        .map_err(ApiError::unavailable)?
-        .into_response())
+    let e_tag = match &object {
+        Lookup::Cached(cached) => cached.e_tag.as_deref(),
+        Lookup::Fetched(fetched) => fetched.e_tag(),
+    };
+    if let Some(e_tag) = e_tag.and_then(|e| HeaderValue::from_str(e).ok()) {
+        response = response.header(header::ETAG, e_tag);
+    }
+    let response = match object {
+        // One shared buffer, handed to hyper whole: no copy per response.
+        Lookup::Cached(cached) => response
+            .status(StatusCode::OK)
+            .header(header::CONTENT_LENGTH, cached.bytes.len())
+            .body(Body::from(cached.bytes)),
+        Lookup::Fetched(fetched) => {
+            if let Some(length) = fetched.content_length() {
+                response = response.header(header::CONTENT_LENGTH, length);
+            }
+            if let Some(range) = fetched.content_range() {
+                response = response
+                    .status(StatusCode::PARTIAL_CONTENT)
+                    .header(header::CONTENT_RANGE, range);
+            }
+            // The object's body is passed on chunk by chunk as S3 sends it (tens of KiB
+            // each), not copied through a reader: a 4 KiB `ReaderStream` cost a copy and a
+            // frame per 4 KiB. Memory stays bounded by what hyper holds in flight per
+            // connection.
+            let chunks = futures::stream::unfold(fetched.body, |mut body| async move {
+                body.next().await.map(|chunk| (chunk, body))
+            });
+            response.body(Body::from_stream(chunks))
+        }
+    };
+    Ok(response.map_err(ApiError::unavailable)?.into_response())
+}
+
+/// GETs `key` (a `range` of it, if asked) from the bucket: 404 for a missing object, 416
+/// for a range outside it.
+async fn get_object(
+    ctx: &Context,
+    key: &str,
+    range: Option<String>,
+) -> Result<GetObjectOutput, ApiError> {
+    ctx.storage
+        .client
+        .get_object()
+        .bucket(&ctx.storage.name)
+        .key(key)
+        .set_range(range)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                ApiError::NotFound("no such file")
+            } else if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) {
+                ApiError::RangeNotSatisfiable
+            } else {
+                ApiError::storage(e)
+            }
+        })
 }
 
 #[cfg(test)]

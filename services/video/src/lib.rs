@@ -11,6 +11,7 @@ pub mod captions;
 pub mod config;
 pub mod error;
 pub mod hls;
+pub mod hls_cache;
 pub mod identity;
 pub mod limits;
 pub mod queues;
@@ -47,6 +48,8 @@ pub struct Context {
     /// `HLS_DELIVERY=redirect`: a client for S3's public endpoint, used only to presign
     /// (crate::hls), and how long a presigned URL works.
     pub presigner: Option<(aws_sdk_s3::Client, std::time::Duration)>,
+    /// Hot segments and stills in memory (`HLS_CACHE_BYTES`; `None`: off).
+    pub hls_cache: Option<Arc<hls_cache::HlsCache>>,
     pub rabbit: Arc<events::Rabbit>,
     /// Where this service's video events go and what its queue binds (`QUEUE_PREFIX`).
     pub events: events::Namespace,
@@ -92,6 +95,7 @@ impl Context {
                 Some((platform::s3::client(&public), *ttl))
             }
         };
+        let hls_cache = hls_cache::HlsCache::new(config.hls_cache_bytes).map(Arc::new);
         storage.ensure_in_background(shutdown);
         let rabbit = events::Rabbit::new(&config.amqp_url, "kino-video");
         let redis = platform::redis::connect(&config.redis_url).context("REDIS_URL")?;
@@ -102,6 +106,7 @@ impl Context {
             db,
             storage,
             presigner,
+            hls_cache,
             rabbit,
             redis,
             relay: Arc::new(OnceLock::new()),
