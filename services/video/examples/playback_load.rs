@@ -54,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
             let (client, urls) = (client.clone(), urls.clone());
             tokio::spawn(async move {
                 let (mut latencies, mut bytes, mut errors) = (Vec::new(), 0u64, 0u64);
+                let mut requests = 0usize;
                 let mut n = player;
                 // With a pace, player k starts k/players of an interval in.
                 let mut next = pace.map(|p| started + p.mul_f64(player as f64 / players as f64));
@@ -65,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
                     let url = &urls[n % urls.len()];
                     n += 1;
                     let sent = Instant::now();
+                    requests += 1;
                     let body = match client.get(url).send().await {
                         Ok(r) if r.status().is_success() => r.bytes().await,
                         _ => {
@@ -75,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
                     match body {
                         Ok(body) => {
                             bytes += body.len() as u64;
-                            latencies.push(sent.elapsed());
+                            latencies.push((sent.elapsed(), player, requests, sent - started));
                         }
                         Err(_) => errors += 1,
                     }
@@ -93,10 +95,18 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort();
+    // The slowest requests, to stderr: which player, its how-manyth request, and when.
+    for (latency, player, request, at) in latencies.iter().rev().take(6) {
+        eprintln!(
+            "slow: {:.1} ms, player {player}, request {request}, at {:.2} s",
+            latency.as_secs_f64() * 1000.0,
+            at.as_secs_f64()
+        );
+    }
     let at = |q: f64| {
         latencies
             .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+            .map_or(0.0, |(d, ..)| d.as_secs_f64() * 1000.0)
     };
     println!(
         "{} {:.1} {:.1} {:.1} {}",

@@ -204,7 +204,7 @@ async fn serve(
         Some(cache) if range.is_none() && HlsCache::keeps(key) => {
             cache.get(key, || get_object(ctx, key, None)).await?
         }
-        _ => Lookup::Fetched(get_object(ctx, key, range).await?),
+        _ => Lookup::Fetched(Box::new(get_object(ctx, key, range).await?)),
     };
     let mut response = Response::builder()
         .header(header::CONTENT_TYPE, content_type(key))

@@ -19,22 +19,23 @@
 //!
 //! Memory is bounded twice (`HLS_CACHE_BYTES`, default 32 MiB; 0 turns the cache off):
 //! the cache holds at most that many bytes, an object larger than an eighth of it is never
-//! kept, and at most [`FILLS`] objects are being read into memory at once. A miss past
-//! that streams from S3 exactly as without the cache. Concurrent misses of one key read
+//! kept (it streams from S3 exactly as without the cache), and at most [`FILLS`] objects
+//! are being read into memory at once; other misses wait. Concurrent misses of one key read
 //! it once: the first takes quick_cache's placeholder and fills it, the others wait for
-//! its bytes (if that fill fails, nothing is kept and the next waiter tries).
+//! its bytes (if that fill fails or finds the object too large, nothing is kept and the
+//! next waiter tries).
 
 use std::future::Future;
 
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use quick_cache::{OptionsBuilder, Weighter, sync::Cache};
 use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
 
 /// How many objects may be read from S3 into memory at once.
-pub const FILLS: usize = 8;
+pub const FILLS: usize = 4;
 
 /// A cached file: its bytes and the ETag S3 gave it.
 #[derive(Clone)]
@@ -57,8 +58,8 @@ impl Weighter<String, CachedObject> for BySize {
 pub enum Lookup {
     /// From memory (already there, or just read in whole).
     Cached(CachedObject),
-    /// Not kept (too large, or too many fills under way): S3's response, to be streamed.
-    Fetched(GetObjectOutput),
+    /// Not kept (too large): S3's response, to be streamed.
+    Fetched(Box<GetObjectOutput>),
 }
 
 pub struct HlsCache {
@@ -111,27 +112,33 @@ impl HlsCache {
             }
             Err(placeholder) => placeholder,
         };
-        let Ok(_fill) = self.fills.try_acquire() else {
-            // Enough is being read into memory already; waiters on this key try again.
-            drop(placeholder);
-            metrics::counter!("video_hls_cache_total", "result" => "bypass").increment(1);
-            return fetch().await.map(Lookup::Fetched);
-        };
+        // Past FILLS misses at once, a miss waits for a fill to end rather than stream: a
+        // streamed response holds about as much (S3's read buffer, hyper's write queue)
+        // as a filled segment, and a waiting one holds nothing.
+        let _fill = self.fills.acquire().await.expect("never closed");
         let object = fetch().await?;
-        if object
-            .content_length()
-            .is_none_or(|length| length < 0 || length as u64 > self.largest)
-        {
-            metrics::counter!("video_hls_cache_total", "result" => "bypass").increment(1);
-            return Ok(Lookup::Fetched(object));
-        }
+        let length = match object.content_length() {
+            Some(length) if (0..=self.largest as i64).contains(&length) => length as usize,
+            _ => {
+                metrics::counter!("video_hls_cache_total", "result" => "bypass").increment(1);
+                return Ok(Lookup::Fetched(Box::new(object)));
+            }
+        };
         let e_tag = object.e_tag().map(str::to_owned);
-        let bytes = object
-            .body
-            .collect()
-            .await
-            .map_err(ApiError::storage)?
-            .into_bytes();
+        // Read into one buffer of the object's size: S3's chunks are copied once, and no
+        // second, contiguous copy is made of a list of chunks.
+        let mut bytes = BytesMut::with_capacity(length);
+        let mut body = object.body;
+        while let Some(chunk) = body.next().await {
+            bytes.extend_from_slice(&chunk.map_err(ApiError::storage)?);
+        }
+        if bytes.len() != length {
+            return Err(ApiError::unavailable(anyhow::anyhow!(
+                "S3 sent {} of the {length} bytes of {key}",
+                bytes.len()
+            )));
+        }
+        let bytes = bytes.freeze();
         let object = CachedObject { bytes, e_tag };
         // Refused only if another fill got there first, which the placeholder prevents.
         let _ = placeholder.insert(object.clone());

@@ -35,11 +35,13 @@ const STILL_VISIBLE: &str = "(n.video_id IS NULL OR EXISTS (
                OR (v.status = 'ready' AND v.visibility <> 'private'
                    AND v.hidden_at IS NULL AND v.owner_banned_at IS NULL))))";
 
-/// The reader's (`$1`) new-video posts from large channels, shaped as notification rows:
-/// posts of the channels they follow, made after they followed, unless they turned new
-/// videos off or the video already reached them as a row of their own (a channel that
-/// crossed the threshold between two listings of one video). Read up to their mark.
-const POSTS: &str = "SELECT p.id, $1::uuid AS recipient_id, 'new_video'::text AS kind,
+/// The reader's (`$1`) new-video posts from large channels, shaped as notification rows
+/// (`n`): posts of the channels they follow, made after they followed, unless they turned
+/// new videos off. Read up to their mark. [`POSTS`] also leaves out what
+/// `not_own_row!` does.
+macro_rules! posts_of_followed {
+    () => {
+        "SELECT p.id, $1::uuid AS recipient_id, 'new_video'::text AS kind,
            NULL::uuid AS actor_id, p.video_id, NULL::text AS comment_id,
            NULL::text AS detail, p.created_at,
            CASE WHEN (p.created_at, p.id) <= (m.upto_at, m.upto_id) THEN m.read_at END AS read_at
@@ -49,9 +51,26 @@ const POSTS: &str = "SELECT p.id, $1::uuid AS recipient_id, 'new_video'::text AS
        WHERE f.follower_id = $1
          AND NOT EXISTS (SELECT 1 FROM notification_settings s
                          WHERE s.user_id = f.follower_id AND s.kind = 'new_video'
-                           AND s.delivery = 'off')
-         AND NOT EXISTS (SELECT 1 FROM notifications o
-                         WHERE o.recipient_id = $1 AND o.dedupe_key = 'new_video:' || p.video_id)";
+                           AND s.delivery = 'off')"
+    };
+}
+
+/// Whether a post (`n`) has not already reached the reader as a row of their own (a
+/// channel that crossed the threshold between two listings of one video).
+macro_rules! not_own_row {
+    () => {
+        "NOT EXISTS (SELECT 1 FROM notifications o
+                     WHERE o.recipient_id = $1 AND o.dedupe_key = 'new_video:' || n.video_id)"
+    };
+}
+
+/// The reader's (`$1`) posts: `posts_of_followed!` but those that reached them as rows.
+const POSTS: &str = concat!(
+    "SELECT * FROM (",
+    posts_of_followed!(),
+    ") n WHERE ",
+    not_own_row!()
+);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct NotificationRow {
@@ -138,25 +157,34 @@ pub async fn page(
     } else {
         ""
     };
-    let rest = format!(
-        "{unread} AND ($2::timestamptz IS NULL OR (n.created_at, n.id) < ($2, $3))
-         AND {STILL_VISIBLE}
-         ORDER BY n.created_at DESC, n.id DESC LIMIT $4"
-    );
+    let after = "($2::timestamptz IS NULL OR (n.created_at, n.id) < ($2, $3))";
+    // The posts side is sorted before its probes (own row, still visible) run, and the
+    // probes run only on the rows the limit reaches (`OFFSET 0` keeps the planner from
+    // moving them below the sort): a reader of many large channels has hundreds of posts,
+    // of which a page needs a few more than its length.
     let sql = format!(
         "SELECT * FROM (
-             (SELECT {COLUMNS} FROM notifications n WHERE n.recipient_id = $1 {rest})
+             (SELECT {COLUMNS} FROM notifications n
+              WHERE n.recipient_id = $1 {unread} AND {after} AND {STILL_VISIBLE}
+              ORDER BY n.created_at DESC, n.id DESC LIMIT $4)
              UNION ALL
-             (SELECT {COLUMNS} FROM ({POSTS}) n WHERE true {rest})
+             (SELECT {COLUMNS} FROM (
+                  SELECT * FROM ({posts}) n
+                  WHERE true {unread} AND {after}
+                  ORDER BY n.created_at DESC, n.id DESC
+                  OFFSET 0) n
+              WHERE {not_own_row} AND {STILL_VISIBLE}
+              ORDER BY n.created_at DESC, n.id DESC LIMIT $4)
          ) n
          ORDER BY n.created_at DESC, n.id DESC
-         LIMIT $4"
+         LIMIT $4",
+        posts = posts_of_followed!(),
+        not_own_row = not_own_row!(),
     );
-    let after = page.after;
     sqlx::query_as(&sql)
         .bind(recipient)
-        .bind(after.map(|c| c.at))
-        .bind(after.map(|c| c.id))
+        .bind(page.after.map(|c| c.at))
+        .bind(page.after.map(|c| c.id))
         .bind(page.limit())
         .fetch_all(pool)
         .await
