@@ -7,7 +7,8 @@
 //! the path's throughput). With `pace` (seconds) each asks for one segment every `pace`
 //! seconds, the clients spread evenly over the first interval: a player at 1x, fetching a
 //! 4 s segment every 4 s (the latency a watching viewer sees). Prints one line:
-//! `requests MiB/s p50_ms p99_ms errors`, latency being request to last byte.
+//! `requests MiB/s p50_ms p99_ms errors`, latency being request to last byte, and the
+//! slowest requests to stderr.
 //!
 //! `playback_load sign <video id> <seconds> [viewer id]`: a playback token for that video
 //! and viewer (none: anonymous, enough for unlisted videos; a private one needs its
