@@ -18,6 +18,15 @@ use serde_json::json;
 use testkit::wait_for;
 use video_common::*;
 
+/// Uploads `file` with tuspy through the gateway (1 MiB chunks): the new video's id.
+async fn upload(stack: &Stack, token: &str, file: &std::path::Path, meta: &[&str]) -> String {
+    video_id(
+        tus(stack, token, file, 1 << 20, meta).await["url"]
+            .as_str()
+            .unwrap(),
+    )
+}
+
 #[tokio::test]
 async fn public_segments_redirect_to_s3_and_private_ones_stream_through() {
     let stack = Stack::start_with_video(|config| {
@@ -32,17 +41,9 @@ async fn public_segments_redirect_to_s3_and_private_ones_stream_through() {
     let dir = scratch(&stack);
     let file = dir.join("source.mp4");
     generate_video(&file, "640x360", 4, "600k", false);
-    let public = video_id(
-        tus(&stack, &token, &file, 1 << 20, &["--meta", "title=Open"]).await["url"]
-            .as_str()
-            .unwrap(),
-    );
+    let public = upload(&stack, &token, &file, &["--meta", "title=Open"]).await;
     let private_meta = ["--meta", "title=Closed", "--meta", "visibility=private"];
-    let private = video_id(
-        tus(&stack, &token, &file, 1 << 20, &private_meta).await["url"]
-            .as_str()
-            .unwrap(),
-    );
+    let private = upload(&stack, &token, &file, &private_meta).await;
     for id in [&public, &private] {
         wait_for_status(&stack, id, &token, "ready", Duration::from_secs(60)).await;
     }
@@ -145,11 +146,7 @@ async fn cached_segments_are_the_stored_bytes_and_follow_the_videos_visibility()
     let dir = scratch(&stack);
     let file = dir.join("source.mp4");
     generate_video(&file, "640x360", 4, "600k", false);
-    let id = video_id(
-        tus(&stack, &token, &file, 1 << 20, &["--meta", "title=Hot"]).await["url"]
-            .as_str()
-            .unwrap(),
-    );
+    let id = upload(&stack, &token, &file, &["--meta", "title=Hot"]).await;
     wait_for_status(&stack, &id, &token, "ready", Duration::from_secs(60)).await;
     let get = |path: String, token: Option<&str>| {
         let mut request = Client::new().get(stack.url(&path));
