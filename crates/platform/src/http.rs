@@ -17,6 +17,7 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
+    serve::ListenerExt,
 };
 use tokio::{net::TcpListener, time::Instant};
 use tower_http::{
@@ -180,6 +181,14 @@ pub async fn serve(
     // Each connection's peer address goes with its requests: per-IP limits need it
     // (crate::client_ip).
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // TCP_NODELAY on every connection: a response's last partial packet is sent at once
+    // instead of waiting (Nagle) for the peer's acknowledgement of the packets before it,
+    // which a peer delaying its ACKs holds back for up to 40 ms.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.triggered());
     let drained = async {
         // A server that failed returns at once (the process is failing anyway); one that
