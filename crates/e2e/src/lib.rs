@@ -796,7 +796,7 @@ fn video_config(env: &TestEnv) -> video::Config {
         queue_prefix: queue_prefix(env),
         playback_key: Some(playback_key()),
         delivery: video::Delivery::Proxy,
-        hls_cache_bytes: 32 * 1024 * 1024,
+        hls_cache_bytes: 24 * 1024 * 1024,
     }
 }
 

@@ -38,7 +38,8 @@ pub struct Config {
     /// `HLS_DELIVERY`: how segments and stills of public videos are delivered.
     pub delivery: Delivery,
     /// `HLS_CACHE_BYTES`: memory for hot segments and stills (crate::hls_cache; default
-    /// 32 MiB, 0 = none).
+    /// 24 MiB, 0 = none). With the service's own 42 MiB and 64 players' buffers, the
+    /// default keeps a replica under 100 MiB (bench/RESULTS.md, "Playback").
     pub hls_cache_bytes: u64,
 }
 
@@ -123,7 +124,7 @@ impl Config {
             http: HttpConfig::from_env("0.0.0.0:8083")?,
             postgres: PostgresConfig::from_env("video")?,
             delivery: Delivery::from_env(&s3)?,
-            hls_cache_bytes: var("HLS_CACHE_BYTES", "33554432")?,
+            hls_cache_bytes: var("HLS_CACHE_BYTES", "25165824")?,
             s3,
             amqp_url: config::amqp_url()?,
             uploads: UploadConfig {

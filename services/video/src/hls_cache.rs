@@ -17,7 +17,7 @@
 //! video made private, hidden or deleted stops being served at once; a video's keys are
 //! never reused for another video.
 //!
-//! Memory is bounded twice (`HLS_CACHE_BYTES`, default 32 MiB; 0 turns the cache off):
+//! Memory is bounded twice (`HLS_CACHE_BYTES`, default 24 MiB; 0 turns the cache off):
 //! the cache holds at most that many bytes, an object larger than an eighth of it is never
 //! kept (it streams from S3 exactly as without the cache), and at most [`FILLS`] objects
 //! are being read into memory at once; other misses wait. Concurrent misses of one key read

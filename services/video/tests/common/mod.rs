@@ -29,6 +29,6 @@ pub fn config(env: &TestEnv) -> video::Config {
         queue_prefix: env.queue_prefix.clone(),
         playback_key: None,
         delivery: video::Delivery::Proxy,
-        hls_cache_bytes: 32 * 1024 * 1024,
+        hls_cache_bytes: 24 * 1024 * 1024,
     }
 }
