@@ -386,6 +386,8 @@ async fn bad_input_has_a_code_and_a_down_recommender_leaves_media_answering() {
         .graphql(None, RELATED, json!({ "id": video, "n": 5 }))
         .await;
     assert_eq!(code(&body), "UNAVAILABLE", "{body}");
+    // ...and when to ask again.
+    assert_eq!(body["errors"][0]["extensions"]["retryAfter"], 1, "{body}");
 
     for (query, variables) in [
         (RELATED, json!({ "id": video, "n": 0 })),

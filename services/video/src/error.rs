@@ -53,7 +53,8 @@ pub enum ApiError {
     /// A `Range` outside the object (416).
     #[error("the requested range is not satisfiable")]
     RangeNotSatisfiable,
-    /// A dependency failed (503): nothing was acknowledged; the request may be retried.
+    /// A dependency failed (503, `Retry-After: 1`): nothing was acknowledged; the request
+    /// may be retried.
     #[error("temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
 }
@@ -115,10 +116,22 @@ impl IntoResponse for ApiError {
                 HeaderName::from_static("tus-version"),
                 HeaderValue::from_static(TUS_VERSION),
             ),
-            Self::Locked => problem.retry_after(1),
+            Self::Locked | Self::Unavailable(_) => problem.retry_after(1),
             Self::RateLimited(secs) => problem.retry_after(secs),
             _ => problem,
         };
         problem.into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_dependency_is_a_503_that_says_when_to_retry() {
+        let response = ApiError::unavailable(anyhow::anyhow!("S3 down")).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "1");
     }
 }
