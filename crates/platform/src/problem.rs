@@ -23,6 +23,11 @@ pub const CONTENT_TYPE: &str = "application/problem+json";
 /// What a 401 says about how to authenticate (RFC 6750).
 pub const WWW_AUTHENTICATE: &str = r#"Bearer realm="kino""#;
 
+/// When a client told a dependency is unavailable (a 503, or media's GraphQL
+/// `UNAVAILABLE`) should try again, in seconds: a failover or a restarting dependency
+/// takes about that long. One value for every service, so clients see one policy.
+pub const UNAVAILABLE_RETRY_AFTER: u64 = 1;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
     #[serde(rename = "type")]

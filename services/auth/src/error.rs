@@ -80,7 +80,7 @@ impl ApiError {
                 "unavailable",
                 self.to_string(),
             )
-            .retry_after(1),
+            .retry_after(platform::problem::UNAVAILABLE_RETRY_AFTER),
         }
     }
 }

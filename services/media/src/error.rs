@@ -25,18 +25,13 @@ pub enum Error {
         retry_after: u64,
     },
     /// A service this answer depends on (the recommender, Redis failing over) is down;
-    /// retry in [`UNAVAILABLE_RETRY_AFTER`] seconds (`extensions.retryAfter`).
+    /// retry in `platform::problem::UNAVAILABLE_RETRY_AFTER` seconds (`extensions.retryAfter`).
     Unavailable(&'static str),
     /// A store failed. The request may be retried.
     Internal(anyhow::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// When an `UNAVAILABLE` answer tells the client to try again: a second, as auth's and
-/// video's 503s say in `Retry-After` (a failover or a restarting dependency takes about
-/// that long).
-pub const UNAVAILABLE_RETRY_AFTER: u64 = 1;
 
 impl Error {
     pub fn code(&self) -> &'static str {
@@ -77,7 +72,7 @@ impl From<Error> for async_graphql::Error {
         let code = e.code();
         let retry_after = match &e {
             Error::RateLimited { retry_after } => Some(*retry_after),
-            Error::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER),
+            Error::Unavailable(_) => Some(platform::problem::UNAVAILABLE_RETRY_AFTER),
             _ => None,
         };
         async_graphql::Error::new(e.message()).extend_with(|_, ext| {

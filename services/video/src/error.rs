@@ -116,7 +116,8 @@ impl IntoResponse for ApiError {
                 HeaderName::from_static("tus-version"),
                 HeaderValue::from_static(TUS_VERSION),
             ),
-            Self::Locked | Self::Unavailable(_) => problem.retry_after(1),
+            Self::Locked => problem.retry_after(1),
+            Self::Unavailable(_) => problem.retry_after(platform::problem::UNAVAILABLE_RETRY_AFTER),
             Self::RateLimited(secs) => problem.retry_after(secs),
             _ => problem,
         };
