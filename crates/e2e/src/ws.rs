@@ -233,17 +233,54 @@ pub async fn graphql_ws_refusal(child: tokio::process::Child) -> String {
 pub const COMMENT_EVENTS: &str = "subscription($v: ID!, $after: String) {
     commentEvents(videoId: $v, after: $after) { kind cursor comment { body } } }";
 
+/// What [`watch_comments`] saw.
+#[derive(Default)]
+pub struct Watched {
+    /// The bodies of the comments delivered as `ADDED`.
+    pub delivered: std::collections::HashSet<String>,
+    /// Each connection in turn: which reconnection a comment missed live fell into.
+    pub sessions: Vec<Session>,
+}
+
+/// One connection of [`watch_comments`].
+pub struct Session {
+    pub began: std::time::Instant,
+    pub ended: std::time::Instant,
+    /// The cursor it subscribed `after` (the last one the previous sessions got).
+    pub resumed_from: Option<String>,
+    /// How many comments it delivered as `ADDED`.
+    pub added: usize,
+    /// Why it ended (`RESYNC`, the socket's error, ...).
+    pub end: String,
+}
+
+impl std::fmt::Display for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?} long, after {:?}: {} added, then {}",
+            self.ended - self.began,
+            self.resumed_from,
+            self.added,
+            self.end
+        )
+    }
+}
+
 /// A live subscriber to `video`'s comments through the gateway that reconnects whenever
 /// its connection ends (a media restart) and resumes with the last cursor it got, as a
 /// client should. Collects the bodies of added comments until `stop`.
 pub async fn watch_comments(
     ws_url: String,
     video: String,
-    delivered: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    watched: std::sync::Arc<std::sync::Mutex<Watched>>,
     stop: tokio_util::sync::CancellationToken,
 ) {
     let mut cursor: Option<String> = None;
     while !stop.is_cancelled() {
+        let began = std::time::Instant::now();
+        let resumed_from = cursor.clone();
+        let mut added = 0usize;
         let session = async {
             let (mut socket, _) = {
                 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -252,13 +289,15 @@ pub async fn watch_comments(
                     "sec-websocket-protocol",
                     "graphql-transport-ws".parse().unwrap(),
                 );
-                tokio_tungstenite::connect_async(request).await.ok()?
+                tokio_tungstenite::connect_async(request)
+                    .await
+                    .map_err(|e| format!("connect: {e}"))?
             };
             let send = |v: Value| Message::Text(v.to_string().into());
             socket
                 .send(send(json!({ "type": "connection_init", "payload": {} })))
                 .await
-                .ok()?;
+                .map_err(|e| format!("send init: {e}"))?;
             socket
                 .send(send(json!({
                     "id": "c", "type": "subscribe",
@@ -266,38 +305,54 @@ pub async fn watch_comments(
                                  "variables": { "v": video, "after": cursor } },
                 })))
                 .await
-                .ok()?;
-            while let Some(Ok(frame)) = socket.next().await {
+                .map_err(|e| format!("send subscribe: {e}"))?;
+            while let Some(frame) = socket.next().await {
+                let frame = frame.map_err(|e| format!("socket: {e}"))?;
                 let Message::Text(text) = frame else { continue };
-                let message: Value = serde_json::from_str(text.as_str()).ok()?;
+                let message: Value =
+                    serde_json::from_str(text.as_str()).map_err(|e| format!("frame: {e}"))?;
                 match message["type"].as_str() {
-                    Some("ping") => socket.send(send(json!({ "type": "pong" }))).await.ok()?,
+                    Some("ping") => socket
+                        .send(send(json!({ "type": "pong" })))
+                        .await
+                        .map_err(|e| format!("send pong: {e}"))?,
                     Some("next") => {
                         let event = &message["payload"]["data"]["commentEvents"];
                         if event.is_null() {
-                            return None; // an error payload: start again
+                            return Err(format!("error payload: {message}"));
                         }
                         if event["kind"] == "ADDED"
                             && let Some(body) = event["comment"]["body"].as_str()
                         {
-                            delivered.lock().unwrap().insert(body.to_owned());
+                            watched.lock().unwrap().delivered.insert(body.to_owned());
+                            added += 1;
                         }
                         if let Some(c) = event["cursor"].as_str() {
                             cursor = Some(c.to_owned());
                         }
                         if event["kind"] == "RESYNC" {
-                            return None;
+                            return Err("RESYNC".to_owned());
                         }
                     }
                     Some("connection_ack") => {}
-                    _ => return None, // error, complete: resubscribe
+                    _ => return Err(format!("{message}")), // error, complete: resubscribe
                 }
             }
-            None::<()>
+            Err::<(), String>("closed".to_owned())
         };
-        tokio::select! {
-            _ = session => tokio::time::sleep(Duration::from_millis(200)).await,
-            () = stop.cancelled() => return,
+        let ended = tokio::select! {
+            ended = session => ended.err().unwrap_or_default(),
+            () = stop.cancelled() => "stopped".to_owned(),
+        };
+        watched.lock().unwrap().sessions.push(Session {
+            began,
+            ended: std::time::Instant::now(),
+            resumed_from,
+            added,
+            end: ended.chars().take(200).collect(),
+        });
+        if !stop.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 }

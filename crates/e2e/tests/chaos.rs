@@ -96,13 +96,15 @@ struct Platform {
 
 impl Platform {
     fn new(env: TestEnv) -> Self {
+        // Restarted services keep their ports: below the ephemeral range, all different.
+        let mut picked = testkit::stable_ports(2 * Service::ALL.len()).into_iter();
         let ports = Service::ALL
             .into_iter()
-            .map(|s| (s, testkit::free_port()))
+            .map(|s| (s, picked.next().unwrap()))
             .collect();
         let grpc_ports = Service::ALL
             .into_iter()
-            .map(|s| (s, testkit::free_port()))
+            .map(|s| (s, picked.next().unwrap()))
             .collect();
         let key_file = std::env::temp_dir().join(format!("kino-chaos-{}.pem", env.id));
         std::fs::write(&key_file, identity::SigningKey::generate().pem()).unwrap();
@@ -614,13 +616,13 @@ async fn every_service_terminated_and_killed_in_turn_loses_and_doubles_nothing()
     // The load, and the live comment subscriber.
     let ledger: Shared = Arc::default();
     let stop = CancellationToken::new();
-    let delivered = Arc::new(Mutex::new(HashSet::new()));
+    let watched = Arc::new(Mutex::new(e2e::ws::Watched::default()));
     let stop_watching = CancellationToken::new();
     let ws_url = format!("{}/media/graphql/ws", gate.base.replacen("http", "ws", 1));
     let watcher = tokio::spawn(e2e::ws::watch_comments(
         ws_url,
         videos[0].to_string(),
-        delivered.clone(),
+        watched.clone(),
         stop_watching.clone(),
     ));
     let load = [
@@ -696,8 +698,11 @@ async fn every_service_terminated_and_killed_in_turn_loses_and_doubles_nothing()
             .iter()
             .all(|(video, (_, acked))| counts.get(video).copied().unwrap_or(0) >= *acked as i64);
         let comments_done = {
-            let delivered = delivered.lock().unwrap();
-            ledger.comments.iter().all(|body| delivered.contains(body))
+            let watched = watched.lock().unwrap();
+            ledger
+                .comments
+                .iter()
+                .all(|body| watched.delivered.contains(body))
         };
         if (uploads_done && views_done && comments_done) || tokio::time::Instant::now() > settle {
             break;
@@ -835,7 +840,8 @@ async fn every_service_terminated_and_killed_in_turn_loses_and_doubles_nothing()
         lost: missing,
         doubled: twice,
     });
-    let delivered = delivered.lock().unwrap().clone();
+    let watched = std::mem::take(&mut *watched.lock().unwrap());
+    let delivered = watched.delivered;
     report.push(Line {
         action: "comment (delivered live)",
         acknowledged: ledger.comments.len(),
@@ -876,6 +882,13 @@ async fn every_service_terminated_and_killed_in_turn_loses_and_doubles_nothing()
         "chaos: uploads whose video.ready was announced more than once (a transcode redone \
          after a kill; the catalogue applies it once): {announced_twice}"
     );
+    // Which reconnection a comment not delivered live fell into.
+    for session in &watched.sessions {
+        println!(
+            "chaos: live subscriber session at {:?}: {session}",
+            session.began - watched.sessions[0].began
+        );
+    }
     for line in &report {
         assert!(
             line.acknowledged > 0,

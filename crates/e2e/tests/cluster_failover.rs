@@ -12,8 +12,10 @@
 //! Afterwards every acknowledged like and comment is in the catalogue exactly once (a
 //! failed request may or may not have landed, never twice), every comment acknowledged on
 //! the first video reached a live graphql-ws subscriber that resumes with its last cursor
-//! whenever its connection ends, and the upload is READY. The
-//! clients retry what failed; the test prints, per node lost, how many requests failed and
+//! whenever its connection ends (but for the race the README states, and no more of it
+//! than a reconnection can cost), and the upload is READY. A second test takes away the
+//! Redis node of one hub channel and checks its subscribers hear of the gap before
+//! anything published after the loss. The clients retry what failed; the test prints, per node lost, how many requests failed and
 //! the longest error window (bench/RESULTS.md records a run).
 
 mod video_common;
@@ -149,8 +151,8 @@ struct Ledger {
     timeline: Vec<(Instant, bool)>,
     /// The first failures, as the clients saw them.
     errors: Vec<String>,
-    /// Comments acknowledged on the video the live subscriber follows.
-    watched_acked: Vec<String>,
+    /// Comments acknowledged on the video the live subscriber follows: body, id, when.
+    watched_acked: Vec<(String, uuid::Uuid, Instant)>,
 }
 
 /// The requests of `timeline` in `[from, to)`: how many, how many failed, and the longest
@@ -181,6 +183,12 @@ fn window(timeline: &[(Instant, bool)], from: Instant, to: Instant) -> (usize, u
 
 /// A primary's port, from `CLUSTER NODES`.
 async fn a_primary(nodes: &str) -> u16 {
+    primary_serving(nodes, None).await
+}
+
+/// The port of the primary that serves `slot` (any primary serving slots: `None`), from
+/// `CLUSTER NODES`.
+async fn primary_serving(nodes: &str, slot: Option<u16>) -> u16 {
     let client = redis::Client::open(nodes.split(',').next().unwrap()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let view: String = redis::cmd("CLUSTER")
@@ -188,9 +196,22 @@ async fn a_primary(nodes: &str) -> u16 {
         .query_async(&mut conn)
         .await
         .unwrap();
+    // `<id> <host:port@bus> <flags> <primary> <ping> <pong> <epoch> <link> <slots>...`
+    let serves = |ranges: &[&str]| {
+        ranges.iter().any(|range| {
+            let (low, high) = range.split_once('-').unwrap_or((range, range));
+            match (slot, low.parse::<u16>(), high.parse::<u16>()) {
+                (None, _, _) => true,
+                (Some(slot), Ok(low), Ok(high)) => (low..=high).contains(&slot),
+                _ => false, // a slot being migrated: `[slot->-node]`
+            }
+        })
+    };
     view.lines()
         .map(|line| line.split(' ').collect::<Vec<_>>())
-        .find(|f| f.len() > 8 && f[2].contains("master") && !f[2].contains("fail"))
+        .find(|f| {
+            f.len() > 8 && f[2].contains("master") && !f[2].contains("fail") && serves(&f[8..])
+        })
         .map(|f| {
             f[1].split('@')
                 .next()
@@ -201,7 +222,107 @@ async fn a_primary(nodes: &str) -> u16 {
                 .parse()
                 .unwrap()
         })
-        .expect("a primary serving slots")
+        .expect("a primary serving the slot")
+}
+
+/// The hub's side of a lost node: when the Redis node that holds a channel dies, the
+/// channel's subscribers are told of the gap before anything published after the loss
+/// reaches them. Publishes retried across the failover arrive in any order; a subscriber
+/// that took one of them first would resume from storage after it and skip the older
+/// ones still in flight (a comment acknowledged but never shown live).
+#[tokio::test]
+async fn a_lost_node_is_a_gap_before_anything_published_after_it() {
+    use media::realtime::{
+        hub::{Hub, Received},
+        wire::Event,
+    };
+
+    let redis_nodes = std::env::var("KINO_REDIS_CLUSTER_NODES").expect(
+        "KINO_REDIS_CLUSTER_NODES: run through deploy/local/test, which starts the clusters",
+    );
+    let shutdown = platform::Shutdown::new();
+    let prefix = format!("test-gap-{}:", uuid::Uuid::new_v4().simple());
+    let publisher = platform::redis::connect(&redis_nodes).unwrap();
+    let hub = Hub::start(&redis_nodes, publisher, &prefix, 4096, &shutdown).unwrap();
+    let channel = "gap-order";
+    let mut subscription = hub.subscribe(channel).await.unwrap();
+
+    // A publisher that never pauses: one message every 20 ms, each stamped (by the hub)
+    // with when its publication began.
+    let stop = CancellationToken::new();
+    let publishing = tokio::spawn({
+        let (hub, stop) = (hub.clone(), stop.clone());
+        async move {
+            let mut acknowledged = 0usize;
+            while !stop.is_cancelled() {
+                if hub.publish(channel, &Event::TrendingMoved).await.is_ok() {
+                    acknowledged += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            acknowledged
+        }
+    });
+    let first = tokio::time::timeout(Duration::from_secs(5), subscription.recv())
+        .await
+        .expect("a message before the loss");
+    assert!(matches!(first, Some(Received::Event(_))), "{first:?}");
+
+    let slot: u16 = {
+        let client = redis::Client::open(redis_nodes.split(',').next().unwrap()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(format!("{prefix}{channel}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap()
+    };
+    let port = primary_serving(&redis_nodes, Some(slot)).await;
+    tokio::task::spawn_blocking(move || cluster(&format!("kill_redis_node {port}")))
+        .await
+        .unwrap();
+    // The node is dead by now (the script takes a moment to send the signal): whatever
+    // began publishing later was published after the loss.
+    let killed_at = media::realtime::hub::now_micros();
+
+    // Until the gap: only what was published before the loss.
+    let gap = async {
+        loop {
+            match subscription.recv().await.expect("the hub is running") {
+                Received::Missed(_) => return,
+                Received::Event(message) => assert!(
+                    message.published_at_micros < killed_at,
+                    "a message published {} ms after the node's loss came before the gap",
+                    (message.published_at_micros - killed_at) / 1000
+                ),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), gap)
+        .await
+        .expect("the gap told within 30 s of the loss");
+
+    // Once the promoted replica serves the slot, the channel is live again.
+    let after = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Received::Event(message) = subscription.recv().await.unwrap()
+                && message.published_at_micros > killed_at
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    tokio::task::spawn_blocking(move || cluster(&format!("start_redis_node {port}")))
+        .await
+        .unwrap();
+    stop.cancel();
+    let acknowledged = publishing.await.unwrap();
+    after.expect("messages published after the failover are delivered");
+    assert!(acknowledged > 10, "the publisher went on: {acknowledged}");
+    drop(subscription);
+    shutdown.trigger();
 }
 
 /// Waits until replica 1 of `service` answers /readyz again (`up` restarted it).
@@ -271,15 +392,16 @@ async fn losing_any_one_node_loses_no_acknowledged_action() {
 
     // A live subscriber to the first video's comments through the gateway, resuming with
     // its last cursor whenever its connection ends (a media replica killed).
-    let delivered = Arc::new(Mutex::new(HashSet::new()));
+    let watched = Arc::new(Mutex::new(e2e::ws::Watched::default()));
     let watching = CancellationToken::new();
     let ws_url = format!("{}/media/graphql/ws", up.url("").replacen("http", "ws", 1));
     let watcher = tokio::spawn(e2e::ws::watch_comments(
         ws_url,
         videos[0].clone(),
-        delivered.clone(),
+        watched.clone(),
         watching.clone(),
     ));
+    let began = Instant::now();
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let ledger = Arc::new(Mutex::new(Ledger::default()));
@@ -307,6 +429,10 @@ async fn losing_any_one_node_loses_no_acknowledged_action() {
                 }
                 .await;
                 let ok = data.is_ok();
+                let id = data
+                    .as_ref()
+                    .ok()
+                    .and_then(|d| d["addComment"]["id"].as_str()?.parse::<uuid::Uuid>().ok());
                 {
                     let mut l = ledger.lock().unwrap();
                     if let Err(e) = data
@@ -318,7 +444,8 @@ async fn losing_any_one_node_loses_no_acknowledged_action() {
                     match (comment, ok) {
                         (Some(body), true) => {
                             if video == videos[0] {
-                                l.watched_acked.push(body.clone());
+                                let id = id.expect("an acknowledged comment's id");
+                                l.watched_acked.push((body.clone(), id, Instant::now()));
                             }
                             l.comments_acked.insert(body);
                         }
@@ -390,19 +517,79 @@ async fn losing_any_one_node_loses_no_acknowledged_action() {
     client.wait_ready(&tokens[1], &uploaded).await;
 
     let l = std::mem::take(&mut *ledger.lock().unwrap());
-    // Every comment acknowledged on the watched video reaches the live subscriber.
-    testkit::wait_for(
-        "every acknowledged comment delivered live",
-        Duration::from_secs(30),
-        || async {
-            let seen = delivered.lock().unwrap();
+    // Every comment acknowledged on the watched video reaches the live subscriber, but for
+    // the design's stated limit (README, "Limits of the design"): versions are taken on
+    // each replica at write time, so a comment made visible just after a newer one can be
+    // skipped by a subscriber that got the newer one and reconnected in between. Such a
+    // comment is older than the cursor the next connection resumed from and was published
+    // around that reconnection; each user has one request in flight, so a reconnection
+    // can cost at most USERS of them. Anything else missing is a loss.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (missing, raced) = loop {
+        let (missing, raced): (Vec<_>, Vec<_>) = {
+            let seen = watched.lock().unwrap();
+            let reconnection = |id: uuid::Uuid, acked: Instant| {
+                seen.sessions.windows(2).position(|w| {
+                    let resumed = w[1]
+                        .resumed_from
+                        .as_deref()
+                        .and_then(|c| media::cursor::decode_version(c).ok());
+                    resumed.is_some_and(|c| id < c)
+                        && acked + Duration::from_secs(2) >= w[0].ended
+                        && acked <= w[1].began + Duration::from_secs(5)
+                })
+            };
             l.watched_acked
                 .iter()
-                .all(|b| seen.contains(b))
-                .then_some(())
-        },
-    )
-    .await;
+                .filter(|(b, _, _)| !seen.delivered.contains(b))
+                .map(|(b, id, at)| (b, at, reconnection(*id, *at)))
+                .partition(|(_, _, raced)| raced.is_none())
+        };
+        if missing.is_empty() || Instant::now() > deadline {
+            break (missing, raced);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut per_reconnection: HashMap<usize, usize> = HashMap::new();
+    for (_, _, at) in &raced {
+        *per_reconnection.entry(at.unwrap()).or_default() += 1;
+    }
+    if !missing.is_empty() || per_reconnection.values().any(|&n| n > USERS) {
+        // What a failure needs to be explained: which comments, when, against which of
+        // the subscriber's reconnections and which node's loss.
+        let describe = |(body, at, reconnection): &(&String, &Instant, Option<usize>)| {
+            format!(
+                "{body} (acknowledged at {:?}, reconnection {reconnection:?})",
+                **at - began
+            )
+        };
+        let phases: Vec<_> = phases
+            .iter()
+            .map(|(name, from, to)| format!("{name}: {:?}..{:?}", *from - began, *to - began))
+            .collect();
+        let sessions: Vec<_> = watched
+            .lock()
+            .unwrap()
+            .sessions
+            .iter()
+            .enumerate()
+            .map(|(n, s)| format!("{n} at {:?}: {s}", s.began - began))
+            .collect();
+        panic!(
+            "{} of {} acknowledged comments never reached the live subscriber:\n  {}\n\
+             missed by the stated race: {}\nphases:\n  {}\nthe subscriber's sessions:\n  {}",
+            missing.len(),
+            l.watched_acked.len(),
+            missing
+                .iter()
+                .map(describe)
+                .collect::<Vec<_>>()
+                .join("\n  "),
+            raced.iter().map(describe).collect::<Vec<_>>().join(", "),
+            phases.join("\n  "),
+            sessions.join("\n  "),
+        );
+    }
     watching.cancel();
     watcher.await.unwrap();
     for e in &l.errors {
@@ -470,12 +657,14 @@ async fn losing_any_one_node_loses_no_acknowledged_action() {
     let failed = l.timeline.iter().filter(|(_, ok)| !ok).count();
     eprintln!(
         "overall: {} requests, {failed} failed (retried); comments acknowledged {}, lost {lost}, \
-         doubled {doubled}, {} of {} on the watched video delivered live; likes acknowledged \
+         doubled {doubled}, {} of {} on the watched video delivered live ({} missed by the stated \
+         race); likes acknowledged \
          {}, videos with a wrong count {likes_wrong}; the upload through the failures READY",
         l.timeline.len(),
         l.comments_acked.len(),
+        l.watched_acked.len() - raced.len(),
         l.watched_acked.len(),
-        l.watched_acked.len(),
+        raced.len(),
         l.likes_acked.len(),
     );
     assert!(l.comments_acked.len() > 20, "comments went through");

@@ -822,7 +822,7 @@ async fn a_feed_page_costs_a_bounded_number_of_store_queries_whatever_its_size()
     }
     wait_ready(&stack, alice, 50).await;
     wait_ready(&stack, bob, 50).await;
-    let q = "query($n: Int!) { feed(first: $n) { edges { node { id likeCount viewerHasLiked owner { displayName subscriberCount viewerIsSubscribed } } } } }";
+    let q = "query($n: Int!) { feed(first: $n) { edges { node { id likeCount viewerHasLiked inPlaylists { id } owner { displayName subscriberCount viewerIsSubscribed } } } } }";
     let mut costs = Vec::new();
     for n in [100, 10, 100] {
         let before = store_queries(&stack).await;
@@ -844,14 +844,48 @@ async fn a_feed_page_costs_a_bounded_number_of_store_queries_whatever_its_size()
             .collect();
         costs.push(delta);
     }
-    // The feed, then one batch per DataLoader (likes, subscriber counts, follows, the
-    // user cache; the cold page also asks auth and fills the cache). The bound leaves room
+    // The feed, then one batch per DataLoader (likes, playlists holding each video,
+    // subscriber counts, follows, the user cache; the cold page also asks auth and fills the cache). The bound leaves room
     // for a batch split by a stall longer than 50 ms and stays an order of magnitude below
     // one query per item (300+ here).
     let total = |d: &Vec<(String, f64)>| d.iter().map(|(_, v)| v).sum::<f64>();
     for (cost, page) in costs.iter().zip(["cold 100", "warm 10", "warm 100"]) {
         assert!(total(cost) <= 30.0, "{page}: {cost:?}");
         assert!(cost.iter().all(|(_, n)| *n <= 6.0), "{page}: {cost:?}");
+    }
+
+    // Bob keeps three of them to watch later: the batched inPlaylists answers each video
+    // with its own playlists.
+    let first = stack
+        .graphql_ok(
+            Some(&bob_token),
+            "{ feed(first: 3) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    let kept: Vec<String> = first["feed"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    for video in &kept {
+        stack
+            .graphql_ok(
+                Some(&bob_token),
+                "mutation($v: ID!) { addToWatchLater(videoId: $v) { id } }",
+                json!({ "v": video }),
+            )
+            .await;
+    }
+    let data = stack
+        .graphql_ok(Some(&bob_token), q, json!({ "n": 100 }))
+        .await;
+    for edge in data["feed"]["edges"].as_array().unwrap() {
+        let node = &edge["node"];
+        let held = node["inPlaylists"].as_array().unwrap().len();
+        let kept = kept.iter().any(|v| node["id"] == v.as_str());
+        assert_eq!(held, usize::from(kept), "{node}");
     }
 }
 

@@ -24,6 +24,33 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// TCP ports on 127.0.0.1 below Linux's ephemeral range (32768 and up by default), free a
+/// moment ago, for processes that must keep their ports across restarts (a service a test
+/// kills and starts again). [`free_port`]'s ports come from the ephemeral range, where
+/// every outgoing connection of the suite also takes its local port: one of those can
+/// take a restarted service's port while it is down. Here only another test picking the
+/// same number could, one chance in thousands.
+pub fn stable_ports(n: usize) -> Vec<u16> {
+    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    let mut ports = Vec::with_capacity(n);
+    for _ in 0..n * 200 {
+        if ports.len() == n {
+            break;
+        }
+        let port = 20_000 + (rand_u64() % 11_500) as u16;
+        if !ports.contains(&port) && free(port) {
+            ports.push(port);
+        }
+    }
+    assert_eq!(ports.len(), n, "free ports below the ephemeral range");
+    ports
+}
+
+/// A random number, without a dependency for it: UUIDv4s are random.
+fn rand_u64() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0
+}
+
 /// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout` with `what`.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where

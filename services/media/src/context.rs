@@ -20,7 +20,7 @@ use crate::{
     comments::{rules::BlockLoader, store::Comments},
     interactions::Interactions,
     likes::LikeLoader,
-    realtime, recommend, search, trending,
+    playlists, realtime, recommend, search, trending,
     users::directory::{Directory, UserLoader},
     viewer::{Staff, Viewer},
 };
@@ -48,6 +48,8 @@ pub struct Context {
     /// Whom each viewer blocks (crate::comments::rules).
     pub blocks: Arc<DataLoader<BlockLoader>>,
     pub videos: Arc<DataLoader<catalogue::VideoLoader>>,
+    /// `Video.inPlaylists` (crate::playlists).
+    pub holding_playlists: Arc<DataLoader<playlists::HoldingLoader>>,
     pub feed_cache: FeedPages,
     pub search_cache: search::SearchPages,
     /// This replica's search index and suggestions (search::replica).
@@ -111,6 +113,7 @@ impl Context {
             subscriber_counts: Arc::new(loader(SubscriberCountLoader(pool.clone()), delay)),
             follows: Arc::new(loader(FollowLoader(pool.clone()), delay)),
             blocks: Arc::new(loader(BlockLoader(pool.clone()), delay)),
+            holding_playlists: Arc::new(loader(playlists::HoldingLoader(pool.clone()), delay)),
             videos: Arc::new(loader(catalogue::VideoLoader(pool), delay)),
             comments: Comments::new(&mongo),
             feed_cache: FeedPages::new(config.feed_cache),

@@ -10,6 +10,34 @@ use tokio::process::Command;
 
 use crate::ladder::Rung;
 
+/// A command for ffmpeg or ffprobe that never outlives the transcoder: killed when its
+/// future is dropped (a cancelled job, shutdown), and by the kernel when the transcoder
+/// dies without running any code (SIGKILL, OOM). Without the second, a killed worker's
+/// encoder would go on writing into the scratch directory its restart removes, using the
+/// CPU the next job needs. Stdin is closed: the tools never read it.
+pub fn command(program: &Path) -> Command {
+    let mut command = Command::new(program);
+    command.stdin(Stdio::null()).kill_on_drop(true);
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe system calls (prctl, getppid).
+    unsafe {
+        command.pre_exec(move || {
+            // PR_SET_PDEATHSIG follows the thread that forked, which here is a runtime
+            // worker thread: those live as long as the process.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the prctl: then nobody will send the signal.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::other("the transcoder is gone"));
+            }
+            Ok(())
+        });
+    }
+    command
+}
+
 #[derive(Debug, Clone)]
 pub struct Tools {
     /// `FFMPEG_PATH`.
@@ -20,12 +48,10 @@ pub struct Tools {
 
 /// Runs `<tool> -version`: the executable exists and starts.
 async fn runs(tool: &PathBuf) -> Result<(), String> {
-    let status = Command::new(tool)
+    let status = command(tool)
         .args(["-hide_banner", "-version"])
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
         .status()
         .await
         .map_err(|e| format!("{}: {e}", tool.display()))?;
@@ -55,7 +81,7 @@ pub struct Source {
 
 /// Runs ffprobe; the error is readable by the uploader.
 pub async fn probe(tools: &Tools, path: &Path) -> Result<Source, String> {
-    let output = Command::new(&tools.ffprobe)
+    let output = command(&tools.ffprobe)
         .args([
             "-v",
             "error",
@@ -65,8 +91,6 @@ pub async fn probe(tools: &Tools, path: &Path) -> Result<Source, String> {
             "-show_streams",
         ])
         .arg(path)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
         .output()
         .await
         .map_err(|e| format!("ffprobe could not run: {e}"))?;

@@ -351,14 +351,12 @@ async fn encode(
     stop: &mut (impl Future<Output = Ended> + Unpin),
 ) -> Result<(), Ended> {
     let args = ffmpeg::ladder_args(input, out, rungs, source.has_audio, &ctx.config.jobs.preset);
-    let mut child = tokio::process::Command::new(&ctx.ffmpeg.ffmpeg)
+    // Cancelled job (shutdown), dropped future or a killed transcoder: no orphan encoder.
+    let mut child = ffmpeg::command(&ctx.ffmpeg.ffmpeg)
         .args(&args)
         .current_dir(out)
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        // Cancelled job (shutdown) or dropped future: no orphan encoder.
-        .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("ffmpeg could not start: {e}"))?;
     // Drain stderr concurrently (a full pipe would stall ffmpeg), keeping the tail.
@@ -457,12 +455,10 @@ async fn make_stills(ctx: &Context, input: &Path, dir: &Path, source: &Source) -
 
 /// Runs ffmpeg with `args` to completion; whether it succeeded.
 async fn run_ffmpeg(ctx: &Context, args: Vec<std::ffi::OsString>) -> bool {
-    let status = tokio::process::Command::new(&ctx.ffmpeg.ffmpeg)
+    let status = ffmpeg::command(&ctx.ffmpeg.ffmpeg)
         .args(args)
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
         .status()
         .await;
     status.is_ok_and(|s| s.success())

@@ -64,6 +64,26 @@ fn start(env: &TestEnv, prefix: &str, work_dir: &Path) -> impl Future<Output = S
     }
 }
 
+/// Processes (other than zombies) whose working directory is under `dir`: the
+/// transcoder's ffmpeg runs in its job's scratch directory.
+fn working_in(dir: &Path) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let cwd = std::fs::read_link(entry.path().join("cwd"));
+        if cwd.is_ok_and(|cwd| cwd.starts_with(dir)) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
 fn files_under(dir: &Path) -> usize {
     walk(dir).len()
 }
@@ -156,8 +176,27 @@ async fn a_job_interrupted_by_sigkill_completes_once_after_restart() {
             break;
         }
     }
+    assert!(
+        !working_in(&work_dir).is_empty(),
+        "ffmpeg runs in the scratch directory"
+    );
     first.child.start_kill().unwrap(); // SIGKILL: no cleanup, no ack
     first.child.wait().await.unwrap();
+    // Its encoder dies with it (the kernel's signal to an orphan is immediate; a moment
+    // for it to land), rather than writing on into files the restart removes.
+    let mut left = working_in(&work_dir);
+    for _ in 0..20 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        left = working_in(&work_dir);
+    }
+    assert_eq!(
+        left,
+        Vec::<u32>::new(),
+        "processes of the killed worker still running"
+    );
     assert!(
         files_under(&work_dir) > 0,
         "the killed worker left its scratch files"

@@ -355,7 +355,10 @@ impl CommentMutation {
             .map_err(Error::from)?
             .ok_or(Error::NotFound("no such comment"))?;
         if hold {
-            // Out of sight again: uncounted, and gone from live viewers' threads.
+            // Out of sight again: gone from live viewers' threads, and uncounted.
+            app.realtime
+                .comment_changed(ChangeKind::Deleted, &edited)
+                .await;
             if let Some(parent) = comment.parent() {
                 app.comments
                     .bump_replies(parent, -1)
@@ -363,9 +366,7 @@ impl CommentMutation {
                     .map_err(Error::from)?;
             }
             bump_video_count(app, video, -1, None, None).await?;
-            app.realtime
-                .comment_changed(ChangeKind::Deleted, &edited)
-                .await;
+            app.realtime.stats.touch(video);
         } else if !edited.held {
             app.realtime
                 .comment_changed(ChangeKind::Edited, &edited)
@@ -411,7 +412,7 @@ pub(crate) async fn with_video(
 }
 
 /// Deletes a comment (its author, the video's owner, or a moderator asked; the caller
-/// checked): soft-deleted in MongoDB first, then the counters, then the live event. A
+/// checked): soft-deleted in MongoDB first, then the live event, then the counters. A
 /// comment already deleted changes nothing (`false`), so a retry is safe.
 pub(crate) async fn remove(
     app: &AppContext,
@@ -425,6 +426,9 @@ pub(crate) async fn remove(
         // Never counted nor shown to anyone but its author and the owner.
         return Ok(true);
     }
+    app.realtime
+        .comment_changed(ChangeKind::Deleted, &deleted)
+        .await;
     if let Some(parent) = comment.parent() {
         app.comments.bump_replies(parent, -1).await?;
     }
@@ -440,22 +444,24 @@ pub(crate) async fn remove(
         )
     });
     bump_video_count(app, video, -1, retraction, None).await?;
-    app.realtime
-        .comment_changed(ChangeKind::Deleted, &deleted)
-        .await;
+    app.realtime.stats.touch(video);
     Ok(true)
 }
 
-/// A comment everyone may now see (posted, or approved): the parent's reply count, the
+/// A comment everyone may now see (posted, or approved): the live event first (see
+/// [`crate::realtime::Realtime::comment_changed`]), then the parent's reply count, the
 /// video's counter with the ranker's interaction and the `comment.added` announcement
-/// (and its notifications), then the live event. The comment exists already: a crash
-/// before the counters leaves them off by one until the recount sweep.
+/// (and its notifications). The comment exists already: a crash before the counters
+/// leaves them off by one until the recount sweep.
 async fn publish_added(
     app: &AppContext,
     comment: &CommentDoc,
     video_row: &VideoRow,
     parent_author: Option<Uuid>,
 ) -> Result<(), Error> {
+    app.realtime
+        .comment_changed(ChangeKind::Added, comment)
+        .await;
     let author = Uuid::parse_str(&comment.author_id).unwrap_or_default();
     if let Some(parent) = comment.parent() {
         app.comments.bump_replies(parent, 1).await?;
@@ -471,16 +477,10 @@ async fn publish_added(
         body: comment.body.clone(),
     };
     bump_video_count(app, video_row.id, 1, Some(event), Some(announcement)).await?;
-    app.realtime
-        .comment_changed(ChangeKind::Added, comment)
-        .await;
+    app.realtime.stats.touch(video_row.id);
     Ok(())
 }
 
-/// Moves the video's comment counter and, in the same transaction, puts the comment's
-/// interaction event (for the ranker) and its announcement (`comment.added`, for webhooks)
-/// in the outbox. Also how an erased account's comments leave the counters
-/// (crate::erasure).
 /// Who hears of a new comment: the author of the comment replied to (`COMMENT_REPLY`),
 /// and the video's owner (`VIDEO_COMMENT`) unless that reply already told them. Nobody
 /// hears of their own comment.
@@ -503,6 +503,10 @@ fn comment_notifications(added: &CommentAdded) -> Vec<NewNotification> {
     out
 }
 
+/// Moves the video's comment counter and, in the same transaction, puts the comment's
+/// interaction event (for the ranker) and its announcement (`comment.added`, for webhooks)
+/// in the outbox. Also how an erased account's comments leave the counters
+/// (crate::erasure).
 pub(crate) async fn bump_video_count(
     app: &AppContext,
     video: Uuid,

@@ -3,9 +3,9 @@
 //! other people, still hang under it and are still listed; it shows as deleted, as any
 //! deleted comment does).
 //!
-//! One comment at a time, then its counters, exactly as `deleteComment` moves them: the
-//! parent's `reply_count` for a reply, the video's `comments_count` with a retraction for
-//! the ranker, and a live `commentEvents` update. A comment anonymised is no longer the
+//! One comment at a time, then its live `commentEvents` update and its counters, exactly
+//! as `deleteComment` moves them: the parent's `reply_count` for a reply, and the video's
+//! `comments_count` with a retraction for the ranker. A comment anonymised is no longer the
 //! author's (its `author_id` is cleared in the same update), so a redelivery after a crash
 //! never counts it twice; a crash between a comment and its counters leaves a counter off
 //! by one, which the recount sweep repairs (crate::comments).
@@ -27,6 +27,9 @@ pub async fn anonymise(ctx: &Context, user: Uuid) -> anyhow::Result<u64> {
     let mut total = 0;
     while let Some(comment) = ctx.comments.anonymise_next(user).await? {
         total += 1;
+        ctx.realtime
+            .comment_changed(ChangeKind::Deleted, &comment)
+            .await;
         if let Some(parent) = comment.parent() {
             ctx.comments.bump_replies(parent, -1).await?;
         }
@@ -42,9 +45,7 @@ pub async fn anonymise(ctx: &Context, user: Uuid) -> anyhow::Result<u64> {
                 Error::Internal(cause) => cause,
                 other => anyhow::anyhow!(other.message()),
             })?;
-        ctx.realtime
-            .comment_changed(ChangeKind::Deleted, &comment)
-            .await;
+        ctx.realtime.stats.touch(video);
     }
     // Comments the author had deleted themselves still name them: not any more.
     ctx.comments.forget_author(user).await?;

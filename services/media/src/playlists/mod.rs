@@ -449,14 +449,37 @@ pub async fn of_owner(
 }
 
 /// `Video.inPlaylists`: the viewer's playlists holding the video (none when signed out).
+/// Batched: a page of videos asks once ([`HoldingLoader`]).
 pub async fn holding(ctx: &Context<'_>, video: Uuid) -> Result<Vec<Playlist>> {
     let Some(me) = viewer(ctx).id() else {
         return Ok(Vec::new());
     };
-    let app = AppContext::get(ctx);
-    count_query("postgres", "in_playlists");
-    let rows = store::holding(app.db.pool(), me, video)
-        .await
-        .map_err(Error::from)?;
-    Ok(rows.into_iter().map(Playlist).collect())
+    let rows = AppContext::get(ctx)
+        .holding_playlists
+        .load_one((me, video))
+        .await?;
+    Ok(rows.unwrap_or_default().into_iter().map(Playlist).collect())
+}
+
+/// Which of an owner's playlists hold a video, for many (owner, video) pairs at once.
+/// Shared by all requests, like the other loaders.
+pub struct HoldingLoader(pub sqlx::PgPool);
+
+impl async_graphql::dataloader::Loader<(Uuid, Uuid)> for HoldingLoader {
+    type Value = Vec<PlaylistRow>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[(Uuid, Uuid)],
+    ) -> Result<std::collections::HashMap<(Uuid, Uuid), Vec<PlaylistRow>>, Self::Error> {
+        count_query("postgres", "in_playlists");
+        let rows = store::holding(&self.0, keys).await.map_err(Error::from)?;
+        let mut held: std::collections::HashMap<_, Vec<_>> = std::collections::HashMap::new();
+        // Rows come newest first; each key's list keeps that order.
+        for (key, row) in rows {
+            held.entry(key).or_default().push(row);
+        }
+        Ok(held)
+    }
 }

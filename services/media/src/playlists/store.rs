@@ -308,17 +308,39 @@ pub async fn of_owner(
         .await
 }
 
-/// Which of `owner`'s playlists hold `video`, newest first.
-pub async fn holding(pool: &PgPool, owner: Uuid, video: Uuid) -> sqlx::Result<Vec<PlaylistRow>> {
+/// The playlists holding each video, of each (owner, video) pair in `keys`: the owner's
+/// playlists that hold it, newest first, for many pairs in one query.
+pub async fn holding(
+    pool: &PgPool,
+    keys: &[(Uuid, Uuid)],
+) -> sqlx::Result<Vec<((Uuid, Uuid), PlaylistRow)>> {
+    #[derive(sqlx::FromRow)]
+    struct Held {
+        key_owner: Uuid,
+        key_video: Uuid,
+        #[sqlx(flatten)]
+        playlist: PlaylistRow,
+    }
+    let (owners, videos): (Vec<Uuid>, Vec<Uuid>) = keys.iter().copied().unzip();
+    let columns = PLAYLIST_COLUMNS
+        .split(", ")
+        .map(|c| format!("p.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
     let sql = format!(
-        "SELECT {PLAYLIST_COLUMNS} FROM playlists
-         WHERE owner_id = $1
-           AND id IN (SELECT playlist_id FROM playlist_items WHERE video_id = $2)
-         ORDER BY created_at DESC, id DESC"
+        "SELECT k.owner_id AS key_owner, k.video_id AS key_video, {columns}
+         FROM unnest($1::uuid[], $2::uuid[]) AS k(owner_id, video_id)
+         JOIN playlist_items i ON i.video_id = k.video_id
+         JOIN playlists p ON p.id = i.playlist_id AND p.owner_id = k.owner_id
+         ORDER BY p.created_at DESC, p.id DESC"
     );
-    sqlx::query_as(&sql)
-        .bind(owner)
-        .bind(video)
+    let rows: Vec<Held> = sqlx::query_as(&sql)
+        .bind(&owners)
+        .bind(&videos)
         .fetch_all(pool)
-        .await
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ((r.key_owner, r.key_video), r.playlist))
+        .collect())
 }

@@ -135,9 +135,12 @@ impl Realtime {
         })
     }
 
-    /// Announces a comment change to `commentEvents` subscribers on every replica, and
-    /// the comment count to `videoStats` ones. Best effort: the comment is already stored
-    /// (a failure here is logged; a client that resumes from its cursor still gets it).
+    /// Announces a comment change to `commentEvents` subscribers on every replica. Call it
+    /// as soon as the change is stored in MongoDB, before anything else the write does:
+    /// the change's version was taken just before, and the longer the way from there to
+    /// here, the likelier a newer change overtakes it on the live feed (README, "Limits
+    /// of the design"). Best effort: the comment is already stored (a failure here is
+    /// logged; a client that resumes from its cursor still gets it).
     pub async fn comment_changed(&self, kind: ChangeKind, comment: &CommentDoc) {
         let channel = channels::comments(&comment.video_id);
         let event = Event::Comment(CommentChange {
@@ -146,9 +149,6 @@ impl Realtime {
         });
         if let Err(e) = self.hub.publish(&channel, &event).await {
             tracing::warn!(error = %e, %channel, "comment event not published");
-        }
-        if let Ok(video) = comment.video_id.parse() {
-            self.stats.touch(video);
         }
     }
 }
