@@ -580,6 +580,95 @@ async fn a_ban_closes_the_socket_kills_the_tokens_and_hides_the_content_until_li
     assert_eq!(old.status(), 401);
 }
 
+/// Staff are banned only by those above them: a moderator bans neither an admin nor
+/// another moderator, an admin bans a moderator, nobody bans an admin. The target's roles
+/// are asked of auth at the time: a role granted after media cached the profile counts.
+#[tokio::test]
+async fn staff_are_banned_only_by_those_above_them() {
+    let stack = Stack::start().await;
+    let (root, warden) = staff(&stack).await;
+    let deputy = stack.register("deputy", PASSWORD).await;
+    let deputy = deputy["id"].as_str().unwrap().to_owned();
+    let id_of = |token: String| {
+        let stack = &stack;
+        async move {
+            stack
+                .graphql_ok(Some(&token), "{ me { id } }", json!({}))
+                .await["me"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let root_id = id_of(root.clone()).await;
+    // Media caches deputy's profile while deputy holds no role.
+    let cached = stack
+        .graphql_ok(
+            None,
+            "query($id: ID!) { user(id: $id) { username } }",
+            json!({ "id": deputy }),
+        )
+        .await;
+    assert_eq!(cached["user"]["username"], "deputy");
+    let granted = Client::new()
+        .put(stack.url(&format!("/user/admin/moderators/{deputy}")))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(granted.status(), 200);
+
+    for (who, whom, why) in [
+        (&warden, &root_id, "an admin"),
+        (&warden, &deputy, "another moderator"),
+    ] {
+        let body = ban(&stack, who, whom).await;
+        assert_eq!(
+            code(&body),
+            "FORBIDDEN",
+            "a moderator banning {why}: {body}"
+        );
+    }
+    // Refused changes nothing: both still sign in, and the log has no ban.
+    for name in ["root", "deputy"] {
+        let login = Client::new()
+            .post(stack.url("/auth/login"))
+            .json(&json!({ "login": name, "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), 200, "{name} signs in");
+    }
+    let log = stack.graphql_ok(Some(&root), LOG, json!({})).await;
+    assert_eq!(log["moderationLog"]["edges"], json!([]), "{log}");
+
+    // An admin bans a moderator, but not another admin.
+    let banned = ban(&stack, &root, &deputy).await;
+    assert_eq!(banned["data"]["banUser"]["action"], "BAN_USER", "{banned}");
+    let second = stack.register("root2", PASSWORD).await;
+    let made = Command::new(e2e::service_binary("auth"))
+        .args(["grant-admin", "root2"])
+        .env("DATABASE_URL", stack.auth_database_url())
+        .output()
+        .await
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let body = ban(&stack, &root, second["id"].as_str().unwrap()).await;
+    assert_eq!(
+        code(&body),
+        "FORBIDDEN",
+        "an admin banning an admin: {body}"
+    );
+    let body = ban(&stack, &root, &root_id).await;
+    assert_eq!(code(&body), "BAD_USER_INPUT", "banning oneself: {body}");
+}
+
+/// `banUser` as `token`'s user; the whole answer.
+async fn ban(stack: &Stack, token: &str, user: &str) -> Value {
+    let variables = json!({ "id": user, "why": "testing who may ban whom" });
+    stack.graphql(Some(token), BAN, variables).await
+}
+
 const COMMENT: &str =
     "mutation($v: ID!, $b: String!) { addComment(videoId: $v, body: $b) { id held } }";
 const THREAD: &str = "query($v: ID!) { comments(videoId: $v) { edges { node { body held } } } }";

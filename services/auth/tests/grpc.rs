@@ -122,6 +122,16 @@ async fn the_directory_answers_public_profiles_and_its_health_follows_the_databa
     );
     assert!(!format!("{profiles:?}").contains("grace@example.com"));
     assert!(app.profiles(vec![]).await.unwrap().is_empty());
+    // Staff roles come along (media weighs them before a ban), as they are now.
+    assert!(profile.roles.is_empty(), "{profile:?}");
+    let db = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    sqlx::query("UPDATE users SET roles = '{moderator}' WHERE id = $1::uuid")
+        .bind(&id)
+        .execute(&db)
+        .await
+        .unwrap();
+    let profiles = app.profiles(vec![id.clone()]).await.unwrap();
+    assert_eq!(profiles[0].roles, ["moderator"]);
 
     // Bad input: INVALID_ARGUMENT, saying why.
     let too_many: Vec<String> = (0..101).map(|_| Uuid::now_v7().to_string()).collect();
@@ -158,5 +168,5 @@ async fn the_directory_answers_public_profiles_and_its_health_follows_the_databa
     };
     assert_eq!(count("InvalidArgument"), Some(4), "{metrics}");
     assert_eq!(count("Unavailable"), Some(1), "{metrics}");
-    assert_eq!(count("OK"), Some(3), "{metrics}");
+    assert_eq!(count("OK"), Some(4), "{metrics}");
 }

@@ -77,4 +77,54 @@ impl Staff {
             Err(Error::Forbidden("admins only"))
         }
     }
+
+    /// The roles of an account as auth stores them (`moderator`, `admin`; anything else
+    /// is no role).
+    pub fn of_account(roles: &[String]) -> Self {
+        let roles: Vec<identity::Role> = roles
+            .iter()
+            .filter_map(|r| identity::Role::parse(r))
+            .collect();
+        Self::from_roles(&roles)
+    }
+
+    /// FORBIDDEN unless this viewer may ban an account holding `target`'s roles:
+    /// moderators ban accounts without a staff role, admins moderators too, and nobody
+    /// bans an admin (another admin revokes the role first). A ban must not let one
+    /// moderator lock out the people who oversee them.
+    pub fn may_ban(self, target: Staff) -> Result<(), Error> {
+        self.require_moderator()?;
+        if target.admin {
+            Err(Error::Forbidden(
+                "an admin cannot be banned; an admin may revoke the role first",
+            ))
+        } else if target.moderator && !self.admin {
+            Err(Error::Forbidden("only an admin can ban a moderator"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moderators_ban_users_admins_ban_moderators_nobody_bans_admins() {
+        let user = Staff::default();
+        let moderator = Staff::of_account(&["moderator".into()]);
+        let admin = Staff::of_account(&["admin".into()]);
+        let both = Staff::of_account(&["moderator".into(), "admin".into()]);
+        let allowed = |who: Staff, whom: Staff| who.may_ban(whom).is_ok();
+        assert!(!allowed(user, user), "users ban nobody");
+        assert!(allowed(moderator, user));
+        assert!(!allowed(moderator, moderator));
+        assert!(!allowed(moderator, admin));
+        assert!(allowed(admin, user));
+        assert!(allowed(admin, moderator));
+        assert!(!allowed(admin, admin));
+        assert!(!allowed(admin, both));
+        assert_eq!(Staff::of_account(&["janitor".into()]), user);
+    }
 }

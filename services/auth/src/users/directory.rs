@@ -8,7 +8,7 @@ use rpc::auth::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::store::{self, PublicProfile};
+use super::store::{self, DirectoryEntry};
 use crate::Context;
 
 /// The most ids one call may ask for.
@@ -38,7 +38,7 @@ impl UserDirectory for Directory {
             )));
         }
         let ids = rpc::parse_ids("ids", ids)?;
-        let profiles = store::public_profiles(self.ctx.db.pool(), &ids)
+        let profiles = store::directory_entries(self.ctx.db.pool(), &ids)
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "profiles lookup failed");
@@ -51,7 +51,7 @@ impl UserDirectory for Directory {
     }
 }
 
-fn profile(p: PublicProfile) -> Profile {
+fn profile(DirectoryEntry { profile: p, roles }: DirectoryEntry) -> Profile {
     Profile {
         id: p.id.to_string(),
         username: p.username,
@@ -59,5 +59,6 @@ fn profile(p: PublicProfile) -> Profile {
         bio: p.bio,
         avatar_url: p.avatar_url,
         created_at: Some(rpc::timestamp(p.created_at)),
+        roles,
     }
 }

@@ -87,12 +87,20 @@ pub async fn by_login(pool: &PgPool, login: &str) -> Result<Option<User>, sqlx::
     .await
 }
 
-pub async fn public_profiles(
+/// A profile as the user directory (gRPC) gives it: the public profile and the staff roles.
+#[derive(FromRow)]
+pub struct DirectoryEntry {
+    #[sqlx(flatten)]
+    pub profile: PublicProfile,
+    pub roles: Vec<String>,
+}
+
+pub async fn directory_entries(
     pool: &PgPool,
     ids: &[Uuid],
-) -> Result<Vec<PublicProfile>, sqlx::Error> {
+) -> Result<Vec<DirectoryEntry>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, username::text AS username, display_name, bio, avatar_url, created_at
+        "SELECT id, username::text AS username, display_name, bio, avatar_url, created_at, roles
          FROM users WHERE id = ANY($1) ORDER BY id",
     )
     .bind(ids)

@@ -56,6 +56,7 @@ use crate::{
     notifications::{self, Kind, NewNotification},
     realtime::wire,
     users::User,
+    viewer::Staff,
 };
 
 /// The longest reason or details text accepted.
@@ -520,7 +521,8 @@ impl ModerationMutation {
 
     /// Bans a user (moderators only): every token of theirs stops working at once, their
     /// logins are refused, their videos and comments are hidden, their live connections
-    /// close.
+    /// close. Moderators ban accounts without a staff role; admins moderators too; nobody
+    /// bans an admin (FORBIDDEN).
     async fn ban_user(
         &self,
         ctx: &Context<'_>,
@@ -533,7 +535,16 @@ impl ModerationMutation {
         if user == decision.moderator {
             return Err(Error::bad_input("moderators cannot ban themselves").into());
         }
-        set_banned(AppContext::get(ctx), &decision, user, true).await
+        let app = AppContext::get(ctx);
+        // The target's roles as auth has them now, not as cached.
+        let target = app
+            .directory
+            .fresh(user)
+            .await
+            .map_err(crate::users::directory::api_error)?
+            .ok_or(Error::NotFound("no such user"))?;
+        staff(ctx).may_ban(Staff::of_account(&target.roles))?;
+        set_banned(app, &decision, user, true).await
     }
 
     /// Lifts a ban (moderators only): the account may sign in again and its content is

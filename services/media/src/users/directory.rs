@@ -138,6 +138,13 @@ impl Directory {
         Ok(found)
     }
 
+    /// `id`'s profile as auth has it now, past the cache: for decisions that must not
+    /// rest on a copy up to the cache's TTL old (a ban weighs the target's roles, which an
+    /// admin may have just changed).
+    pub async fn fresh(&self, id: Uuid) -> Result<Option<User>, LookupError> {
+        Ok(self.fetch(&[id]).await?.into_iter().next())
+    }
+
     /// One call to auth for at most [`AUTH_BATCH`] ids.
     async fn fetch(&self, ids: &[Uuid]) -> Result<Vec<User>, LookupError> {
         count_query("auth", "users");
@@ -167,6 +174,7 @@ fn user(profile: Profile) -> Result<User, LookupError> {
         bio: profile.bio,
         avatar_url: profile.avatar_url,
         created_at,
+        roles: profile.roles,
     })
 }
 
@@ -178,18 +186,21 @@ impl Loader<Uuid> for UserLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, User>, Self::Error> {
-        self.0.lookup(keys).await.map_err(|e| {
-            let error = match e {
-                LookupError::Unavailable(status) => {
-                    tracing::warn!(%status, "user directory unavailable");
-                    metrics::counter!("media_user_directory_failures_total").increment(1);
-                    crate::error::Error::Unavailable(
-                        "user profiles are unavailable right now; retry shortly",
-                    )
-                }
-                other => crate::error::Error::Internal(other.into()),
-            };
-            error.into()
-        })
+        Ok(self.0.lookup(keys).await.map_err(api_error)?)
+    }
+}
+
+/// A failed lookup as the API reports it: auth unreachable is `UNAVAILABLE` (retry), the
+/// rest an internal error.
+pub fn api_error(e: LookupError) -> crate::error::Error {
+    match e {
+        LookupError::Unavailable(status) => {
+            tracing::warn!(%status, "user directory unavailable");
+            metrics::counter!("media_user_directory_failures_total").increment(1);
+            crate::error::Error::Unavailable(
+                "user profiles are unavailable right now; retry shortly",
+            )
+        }
+        other => crate::error::Error::Internal(other.into()),
     }
 }

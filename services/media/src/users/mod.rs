@@ -1,5 +1,5 @@
 //! Users as media shows them. Profiles belong to auth; media keeps a Redis copy
-//! ([`directory`]) filled in batches from auth's `POST /internal/users` and evicted by
+//! ([`directory`]) filled in batches from auth's gRPC user directory and evicted by
 //! `user.updated|deleted` events ([`events`]). Resolvers reach it through a DataLoader, so a
 //! page of 100 videos with their owners costs one cache round trip, not 100.
 
@@ -17,7 +17,7 @@ use crate::{
     cursor::{Cursor, Page},
 };
 
-/// A public profile, as auth's `/internal/users` returns it.
+/// A public profile, as auth's user directory (gRPC) gives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub id: Uuid,
@@ -27,6 +27,9 @@ pub struct User {
     pub avatar_url: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Staff roles (`moderator`, `admin`), for moderation decisions; not shown. No serde
+    /// default: a profile cached before roles were kept is of an older shape, refetched.
+    pub roles: Vec<String>,
 }
 
 #[Object]
