@@ -300,6 +300,29 @@ async fn reported_video_is_hidden_from_every_list_and_playback_then_restored() {
             .then_some(())
     })
     .await;
+    // The owner is told of that too, with the reason.
+    let told = stack
+        .graphql_ok(
+            Some(&creator),
+            "{ notifications(first: 10) { edges { node { kind detail video { id } } } } }",
+            json!({}),
+        )
+        .await;
+    let moderation_notices: Vec<&Value> = told["notifications"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["node"])
+        .filter(|n| n["kind"] == "VIDEO_HIDDEN" || n["kind"] == "VIDEO_RESTORED")
+        .collect();
+    assert_eq!(
+        moderation_notices,
+        [
+            &json!({ "kind": "VIDEO_RESTORED", "detail": "appeal upheld", "video": { "id": video } }),
+            &json!({ "kind": "VIDEO_HIDDEN", "detail": "spam", "video": { "id": video } }),
+        ],
+        "newest first: {told}"
+    );
 
     // A reported comment is removed; another report is dismissed.
     let comment = "mutation($v: ID!, $b: String!) { addComment(videoId: $v, body: $b) { id } }";

@@ -691,19 +691,21 @@ async fn set_hidden(
     let entry = decision
         .record(&mut tx, action, "video", &video.to_string())
         .await?;
-    // The owner is told why, once per decision (the revision makes each one new).
-    let notified = if hidden {
-        let notice = NewNotification {
-            video: Some(video),
-            detail: Some(decision.reason.clone()),
-            ..NewNotification::new(owner_id, Kind::VideoHidden, format!("{video}:{revision}"))
-        };
-        notifications::store::notify(&mut tx, &notice)
-            .await
-            .map_err(Error::from)?
+    // The owner is told why, of the hiding and of its end, once per decision (the
+    // revision makes each one new).
+    let kind = if hidden {
+        Kind::VideoHidden
     } else {
-        None
+        Kind::VideoRestored
     };
+    let notice = NewNotification {
+        video: Some(video),
+        detail: Some(decision.reason.clone()),
+        ..NewNotification::new(owner_id, kind, format!("{video}:{revision}"))
+    };
+    let notified = notifications::store::notify(&mut tx, &notice)
+        .await
+        .map_err(Error::from)?;
     tx.commit().await.map_err(Error::from)?;
     app.relay.notify();
     forget_pages(app);

@@ -83,10 +83,12 @@ pub enum Kind {
     WebhookDisabled,
     /// A moderator hid one of the user's videos (`detail` says why; crate::moderation).
     VideoHidden,
+    /// A moderator made one of the user's hidden videos visible again (`detail` says why).
+    VideoRestored,
 }
 
 impl Kind {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::NewVideo,
         Self::CommentReply,
         Self::VideoComment,
@@ -95,6 +97,7 @@ impl Kind {
         Self::NewSubscriber,
         Self::WebhookDisabled,
         Self::VideoHidden,
+        Self::VideoRestored,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -107,6 +110,7 @@ impl Kind {
             Self::NewSubscriber => "new_subscriber",
             Self::WebhookDisabled => "webhook_disabled",
             Self::VideoHidden => "video_hidden",
+            Self::VideoRestored => "video_restored",
         }
     }
 
