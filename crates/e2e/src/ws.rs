@@ -242,28 +242,24 @@ pub struct Watched {
     pub sessions: Vec<Session>,
 }
 
-/// One connection of [`watch_comments`].
+/// One connection of [`watch_comments`], recorded as it begins.
 pub struct Session {
     pub began: std::time::Instant,
-    pub ended: std::time::Instant,
+    /// When and why it ended (`RESYNC`, the socket's error, ...); `None` while it lasts.
+    pub ended: Option<(std::time::Instant, String)>,
     /// The cursor it subscribed `after` (the last one the previous sessions got).
     pub resumed_from: Option<String>,
     /// How many comments it delivered as `ADDED`.
     pub added: usize,
-    /// Why it ended (`RESYNC`, the socket's error, ...).
-    pub end: String,
 }
 
 impl std::fmt::Display for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:?} long, after {:?}: {} added, then {}",
-            self.ended - self.began,
-            self.resumed_from,
-            self.added,
-            self.end
-        )
+        write!(f, "after {:?}: {} added, ", self.resumed_from, self.added)?;
+        match &self.ended {
+            Some((at, why)) => write!(f, "{:?} long, then {why}", *at - self.began),
+            None => write!(f, "still open"),
+        }
     }
 }
 
@@ -278,10 +274,18 @@ pub async fn watch_comments(
 ) {
     let mut cursor: Option<String> = None;
     while !stop.is_cancelled() {
-        let began = std::time::Instant::now();
-        let resumed_from = cursor.clone();
-        let mut added = 0usize;
-        let session = async {
+        let session = {
+            let mut watched = watched.lock().unwrap();
+            watched.sessions.push(Session {
+                began: std::time::Instant::now(),
+                ended: None,
+                resumed_from: cursor.clone(),
+                added: 0,
+            });
+            watched.sessions.len() - 1
+        };
+        // Why the connection ended (it never ends otherwise).
+        let connection = async {
             let (mut socket, _) = {
                 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
                 let mut request = ws_url.as_str().into_client_request().unwrap();
@@ -324,8 +328,9 @@ pub async fn watch_comments(
                         if event["kind"] == "ADDED"
                             && let Some(body) = event["comment"]["body"].as_str()
                         {
-                            watched.lock().unwrap().delivered.insert(body.to_owned());
-                            added += 1;
+                            let mut watched = watched.lock().unwrap();
+                            watched.delivered.insert(body.to_owned());
+                            watched.sessions[session].added += 1;
                         }
                         if let Some(c) = event["cursor"].as_str() {
                             cursor = Some(c.to_owned());
@@ -338,19 +343,14 @@ pub async fn watch_comments(
                     _ => return Err(format!("{message}")), // error, complete: resubscribe
                 }
             }
-            Err::<(), String>("closed".to_owned())
+            Err::<std::convert::Infallible, String>("closed".to_owned())
         };
-        let ended = tokio::select! {
-            ended = session => ended.err().unwrap_or_default(),
+        let why = tokio::select! {
+            ended = connection => ended.unwrap_err(),
             () = stop.cancelled() => "stopped".to_owned(),
         };
-        watched.lock().unwrap().sessions.push(Session {
-            began,
-            ended: std::time::Instant::now(),
-            resumed_from,
-            added,
-            end: ended.chars().take(200).collect(),
-        });
+        let why = why.chars().take(200).collect();
+        watched.lock().unwrap().sessions[session].ended = Some((std::time::Instant::now(), why));
         if !stop.is_cancelled() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

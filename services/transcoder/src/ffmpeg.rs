@@ -29,8 +29,9 @@ pub fn command(program: &Path) -> Command {
                 return Err(std::io::Error::last_os_error());
             }
             // The parent may have died before the prctl: then nobody will send the signal.
+            // (No allocation here, between fork and exec: an OS error code, not a message.)
             if libc::getppid() as u32 != parent {
-                return Err(std::io::Error::other("the transcoder is gone"));
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
         });
@@ -47,7 +48,7 @@ pub struct Tools {
 }
 
 /// Runs `<tool> -version`: the executable exists and starts.
-async fn runs(tool: &PathBuf) -> Result<(), String> {
+async fn runs(tool: &Path) -> Result<(), String> {
     let status = command(tool)
         .args(["-hide_banner", "-version"])
         .stdout(Stdio::null())

@@ -64,24 +64,39 @@ fn start(env: &TestEnv, prefix: &str, work_dir: &Path) -> impl Future<Output = S
     }
 }
 
-/// Processes (other than zombies) whose working directory is under `dir`: the
-/// transcoder's ffmpeg runs in its job's scratch directory.
-fn working_in(dir: &Path) -> Vec<u32> {
-    let mut pids = Vec::new();
+/// The processes whose parent is `pid` (from /proc: field 4 of `stat`, after the command
+/// name in parentheses).
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut children = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
+        let Some(child) = entry
             .file_name()
             .to_str()
             .and_then(|n| n.parse::<u32>().ok())
         else {
             continue;
         };
-        let cwd = std::fs::read_link(entry.path().join("cwd"));
-        if cwd.is_ok_and(|cwd| cwd.starts_with(dir)) {
-            pids.push(pid);
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if parent == Some(pid) {
+            children.push(child);
         }
     }
-    pids
+    children
+}
+
+/// Whether `pid` is a running process: it exists and is not a zombie (state `Z`, dead but
+/// not yet reaped by whoever adopted it).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z")
+    })
 }
 
 fn files_under(dir: &Path) -> usize {
@@ -176,26 +191,25 @@ async fn a_job_interrupted_by_sigkill_completes_once_after_restart() {
             break;
         }
     }
-    assert!(
-        !working_in(&work_dir).is_empty(),
-        "ffmpeg runs in the scratch directory"
-    );
+    let worker = first.child.id().expect("the worker runs");
+    let tools = children_of(worker);
+    assert!(!tools.is_empty(), "ffmpeg runs under the worker");
     first.child.start_kill().unwrap(); // SIGKILL: no cleanup, no ack
     first.child.wait().await.unwrap();
-    // Its encoder dies with it (the kernel's signal to an orphan is immediate; a moment
-    // for it to land), rather than writing on into files the restart removes.
-    let mut left = working_in(&work_dir);
+    // Its tools die with it (the kernel signals them at once; a moment for it to land),
+    // rather than writing on into files the restart removes.
+    let mut left: Vec<u32> = tools.iter().copied().filter(|p| running(*p)).collect();
     for _ in 0..20 {
         if left.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        left = working_in(&work_dir);
+        left.retain(|p| running(*p));
     }
     assert_eq!(
         left,
         Vec::<u32>::new(),
-        "processes of the killed worker still running"
+        "the killed worker's ffmpeg still running"
     );
     assert!(
         files_under(&work_dir) > 0,

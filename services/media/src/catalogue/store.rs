@@ -61,17 +61,23 @@ pub async fn feed(pool: &PgPool, page: Page) -> sqlx::Result<Vec<VideoRow>> {
     }
 }
 
+/// A column list like [`COLUMNS`] (`a, b, c`) with each column prefixed by a table alias
+/// (`v.a, v.b, v.c`), for a query that joins another table.
+pub fn qualified(columns: &str, alias: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Newest published videos of the channels `follower` follows.
 pub async fn subscription_feed(
     pool: &PgPool,
     follower: Uuid,
     page: Page,
 ) -> sqlx::Result<Vec<VideoRow>> {
-    let columns = COLUMNS
-        .split(", ")
-        .map(|c| format!("v.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let columns = qualified(COLUMNS, "v");
     let from = "FROM follows f JOIN videos v ON v.owner_id = f.channel_id
          WHERE f.follower_id = $1
            AND v.status = 'ready' AND v.visibility = 'public' AND v.deleted_at IS NULL

@@ -302,15 +302,9 @@ impl CommentMutation {
         if video_row.owner_id != me {
             return Err(Error::Forbidden("only the video's owner approves its comments").into());
         }
-        let Some(approved) = app
-            .comments
-            .approve(comment_id)
-            .await
-            .map_err(Error::from)?
-        else {
-            return Err(Error::bad_input("this comment is not held").into());
-        };
-        let parent_author = match approved.parent() {
+        // Read before the approval: between that write (a new version) and its live
+        // event there should be nothing (crate::realtime::Realtime::comment_changed).
+        let parent_author = match comment.parent() {
             Some(parent) => app
                 .comments
                 .get(parent)
@@ -318,6 +312,14 @@ impl CommentMutation {
                 .map_err(Error::from)?
                 .and_then(|p| p.author_id.parse::<Uuid>().ok()),
             None => None,
+        };
+        let Some(approved) = app
+            .comments
+            .approve(comment_id)
+            .await
+            .map_err(Error::from)?
+        else {
+            return Err(Error::bad_input("this comment is not held").into());
         };
         publish_added(app, &approved, &video_row, parent_author).await?;
         Ok(Comment(approved))
@@ -366,7 +368,6 @@ impl CommentMutation {
                     .map_err(Error::from)?;
             }
             bump_video_count(app, video, -1, None, None).await?;
-            app.realtime.stats.touch(video);
         } else if !edited.held {
             app.realtime
                 .comment_changed(ChangeKind::Edited, &edited)
@@ -444,7 +445,6 @@ pub(crate) async fn remove(
         )
     });
     bump_video_count(app, video, -1, retraction, None).await?;
-    app.realtime.stats.touch(video);
     Ok(true)
 }
 
@@ -477,7 +477,6 @@ async fn publish_added(
         body: comment.body.clone(),
     };
     bump_video_count(app, video_row.id, 1, Some(event), Some(announcement)).await?;
-    app.realtime.stats.touch(video_row.id);
     Ok(())
 }
 
@@ -531,6 +530,8 @@ pub(crate) async fn bump_video_count(
         }
     }
     tx.commit().await?;
+    // videoStats reads the counters from PostgreSQL: told once they committed.
+    app.realtime.stats.touch(video);
     if event.is_some() || announcement.is_some() {
         app.relay.notify();
     }

@@ -45,7 +45,6 @@ pub async fn anonymise(ctx: &Context, user: Uuid) -> anyhow::Result<u64> {
                 Error::Internal(cause) => cause,
                 other => anyhow::anyhow!(other.message()),
             })?;
-        ctx.realtime.stats.touch(video);
     }
     // Comments the author had deleted themselves still name them: not any more.
     ctx.comments.forget_author(user).await?;

@@ -479,7 +479,9 @@ impl ModerationMutation {
         set_hidden(AppContext::get(ctx), &decision, video, true).await
     }
 
-    /// Shows a hidden video again (moderators only).
+    /// Shows a hidden video again (moderators only); its owner is told why
+    /// (`VIDEO_RESTORED`). A video that is not hidden is BAD_USER_INPUT, and nothing
+    /// changes.
     async fn unhide_video(
         &self,
         ctx: &Context<'_>,
@@ -669,11 +671,14 @@ async fn set_hidden(
     hidden: bool,
 ) -> Result<ModerationAction> {
     let mut tx = app.db.pool().begin().await.map_err(Error::from)?;
-    let (owner_id, revision) =
-        store::set_hidden(&mut tx, video, hidden.then_some(decision.reason.as_str()))
-            .await
-            .map_err(Error::from)?
-            .ok_or(Error::NotFound("no such video"))?;
+    let store::HiddenChange {
+        owner_id,
+        revision,
+        was_hidden,
+    } = store::set_hidden(&mut tx, video, hidden.then_some(decision.reason.as_str()))
+        .await
+        .map_err(Error::from)?
+        .ok_or(Error::NotFound("no such video"))?;
     let event = VideoModerated {
         video_id: video,
         owner_id,
@@ -691,6 +696,10 @@ async fn set_hidden(
     let entry = decision
         .record(&mut tx, action, "video", &video.to_string())
         .await?;
+    if !hidden && !was_hidden {
+        // Nothing to lift: the transaction is dropped, so nothing changed or was logged.
+        return Err(Error::bad_input("this video is not hidden").into());
+    }
     // The owner is told why, of the hiding and of its end, once per decision (the
     // revision makes each one new).
     let kind = if hidden {

@@ -189,18 +189,32 @@ pub async fn log_page(pool: &PgPool, page: Page) -> sqlx::Result<Vec<LogRow>> {
     .await
 }
 
-/// Hides (or unhides) a video; its new moderation revision, or `None` when there is no
-/// such video (or it is deleted).
+/// What [`set_hidden`] changed.
+#[derive(sqlx::FromRow)]
+pub struct HiddenChange {
+    pub owner_id: Uuid,
+    /// The decision's revision.
+    pub revision: i64,
+    /// Whether the video was hidden before the decision.
+    pub was_hidden: bool,
+}
+
+/// Hides (or unhides) a video; what changed, or `None` when there is no such video (or it
+/// is deleted).
 pub async fn set_hidden(
     conn: &mut PgConnection,
     video: Uuid,
     hidden: Option<&str>,
-) -> sqlx::Result<Option<(Uuid, i64)>> {
+) -> sqlx::Result<Option<HiddenChange>> {
     sqlx::query_as(
-        "UPDATE videos SET hidden_at = CASE WHEN $2::text IS NULL THEN NULL ELSE now() END,
-                hidden_reason = $2, moderation_revision = moderation_revision + 1
-         WHERE id = $1 AND deleted_at IS NULL
-         RETURNING owner_id, moderation_revision",
+        "WITH before AS (
+             SELECT id, hidden_at FROM videos WHERE id = $1 AND deleted_at IS NULL FOR UPDATE
+         )
+         UPDATE videos v SET hidden_at = CASE WHEN $2::text IS NULL THEN NULL ELSE now() END,
+                hidden_reason = $2, moderation_revision = v.moderation_revision + 1
+         FROM before WHERE v.id = before.id
+         RETURNING v.owner_id, v.moderation_revision AS revision,
+                   before.hidden_at IS NOT NULL AS was_hidden",
     )
     .bind(video)
     .bind(hidden)

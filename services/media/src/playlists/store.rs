@@ -8,7 +8,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    catalogue::{VideoRow, store::COLUMNS},
+    catalogue::{
+        VideoRow,
+        store::{COLUMNS, qualified},
+    },
     cursor::Page,
 };
 
@@ -260,11 +263,7 @@ pub async fn items(
     page: Page,
 ) -> sqlx::Result<Vec<ItemRow>> {
     let after = page.after.and_then(|c| c.score).map_or(-1, |p| p as i32);
-    let columns: String = COLUMNS
-        .split(", ")
-        .map(|c| format!("v.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let columns = qualified(COLUMNS, "v");
     let sql = format!(
         "SELECT i.position, i.added_at, {columns}
          FROM playlist_items i JOIN videos v ON v.id = i.video_id
@@ -322,11 +321,7 @@ pub async fn holding(
         playlist: PlaylistRow,
     }
     let (owners, videos): (Vec<Uuid>, Vec<Uuid>) = keys.iter().copied().unzip();
-    let columns = PLAYLIST_COLUMNS
-        .split(", ")
-        .map(|c| format!("p.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let columns = qualified(PLAYLIST_COLUMNS, "p");
     let sql = format!(
         "SELECT k.owner_id AS key_owner, k.video_id AS key_video, {columns}
          FROM unnest($1::uuid[], $2::uuid[]) AS k(owner_id, video_id)

@@ -502,14 +502,20 @@ fn dispatch_payload(inner: &Inner, channel: &str, payload: &[u8]) {
     let Some(channel) = channel.strip_prefix(&inner.prefix) else {
         return;
     };
+    // Only a confirmed channel delivers. After a lost connection the channel is not
+    // ready until the hub has subscribed again and queued the gap; on a cluster, the
+    // client re-subscribes by itself and may deliver before that, possibly out of order
+    // (publishes retried across a failover). Dropped here, those reach subscribers
+    // through the replay the gap starts, never ahead of it.
     let Some(sender) = inner
         .channels
         .lock()
         .unwrap()
         .get(channel)
+        .filter(|slot| *slot.ready.borrow())
         .map(|slot| slot.sender.clone())
     else {
-        return; // the last local subscriber left while this was in flight
+        return; // the last local subscriber left while this was in flight, or not ready
     };
     match serde_json::from_slice::<Wire<Event>>(payload) {
         Ok(wire) => {

@@ -11,6 +11,9 @@
 //! re-subscribes by itself, but messages published meanwhile are gone, so on a
 //! disconnection every channel is marked not ready, re-`SSUBSCRIBE`d (retried until its
 //! shard answers, e.g. once a replica has been promoted), and then told [`Event::Gap`].
+//! What the client's own re-subscription delivers before that is dropped
+//! (`dispatch_payload` delivers only on ready channels): it may come in any order, and
+//! the resync the gap starts replays it from storage.
 
 use std::{sync::Weak, time::Duration};
 
