@@ -36,18 +36,23 @@ fn code(body: &Value) -> &str {
         .unwrap_or_else(|| panic!("no error code in {body}"))
 }
 
-/// An admin (made by the operator's command) and a moderator the admin appointed:
-/// (admin token, moderator token).
-async fn staff(stack: &Stack) -> (String, String) {
-    stack.register("root", PASSWORD).await;
-    let warden = stack.register("warden", PASSWORD).await;
+/// Makes `username` an admin with the operator's command (`auth grant-admin`).
+async fn grant_admin(stack: &Stack, username: &str) {
     let made = Command::new(e2e::service_binary("auth"))
-        .args(["grant-admin", "root"])
+        .args(["grant-admin", username])
         .env("DATABASE_URL", stack.auth_database_url())
         .output()
         .await
         .unwrap();
     assert!(made.status.success(), "{made:?}");
+}
+
+/// An admin (made by the operator's command) and a moderator the admin appointed:
+/// (admin token, moderator token).
+async fn staff(stack: &Stack) -> (String, String) {
+    stack.register("root", PASSWORD).await;
+    let warden = stack.register("warden", PASSWORD).await;
+    grant_admin(stack, "root").await;
     let root = stack.login("root", PASSWORD).await["access_token"]
         .as_str()
         .unwrap()
@@ -642,13 +647,7 @@ async fn staff_are_banned_only_by_those_above_them() {
     let banned = ban(&stack, &root, &deputy).await;
     assert_eq!(banned["data"]["banUser"]["action"], "BAN_USER", "{banned}");
     let second = stack.register("root2", PASSWORD).await;
-    let made = Command::new(e2e::service_binary("auth"))
-        .args(["grant-admin", "root2"])
-        .env("DATABASE_URL", stack.auth_database_url())
-        .output()
-        .await
-        .unwrap();
-    assert!(made.status.success(), "{made:?}");
+    grant_admin(&stack, "root2").await;
     let body = ban(&stack, &root, second["id"].as_str().unwrap()).await;
     assert_eq!(
         code(&body),

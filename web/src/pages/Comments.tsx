@@ -80,14 +80,17 @@ export function Comments({ videoId, ownerId, onGone }: { videoId: string; ownerI
 
   const post = async (e: Event) => {
     e.preventDefault();
-    const text = body.trim();
+    const sent = body;
+    const text = sent.trim();
     if (!text) return;
     setBusy(true);
     setError(null);
     try {
       const d = await gql(AddCommentMutation, { videoId, body: text, parentId: replyTo });
       update((t) => upsert(t, [d.addComment]));
-      setBody('');
+      // The live feed can show the comment before this answer; whatever was typed since
+      // (the next comment) is kept.
+      setBody((now) => (now === sent ? '' : now));
       setReplyTo(null);
     } catch (err) {
       setError(err);
